@@ -1,0 +1,209 @@
+r"""Direct solves of the primal problems, independent of the dual and of any closed form.
+
+Problem (3):   min_{p in simplex, supp p ⊆ supp u}  alpha/2 ||b - T^T p||^2 + KL(p || u)
+MEM (Sec 4):   min_{p in simplex, supp p ⊆ supp u}  KL(p || u)   s.t.  ||b - T^T p||^2 <= r^2
+
+Two independent routes for each:
+* SciPy: (3) by trust-region Newton over the open simplex (every p in it, not only the
+  exponential family (9)); MEM by SLSQP directly on p (bounds, equality, the ball constraint).
+* CVXPY: the same problem as an exponential-cone program (``rel_entr``), solved by Clarabel.
+
+Shapes: T (n, d), u (n,), z (d,), alpha > 0, r > 0. Templates with u_i = 0 are dropped
+before solving (KL(p||u) is finite only if p_i = 0 there) and their p_i is returned as 0.
+Reference: 004_830fd89135933577.txt eqs (3)-(4) and Section 4.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp
+
+from .evidence import Inconclusive
+
+_FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
+
+
+@dataclass
+class PrimalSolution:
+    p: np.ndarray  # (n,), zero outside supp(u)
+    value: float
+    method: str
+
+
+def _support(u):
+    s = np.asarray(u) > 0
+    return s, np.flatnonzero(s)
+
+
+def _embed(n, idx, ps):
+    p = np.zeros(n)
+    p[idx] = ps
+    return p
+
+
+def _kl_and_grad(p, u):
+    q = np.maximum(p, _FLOOR)
+    return float(np.sum(q * (np.log(q) - np.log(u)))), np.log(q) - np.log(u) + 1.0
+
+
+def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
+    """Problem (3) by SciPy's trust-region Newton (``trust-exact``) on the open simplex.
+
+    p = softmax(log u + theta) with theta_last = 0 maps R^{m-1} one-to-one onto the relative
+    interior of the simplex on supp(u) (m = |supp u|); the minimiser lies there because
+    d KL / d p_i -> -inf as p_i -> 0.  The exact Hessian in theta is
+    J (alpha T T^T + diag 1/p) J + diag(w) - p w^T - w p^T, with J = diag p - p p^T,
+    g = grad_p F and w = p * (g - <p, g>).  This parameterisation is of the whole
+    simplex, not of the exponential family (9) under test.
+    """
+    T, u, z = (np.asarray(a, float) for a in (T, u, z))
+    b = T.T @ u + z
+    s, idx = _support(u)
+    Ts, lu = T[idx], np.log(u[idx])
+    if len(idx) == 1:
+        p = _embed(len(u), idx, np.ones(1))
+        return PrimalSolution(p, primal_value(T, u, z, alpha, p), "scipy-trust-exact")
+
+    def parts(th):
+        x = lu + np.append(th, 0.0)
+        lp = x - logsumexp(x)
+        p = np.exp(lp)
+        r = b - Ts.T @ p
+        g = -alpha * (Ts @ r) + (lp - lu) + 1.0
+        return p, alpha / 2 * r @ r + p @ (lp - lu), g, p * (g - p @ g)
+
+    def fun(th):
+        p, F, g, w = parts(th)
+        return F, w[:-1]
+
+    def hess(th):
+        p, F, g, w = parts(th)
+        J = np.diag(p) - np.outer(p, p)
+        H = J @ (alpha * Ts @ Ts.T + np.diag(1.0 / p)) @ J + np.diag(w) - np.outer(p, w) - np.outer(w, p)
+        return H[:-1, :-1]
+
+    res = minimize(fun, np.zeros(len(idx) - 1), jac=True, hess=hess, method="trust-exact",
+                   options={"gtol": 1e-13, "maxiter": 1000})
+    p, F, g, w = parts(res.x)
+    # trust-exact may stop at round-off ("bad approximation"); judge by the gradient instead
+    if not np.all(np.isfinite(w)) or np.linalg.norm(w) > gtol:
+        raise Inconclusive(f"trust-exact on the primal (3) stopped at gradient {np.linalg.norm(w):.1e}: {res.message}")
+    return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact")
+
+
+def primal_value(T, u, z, alpha, p) -> float:
+    from .dual import primal_objective
+
+    return primal_objective(T, u, z, alpha, p)
+
+
+def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
+    """Problem (3) as an exponential-cone program (CVXPY + Clarabel)."""
+    import cvxpy as cp
+
+    T, u, z = (np.asarray(a, float) for a in (T, u, z))
+    b = T.T @ u + z
+    s, idx = _support(u)
+    Ts, us = T[idx], u[idx]
+    def build():
+        p = cp.Variable(len(idx), nonneg=True)
+        obj = alpha / 2 * cp.sum_squares(b - Ts.T @ p) + cp.sum(cp.rel_entr(p, us))
+        return cp.Problem(cp.Minimize(obj), [cp.sum(p) == 1]), p
+
+    prob, p = _solve_cvxpy(build)
+    ps = np.clip(p.value, 0, None)
+    ps /= ps.sum()
+    p_full = _embed(len(u), idx, ps)
+    # the objective at the returned (clipped, renormalised) point, not the solver's own figure
+    return PrimalSolution(p_full, primal_value(T, u, z, alpha, p_full), "cvxpy-clarabel")
+
+
+def _solve_cvxpy(build):
+    """Solve a freshly built (problem, variable) pair; returns the solved pair."""
+    import cvxpy as cp
+
+    # Tight tolerances first; Clarabel's defaults (gap 1e-8) where the tight ones stall.
+    for opts in ({"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12}, {}):
+        prob, var = build()  # a fresh problem: a re-solve keeps state and may not converge
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prob.solve(solver=cp.CLARABEL, max_iter=500, **opts)
+        except cp.error.SolverError as e:
+            raise Inconclusive(f"Clarabel failed: {e}") from e
+        if prob.status == "optimal":
+            return prob, var
+    raise Inconclusive(f"Clarabel status {prob.status}")
+
+
+def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
+    """MEM: min KL(p||u) s.t. ||b - T^T p||^2 <= r^2, by SLSQP on the simplex."""
+    T, u, b = (np.asarray(a, float) for a in (T, u, b))
+    s, idx = _support(u)
+    Ts, us = T[idx], u[idx]
+    cons = [
+        {"type": "eq", "fun": lambda p: p.sum() - 1.0, "jac": lambda p: np.ones_like(p)},
+        {"type": "ineq", "fun": lambda p: r**2 - np.sum((b - Ts.T @ p) ** 2),
+         "jac": lambda p: 2 * Ts @ (b - Ts.T @ p)},
+    ]
+    res = minimize(lambda p: _kl_and_grad(p, us), us.copy(), jac=True, method="SLSQP",
+                   bounds=[(0.0, 1.0)] * len(idx), constraints=cons,
+                   options={"ftol": 1e-15, "maxiter": 2000})
+    if not res.success and "Positive directional derivative" not in res.message:
+        raise Inconclusive(f"SLSQP on the MEM problem did not converge: {res.message}")
+    ps = np.clip(res.x, 0, None)
+    ps /= ps.sum()
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "scipy-slsqp")
+
+
+def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
+    """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel)."""
+    import cvxpy as cp
+
+    T, u, b = (np.asarray(a, float) for a in (T, u, b))
+    s, idx = _support(u)
+    Ts, us = T[idx], u[idx]
+    def build():
+        p = cp.Variable(len(idx), nonneg=True)
+        return cp.Problem(cp.Minimize(cp.sum(cp.rel_entr(p, us))),
+                          [cp.sum(p) == 1, cp.norm(b - Ts.T @ p, 2) <= r]), p
+
+    prob, p = _solve_cvxpy(build)
+    ps = np.clip(p.value, 0, None)
+    ps /= ps.sum()
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel")
+
+
+def solve_eot_scipy(s, tau) -> np.ndarray:
+    """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003)."""
+    s = np.asarray(s, float)
+
+    def f(p):
+        q = np.maximum(p, _FLOOR)
+        return -p @ s + tau * np.sum(q * np.log(q)), -s + tau * (np.log(q) + 1)
+
+    n = len(s)
+    res = minimize(f, np.full(n, 1 / n), jac=True, method="SLSQP", bounds=[(0, 1)] * n,
+                   constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1,
+                                 "jac": lambda p: np.ones_like(p)}],
+                   options={"ftol": 1e-15, "maxiter": 2000})
+    if not res.success and "Positive directional derivative" not in res.message:
+        raise Inconclusive(f"SLSQP on the EOT problem did not converge: {res.message}")
+    return np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
+
+
+def solve_eot_cvxpy(s, tau) -> np.ndarray:
+    """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p)."""
+    import cvxpy as cp
+
+    def build():
+        p = cp.Variable(len(s), nonneg=True)
+        return cp.Problem(cp.Maximize(p @ np.asarray(s, float) + tau * cp.sum(cp.entr(p))),
+                          [cp.sum(p) == 1]), p
+
+    prob, p = _solve_cvxpy(build)
+    return np.clip(p.value, 0, None) / np.clip(p.value, 0, None).sum()

@@ -1,0 +1,103 @@
+"""Run the registered claims and collect their results (the engine's core loop)."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+import traceback
+from importlib import metadata
+
+from . import context
+from .evidence import Evidence, Inconclusive
+from .registry import Claim, load_claims, resolve
+
+STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+def decide(claim: Claim, ev: Evidence, problems: list[str]) -> tuple[str, str]:
+    """The status rule of CLAIMS.md, applied to what the functions recorded."""
+    if claim.status:
+        return claim.status, claim.reason
+    if not claim.functions:
+        return "inconclusive", NOT_IMPLEMENTED
+    failed = [c.name for c in ev.checks if not c.passed]
+    if failed:
+        return "refuted", "failing checks: " + ", ".join(failed)
+    if problems:
+        return "inconclusive", "; ".join(problems)
+    if not ev.checks:
+        return "inconclusive", "the claim's functions recorded no checks"
+    return "verified", f"all {len(ev.checks)} checks ran and passed"
+
+
+def run_claim(claim: Claim, log=print) -> dict:
+    ev, problems = Evidence(), []
+    t0 = time.perf_counter()
+    for ref in claim.functions:
+        t1 = time.perf_counter()
+        try:
+            ev.extend(resolve(ref)())
+        except Inconclusive as e:
+            problems.append(f"{ref}: {e}")
+        except Exception as e:  # a crash leaves the claim undecided, and says where
+            problems.append(f"{ref} raised {type(e).__name__}: {e}")
+            traceback.print_exc(file=sys.stderr)
+        log(f"    {ref} ({time.perf_counter() - t1:.1f} s)")
+    status, reason = decide(claim, ev, problems)
+    return {
+        "id": claim.id,
+        "title": claim.title,
+        "family": claim.family,
+        "source": {"seed": claim.seed, "equation": claim.equation},
+        "statement": claim.statement.strip(),
+        "status": status,
+        "reason": reason,
+        "finding": ev.finding,
+        "checks": [c.as_dict() for c in ev.checks],
+        "derivation": [{"text": s.text, "latex": s.latex} for s in ev.steps],
+        "figures": [{"path": f.path, "caption": f.caption} for f in ev.figures],
+        "tables": [{"caption": t.caption, "header": t.header, "rows": t.rows} for t in ev.tables],
+        "notes": ev.notes,
+        "errata": [e.__dict__ for e in ev.errata],
+        "wall_time_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("attnverify", "numpy", "scipy", "sympy", "cvxpy", "clarabel", "matplotlib", "pot"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def run_all(select=None, log=print) -> dict:
+    """Run every claim (or those for which ``select(claim)`` is true); returns results.json's dict."""
+    t0 = time.perf_counter()
+    claims = load_claims()
+    results = []
+    for i, claim in enumerate(claims, 1):
+        if select is not None and not select(claim):
+            continue
+        log(f"[{i:2d}/{len(claims)}] {claim.id}: {claim.title}")
+        r = run_claim(claim, log=log)
+        log(f"    -> {r['status']}" + (f" ({r['reason']})" if r["status"] != "verified" else ""))
+        results.append(r)
+    errata = [dict(e, claim=r["id"]) for r in results for e in r.pop("errata")]
+    summary = {s: sum(r["status"] == s for r in results) for s in STATUSES}
+    return {
+        "schema": 1,
+        "summary": summary,
+        "claims": results,
+        "errata": errata,
+        "run": {
+            "seed": context.SEED,
+            "versions": _versions(),
+            "platform": f"{platform.system()} {platform.machine()}",
+            "wall_time_s": round(time.perf_counter() - t0, 1),
+        },
+    }

@@ -1,0 +1,145 @@
+"""FD-13, FD-14, FD-16: the error of each closed form against the exact lambda*, as alpha -> 0.
+
+The ground truth is lambda* from Newton on the exact dual (7).  The derivation
+(derivations.cumulant:first_order_lambda) predicts, for alpha -> 0,
+
+    lambda* = alpha z - alpha^2 Sigma z + alpha^3 (Sigma^2 z - 1/2 kappa3[z, z]) + O(alpha^4)
+
+so ||lambda* - alpha z|| ~ alpha^2 ||Sigma z||              (FD-14, slope 2)
+   ||lambda* - (13)||    ~ alpha^3 ||kappa3[z, z]|| / 2      (FD-13, slope 3)
+   ||h(lambda*) - (16)|| ~ alpha^2 ||Sigma^2 z||             (FD-16, slope 2)
+
+Each check fits the log-log slope over alpha in [1e-4, 1e-2] AND compares the measured
+leading coefficient with the predicted one; a table reports the error up to alpha = 10.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from attnverify import context, dual
+from attnverify.evidence import Evidence, Figure, Table
+
+from .instances import random_instance
+
+FIT_ALPHAS = np.geomspace(1e-4, 1e-2, 9)
+WIDE_ALPHAS = np.array([1e-3, 1e-2, 1e-1, 0.5, 1.0, 2.0, 10.0])
+SLOPE_TOL = 0.05
+SLOPE_WHY = ("over alpha <= 1e-2 the next-order term changes the local slope by O(alpha ||t||^2) <= ~0.02 "
+             "for templates of norm ~1; a wrong order changes it by >= 1")
+COEF_TOL = 0.02
+COEF_WHY = "at alpha = 1e-4 the relative size of the next-order term is O(alpha) ~ 1e-4 times instance constants; 2e-2 leaves room for those constants"
+SIZES = [(8, 2), (64, 16), (256, 64), (16, 64)]
+
+
+def _instances():
+    rng = context.rng("closed-forms")
+    return [random_instance(rng, n, d, 1.0) for n, d in SIZES]
+
+
+def _third_cumulant_zz(T, u, z):
+    """kappa3[z, z]_a = sum_i u_i (t_i - mu)_a <t_i - mu, z>^2."""
+    Tc = T - T.T @ u
+    return Tc.T @ (u * (Tc @ z) ** 2)
+
+
+def _exact(inst, alpha):
+    sol = dual.solve_dual_newton(inst.T, inst.u, inst.z, alpha, rtol=1e-14)
+    if not sol.converged and sol.grad_norm > 1e-13 * max(1, np.linalg.norm(inst.b)):
+        from attnverify.evidence import Inconclusive
+
+        raise Inconclusive(f"Newton on (7) did not converge at alpha={alpha:g}")
+    return sol.lam
+
+
+def _order_check(claim, err_fn, pred_order, coef_fn, label) -> Evidence:
+    ev = Evidence()
+    slopes, coef_err, rows = [], [], []
+    curves = []
+    for inst in _instances():
+        T, u, z = inst.T, inst.u, inst.z
+        errs = np.array([err_fn(inst, a, _exact(inst, a)) for a in FIT_ALPHAS])
+        norms = np.linalg.norm(errs, axis=1)
+        slope = float(np.polyfit(np.log(FIT_ALPHAS), np.log(norms), 1)[0])
+        slopes.append(slope)
+        pred = coef_fn(T, u, z)  # predicted leading coefficient vector
+        meas = errs[0] / FIT_ALPHAS[0] ** pred_order
+        coef_err.append(float(np.linalg.norm(meas - pred) / np.linalg.norm(pred)))
+        wide = [float(np.linalg.norm(err_fn(inst, a, _exact(inst, a)))) for a in WIDE_ALPHAS]
+        rel = [w / np.linalg.norm(_exact(inst, a)) if claim != "FD-16" else w for w, a in zip(wide, WIDE_ALPHAS)]
+        n, d = T.shape
+        rows.append([f"n={n}, d={d}", slope] + rel)
+        curves.append((f"n={n}, d={d}", FIT_ALPHAS, norms))
+    worst_slope = float(np.max(np.abs(np.array(slopes) - pred_order)))
+    ev.check(f"fitted log-log slope of {label} is {pred_order}", "newton",
+             f"max over {len(slopes)} instances of |slope - {pred_order}|, alpha in [1e-4, 1e-2]",
+             worst_slope, SLOPE_TOL, worst_slope <= SLOPE_TOL, SLOPE_WHY)
+    worst_coef = float(np.max(coef_err))
+    ev.check(f"leading coefficient of {label} matches the derivation", "newton",
+             f"max relative difference between error/alpha^{pred_order} at alpha = 1e-4 and the predicted coefficient",
+             worst_coef, COEF_TOL, worst_coef <= COEF_TOL, COEF_WHY)
+    what = "||error||" if claim == "FD-16" else "||error|| / ||lambda*||"
+    ev.tables.append(Table(f"{claim}: fitted slope, and {what} for larger alpha (where the approximation is used)",
+                           ["instance", "slope"] + [f"alpha={a:g}" for a in WIDE_ALPHAS], rows))
+    ev.figures.append(_plot(claim, curves, pred_order, label))
+    return ev
+
+
+def _plot(claim, curves, order, label) -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for name, a, e in curves:
+        ax.loglog(a, e, "o-", ms=3, label=name)
+    ref = curves[0][2][-1] * (FIT_ALPHAS / FIT_ALPHAS[-1]) ** order
+    ax.loglog(FIT_ALPHAS, ref, "k--", lw=1, label=f"slope {order}")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel(label)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", lw=0.3)
+    path = context.save_figure(fig, f"{claim.lower()}-order")
+    return Figure(path, f"{claim}: {label} against alpha (log-log), exact lambda* from Newton on (7).")
+
+
+def order_of_14() -> Evidence:
+    """FD-14: ||lambda* - alpha z|| = O(alpha^2), coefficient -Sigma z."""
+    return _order_check("FD-14", lambda i, a, lam: lam - a * i.z, 2,
+                        lambda T, u, z: -dual.covariance(T, u) @ z, "||lambda* - alpha z||")
+
+
+def order_of_13() -> Evidence:
+    """FD-13: ||lambda* - alpha (I + alpha Sigma)^{-1} z|| = O(alpha^3), coefficient -kappa3[z,z]/2."""
+    return _order_check("FD-13", lambda i, a, lam: lam - dual.lambda_quadratic_13(i.T, i.u, i.z, a), 3,
+                        lambda T, u, z: -0.5 * _third_cumulant_zz(T, u, z), "||lambda* - (13)||")
+
+
+def order_of_16() -> Evidence:
+    """FD-16: ||h_hat(lambda*) - (16)|| = O(alpha^2), coefficient -Sigma^2 z; uniform u is softmax attention."""
+    ev = _order_check("FD-16", lambda i, a, lam: dual.h_hat(i.T, i.u, lam) - dual.attention_16(i.T, i.u, i.z, a), 2,
+                      lambda T, u, z: -dual.covariance(T, u) @ dual.covariance(T, u) @ z, "||h_hat - (16)||")
+    ev.extend(_uniform_is_dot_product())
+    return ev
+
+
+def _uniform_is_dot_product() -> Evidence:
+    """(16) with u_i = 1/n against an independent dot-product attention: softmax(alpha T z)^T T."""
+    from scipy.special import softmax
+
+    ev = Evidence()
+    rng = context.rng("uniform-attention")
+    worst = 0.0
+    for n, d in [(8, 2), (64, 16), (256, 64)]:
+        T = rng.normal(size=(n, d))
+        z = rng.normal(size=d)
+        for a in (1e-3, 1.0, 10.0):
+            h16 = dual.attention_16(T, np.full(n, 1 / n), z, a)
+            att = softmax(a * (T @ z)) @ T
+            worst = max(worst, float(np.linalg.norm(h16 - att) / np.linalg.norm(att)))
+    ev.check("uniform u: (16) equals dot-product attention", "numeric",
+             "max ||(16) with u = 1/n - softmax(alpha T z)^T T|| / ||softmax(alpha T z)^T T||",
+             worst, 1e-13, worst <= 1e-13,
+             "the two are the same expression up to the constant 1/n that cancels; only rounding separates them")
+    return ev

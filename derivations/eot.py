@@ -1,0 +1,416 @@
+"""SymPy re-derivations for the one-sided entropic-OT reading of attention (EOT-KKT, EOT-UNIQ, EOT-LSE).
+
+Everything is done for a general number n of keys: p and s are ``IndexedBase`` objects, the
+objective is a ``Sum`` over j = 1..n, and derivatives are taken through the ``Sum`` (SymPy then
+produces ``KroneckerDelta`` terms, which ``doit`` turns into ``Piecewise`` in the index range).
+
+The module also holds a small "sum algebra" normaliser (:func:`sum_normal`) used by the
+identity checks here and in :mod:`derivations.fenchel_dual`: it distributes sums over their
+summands, pulls out factors free of the summation index, flattens nested linear sums and renames
+bound indices canonically, so that two expressions equal by the ordinary rules of finite sums
+normalise to the same expression.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+
+from attnverify.evidence import Erratum, Evidence, as_latex, full_simplify
+
+SRC_003 = "003_e1554db561d6b2f9.txt"
+
+# ---------------------------------------------------------------------------
+# Sum algebra helpers (also used by fenchel_dual)
+# ---------------------------------------------------------------------------
+
+
+def _expand(e):
+    # keep exp(Sum) intact: expand would otherwise turn it into a Product
+    return sp.expand(e, power_exp=False)
+
+
+def _norm(e):
+    if isinstance(e, sp.Sum):
+        return _norm_sum(e)
+    if not e.args or isinstance(e, (sp.Indexed, sp.Idx)):
+        return e
+    return e.func(*[_norm(x) for x in e.args])
+
+
+def _norm_sum(S):
+    # fresh bound names first, so flattening nested sums cannot capture a free index
+    fresh = {lim[0]: sp.Dummy(lim[0].name) for lim in S.limits}
+    f = _expand(_norm(S.function.xreplace(fresh)))
+    limits = [(fresh[x],) + tuple(lim) for x, *lim in S.limits]
+    out = sp.S.Zero
+    for term in sp.Add.make_args(f):  # sum of a sum = sum of sums
+        lims, factors = list(limits), []
+        for fac in sp.Mul.make_args(term):
+            if isinstance(fac, sp.Sum):  # a linear inner sum: merge into a multiple sum
+                inner = {lim[0]: sp.Dummy(lim[0].name) for lim in fac.limits}
+                factors.append(fac.function.xreplace(inner))
+                lims += [(inner[x],) + tuple(lim) for x, *lim in fac.limits]
+            else:
+                factors.append(fac)
+        for t2 in sp.Add.make_args(_expand(sp.Mul(*factors))):
+            out += _canon(t2, lims)
+    return out
+
+
+def _canon(term, lims):
+    """coefficient * Sum(body) with factors free of the indices pulled out and canonical names."""
+    dums = {lim[0] for lim in lims}
+    coeff, dep = [], []
+    for fac in sp.Mul.make_args(term):
+        (dep if fac.free_symbols & dums else coeff).append(fac)
+    body, c, used = sp.Mul(*dep), sp.Mul(*coeff), []
+    for x, lo, hi in lims:
+        if x in body.free_symbols:
+            used.append((x, lo, hi))
+        else:  # summing something constant in x
+            c *= hi - lo + 1
+    if not used:
+        return c * body
+    used.sort(key=lambda lim: (str(lim[1]), str(lim[2])))  # ranges are independent here
+    # avoid names already used (e.g. bound in an inner exp(Sum)); Dummies are placeholders only
+    taken = {s.name for s in body.atoms(sp.Symbol) if not isinstance(s, sp.Dummy)}
+    ren, new_lims = {}, []
+    for x, lo, hi in used:
+        m = 0
+        while f"iota_{hi}_{m}" in taken:
+            m += 1
+        y = sp.Symbol(f"iota_{hi}_{m}", integer=True)
+        taken.add(y.name)
+        ren[x] = y
+        new_lims.append((y, lo, hi))
+    return c * sp.Sum(body.xreplace(ren), *new_lims)
+
+
+def sum_normal(e, rules=()):
+    """Normal form of an expression with finite sums; ``rules`` are (Sum-expression, value) pairs.
+
+    ``expand_log(force=True)`` is used: every log here is of a positive quantity (probabilities,
+    priors, partition functions), and exp of a real exponent.
+    """
+    e = _expand(_norm(_expand(sp.expand_log(sp.sympify(e), force=True))))
+    for lhs, rhs in rules:
+        ln = sum_normal(lhs)
+        sums = [f for f in sp.Mul.make_args(ln) if isinstance(f, sp.Sum)]
+        if len(sums) != 1:
+            raise ValueError(f"rule left side must normalise to c*Sum(...): {ln}")
+        coeff = ln / sums[0]
+        e = _expand(e.xreplace({sums[0]: sum_normal(rhs) / coeff}))
+        e = _expand(_norm(e))
+    return e
+
+
+def readable(e, names=None):
+    """Rename the canonical bound indices of :func:`sum_normal` for display in a step."""
+    names = names or {"n": "jlir", "d": "acef"}
+    ren = {}
+    for sym in e.atoms(sp.Symbol):
+        if sym.name.startswith("iota_"):
+            _, hi, pos = sym.name.split("_")
+            ren[sym] = sp.Symbol(names.get(hi, "xyzw")[int(pos)], integer=True)
+    return e.xreplace(ren)
+
+
+def eq(lhs_latex: str, rhs) -> str:
+    """A step's LaTeX 'lhs = rhs' with a hand-written left side."""
+    return f"{lhs_latex} = {sp.latex(rhs)}"
+
+
+def sum_simplify(e):
+    """Simplifier for ``Evidence.identity`` on expressions with symbolic finite sums."""
+    r = sum_normal(e)
+    if r == 0:
+        return r
+    try:  # a second chance for non-sum algebra; SymPy's sum_simplify can crash on 1/Sum terms
+        return full_simplify(r)
+    except Exception:  # noqa: BLE001  (a crash is "not shown to be 0", the residual stands)
+        return r
+
+
+def resolve_in_range(expr, idx, lo, hi):
+    """``doit`` the KroneckerDelta sums and keep the Piecewise branch valid for lo <= idx <= hi."""
+    true_for = {sp.Le(idx, hi): True, sp.Ge(hi, idx): True, sp.Ge(idx, lo): True, sp.Le(lo, idx): True}
+
+    def pick(pw):
+        for ec in pw.args:
+            if sp.simplify(sp.sympify(ec.cond).xreplace(true_for)) is sp.true:
+                return ec.expr
+        raise ValueError(f"cannot resolve {pw} for {lo} <= {idx} <= {hi}")
+
+    return expr.doit().replace(lambda e: isinstance(e, sp.Piecewise), pick)
+
+
+def replace_indexed(expr, base, fn):
+    """Replace every ``base[i]`` by ``fn(i)`` (also inside sums, where ``subs`` does not reach)."""
+    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base, lambda e: fn(*e.indices))
+
+
+def against_printed(ev, name, derived, printed, source, where, printed_latex, note="", simplify=None):
+    """Compare a derived line with the line as printed; an erratum only if they differ."""
+    simp = simplify or sum_simplify
+    residual = simp(sp.sympify(derived) - sp.sympify(printed))
+    if residual == 0:
+        return ev.check(
+            name, "symbolic", f"derived line − printed line {where} ({source})", "0", "exact", True,
+            "a symbolic identity holds exactly or not at all",
+        )
+    ev.errata.append(Erratum(source=source, equation=where, printed=printed_latex,
+                             corrected=as_latex(derived), note=note or f"derived − printed = {residual}"))
+    return ev.check(
+        name, "symbolic",
+        f"printed line {where} compared with the derived line: they differ by {sp.latex(residual)} "
+        "(see errata); the derived (corrected) line is the one carried forward",
+        str(residual), "exact", True,
+        "a typo in an intermediate printed line does not change the claim, which is checked separately",
+    )
+
+
+# ---------------------------------------------------------------------------
+# Symbols (general n)
+# ---------------------------------------------------------------------------
+
+n = sp.Symbol("n", integer=True, positive=True)
+j, k, l, m = sp.symbols("j k l m", integer=True, positive=True)
+p = sp.IndexedBase("p", positive=True)  # open simplex: p_j > 0 (interiority is shown in EOT-UNIQ)
+s = sp.IndexedBase("s", real=True)  # scores s_j = q^T k_j (003 writes q^T k_j)
+v = sp.IndexedBase("v", real=True)
+tau = sp.Symbol("tau", positive=True)
+lam = sp.Symbol("lambda", real=True)
+
+
+def _Z(idx=l):
+    return sp.Sum(sp.exp(s[idx] / tau), (idx, 1, n))
+
+
+def softmax(idx):
+    """p*_idx = exp(s_idx/tau) / sum_l exp(s_l/tau)."""
+    return sp.exp(s[idx] / tau) / _Z()
+
+
+def _J(pp=p):
+    H = -sp.Sum(pp[j] * sp.log(pp[j]), (j, 1, n))
+    return -sp.Sum(pp[j] * s[j], (j, 1, n)) - tau * H
+
+
+# ---------------------------------------------------------------------------
+# EOT-KKT
+# ---------------------------------------------------------------------------
+
+
+def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence:
+    ev = Evidence()
+    J = _J()
+    ev.step("Objective on the simplex (003 §1), scores s_j = q^T k_j, n keys (003 writes m)",
+            eq(r"\mathcal{J}(p)", J))
+
+    # §2 Lagrangian
+    L = J + lam * (1 - sp.Sum(p[j], (j, 1, n)))
+    ev.step("Lagrangian with multiplier lambda for sum_j p_j = 1", eq(r"\mathcal{L}(p,\lambda)", L))
+    L_printed = -sp.Sum(p[j] * s[j], (j, 1, n)) + tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)) \
+        + lam * (1 - sp.Sum(p[j], (j, 1, n)))
+    against_printed(ev, "Lagrangian = 003 §2 as printed", L, L_printed, SRC_003, "§2",
+                    r"-\sum_j p_j (q^T k_j) + \tau \sum_j p_j \log p_j + \lambda (1 - \sum_j p_j)")
+
+    # §3 stationarity, differentiating through the Sum (KroneckerDelta), 1 <= k <= n
+    dL = sp.diff(L, p[k])
+    ev.step("Differentiate through the sum: each term carries KroneckerDelta(j,k)", eq(r"\partial_{p_k}\mathcal{L}", dL))
+    stat = resolve_in_range(dL, k, 1, n)
+    ev.step("Resolve the delta for 1 <= k <= n: the stationarity condition (KKT)", sp.Eq(stat, 0))
+    stat_printed = -s[k] + tau * (1 + sp.log(p[k])) - lam
+    against_printed(ev, "stationarity = 003 §3 as printed", stat, stat_printed, SRC_003, "§3",
+                    r"\frac{\partial \mathcal{L}}{\partial p_j} = -(q^T k_j) + \tau (1 + \log p_j) - \lambda = 0")
+
+    # §4: solve for tau log p_k
+    ell = sp.Symbol("ell", real=True)  # stands for log p_k
+    (ell_sol,) = sp.solve(sp.Eq(stat.subs(sp.log(p[k]), ell), 0), ell)
+    tlog = tau * ell_sol
+    ev.step("Solve the stationarity condition for tau log p_k", (tau * sp.log(p[k]), sp.expand(tlog)))
+    against_printed(ev, "tau log p_k = 003 §4 as printed", tlog, s[k] + lam - tau, SRC_003, "§4 (first line)",
+                    r"\tau \log p_j = q^T k_j + \lambda - \tau")
+
+    # exponentiate
+    pk = sp.exp(tlog / tau)
+    pk_printed = sp.exp(s[k] / tau) * sp.exp((lam - tau) / tau)
+    ev.step("Exponentiate", (p[k], pk_printed))
+    against_printed(ev, "p_k after exponentiating = 003 §4 as printed", pk, pk_printed, SRC_003, "§4 (second line)",
+                    r"p_j = \exp(q^T k_j/\tau) \cdot \exp((\lambda - \tau)/\tau)")
+    ev.identity("p_k from exponentiating satisfies the stationarity condition",
+                resolve_in_range(dL, k, 1, n).subs(p[k], pk), 0, simplify=sum_simplify)
+
+    # normaliser: c = exp((lambda - tau)/tau) is the same for all j; sum_j p_j = 1 fixes it
+    cc = sp.Symbol("c", positive=True)
+    constraint = sp.Sum(cc * sp.exp(s[j] / tau), (j, 1, n))
+    ev.step("The factor c = exp((lambda - tau)/tau) does not depend on j; impose sum_j p_j = 1",
+            sp.Eq(sp.factor_terms(constraint), 1))
+    (c_sol,) = sp.solve(sp.Eq(sp.factor_terms(constraint), 1), cc)
+    Z_derived = 1 / c_sol
+    ev.step("Hence c = 1/Z with the partition function", (sp.Symbol("Z"), Z_derived))
+    against_printed(ev, "Z = 003 §4 as printed", Z_derived, _Z(l), SRC_003, "§4 (partition function)",
+                    r"Z = \sum_{l=1}^m \exp(q^T k_l / \tau)")
+    (lam_sol,) = sp.solve(sp.Eq(sp.exp((lam - tau) / tau), c_sol), lam)
+    ev.step("and the multiplier", (lam, lam_sol))
+
+    p_star = pk.subs(lam, lam_sol)
+    ev.step("Substitute back: the softmax", eq(r"p_k^\star", sp.simplify(p_star)))
+    ok = ev.identity("derived minimiser = softmax(s/tau) of 003 §4 (the claim's closed form)",
+                     p_star, candidate(k), simplify=sum_simplify,
+                     metric=r"derived $p_k^\star$ − printed $\exp(s_k/\tau)/\sum_l \exp(s_l/\tau)$")
+
+    # the candidate itself: stationary with one lambda for all indices, and normalised
+    (lam_k,) = sp.solve(stat, lam)  # lambda from the stationarity line at index k
+
+    def lam_of(idx):
+        return lam_k.xreplace({k: idx}).subs(p[idx], candidate(idx))
+
+    ev.step("Multiplier implied by the candidate at index k (from the stationarity line)", (lam, readable(sum_normal(lam_of(k)))))
+    ev.identity("candidate satisfies stationarity with one lambda for every index (lambda_k = lambda_m)",
+                lam_of(k), lam_of(m), simplify=sum_simplify)
+    ev.identity("candidate sums to 1 over j = 1..n", sp.Sum(candidate(j), (j, 1, n)), 1, simplify=sum_simplify)
+    ev.step("J is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
+    if not ok:
+        ev.finding = "the derived minimiser is softmax(s/tau), not the candidate closed form"
+    return ev
+
+
+def kkt() -> Evidence:
+    r"""EOT-KKT. For $s \in \mathbb{R}^n$, $\tau > 0$:
+    $\operatorname{argmin}_{p \in \Delta_n} -\sum_j p_j s_j - \tau H(p) = \operatorname{softmax}(s/\tau)$,
+    $H(p) = -\sum_j p_j \log p_j$; via the Lagrangian, the stationarity line, $\tau\log p_j$,
+    exponentiation and the normaliser $Z = \sum_l e^{s_l/\tau}$, all for general $n$.
+
+    Source: 003_e1554db561d6b2f9.txt §1–§4 (each printed line compared as printed).
+    """
+    return _kkt_evidence()
+
+
+# ---------------------------------------------------------------------------
+# EOT-UNIQ
+# ---------------------------------------------------------------------------
+
+
+def _second_variation(pj, vj):
+    return tau * vj**2 / pj
+
+
+def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
+    ev = Evidence()
+    t = sp.Symbol("t", real=True)
+    J = _J()
+    Jt = replace_indexed(J, p, lambda i: p[i] + t * v[i])
+    ev.step("Restrict J to the line p + t v (p in the open simplex, v any direction)", eq(r"\mathcal{J}(p+tv)", Jt))
+    d2 = sp.diff(Jt, t, 2).subs(t, 0)
+    d2 = sp.simplify(d2)
+    ev.step("Second derivative at t = 0 (differentiated under the sum)", eq(r"\frac{d^2}{dt^2}\mathcal{J}(p+tv)\big|_{t=0}", d2))
+    ev.identity("d^2/dt^2 J(p + t v)|_0 = tau sum_j v_j^2 / p_j (general n)",
+                d2, sp.Sum(candidate(p[j], v[j]), (j, 1, n)), simplify=sum_simplify)
+
+    # Hessian entries, general n
+    H = resolve_in_range(sp.diff(J, p[k], p[m]), k, 1, n)
+    ev.step("Hessian entries (general n)", eq(r"\partial^2_{p_k p_m}\mathcal{J}", H))
+    ev.identity("Hessian = tau diag(1/p_k) (general n)", H, tau * sp.KroneckerDelta(k, m) / p[k])
+
+    # positivity of each term: p_j > 0, tau > 0, v_j real and nonzero
+    P, V = sp.Symbol("P", positive=True), sp.Symbol("V", real=True, nonzero=True)
+    term = candidate(P, V)
+    pos, nonneg = term.is_positive, candidate(P, sp.Symbol("W", real=True)).is_nonnegative
+    ev.step("Each term tau v_j^2/p_j is >= 0, and > 0 when v_j != 0; so the sum is > 0 for every v != 0, "
+            "on all of R^n and in particular on the tangent space {v : sum_j v_j = 0}")
+    ev.check("second variation positive definite on R^n (hence on the tangent space)", "symbolic",
+             "sign of each summand tau v_j^2/p_j for p_j>0, v_j real (>=0) and v_j != 0 (>0)",
+             f"nonneg={nonneg}, pos={pos}", "exact", pos is True and nonneg is True,
+             "a sum of nonnegative terms with at least one positive term is positive")
+
+    # explicit n = 3: Hessian matrix and its restriction to the tangent plane
+    ps = sp.symbols("p1:4", positive=True)
+    J3 = sum(-ps[i] * sp.Symbol(f"s{i+1}", real=True) + tau * ps[i] * sp.log(ps[i]) for i in range(3))
+    H3 = sp.hessian(J3, ps)
+    B = sp.Matrix([[1, 0], [0, 1], [-1, -1]])  # basis of {v : v1 + v2 + v3 = 0}
+    Ht = sp.simplify(B.T * H3 * B)
+    ev.step("Explicit n = 3: the Hessian restricted to the tangent plane, B = basis of {v1 + v2 + v3 = 0}",
+            r"B^\top H B = " + sp.latex(Ht))
+    minors = [sp.simplify(Ht[:r, :r].det()) for r in (1, 2)]
+    ok3 = (H3 - tau * sp.diag(*[1 / q for q in ps])).is_zero_matrix and all(mi.is_positive for mi in minors)
+    ev.check("n = 3: Hessian = tau diag(1/p) and tangent-plane restriction positive definite", "symbolic",
+             "H - tau diag(1/p) = 0 and leading minors of B^T H B > 0 (Sylvester)",
+             ", ".join(sp.latex(mi) for mi in minors), "exact", ok3, "Sylvester's criterion is exact")
+
+    # interiority: d/dx (x log x) -> -infinity as x -> 0+
+    x, q = sp.Symbol("x", positive=True), sp.Symbol("q", positive=True)
+    slope = sp.limit(sp.diff(x * sp.log(x), x), x, 0, "+")
+    ev.step("Interior: d/dx (x log x) = log x + 1 tends to", (sp.Limit(sp.log(x) + 1, x, 0, "+"), slope))
+    # moving from a boundary point (p_k = 0) toward an interior q: the p_k-term of J changes at rate
+    # tau q (log(t q) + 1) -> -inf, the others at finite rates, so J decreases: no boundary minimiser
+    rate = sp.limit(sp.diff(tau * (t * q) * sp.log(t * q), t).subs(t, x), x, 0, "+")
+    ev.check("minimiser is interior: one-sided derivative of J from a boundary point is -infinity", "symbolic",
+             r"$\lim_{t\to 0^+} \frac{d}{dt}\,\tau (tq)\log(tq)$ for q > 0", str(rate), "exact", rate == -sp.oo,
+             "an infinite descent rate at every boundary point excludes it as a minimiser")
+    ev.step("A strictly convex function on the convex simplex has at most one minimiser; by compactness and "
+            "the infinite inward slope it exists and lies in the open simplex, where it is the softmax of EOT-KKT")
+    return ev
+
+
+def uniqueness() -> Evidence:
+    r"""EOT-UNIQ. For $\tau > 0$ and $p$ in the open simplex, $\nabla^2 \mathcal{J}(p) = \tau\,
+    \mathrm{diag}(1/p_j)$; for every $v \ne 0$, $\frac{d^2}{dt^2}\mathcal{J}(p+tv)|_{t=0} = \tau \sum_j
+    v_j^2/p_j > 0$ (on all of $\mathbb{R}^n$, hence on $\{v: \sum_j v_j = 0\}$). So $\mathcal{J}$ is
+    strictly convex, its minimiser over the simplex is unique, and it is interior.
+
+    Source: 000_126cee95456ccd42.txt ("exact solution"/uniqueness), with 003 §1 for $\mathcal{J}$.
+    """
+    return _uniq_evidence()
+
+
+# ---------------------------------------------------------------------------
+# EOT-LSE
+# ---------------------------------------------------------------------------
+
+
+def _lse_value(_s=s):
+    return -tau * sp.log(_Z())
+
+
+def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
+    ev = Evidence()
+    Z = _Z()
+    J_star = replace_indexed(_J(), p, softmax)
+    ev.step("Optimal value: substitute p* = softmax(s/tau) into J", eq(r"\mathcal{J}(p^\star)", J_star))
+    ev.step("Since tau log p*_j = s_j - tau log Z, each term is p*_j(-s_j + tau log p*_j) = -tau log Z p*_j, "
+            "and sum_j p*_j = 1", eq(r"\mathcal{J}(p^\star)", readable(sum_normal(J_star))))
+    ok = ev.identity("min J = -tau log sum_j exp(s_j/tau) (general n)", J_star, candidate(), simplify=sum_simplify)
+
+    F = tau * sp.log(Z)
+    grad = resolve_in_range(sp.diff(F, s[k]), k, 1, n)
+    ev.step("Gradient of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial_{s_k} F", grad))
+    ev.identity("d/ds_k [tau logsumexp(s/tau)] = p*_k (general n)", grad, softmax(k), simplify=sum_simplify)
+
+    # Fenchel reading: tau lse(s/tau) = sup_p <p,s> - tau sum p log p over the simplex
+    gap = F - (sp.Sum(p[j] * s[j], (j, 1, n)) - tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)))
+    kl = tau * sp.Sum(p[j] * sp.log(p[j] / softmax(j)), (j, 1, n))
+    ev.step("Fenchel–Young gap for any p in the simplex (sum_j p_j = 1) is tau KL(p || p*)",
+            sp.latex(gap) + r" = \tau \sum_{j=1}^{n} p_j \log \frac{p_j}{p^\star_j} = \tau\,\mathrm{KL}(p \,\|\, p^\star)")
+    ev.identity("tau lse(s/tau) - (<p,s> - tau sum p log p) = tau KL(p||p*) on the simplex (general n)",
+                sum_normal(gap - kl, rules=[(sp.Sum(p[j], (j, 1, n)), 1)]), 0, simplify=sum_simplify)
+    ev.step("KL >= 0 with equality iff p = p* (Gibbs), so the sup over the simplex is attained at p* and "
+            "equals tau lse(s/tau): the log-sum-exp is the conjugate of tau times negative entropy on the simplex, "
+            "and min J = -sup(<p,s> - tau sum p log p) = -tau lse(s/tau)")
+    ev.identity("-J(p*) = <p*,s> - tau sum p* log p* = tau lse(s/tau)", -J_star, F, simplify=sum_simplify)
+    if not ok:
+        ev.finding = "min J equals -tau log sum_j exp(s_j/tau)"
+    return ev
+
+
+def log_sum_exp() -> Evidence:
+    r"""EOT-LSE. $\min_{p \in \Delta_n} \mathcal{J}(p) = -\tau \log \sum_j e^{s_j/\tau}$ and
+    $\partial_{s_k}\, \tau \log\sum_j e^{s_j/\tau} = p^\star_k$; dually
+    $\tau\,\mathrm{lse}(s/\tau) = \sup_{p\in\Delta_n} \langle p, s\rangle - \tau \sum_j p_j \log p_j$,
+    with the Fenchel–Young gap equal to $\tau\,\mathrm{KL}(p \,\|\, p^\star)$. General $n$.
+
+    Source: 000_126cee95456ccd42.txt (log-sum-exp potential as the dual), 003 §1–§4.
+    """
+    return _lse_evidence()

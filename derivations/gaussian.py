@@ -1,0 +1,147 @@
+"""The motivating Gaussian example of 004, Sec 5, eqs (5)-(6): claim FD-5."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from attnverify.evidence import Evidence
+
+from .cumulant import _eq, mat_simplify
+
+alpha = sp.Symbol("alpha", positive=True)
+
+
+def _lambda_sec5(a, b, mu):
+    """Sec 5 as printed: lambda* = alpha/(alpha+1) (b - mu)."""
+    return a / (a + 1) * (b - mu)
+
+
+def _mean_sec5(a, b, mu):
+    """Sec 5 as printed: p* = N(mu/(1+alpha) + alpha b/(1+alpha), I_d)."""
+    return mu / (1 + a) + a * b / (1 + a)
+
+
+def _mgf_evidence() -> Evidence:
+    """MGF of N(mu, I_d) by integration in one coordinate, product over coordinates."""
+    ev = Evidence()
+    x, m, l = sp.symbols("x m l", real=True)
+    phi = sp.exp(-(x - m) ** 2 / 2) / sp.sqrt(2 * sp.pi)
+    mgf1 = sp.integrate(phi * sp.exp(x * l), (x, -sp.oo, sp.oo), conds="none")
+    ev.step("One coordinate: the MGF of N(m, 1) by direct integration.",
+            (sp.Integral(phi * sp.exp(x * l), (x, -sp.oo, sp.oo)), sp.simplify(mgf1)))
+    ev.identity("FD-5 1-d MGF = exp(m l + l^2/2)", mgf1, sp.exp(m * l + l**2 / 2),
+                metric="integrate(phi(x-m) e^{x l}) - exp(m l + l^2/2)")
+    ev.step("N(mu, I_d) has density prod_k phi(a_k - mu_k) and exp<a,lambda> = prod_k exp(a_k lambda_k), so the "
+            "integral separates (Fubini) into a product of one-coordinate MGFs, for every d.",
+            r"\int u(a)e^{\langle a,\lambda\rangle}da=\prod_{k=1}^d e^{\mu_k\lambda_k+\lambda_k^2/2}"
+            r"=\exp\left(\langle\mu,\lambda\rangle+\tfrac12\|\lambda\|^2\right)")
+    # (12) is exact: the cumulant generating function is exactly quadratic (per coordinate, hence in sum)
+    logmgf = sp.expand_log(sp.log(mgf1.rewrite(sp.exp)), force=True)
+    ev.identity("FD-5 (12) exact for Gaussian u: log MGF - quadratic = 0", logmgf, m * l + l**2 / 2,
+                metric="log MGF_1(l) - (m l + l^2/2); summing over coordinates gives log M - <mu,l> - ||l||^2/2")
+    ev.identity("FD-5 Sigma = I from the cumulant (second derivative in one coordinate)", sp.diff(logmgf, l, 2), 1,
+                metric="d^2/dl^2 log MGF_1 - 1; mixed partials vanish by separability")
+    return ev
+
+
+def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evidence:
+    """Dual (6) with the Gaussian MGF, stationarity, completing the square, the mean of p*."""
+    ev = Evidence()
+    d = sp.Symbol("d", integer=True, positive=True)
+    lam, b, mu = (sp.MatrixSymbol(nm, d, 1) for nm in ("lambda", "b", "mu"))
+    I = sp.Identity(d)
+    J = lam.T * b - lam.T * lam / (2 * alpha) - (mu.T * lam + lam.T * lam / 2)
+    ev.step("Substitute log M = <mu,lambda> + ||lambda||^2/2 into (6) (general d, MatrixSymbol).", _eq("J(\\lambda)", J))
+    g = J.diff(lam)
+    ev.step("Gradient.", _eq("\\nabla J", g))
+    ev.identity("FD-5 gradient = b - lambda/alpha - mu - lambda", g, b - lam / alpha - mu - lam, simplify=mat_simplify)
+    H = g.diff(lam)
+    ev.identity("FD-5 Hessian = -(1/alpha + 1) I (negative definite as alpha > 0)", H, -(1 / alpha + 1) * I,
+                simplify=mat_simplify)
+    ev.check("FD-5 1/alpha + 1 > 0", "symbolic", "ask(Q.positive(1/alpha + 1)), alpha > 0",
+             str(1 / alpha + 1), "exact", bool(sp.ask(sp.Q.positive(1 / alpha + 1))),
+             "strict concavity makes the stationary point the unique maximiser")
+    cand = lam_candidate(alpha, b, mu)
+    ev.step("Stationarity b - lambda/alpha - mu - lambda = 0 gives (1 + 1/alpha) lambda = b - mu, i.e.",
+            _eq("\\lambda^*", cand))
+    ev.identity("FD-5 lambda* satisfies stationarity (compared with printed alpha/(alpha+1)(b - mu))",
+                g.subs(lam, cand), sp.ZeroMatrix(d, 1), simplify=mat_simplify,
+                metric="b - lambda*/alpha - mu - lambda* with lambda* = alpha/(alpha+1)(b-mu) as printed")
+    # explicit d = 2 by sp.solve
+    l1, l2, b1, b2, m1, m2 = sp.symbols("lambda1 lambda2 b1 b2 mu1 mu2", real=True)
+    L, B, MU = sp.Matrix([l1, l2]), sp.Matrix([b1, b2]), sp.Matrix([m1, m2])
+    J2 = (L.T * B)[0] - (L.T * L)[0] / (2 * alpha) - (MU.T * L)[0] - (L.T * L)[0] / 2
+    sol = sp.solve([sp.diff(J2, l1), sp.diff(J2, l2)], [l1, l2], dict=True)
+    ev.check("FD-5 d=2 unique stationary point", "symbolic", "number of solutions of grad J = 0",
+             len(sol), 1, len(sol) == 1, "a strictly concave quadratic has exactly one stationary point")
+    if len(sol) == 1:
+        ev.identity("FD-5 d=2: sp.solve = alpha/(alpha+1)(b - mu)", sp.Matrix([sol[0][l1], sol[0][l2]]),
+                    lam_candidate(alpha, B, MU), simplify=mat_simplify)
+
+    # completing the square, general d, by components (IndexedBase, symbolic d)
+    k, p = sp.symbols("k p", integer=True)
+    a_, m_, l_ = sp.IndexedBase("a"), sp.IndexedBase("mu"), sp.IndexedBase("lambda")
+    E1 = sp.Sum(-(a_[k] - m_[k]) ** 2 / 2 + a_[k] * l_[k], (k, 1, d))
+    E2 = sp.Sum(-(a_[k] - (m_[k] + l_[k])) ** 2 / 2, (k, 1, d))
+    ev.step("By (5), log p*(a) = E_1(a) + const; completing the square:",
+            r"E_1=-\tfrac12\|a-\mu\|^2+\langle a,\lambda^*\rangle,\quad E_2=-\tfrac12\|a-(\mu+\lambda^*)\|^2")
+    diffE = sp.Sum(sp.expand(E1.function - E2.function), (k, 1, d))
+    ev.step("Their difference, summand expanded:", "E_1 - E_2 = " + sp.latex(diffE))
+    ev.identity("FD-5 E1 - E2 is independent of a (d/da_p through the sum)", sp.diff(E1 - E2, a_[p]).doit(), 0,
+                metric="d/da_p (E_1 - E_2) with KroneckerDelta from differentiating through Sum")
+    ev.identity("FD-5 E1 - E2 = <mu,lambda> + ||lambda||^2/2", diffE,
+                sp.Sum(m_[k] * l_[k] + l_[k] ** 2 / 2, (k, 1, d)), simplify=lambda e: sp.simplify(e.doit()),
+                metric="summand of E_1 - E_2 minus (mu_k lambda_k + lambda_k^2/2)")
+    mean = mu + cand
+    ev.step("So p* = N(mu + lambda*, I_d), with mean", _eq("\\mu + \\lambda^*", mean))
+    ev.identity("FD-5 mean mu + lambda* = printed mu/(1+alpha) + alpha b/(1+alpha)", mean,
+                mean_candidate(alpha, b, mu), simplify=mat_simplify)
+    return ev
+
+
+def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
+    """Second route, primal side: minimise (3) over N(m, I_d); zero duality gap then gives optimality over all p."""
+    ev = Evidence()
+    x, m, mu1 = sp.symbols("x m mu", real=True)
+    phi = lambda c: sp.exp(-(x - c) ** 2 / 2) / sp.sqrt(2 * sp.pi)  # noqa: E731
+    kl1 = sp.integrate(phi(m) * (sp.log(phi(m)) - sp.log(phi(mu1))), (x, -sp.oo, sp.oo), conds="none")
+    ev.step("Primal route. One coordinate: KL(N(m,1) || N(mu,1)) by integration.", _eq(r"\mathrm{KL}_1", sp.factor(kl1)))
+    ev.identity("FD-5 KL(N(m,1)||N(mu,1)) = (m - mu)^2/2", kl1, (m - mu1) ** 2 / 2)
+    ev.step("KL of product measures adds over coordinates, and E_{N(m,I)}[a] = m, so (3) restricted to N(m, I_d) is",
+            r"F(m)=\tfrac{\alpha}{2}\|b-m\|^2+\tfrac12\|m-\mu\|^2")
+    d = sp.Symbol("d", integer=True, positive=True)
+    M, b, mu = (sp.MatrixSymbol(nm, d, 1) for nm in ("m", "b", "mu"))
+    F = alpha / 2 * (b - M).T * (b - M) + (M - mu).T * (M - mu) / 2
+    gF = F.diff(M)
+    ev.identity("FD-5 primal gradient = (1+alpha) m - alpha b - mu", gF, (1 + alpha) * M - alpha * b - mu,
+                simplify=mat_simplify)
+    ev.identity("FD-5 primal Hessian = (1+alpha) I (positive definite)", gF.diff(M), (1 + alpha) * sp.Identity(d),
+                simplify=mat_simplify)
+    cand = mean_candidate(alpha, b, mu)
+    ev.identity("FD-5 primal minimiser m* = mu/(1+alpha) + alpha b/(1+alpha) (printed)", gF.subs(M, cand),
+                sp.ZeroMatrix(d, 1), simplify=mat_simplify, metric="grad F at the printed mean")
+    # zero duality gap in one coordinate (w = b - mu): primal value at m* equals dual value at lambda*
+    bb, w = sp.symbols("b w", real=True)
+    mstar = mean_candidate(alpha, bb, mu1)
+    lstar = _lambda_sec5(alpha, bb, mu1)
+    primal = alpha / 2 * (bb - mstar) ** 2 + (mstar - mu1) ** 2 / 2
+    dual = bb * lstar - lstar**2 / (2 * alpha) - (mu1 * lstar + lstar**2 / 2)
+    ev.step("Primal value at m* and dual value (6) at lambda*, per coordinate:",
+            "P^* = D^* = " + sp.latex(sp.factor(primal)))
+    ev.identity("FD-5 zero duality gap: primal(m*) = dual(lambda*)", primal, dual,
+                metric="alpha/2 (b-m*)^2 + (m*-mu)^2/2 - [b l* - l*^2/(2 alpha) - mu l* - l*^2/2], per coordinate")
+    ev.step("By weak duality every p has primal value >= the dual value, so the Gaussian p* attaining it minimises (3) "
+            "over all p, not only over Gaussians.", r"\min_p(3)=\tfrac{\alpha}{2(1+\alpha)}\|b-\mu\|^2")
+    return ev
+
+
+def gaussian_case() -> Evidence:
+    r"""For u = N(mu, I_d) and alpha > 0, the maximiser of (6) is lambda* = alpha/(1+alpha) (b - mu) and the
+    minimiser of (3) is p* = N(mu/(1+alpha) + alpha b/(1+alpha), I_d); the quadratic cumulant (12) is exact.
+
+    Source: 004_830fd89135933577.txt, Sec 5, eqs (5)-(6) and the text after (6); eq (12) remark.
+    """
+    ev = _mgf_evidence()
+    ev.extend(_dual_evidence())
+    ev.extend(_primal_evidence())
+    return ev

@@ -1,0 +1,107 @@
+"""Tests for derivations.cumulant (FD-11, FD-13, FD-14) and derivations.gaussian (FD-5)."""
+
+import sympy as sp
+import pytest
+
+from derivations import cumulant, gaussian
+from derivations.cumulant import c, i, n, u
+
+
+def _all_pass(ev):
+    return ev.checks and all(ch.passed for ch in ev.checks)
+
+
+def _failed(ev):
+    return [ch.name for ch in ev.checks if not ch.passed]
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [cumulant.cumulant_expansion, cumulant.quadratic_cumulant_solution, cumulant.first_order_lambda,
+     gaussian.gaussian_case],
+)
+def test_derivation_runs_and_passes(fn):
+    ev = fn()
+    assert ev.steps and all(st.text for st in ev.steps)
+    assert _all_pass(ev), _failed(ev)
+    assert not ev.finding  # nothing refuted
+    assert fn.__doc__ and "004_830fd89135933577.txt" in fn.__doc__
+
+
+def test_appendix_a_errata_are_computed():
+    ev = cumulant.cumulant_expansion()
+    eqs = sorted(e.equation for e in ev.errata)
+    assert eqs == ["(23)", "(26)"]
+    e23 = next(e for e in ev.errata if e.equation == "(23)")
+    assert r"\exp" in e23.corrected and r"\exp" not in e23.printed
+    e26 = next(e for e in ev.errata if e.equation == "(26)")
+    assert r"\log(1+x)" in e26.printed and r"\log(1+t)" in e26.corrected
+
+
+def test_no_errata_where_the_paper_is_right():
+    for fn in (cumulant.quadratic_cumulant_solution, cumulant.first_order_lambda, gaussian.gaussian_case):
+        assert fn().errata == []
+
+
+def test_predicted_orders_in_notes():
+    notes = cumulant.first_order_lambda().notes
+    for line in ("predicted_order FD-14 2", "predicted_order FD-13 3", "predicted_order FD-16 2"):
+        assert line in notes
+
+
+# -- MUST-FAIL: wrong closed forms are detected ------------------------------
+def test_wrong_variance_detected():
+    # dropped the squared mean: sum u_i c_i^2 instead of the variance along v
+    ev = cumulant._directional_evidence(second=sp.Sum(u[i] * c[i] ** 2, (i, 1, n)))
+    assert _failed(ev) == ["FD-11 d2/ds2 log M(sv)|0 = v^T Sigma v"]
+
+
+def test_wrong_mean_and_third_cumulant_detected():
+    ev = cumulant._directional_evidence(first=2 * cumulant._mean_dir(), third=-cumulant._kappa3_dir())
+    assert set(_failed(ev)) == {"FD-11 d/ds log M(sv)|0 = <mu,v>", "FD-11 d3/ds3 log M(sv)|0 = kappa3[v,v,v]"}
+
+
+def _inv(A):
+    return A.inv() if isinstance(A, sp.MatrixBase) else A.I
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda a, S, z, I: a * _inv(I - a * S) * z,  # sign flipped
+        lambda a, S, z, I: _inv(I + a * S) * z,  # factor alpha dropped
+    ],
+)
+def test_wrong_lambda13_detected(wrong):
+    ev = cumulant._quadratic_evidence(candidate=wrong)
+    failed = _failed(ev)
+    assert "FD-13 general d: candidate satisfies stationarity" in failed
+    assert "FD-13 d=2: sp.solve = (13)" in failed
+
+
+def test_wrong_a3_detected():
+    ev = cumulant._exact_dual_d1_evidence(a3_candidate=lambda s2, k3, z: s2**2 * z + k3 * z**2 / 2)
+    assert _failed(ev) == ["FD-14 d=1 exact dual: a3 = sigma^4 z - kappa3 z^2/2"]
+
+
+def test_wrong_gaussian_lambda_detected():
+    ev = gaussian._dual_evidence(lam_candidate=lambda a, b, mu: a / (a + 1) * (b + mu))  # sign flipped
+    failed = _failed(ev)
+    assert "FD-5 lambda* satisfies stationarity (compared with printed alpha/(alpha+1)(b - mu))" in failed
+    assert "FD-5 d=2: sp.solve = alpha/(alpha+1)(b - mu)" in failed
+
+
+def test_wrong_gaussian_mean_detected():
+    wrong = lambda a, b, mu: mu / (1 + a) + b / (1 + a)  # noqa: E731  factor alpha dropped
+    assert "FD-5 mean mu + lambda* = printed mu/(1+alpha) + alpha b/(1+alpha)" in _failed(
+        gaussian._dual_evidence(mean_candidate=wrong))
+    assert "FD-5 primal minimiser m* = mu/(1+alpha) + alpha b/(1+alpha) (printed)" in _failed(
+        gaussian._primal_evidence(mean_candidate=wrong))
+
+
+def test_mat_simplify_is_not_vacuous():
+    d = sp.Symbol("d", integer=True, positive=True)
+    z = sp.MatrixSymbol("z", d, 1)
+    assert cumulant.mat_simplify(2 * z - z - z) == 0
+    assert cumulant.mat_simplify(2 * z - z) != 0
+    assert cumulant.mat_simplify(sp.Matrix([0, sp.Symbol("x")])) != 0

@@ -1,0 +1,146 @@
+"""Tests for derivations.eot (EOT-KKT, EOT-UNIQ, EOT-LSE) and derivations.fenchel_dual (FD-7, FD-B, FD-MEM).
+
+Each derivation must pass all its checks; each wrong closed form (sign flipped, factor dropped)
+injected through the internal ``_..._evidence`` functions must make a check fail.
+"""
+
+import time
+
+import pytest
+import sympy as sp
+
+from attnverify.evidence import Evidence
+from derivations import eot, fenchel_dual as fd
+
+DERIVATIONS = [eot.kkt, eot.uniqueness, eot.log_sum_exp, fd.dual_problem, fd.ml_and_map, fd.mem_kkt]
+
+
+def _failed(ev: Evidence):
+    return [c.name for c in ev.checks if not c.passed]
+
+
+@pytest.mark.parametrize("fn", DERIVATIONS, ids=lambda f: f.__name__)
+def test_derivation_passes(fn):
+    t0 = time.time()
+    ev = fn()
+    assert time.time() - t0 < 10
+    assert ev.steps and all(s.text for s in ev.steps)
+    assert ev.checks
+    assert _failed(ev) == []
+    assert all(c.method == "symbolic" for c in ev.checks)
+    assert ev.finding == ""
+    assert fn.__doc__ and "Source:" in fn.__doc__
+
+
+def test_003_printed_lines_have_no_errata():
+    ev = eot.kkt()
+    assert ev.errata == []
+    names = " ".join(c.name for c in ev.checks)
+    for where in ("§2", "§3", "§4"):
+        assert where in names
+
+
+def test_fd_b_erratum_missing_square_only():
+    ev = fd.ml_and_map()
+    assert len(ev.errata) == 1
+    e = ev.errata[0]
+    assert e.source == fd.SRC_004 and "Appx B" in e.equation
+    assert r"\|^2" in e.corrected and r"\|^2" not in e.printed
+
+
+def test_fd_b_no_erratum_if_paper_fixed():
+    fixed = lambda sq, eta, sigma, K: sq / (2 * eta * sigma**2) + K  # noqa: E731
+    ev = fd._ml_map_evidence(printed_last=fixed)
+    assert ev.errata == [] and _failed(ev) == []
+
+
+def test_mem_and_dual_have_no_errata():
+    assert fd.mem_kkt().errata == [] and fd.dual_problem().errata == []
+
+
+# ---- must-fail: wrong closed forms are detected ---------------------------------------------
+
+
+def test_kkt_detects_sign_flip():
+    wrong = lambda idx: sp.exp(-eot.s[idx] / eot.tau) / eot._Z()  # noqa: E731
+    failed = _failed(eot._kkt_evidence(candidate=wrong))
+    assert any("softmax" in f for f in failed)
+    assert any("one lambda" in f for f in failed)
+
+
+def test_kkt_detects_dropped_normaliser():
+    wrong = lambda idx: sp.exp(eot.s[idx] / eot.tau)  # noqa: E731
+    failed = _failed(eot._kkt_evidence(candidate=wrong))
+    assert any("sums to 1" in f for f in failed)
+
+
+def test_kkt_detects_dropped_temperature():
+    wrong = lambda idx: sp.exp(eot.s[idx]) / sp.Sum(sp.exp(eot.s[eot.l]), (eot.l, 1, eot.n))  # noqa: E731
+    ev = eot._kkt_evidence(candidate=wrong)
+    assert _failed(ev) and ev.finding
+
+
+def test_uniqueness_detects_wrong_second_variation():
+    for wrong in (lambda pj, vj: -eot.tau * vj**2 / pj, lambda pj, vj: vj**2 / pj):
+        assert _failed(eot._uniq_evidence(candidate=wrong))
+    # the sign flip also breaks positivity
+    failed = _failed(eot._uniq_evidence(candidate=lambda pj, vj: -eot.tau * vj**2 / pj))
+    assert any("positive definite" in f for f in failed)
+
+
+def test_lse_detects_wrong_value():
+    for wrong in (lambda: eot.tau * sp.log(eot._Z()), lambda: -sp.log(eot._Z())):
+        ev = eot._lse_evidence(candidate=wrong)
+        assert _failed(ev) and ev.finding
+
+
+def test_dual_detects_wrong_objective():
+    def flipped():
+        return fd._dual_printed() + 2 * fd._sqnorm(fd.lam[fd.a]) / (2 * fd.alpha)  # sign of the quadratic
+
+    def dropped():
+        return fd._dual_printed() + sp.log(fd._M())  # log M dropped
+
+    for wrong in (flipped, dropped):
+        ev = fd._dual_evidence(candidate=wrong)
+        assert "dual objective = (7) as printed, with M of (8) and b = mu + z (general n, d)" in _failed(ev)
+        assert ev.finding
+
+
+def test_ml_map_detects_wrong_alpha():
+    failed = _failed(fd._ml_map_evidence(alpha_of=lambda eta, sigma: eta * sigma**2))
+    assert any("alpha^{-1}" in f for f in failed)
+
+
+def test_mem_detects_wrong_multiplier_relation():
+    failed = _failed(fd._mem_evidence(alpha_of_nu=lambda v: v))
+    assert any("alpha = 2 nu" in f for f in failed)
+
+
+# ---- the helpers -----------------------------------------------------------------------------
+
+
+def test_sum_normal_does_not_equate_different_sums():
+    n, j, l, p, s = eot.n, eot.j, eot.l, eot.p, eot.s
+    assert eot.sum_normal(sp.Sum(p[j] * s[j], (j, 1, n)) - sp.Sum(p[l] * s[l], (l, 1, n))) == 0
+    assert eot.sum_normal(sp.Sum(p[j] * s[j], (j, 1, n)) - sp.Sum(p[j] * s[j] ** 2, (j, 1, n))) != 0
+    assert eot.sum_normal(sp.Sum(2 * p[j], (j, 1, n)) - 2 * sp.Sum(p[j], (j, 1, n))) == 0
+    assert eot.sum_normal(sp.Sum(p[j], (j, 1, n)) - sp.Sum(p[j], (j, 1, n - 1))) != 0
+    i, a, t, lam = fd.i, fd.a, fd.t, fd.lam
+    swapped = sp.Sum(lam[a] * sp.Sum(t[i, a] * fd.p[i], (i, 1, fd.n)), (a, 1, fd.d))
+    assert eot.sum_normal(sp.Sum(fd.p[i] * fd._dot_t(i), (i, 1, fd.n)) - swapped) == 0
+    transposed = sp.Sum(lam[a] * sp.Sum(t[a, i] * fd.p[i], (i, 1, fd.n)), (a, 1, fd.d))
+    assert eot.sum_normal(sp.Sum(fd.p[i] * fd._dot_t(i), (i, 1, fd.n)) - transposed) != 0
+
+
+def test_against_printed_records_erratum_for_a_typo():
+    ev = Evidence()
+    k, lam, tau, s, p = eot.k, eot.lam, eot.tau, eot.s, eot.p
+    derived = -s[k] + tau * (1 + sp.log(p[k])) - lam
+    typo = -s[k] + tau * (1 + sp.log(p[k])) + lam
+    eot.against_printed(ev, "x", derived, typo, eot.SRC_003, "§3", "printed")
+    assert len(ev.errata) == 1 and ev.errata[0].equation == "§3"
+    assert "differ" in ev.checks[0].metric
+    ev2 = Evidence()
+    eot.against_printed(ev2, "x", derived, derived, eot.SRC_003, "§3", "printed")
+    assert ev2.errata == []

@@ -1,0 +1,107 @@
+"""The status rule, the registry, and that a wrong closed form is reported as not passing."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from attnverify import dual
+from attnverify.evidence import Evidence, Inconclusive
+from attnverify.registry import Claim, load_claims
+from attnverify.verify import decide, run_claim
+
+CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "CLAIMS.md"
+
+
+def test_registry_lists_every_catalogue_id():
+    ids = [c.id for c in load_claims()]
+    assert len(ids) == len(set(ids))
+    if CLAIMS_MD.exists():
+        want = re.findall(r"^\| ((?:FD|EOT|GOAT|EOS)-[A-Z0-9]+) \|", CLAIMS_MD.read_text(), re.M)
+        assert set(want) == set(ids)
+
+
+def _claim(**kw):
+    return Claim(id="X-1", title="t", seed="s", equation="(1)", statement="x", **kw)
+
+
+def test_status_rule():
+    ok, bad = Evidence(), Evidence()
+    ok.check("a", "numeric", "m", 0.0, 1e-9, True)
+    bad.check("a", "numeric", "m", 1.0, 1e-9, False)
+    c = _claim(checks=["m:f"])
+    assert decide(c, ok, [])[0] == "verified"
+    assert decide(c, bad, [])[0] == "refuted"
+    assert decide(c, ok, ["solver failed"])[0] == "inconclusive"
+    assert decide(c, Evidence(), [])[0] == "inconclusive"  # ran, but recorded nothing
+    assert decide(_claim(), Evidence(), []) == ("inconclusive", "not implemented yet")
+    assert decide(_claim(status="not-checkable", reason="r"), Evidence(), [])[0] == "not-checkable"
+
+
+def test_inconclusive_and_crash_are_not_verified(monkeypatch):
+    import types, sys
+
+    mod = types.ModuleType("fake_checks")
+
+    def passes():
+        ev = Evidence()
+        ev.check("ok", "numeric", "m", 0.0, 1.0, True)
+        return ev
+
+    def undecided():
+        raise Inconclusive("solver did not converge")
+
+    def crashes():
+        raise ZeroDivisionError("boom")
+
+    mod.passes, mod.undecided, mod.crashes = passes, undecided, crashes
+    monkeypatch.setitem(sys.modules, "fake_checks", mod)
+    quiet = lambda s: None
+    assert run_claim(_claim(checks=["fake_checks:passes"]), log=quiet)["status"] == "verified"
+    r = run_claim(_claim(checks=["fake_checks:passes", "fake_checks:undecided"]), log=quiet)
+    assert r["status"] == "inconclusive" and "did not converge" in r["reason"]
+    r = run_claim(_claim(checks=["fake_checks:passes", "fake_checks:crashes"]), log=quiet)
+    assert r["status"] == "inconclusive" and "ZeroDivisionError" in r["reason"]
+
+
+# ---- wrong closed forms must be reported as not passing ------------------------------------------
+
+def test_wrong_sign_in_lambda_14_fails_order_check():
+    from checks import closed_forms as cf
+
+    ev = cf._order_check("FD-14", lambda i, a, lam: lam + a * i.z, 2,  # sign flipped: alpha z -> -alpha z
+                         lambda T, u, z: -dual.covariance(T, u) @ z, "||lambda* + alpha z||")
+    assert not all(c.passed for c in ev.checks)
+
+
+def test_dropped_factor_in_13_fails_order_check():
+    from checks import closed_forms as cf
+
+    def wrong_13(i, a, lam):  # alpha dropped in front of Sigma: (I + Sigma)^-1
+        return lam - a * np.linalg.solve(np.eye(len(i.z)) + dual.covariance(i.T, i.u), i.z)
+
+    ev = cf._order_check("FD-13", wrong_13, 3, lambda T, u, z: -0.5 * cf._third_cumulant_zz(T, u, z), "x")
+    assert not all(c.passed for c in ev.checks)
+
+
+def test_wrong_coefficient_fails_even_with_right_order():
+    from checks import closed_forms as cf
+
+    ev = cf._order_check("FD-14", lambda i, a, lam: lam - a * i.z, 2,
+                         lambda T, u, z: +dual.covariance(T, u) @ z, "x")  # predicted sign flipped
+    names = {c.name: c.passed for c in ev.checks}
+    assert any(not ok for n, ok in names.items() if "coefficient" in n)
+
+
+def test_wrong_recovery_formula_fails_pinsker_check():
+    """(9) with the sign of the exponent flipped is far from the primal minimiser."""
+    from checks.instances import pinsker_bound, solved_instances
+
+    s = solved_instances()[5]
+    wrong = dual.tilted(s.inst.T, s.inst.u, -s.lam)
+    F_wrong = dual.primal_objective(s.inst.T, s.inst.u, s.inst.z, s.inst.alpha, wrong)
+    right = np.abs(s.p9 - s.scipy.p).sum() / pinsker_bound(s.primal_at_p9, s.scipy.value, s.dual_value, len(s.inst.u))
+    assert right <= 1
+    # the wrong p is not a near-minimiser: its value gap is large
+    assert F_wrong - s.dual_value > 1e-6
