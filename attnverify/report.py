@@ -56,8 +56,8 @@ def markdown(res: dict) -> str:
     if res["errata"]:
         out += ["| source | equation | printed | corrected | note |", "|---|---|---|---|---|"]
         for e in res["errata"]:
-            out.append(f"| {e['source']} | {e['equation']} | ${_cell(e['printed'])}$ | "
-                       f"${_cell(e['corrected'])}$ | {_cell(e['note'])} (found by {e['claim']}) |")
+            out.append(f"| {e['source']} | {e['equation']} | ${_cell_math(e['printed'])}$ | "
+                       f"${_cell_math(e['corrected'])}$ | {_cell(e['note'])} (found by {e['claim']}) |")
     else:
         out.append("None found.")
     out += ["", "## Run", "", "```", json.dumps(run, indent=1), "```", ""]
@@ -65,7 +65,13 @@ def markdown(res: dict) -> str:
 
 
 def _cell(s: str) -> str:
-    return s.replace("|", "\\vert ").replace("\n", " ")
+    """Text in a markdown table cell: pipes escaped."""
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _cell_math(s: str) -> str:
+    """LaTeX in a markdown table cell: norms and bars spelled without a pipe."""
+    return s.replace("\\|", "\\Vert ").replace("|", "\\vert ").replace("\n", " ")
 
 
 def _md_claim(c: dict) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnverify import context, dual
-from attnverify.evidence import Evidence, Table
+from attnverify.evidence import Erratum, Evidence, Table
 from attnverify.primal import solve_mem_cvxpy, solve_mem_scipy
 
 from .instances import exact_dual, random_instance
@@ -61,4 +61,10 @@ def mem_radius() -> Evidence:
             "r = ||b - h_hat_alpha|| = ||lambda*_alpha||/alpha, a radius that depends on z, u and the templates, "
             "not on alpha alone; conversely every r in (dist(b, conv supp), ||z||) arises from some alpha > 0. "
             "When 1/(2 alpha) >= ||z||^2 the printed constraint is inactive at p = u and the MEM minimiser is u itself.")
+        ev.errata.append(Erratum(
+            source="004_830fd89135933577.txt", equation="Sec 4, MEM display",
+            printed=r"\tilde p = \arg\min_p \mathcal K(p,u)\ \text{s.t.}\ \|(\mu+z) - \textstyle\int a\,p(a)\,da\|^2 \le \frac{1}{2\alpha}",
+            corrected=r"\tilde p_\alpha = \arg\min_p \mathcal K(p,u)\ \text{s.t.}\ \|(\mu+z) - \textstyle\int a\,p(a)\,da\| \le \|b - \hat h_\alpha\| = \frac{\|\lambda^*_\alpha\|}{\alpha}",
+            note=f"the printed radius gives a different minimiser (max l1 distance {max(printed):.2f} over the instances of FD-MEM); "
+                 "the radius for which the equivalence holds depends on the instance through lambda*"))
     return ev
