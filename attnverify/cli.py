@@ -62,12 +62,33 @@ def cmd_verify(args) -> int:
     res = run_all(select=select, log=lambda s: print(s, flush=True))
     if select is not None and not res["claims"]:
         return _fail("no claim matches the selection")
+    ran = res["summary"]  # --strict judges the claims this run decided
+    if select is not None:
+        res = merge_into_previous(res, docs / "results.json")
     write_all(res, docs)
     print(f"wrote {docs}/report.md, {docs}/report.html, {docs}/results.json "
           f"({res['run']['wall_time_s']} s): " + ", ".join(f"{k} {v}" for k, v in res["summary"].items()))
-    if args.strict and (res["summary"]["refuted"] or res["summary"]["inconclusive"]):
+    if args.strict and (ran["refuted"] or ran["inconclusive"]):
         return 1
     return 0
+
+
+def merge_into_previous(res: dict, path: Path) -> dict:
+    """A selective run replaces only the claims it ran; the others keep their previous results."""
+    from .verify import STATUSES
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return res
+    new = {c["id"]: c for c in res["claims"]}
+    claims = [new.pop(c["id"], c) for c in old.get("claims", [])] + list(new.values())
+    ran = {c["id"] for c in res["claims"]}
+    errata = [e for e in old.get("errata", []) if e.get("claim") not in ran] + res["errata"]
+    res = dict(res, claims=claims, errata=errata)
+    res["summary"] = {s: sum(c["status"] == s for c in claims) for s in STATUSES}
+    res["run"] = dict(res["run"], partial_rerun=sorted(ran))
+    return res
 
 
 def main(argv=None) -> int:

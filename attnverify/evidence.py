@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 
@@ -37,8 +38,10 @@ class Check:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        if isinstance(d["value"], float):
-            d["value"] = float(f"{d['value']:.6e}")
+        if isinstance(d["value"], (float, np.floating)):
+            v = float(d["value"])
+            # JSON has no NaN/inf: a non-finite measurement is kept, as text
+            d["value"] = float(f"{v:.6e}") if np.isfinite(v) else str(v)
         d["passed"] = bool(d["passed"])
         return d
 

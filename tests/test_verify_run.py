@@ -76,3 +76,26 @@ def test_strict_exits_1_when_something_is_refuted(tmp_path):
     r = subprocess.run([sys.executable, "-m", "attnverify.cli", "verify", "--strict", "--only", "FD-14",
                         "--docs", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0
+
+
+def test_selective_run_keeps_the_other_claims(results, tmp_path):
+    import shutil
+
+    res, docs = results
+    work = tmp_path / "docs"
+    shutil.copytree(docs, work)
+    r = subprocess.run([sys.executable, "-m", "attnverify.cli", "verify", "--only", "FD-14", "--docs", str(work)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    after = json.loads((work / "results.json").read_text())
+    assert [c["id"] for c in after["claims"]] == [c["id"] for c in res["claims"]]
+    assert after["summary"] == res["summary"]
+    assert len(after["errata"]) == len(res["errata"])
+
+
+def test_check_values_are_valid_json():
+    import math
+    from attnverify.evidence import Check
+
+    d = Check("x", "numeric", "m", math.nan, 1.0, False).as_dict()
+    json.loads(json.dumps(d, allow_nan=False))
