@@ -22,6 +22,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
+from .dual import primal_objective
 from .evidence import Inconclusive
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
@@ -66,7 +67,7 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
     Ts, lu = T[idx], np.log(u[idx])
     if len(idx) == 1:
         p = _embed(len(u), idx, np.ones(1))
-        return PrimalSolution(p, primal_value(T, u, z, alpha, p), "scipy-trust-exact")
+        return PrimalSolution(p, primal_objective(T, u, z, alpha, p), "scipy-trust-exact")
 
     def parts(th):
         x = lu + np.append(th, 0.0)
@@ -95,12 +96,6 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
     return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact")
 
 
-def primal_value(T, u, z, alpha, p) -> float:
-    from .dual import primal_objective
-
-    return primal_objective(T, u, z, alpha, p)
-
-
 def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
     """Problem (3) as an exponential-cone program (CVXPY + Clarabel)."""
     import cvxpy as cp
@@ -119,7 +114,7 @@ def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
     ps /= ps.sum()
     p_full = _embed(len(u), idx, ps)
     # the objective at the returned (clipped, renormalised) point, not the solver's own figure
-    return PrimalSolution(p_full, primal_value(T, u, z, alpha, p_full), "cvxpy-clarabel")
+    return PrimalSolution(p_full, primal_objective(T, u, z, alpha, p_full), "cvxpy-clarabel")
 
 
 def _solve_cvxpy(build):
