@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from .dual import _log_u
+from .dual import _log_u, gradient_floor
 
 
 @dataclass
@@ -69,28 +69,30 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-12, maxiter: int = 100, 
     on = u > 0
     Ts, lu = T[on], _log_u(u[on])
     A = (Ts - T.T @ u) @ Q  # (n_on, r): templates in S coordinates
+    tnorm = np.linalg.norm(Ts, axis=1).max()
     lam = np.empty((m, d))
     conv = np.zeros(m, bool)
     iters = np.zeros(m, int)
     gnorm = np.zeros(m)
     for s in range(0, m, chunk):
         zc = Z[s:s + chunk]
+        bc = T.T @ u + zc
+        bscale = np.maximum(np.linalg.norm(bc, axis=1), 1.0)
         base = lu + alpha * zc @ Ts.T  # (k, n_on): the per-query logits at y = 0
-        y, it = _newton_y(A, base, alpha, rtol, maxiter, scale=np.maximum(np.linalg.norm(T.T @ u + zc, axis=1), 1.0))
-        lam[s:s + chunk] = alpha * zc + y @ Q.T
-        iters[s:s + chunk] = it
-    # the convergence verdict is made on the full gradient of (7), not on the reduced one
-    b = T.T @ u + Z
-    for s in range(0, m, chunk):
-        L = lam[s:s + chunk]
-        logits = lu + L @ Ts.T
-        P = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
-        g = b[s:s + chunk] - L / alpha - P @ Ts
+        y, it = _newton_y(A, base, alpha, rtol, maxiter, scale=bscale)
+        L = alpha * zc + y @ Q.T
+        # the convergence verdict is made on the full gradient of (7), not on the reduced one
+        logits = L @ Ts.T
+        g = bc - L / alpha - _softmax_rows(lu + logits) @ Ts
+        lam[s:s + chunk], iters[s:s + chunk] = L, it
         gnorm[s:s + chunk] = np.linalg.norm(g, axis=1)
-        floor = 64 * np.finfo(float).eps * (1 + np.abs(logits - lu).max(axis=1)) * np.linalg.norm(Ts, axis=1).max()
-        tol = np.maximum(rtol * np.maximum(np.linalg.norm(b[s:s + chunk], axis=1), 1.0), floor)
+        tol = np.maximum(rtol * bscale, gradient_floor(np.abs(logits).max(axis=1), tnorm))
         conv[s:s + chunk] = gnorm[s:s + chunk] <= tol
     return BatchSolution(lam, conv, iters, gnorm, r)
+
+
+def _softmax_rows(x):
+    return np.exp(x - logsumexp(x, axis=1, keepdims=True))
 
 
 def _newton_y(A, base, alpha, rtol, maxiter, scale):
@@ -110,12 +112,11 @@ def _newton_y(A, base, alpha, rtol, maxiter, scale):
     eye = np.eye(r)
     for _ in range(maxiter):
         logits = base[active] + y[active] @ A.T
-        P = np.exp(logits - logsumexp(logits, axis=1, keepdims=True))  # (a, n)
+        P = _softmax_rows(logits)  # (a, n)
         abar = P @ A  # (a, r)
         g = -y[active] / alpha - abar
         gn = np.linalg.norm(g, axis=1)
-        floor = 64 * np.finfo(float).eps * (1 + np.abs(logits).max(axis=1)) * anorm
-        done = gn <= np.maximum(rtol * scale[active], floor)
+        done = gn <= np.maximum(rtol * scale[active], gradient_floor(np.abs(logits).max(axis=1), anorm))
         if np.all(done):
             break
         keep = ~done
@@ -133,8 +134,7 @@ def _newton_y(A, base, alpha, rtol, maxiter, scale):
             if np.all(ok):
                 break
             # at float64 resolution of f, accept a step that halves the gradient instead
-            lc = base[active] + cand @ A.T
-            Pc = np.exp(lc - logsumexp(lc, axis=1, keepdims=True))
+            Pc = _softmax_rows(base[active] + cand @ A.T)
             ok |= np.linalg.norm(-cand / alpha - Pc @ A, axis=1) <= 0.5 * gn
             if np.all(ok):
                 break

@@ -126,12 +126,16 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
 
 
 def _gradient_floor(T, u, lam) -> float:
-    """The accuracy to which grad D can be evaluated in float64: the logits <t_i, lambda> carry a
-    rounding error ~eps |<t_i, lambda>|, which moves p by that relative amount and T^T p by
-    ~eps max|logit| max||t_i||.  A gradient target below this is unreachable, not unconverged."""
+    """The accuracy to which grad D can be evaluated in float64 at lambda (one instance)."""
     on = u > 0
-    logits = np.abs(T[on] @ lam)
-    return float(64 * np.finfo(float).eps * (1 + logits.max()) * np.linalg.norm(T[on], axis=1).max())
+    return float(gradient_floor(np.abs(T[on] @ lam).max(), np.linalg.norm(T[on], axis=1).max()))
+
+
+def gradient_floor(max_abs_logit, max_template_norm):
+    """The logits <t_i, lambda> carry a rounding error ~eps |<t_i, lambda>|, which moves p by that
+    relative amount and T^T p by ~eps max|logit| max||t_i||.  A gradient target below this is
+    unreachable, not unconverged.  Works elementwise on arrays of instances."""
+    return 64 * np.finfo(float).eps * (1 + max_abs_logit) * max_template_norm
 
 
 # --- the closed forms under test ------------------------------------------------------
