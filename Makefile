@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify test strict clean
+.PHONY: verify test strict bench clean
 
 # Create the virtual environment if missing and install the project with exact pins
 # (constraints.txt), once per change of pyproject.toml or the pins.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models]'
 	touch $(STAMP)
 
 ## verify: run every registered claim; write docs/report.md, docs/report.html, docs/results.json
@@ -24,6 +24,10 @@ strict: $(STAMP)
 ## test: the test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## bench: the dual-solver benchmark, side by side with SciPy and CVXPY; writes docs/bench.md
+bench: $(STAMP)
+	$(BIN)/python -m attnverify.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
