@@ -17,9 +17,21 @@ With Q (d, r) an orthonormal basis of S, write lambda = alpha z + Q y.  The logi
     \max_{y\in\mathbb R^r}\ -\frac{1}{2\alpha}\|y\|^2 - \log\sum_i u_i e^{\alpha\langle t_i,z\rangle + \langle a_i,y\rangle}
     \ (+\text{terms free of } y),
 
-whose gradient is -y/alpha - A^T p and whose negative Hessian is I/alpha + Cov_p(a) (r x r).
-So each Newton system is r x r instead of d x d, the component of lambda* outside S is exactly
-alpha z (no iteration), and the only per-query input is the logit vector alpha T z_k.
+whose gradient is -y/alpha - A^T p and whose negative Hessian is H = I/alpha + Cov_p(a) (r x r).
+So the component of lambda* outside S is exactly alpha z (no iteration), the Newton systems are
+r x r instead of d x d, and the only per-query input is the logit vector alpha T z_k.
+
+**Method.** Truncated (inexact) Newton: each Newton system H s = g is solved by preconditioned
+conjugate gradients (Jacobi preconditioner diag H = 1/alpha + E_p[a^2] - abar^2), to the
+Eisenstat-Walker forcing tolerance ||H s - g|| <= min(1/2, sqrt(||g||/||b||)) ||g||, which keeps
+Newton's local superlinear convergence.  A Hessian-vector product is H v = v/alpha +
+A^T (p * (A v)) - abar <abar, v>: because A is shared by every query of the head, a CG step for a
+whole chunk of queries is two dense matrix products (chunk x r)(r x n) and (chunk x n)(n x r),
+which BLAS runs near peak, instead of one r x r factorisation per query.  Eigenvalues of
+Cov_p(a) cluster at 0 when the attention p is peaked, so CG needs few iterations.  Each CG
+direction started from 0 is an ascent direction, so a truncated solve is still safe; Armijo
+backtracking on the dual value (with a gradient-halving test where the value is at float64
+resolution) globalises the method.  Every matrix stays float64.
 
 Shapes: T (n, d), Z (m, d), u (n,) on the simplex (zeros = padding), alpha > 0.
 Returns lambda* (m, d) and per-instance converged (m,), iterations (m,), grad_norm (m,), where
@@ -33,9 +45,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
-from .dual import _log_u, gradient_floor
+from .dual import DualSolution, _gradient_floor, _log_u, gradient_floor
+
+EPS = np.finfo(float).eps
 
 
 @dataclass
@@ -58,17 +71,26 @@ def centred_basis(T: np.ndarray, u: np.ndarray, rtol: float = 1e-12):
     return Vt[:r].T
 
 
-def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-12, maxiter: int = 100, chunk: int = 256) -> BatchSolution:
-    """lambda* of (7) for every row of Z, sharing T and u; Newton in the subspace S, in chunks."""
+def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, chunk: int | None = None) -> BatchSolution:
+    """lambda* of (7) for every row of Z, sharing T and u (see the module docstring).
+
+    rtol: stop when ||grad D(lambda)|| <= rtol * max(||b_k||, 1), or at the float64 floor of the
+    gradient (dual.gradient_floor) if that is larger.  chunk: queries solved together; the default
+    keeps the working set to a few MB whatever n and d are, so memory is bounded for any m.
+    """
     T = np.asarray(T, float)
     u = np.asarray(u, float)
     Z = np.atleast_2d(np.asarray(Z, float))
     m, d = Z.shape
+    n = T.shape[0]
+    if chunk is None:  # measured best near 256 rows (arrays stay in cache); fewer when n is large
+        chunk = int(np.clip(2**18 // max(n, 1), 16, 256))
     Q = centred_basis(T, u)
     r = Q.shape[1]
     on = u > 0
     Ts, lu = T[on], _log_u(u[on])
-    A = (Ts - T.T @ u) @ Q  # (n_on, r): templates in S coordinates
+    mu = T.T @ u
+    A = np.ascontiguousarray((Ts - mu) @ Q)  # (n_on, r): templates in S coordinates
     tnorm = np.linalg.norm(Ts, axis=1).max()
     lam = np.empty((m, d))
     conv = np.zeros(m, bool)
@@ -76,10 +98,10 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-12, maxiter: int = 100, 
     gnorm = np.zeros(m)
     for s in range(0, m, chunk):
         zc = Z[s:s + chunk]
-        bc = T.T @ u + zc
+        bc = mu + zc
         bscale = np.maximum(np.linalg.norm(bc, axis=1), 1.0)
-        base = lu + alpha * zc @ Ts.T  # (k, n_on): the per-query logits at y = 0
-        y, it = _newton_y(A, base, alpha, rtol, maxiter, scale=bscale)
+        base = lu + alpha * (zc @ Ts.T)  # (k, n_on): the per-query logits at y = 0
+        y, it = _truncated_newton(A, base, lu, alpha, rtol, maxiter, bscale)
         L = alpha * zc + y @ Q.T
         # the convergence verdict is made on the full gradient of (7), not on the reduced one
         logits = L @ Ts.T
@@ -91,55 +113,128 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-12, maxiter: int = 100, 
     return BatchSolution(lam, conv, iters, gnorm, r)
 
 
+def solve_dual(T, u, z, alpha, rtol: float = 1e-10, maxiter: int = 100) -> DualSolution:
+    """lambda* of (7) for one instance, by the batched solver (what `attnverify solve` and the checks call)."""
+    sol = solve_dual_batched(T, u, np.asarray(z, float)[None], alpha, rtol=rtol, maxiter=maxiter)
+    lam = sol.lam[0]
+    b = np.asarray(T, float).T @ np.asarray(u, float) + np.asarray(z, float)
+    tol = max(rtol * max(float(np.linalg.norm(b)), 1.0), _gradient_floor(np.asarray(T, float), np.asarray(u, float), lam))
+    return DualSolution(lam, bool(sol.converged[0]), int(sol.iterations[0]), float(sol.grad_norm[0]), tol)
+
+
 def _softmax_rows(x):
-    return np.exp(x - logsumexp(x, axis=1, keepdims=True))
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
-def _newton_y(A, base, alpha, rtol, maxiter, scale):
-    """Damped Newton on the reduced concave objective f(y) = -|y|^2/(2 alpha) - lse(base + A y), batched."""
+def _lse_rows(x):
+    m = x.max(axis=1)
+    return m + np.log(np.exp(x - m[:, None]).sum(axis=1))
+
+
+def _dot_rows(a, b):
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
+    """Maximise f_k(y) = -|y|^2/(2 alpha) - lse(base_k + A y) for every row k; returns y (k, r), iterations.
+    base_k = log u + alpha T z_k; lu = log u (n,) only enters the float64 floor of the stopping test."""
     k, r = base.shape[0], A.shape[1]
     y = np.zeros((k, r))
     it = np.zeros(k, int)
     if r == 0:
         return y, it
-
-    def value(yy, rows):
-        return -np.sum(yy**2, axis=1) / (2 * alpha) - logsumexp(base[rows] + yy @ A.T, axis=1)
-
-    active = np.arange(k)
-    f = value(y, active)
+    AT = np.ascontiguousarray(A.T)
+    A2 = A * A
     anorm = np.linalg.norm(A, axis=1).max()
-    eye = np.eye(r)
-    for _ in range(maxiter):
-        logits = base[active] + y[active] @ A.T
-        P = _softmax_rows(logits)  # (a, n)
-        abar = P @ A  # (a, r)
-        g = -y[active] / alpha - abar
-        gn = np.linalg.norm(g, axis=1)
-        done = gn <= np.maximum(rtol * scale[active], gradient_floor(np.abs(logits).max(axis=1), anorm))
-        if np.all(done):
+    maxcg = 2 * r + 10  # CG is exact after r steps in exact arithmetic; the margin absorbs rounding
+    act = np.arange(k)  # rows still iterating; ya, ba, logits, lse, fa are their current state
+    ya, ba = y, base
+    logits = base.copy()
+    lse = _lse_rows(logits)
+    fa = -lse
+    for _ in range(maxiter + 1):
+        P = np.exp(logits - lse[:, None])
+        abar = P @ A
+        g = -ya / alpha - abar
+        gn = np.sqrt(_dot_rows(g, g))
+        # the same float64 floor as the final verdict: logits without the constant log u
+        tol = np.maximum(rtol * scale[act], gradient_floor(np.abs(logits - lu).max(axis=1), anorm))
+        y[act] = ya
+        keep = gn > tol
+        if not keep.any() or _ == maxiter:
             break
-        keep = ~done
-        active, P, abar, g, gn = active[keep], P[keep], abar[keep], g[keep], gn[keep]
-        W = np.sqrt(P)[:, :, None] * A[None]  # (a, n, r); Cov_p(a) = W^T W - abar abar^T, by BLAS
-        H = eye / alpha + np.matmul(W.transpose(0, 2, 1), W) - abar[:, :, None] * abar[:, None, :]
-        step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
-        t = np.ones(len(active))
-        slope = np.sum(g * step, axis=1)
-        f_act = f[active]
-        for _ls in range(40):  # Armijo backtracking, per instance
-            cand = y[active] + t[:, None] * step
-            fc = value(cand, active)
-            ok = fc >= f_act + 1e-4 * t * slope
-            if np.all(ok):
-                break
-            # at float64 resolution of f, accept a step that halves the gradient instead
-            Pc = _softmax_rows(base[active] + cand @ A.T)
-            ok |= np.linalg.norm(-cand / alpha - Pc @ A, axis=1) <= 0.5 * gn
-            if np.all(ok):
-                break
-            t = np.where(ok, t, t / 2)
-        y[active] = y[active] + t[:, None] * step
-        f[active] = value(y[active], active)
-        it[active] += 1
+        if not keep.all():
+            act, ya, ba, P, abar, g, gn, tol, fa = (act[keep], ya[keep], ba[keep], P[keep], abar[keep],
+                                                     g[keep], gn[keep], tol[keep], fa[keep])
+        jacobi = 1.0 / (1.0 / alpha + P @ A2 - abar**2)
+        forcing = np.minimum(0.5, np.sqrt(gn / scale[act]))
+        step = _pcg(P, abar, A, AT, alpha, g, jacobi, np.maximum(forcing * gn, 0.1 * tol), maxcg)
+        ya, logits, lse, fa = _armijo(ya, step, g, gn, fa, ba, A, AT, alpha)
+        it[act] += 1
     return y, it
+
+
+def _pcg(P, abar, A, AT, alpha, g, jacobi, cgtol, maxcg):
+    """Preconditioned CG on H s = g for every row; rows drop out of the products once solved."""
+    out = np.zeros_like(g)
+    idx = np.arange(len(g))
+    s = np.zeros_like(g)
+    res = g.copy()
+    zr = jacobi * res
+    dvec = zr.copy()
+    rz = _dot_rows(res, zr)
+    for _ in range(maxcg):
+        Ad = dvec @ AT
+        Hd = dvec / alpha + (P * Ad) @ A - abar * _dot_rows(abar, dvec)[:, None]
+        dHd = _dot_rows(dvec, Hd)
+        step = rz / np.where(dHd > 0, dHd, 1.0)  # frozen rows have dvec = 0, hence step 0
+        s += step[:, None] * dvec
+        res -= step[:, None] * Hd
+        done = _dot_rows(res, res) <= cgtol**2
+        if done.all():
+            out[idx] = s
+            return out
+        if 4 * np.count_nonzero(done) >= len(done):  # compact once enough rows are solved
+            out[idx[done]] = s[done]
+            keep = ~done
+            idx, s, res, dvec, rz, P, abar, jacobi, cgtol = (idx[keep], s[keep], res[keep], dvec[keep], rz[keep],
+                                                             P[keep], abar[keep], jacobi[keep], cgtol[keep])
+            done = done[keep]
+        zr = jacobi * res
+        rz_new = _dot_rows(res, zr)
+        # solved rows stay in the batch until compaction with a frozen step (zero direction)
+        dvec = np.where(done[:, None], 0.0, zr + (rz_new / rz)[:, None] * dvec)
+        rz = np.where(done, 1.0, rz_new)
+    out[idx] = s  # truncated: CG iterates from 0 on an SPD system are still ascent directions
+    return out
+
+
+def _armijo(ya, step, g, gn, fa, ba, A, AT, alpha):
+    """Backtrack each row until f rises by 1e-4 t <g, s>; at float64 resolution of f, accept a
+    step that halves the gradient instead.  Returns the new y, logits, lse and f of each row."""
+    t = np.ones(len(ya))
+    slope = _dot_rows(g, step)
+    cand = ya + step
+    L = ba + cand @ AT
+    lse = _lse_rows(L)
+    f = -_dot_rows(cand, cand) / (2 * alpha) - lse
+    resolution = 64 * EPS * (np.abs(fa) + np.abs(ba).max(axis=1) + 1.0)  # float64 resolution of f
+    bad = np.flatnonzero(f < fa + 1e-4 * slope)
+    for _ in range(60):
+        if bad.size == 0:
+            break
+        # Only where the Armijo increase is below the resolution of f may the test be replaced by
+        # "the gradient halves"; elsewhere that non-monotone test can cycle (seen: n = 2, alpha = 100).
+        flat = bad[1e-4 * t[bad] * slope[bad] <= resolution[bad]]
+        if flat.size:
+            P = np.exp(L[flat] - lse[flat, None])
+            halved = flat[np.linalg.norm(-cand[flat] / alpha - P @ A, axis=1) <= 0.5 * gn[flat]]
+            bad = np.setdiff1d(bad, halved, assume_unique=True)
+        t[bad] /= 2
+        cand[bad] = ya[bad] + t[bad, None] * step[bad]
+        L[bad] = ba[bad] + cand[bad] @ AT
+        lse[bad] = _lse_rows(L[bad])
+        f[bad] = -_dot_rows(cand[bad], cand[bad]) / (2 * alpha) - lse[bad]
+        bad = bad[f[bad] < fa[bad] + 1e-4 * t[bad] * slope[bad]]
+    return cand, L, lse, f

@@ -110,8 +110,11 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
             if fc >= f + 1e-4 * t * slope:
                 break
             # Near lambda* the change in D falls below its float64 resolution and Armijo's test
-            # is noise; there a step that halves the gradient norm is accepted instead.
-            if np.linalg.norm(b - cand / alpha - T.T @ tilted(T, u, cand)) <= 0.5 * gn:
+            # is noise; only there is a step that halves the gradient norm accepted instead
+            # (elsewhere that non-monotone test can cycle: seen at n = 2, alpha = 100).
+            resolution = 64 * np.finfo(float).eps * (abs(f) + abs(lam @ b) + lam @ lam / alpha + 1.0)
+            if 1e-4 * t * slope <= resolution and \
+                    np.linalg.norm(b - cand / alpha - T.T @ tilted(T, u, cand)) <= 0.5 * gn:
                 break
             t *= 0.5
             if t < 1e-12:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import dual
+from .batched import solve_dual
 
 
 def solve_instance(T, u, z, alpha) -> dict:
     """All quantities of ``attnverify solve`` for validated float64 inputs."""
-    sol = dual.solve_dual_newton(T, u, z, alpha)
+    sol = solve_dual(T, u, z, alpha)
     p = dual.tilted(T, u, sol.lam)
     primal = dual.primal_objective(T, u, z, alpha, p)
     dval = dual.dual_objective(T, u, z, alpha, sol.lam)
