@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import validate
 from .dual import DualSolution, _gradient_floor, _log_u, gradient_floor
 
 EPS = np.finfo(float).eps
@@ -89,9 +90,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     workers: threads solving chunks in parallel (default: one per core; pass 1 inside a process
     pool or a Dask worker that already uses every core).
     """
-    T = np.asarray(T, float)
-    u = np.asarray(u, float)
-    Z = np.atleast_2d(np.asarray(Z, float))
+    T, u, Z, alpha = validate.batch(T, u, Z, alpha)
     m, d = Z.shape
     n = T.shape[0]
     if chunk is None:  # measured best near 256 rows (arrays stay in cache); fewer when n is large

@@ -52,3 +52,33 @@ def instance(templates, z, alpha, u=None):
             raise InputError(f"u: sums to {uu.sum():.12g}, not 1; u must lie on the simplex")
         uu = uu / uu.sum()
     return T, uu, zz, float(alpha)
+
+
+def batch(T, u, Z, alpha):
+    """Check the arguments of the batched solver: T (n, d), u (n,) on the simplex, Z (m, d), alpha > 0.
+
+    Raises InputError (a ValueError) naming the argument; returns float64 arrays with Z 2-d."""
+    T = _array("T", T, 2)
+    n, d = T.shape
+    if n == 0:
+        raise InputError("T: empty template set")
+    if d == 0:
+        raise InputError("T: templates have dimension d = 0")
+    uu = _array("u", u, 1)
+    if uu.shape != (n,):
+        raise InputError(f"u: has length {uu.shape[0]}, T has {n} templates")
+    if np.any(uu < 0):
+        raise InputError(f"u: entry {int(np.argmin(uu))} is negative ({uu.min()}); u must lie on the simplex")
+    if abs(uu.sum() - 1.0) > SIMPLEX_TOL:
+        raise InputError(f"u: sums to {uu.sum():.12g}, not 1; u must lie on the simplex (all-masked u sums to 0)")
+    ZZ = np.asarray(Z, dtype=float) if not isinstance(Z, np.ndarray) else Z.astype(float, copy=False)
+    if ZZ.ndim == 1:
+        ZZ = ZZ[None]
+    ZZ = _array("Z", ZZ, 2)
+    if ZZ.shape[1] != d:
+        raise InputError(f"Z: rows have length {ZZ.shape[1]}, T has dimension {d}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise InputError(f"alpha: must be a number, got {type(alpha).__name__}")
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise InputError(f"alpha: must be a finite number > 0, got {alpha}")
+    return T, uu / uu.sum(), ZZ, float(alpha)

@@ -42,3 +42,23 @@ def test_single_template_support():
     sol = solve_dual_batched(T, np.array([1.0, 0.0]), np.array([[0.5, -1.0]]), 2.0)
     assert sol.rank == 0 and sol.converged.all()
     assert np.allclose(sol.lam, 2.0 * np.array([[0.5, -1.0]]))
+
+
+@pytest.mark.parametrize("T,u,Z,alpha,field", [
+    (np.ones((3, 2)), [0.5, 0.5, 0.0], np.ones((2, 2)), 0.0, "alpha"),
+    (np.ones((3, 2)), [0.5, 0.5, 0.0], np.ones((2, 2)), -1.0, "alpha"),
+    (np.ones((3, 2)), [0.5, 0.5, 0.0], np.ones((2, 2)), float("nan"), "alpha"),
+    (np.ones((3, 2)), [0.6, 0.5, 0.0], np.ones((2, 2)), 1.0, "u"),
+    (np.ones((3, 2)), [1.5, -0.5, 0.0], np.ones((2, 2)), 1.0, "u"),
+    (np.ones((3, 2)), [0.0, 0.0, 0.0], np.ones((2, 2)), 1.0, "u"),
+    (np.ones((3, 2)), [0.5, 0.5], np.ones((2, 2)), 1.0, "u"),
+    (np.ones((3, 2)), [0.5, 0.5, 0.0], np.ones((2, 3)), 1.0, "Z"),
+    (np.ones((3, 2)), [0.5, 0.5, 0.0], [[np.nan, 1.0]], 1.0, "Z"),
+    (np.full((3, 2), np.inf), [0.5, 0.5, 0.0], np.ones((2, 2)), 1.0, "T"),
+    (np.ones((0, 2)), [], np.ones((2, 2)), 1.0, "T"),
+    (np.ones((3, 0)), [0.5, 0.5, 0.0], np.ones((2, 0)), 1.0, "T"),
+    (np.ones(3), [0.5, 0.5, 0.0], np.ones((2, 2)), 1.0, "T"),
+])
+def test_bad_arguments_raise_a_value_error_naming_them(T, u, Z, alpha, field):
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        solve_dual_batched(T, u, Z, alpha)
