@@ -1,0 +1,306 @@
+r"""FD-17: T5's relative-position bias and word mask are a preference distribution u in (16).
+
+Claim ((17)-(18) of 004): for the query word j, let
+
+.. math::
+    u_j(t_i) = \begin{cases} 0 & i \text{ masked} \\ e^{b_{j-i}}/Z_j & \text{otherwise} \end{cases}
+
+with b_{j-i} T5's trainable relative-position scalar.  Then (16) with alpha = 1 is
+
+.. math::
+    \hat h = \sum_i t_i \frac{\exp(\langle t_i,z\rangle + b_{j-i} + 1_{\rm masked}(i))}
+                          {\sum_l \exp(\langle t_l,z\rangle + b_{j-l} + 1_{\rm masked}(l))},
+
+i.e. T5's attention: logits <t_i, z> + b_{j-i}, and -inf (weight 0) on masked words.
+
+Checked (a) symbolically for general n (the normaliser Z_j cancels), and (b) numerically against
+``transformers``' T5Attention in every attention of a small, randomly initialised T5 (encoder
+self-attention with padding, decoder self-attention with the causal mask and padding, cross
+attention), float64, to round-off.  T5 does not scale its logits by 1/sqrt(d'), so the
+reparameterisation of Sec 8 is adapted (see :func:`t5_identity`).
+
+Source: 004_830fd89135933577.txt, Sec 7 "T5 transformer implicitly adopts the generalized
+attention structure", (17)-(18); Sec 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from attnverify import context
+from attnverify.evidence import Evidence, Inconclusive, full_simplify
+from attnverify.models import MISSING, _torch
+
+EPS = np.finfo(float).eps
+
+# a small config that still uses T5's logarithmic buckets: 8 buckets, distances up to 11
+T5_CONFIG = dict(vocab_size=40, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+                 relative_attention_num_buckets=8, relative_attention_max_distance=16, dropout_rate=0.0)
+ENC_LEN, DEC_LEN, BATCH = 12, 9, 3
+
+
+def gamma(k: int) -> float:
+    """Higham's gamma_k = k eps / (1 - k eps): the relative round-off bound of a k-term sum or product."""
+    return k * EPS / (1 - k * EPS)
+
+
+def attention_tol(s_abs: float, n_dot: int, n_keys: int, v_max: float, v_abs: float) -> tuple[float, float]:
+    r"""Round-off bounds (weights, outputs) between two float64 evaluations of one softmax attention.
+
+    Each logit is a chain of inner products of total length n_dot; each evaluation is within
+    gamma(n_dot) * s_abs of the exact value (s_abs = the same chain with absolute values), so two
+    evaluations differ by delta <= 2 gamma(n_dot) s_abs.  Shifting every logit by at most delta
+    moves each weight by a factor in [e^{-2 delta}, e^{2 delta}], so |dp_i| <= (e^{2 delta} - 1) p_i,
+    plus the softmax's own rounding gamma(n_keys + 2) p_i.  An output sum_i p_i v_i then moves by at
+    most (that l1 change) * v_max, plus the rounding of computing v_i (gamma(n_dot) v_abs) and of
+    the weighted sum (gamma(n_keys) v_max)."""
+    delta = 2 * gamma(n_dot) * s_abs
+    dp = np.expm1(2 * delta) + gamma(n_keys + 2)
+    return float(dp), float(dp * v_max + gamma(n_dot) * v_abs + gamma(n_keys) * v_max)
+
+
+@dataclass
+class T5Attn:
+    """One T5Attention call: inputs, weights, what transformers computed, and the masks we built."""
+
+    kind: str  # "encoder self", "decoder self", "cross"
+    layer: int
+    y: np.ndarray  # (B, m, d) queries (the layer-normed hidden states)
+    x: np.ndarray  # (B, n, d) keys/values (= y for self-attention, the encoder output for cross)
+    Wq: np.ndarray  # (H d', d)
+    Wk: np.ndarray
+    Wv: np.ndarray
+    Wo: np.ndarray  # (d, H d')
+    bias: np.ndarray  # (H, m, n) b_{j-i}, rebuilt from the stack's table (zeros for cross attention)
+    masked: np.ndarray  # (B, m, n) bool: word i masked for query j
+    weights: np.ndarray  # (B, H, m, n) transformers' attention weights
+    out: np.ndarray  # (B, m, d) transformers' T5Attention output (after the output projection o)
+    position_bias: np.ndarray  # transformers' own bias tensor (1, H, m, n), to compare with ours
+    n_heads: int
+    d_kv: int
+
+
+@lru_cache(maxsize=1)
+def t5_capture() -> tuple:
+    """Run a random float64 T5Model (eager attention) on padded random ids; capture every attention."""
+    torch, transformers = _torch()
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    torch.manual_seed(context.SEED)
+    cfg = transformers.T5Config(**T5_CONFIG)
+    cfg._attn_implementation = "eager"
+    model = transformers.T5Model(cfg).double().eval()
+    g = torch.Generator().manual_seed(context.SEED)
+    ids = torch.randint(1, cfg.vocab_size, (BATCH, ENC_LEN), generator=g)
+    dids = torch.randint(1, cfg.vocab_size, (BATCH, DEC_LEN), generator=g)
+    am = torch.ones(BATCH, ENC_LEN, dtype=torch.long)
+    am[1, 9:] = 0
+    am[2, 5:] = 0  # padded source sentences
+    dam = torch.ones(BATCH, DEC_LEN, dtype=torch.long)
+    dam[0, 7:] = 0  # a padded target sentence
+    calls = []
+
+    def hook(mod, args, kwargs, out):
+        calls.append((mod, args[0] if args else kwargs["hidden_states"], kwargs.get("key_value_states"), out))
+
+    handles = [m.register_forward_hook(hook, with_kwargs=True) for m in model.modules() if isinstance(m, T5Attention)]
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=am, decoder_input_ids=dids, decoder_attention_mask=dam,
+                  output_attentions=True, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    enc_table = model.encoder.block[0].layer[0].SelfAttention
+    dec_table = model.decoder.block[0].layer[0].SelfAttention
+    pad_enc, pad_dec = am.numpy() == 0, dam.numpy() == 0
+    out, counters = [], {}
+    for mod, hs, kv, o in calls:
+        cross = kv is not None
+        kind = "cross" if cross else ("decoder self" if mod.is_decoder else "encoder self")
+        layer = counters.get(kind, 0)
+        counters[kind] = layer + 1
+        y = hs.numpy()
+        x = kv.numpy() if cross else y
+        m_, n_ = y.shape[1], x.shape[1]
+        if cross:
+            bias = np.zeros((mod.n_heads, m_, n_))
+            masked = np.broadcast_to(pad_enc[:, None, :], (BATCH, m_, n_))
+        else:
+            table = dec_table if mod.is_decoder else enc_table
+            bias = _relative_bias(torch, table, m_, n_, bidirectional=not mod.is_decoder)
+            pad = pad_dec if mod.is_decoder else pad_enc
+            masked = np.broadcast_to(pad[:, None, :], (BATCH, m_, n_)).copy()
+            if mod.is_decoder:  # causal: word i > j is not yet generated
+                masked |= np.triu(np.ones((m_, n_), bool), 1)[None]
+        w = {k: getattr(mod, k).weight.detach().numpy().copy() for k in "qkvo"}
+        out.append(T5Attn(kind, layer, y, x, w["q"], w["k"], w["v"], w["o"], bias, np.asarray(masked),
+                          o[2].numpy(), o[0].numpy(), o[1].numpy(), mod.n_heads, mod.key_value_proj_dim))
+    return tuple(out)
+
+
+def _relative_bias(torch, table_module, m, n, bidirectional):
+    """b[h, j, i] = table[bucket(i - j), h]: a scalar of the relative position only (T5's buckets)."""
+    rel = torch.arange(n)[None, :] - torch.arange(m)[:, None]  # key position minus query position
+    bucket = table_module._relative_position_bucket(rel, bidirectional=bidirectional,
+                                                    num_buckets=table_module.relative_attention_num_buckets,
+                                                    max_distance=table_module.relative_attention_max_distance)
+    W = table_module.relative_attention_bias.weight.detach().numpy()
+    return np.transpose(W[bucket.numpy()], (2, 0, 1))
+
+
+def preference(a: T5Attn, b: int, h: int) -> np.ndarray:
+    """u (m, n) of (17): row j is u_j(t_i) ∝ exp(b_{j-i}), 0 on masked words, normalised."""
+    w = np.where(a.masked[b], 0.0, np.exp(a.bias[h]))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def reparam_16(a: T5Attn, scale_fix: bool = True, printed_denominator: bool = False):
+    r"""(16) with alpha = 1, t_i = x_i/sqrt(d'), V' = sqrt(d') W_v and z_j = c K^T Q y_j, c = sqrt(d') (the
+    adaptation T5 needs) or c = 1 (BERT's setting, scale_fix=False).  printed_denominator: use the
+    printed (19) T5 weights u_i e^{s_i} / sum_j e^{s_j} (no u_j below).  Returns weights (B,H,m,n), out (B,m,d)."""
+    B, m, _ = a.y.shape
+    dk, H = a.d_kv, a.n_heads
+    P = np.zeros((B, H, m, a.x.shape[1]))
+    ctx = np.zeros((B, m, H * dk))
+    c = np.sqrt(dk) if scale_fix else 1.0
+    for b in range(B):
+        T = a.x[b] / np.sqrt(dk)
+        for h in range(H):
+            sl = slice(h * dk, (h + 1) * dk)
+            K, Q, V = a.Wk[sl], a.Wq[sl], a.Wv[sl]
+            Z = c * (a.y[b] @ Q.T) @ K  # rows z_j = c K^T Q y_j
+            u = preference(a, b, h)
+            s = Z @ T.T  # <t_i, z_j>
+            with np.errstate(divide="ignore"):
+                lw = np.log(u) + s
+            num = np.exp(lw - lw.max(axis=1, keepdims=True))
+            if printed_denominator:
+                den = np.exp(s - lw.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)
+            else:
+                den = num.sum(axis=1, keepdims=True)
+            P[b, h] = num / den
+            ctx[b, :, sl] = (P[b, h] @ T) @ (np.sqrt(dk) * V).T  # V' sum_i p_i t_i
+    return P, ctx @ a.Wo.T
+
+
+def tolerances(a: T5Attn) -> tuple[float, float]:
+    """attention_tol for this call: logit chains |W_k||x| . |W_q||y| over d + d' + d terms."""
+    dk, H, d = a.d_kv, a.n_heads, a.y.shape[2]
+    kabs = np.abs(a.x) @ np.abs(a.Wk).T  # (B, n, H d')
+    qabs = np.abs(a.y) @ np.abs(a.Wq).T
+    s_abs = max(float(np.max(np.einsum("bia,bja->bji", kabs[..., h * dk:(h + 1) * dk], qabs[..., h * dk:(h + 1) * dk])))
+                for h in range(H)) + float(np.abs(a.bias).max())
+    v = np.abs(a.x @ a.Wv.T).max()
+    vabs = (np.abs(a.x) @ np.abs(a.Wv).T).max()
+    tw, tc = attention_tol(s_abs, 2 * d + dk, a.x.shape[1], v, vabs)
+    # the output projection o: |W_o| times the context error, plus its own rounding
+    wo = np.abs(a.Wo).sum(axis=1).max()
+    return tw, float(wo * tc + gamma(H * dk) * wo * vabs)
+
+
+def is_zero(e) -> bool:
+    """A scalar or matrix SymPy expression that is identically zero."""
+    return isinstance(e, sp.ZeroMatrix) or sp.simplify(e) == 0 or (hasattr(e, "is_ZeroMatrix") and bool(e.is_ZeroMatrix))
+
+
+def _symbolic(ev: Evidence) -> None:
+    i, l, n = sp.symbols("i l n", integer=True, positive=True)
+    s, bb, c = sp.IndexedBase("s"), sp.IndexedBase("b"), sp.IndexedBase("c")
+    Z = sp.Symbol("Z_j", positive=True)
+    ev.step("General n, query word j fixed; write s_i = <t_i, z>, b_i = b_{j-i}, and c_i = 1_masked(i) "
+            "kept finite (the masked case is the limit c_i -> -infinity).")
+    u = lambda k: sp.exp(bb[k] + c[k]) / Z  # noqa: E731
+    ev.step("Preference (17), with Z_j its normaliser:", (sp.Symbol("u_i"), u(i)))
+    w16 = u(i) * sp.exp(s[i]) / sp.Sum(u(l) * sp.exp(s[l]), (l, 1, n))
+    w18 = sp.exp(s[i] + bb[i] + c[i]) / sp.Sum(sp.exp(s[l] + bb[l] + c[l]), (l, 1, n))
+    ev.step("The weight of t_i in (16) with alpha = 1:", (sp.Symbol("w_i^{(16)}"), w16))
+    ev.step("The weight printed in (18):", (sp.Symbol("w_i^{(18)}"), w18))
+    ev.identity("(16) with u of (17) and alpha = 1 gives the weights of (18) (general n; Z_j cancels)", w16, w18)
+    cs = sp.Symbol("c")
+    lim_u = sp.limit(sp.exp(bb[i] + cs) / Z, cs, -sp.oo)
+    ev.identity("a masked word (c_i -> -infinity) has u_i = 0 and weight 0", lim_u, 0,
+                metric="lim_{c_i -> -oo} e^{b_i + c_i}/Z_j")
+    # T5's logits are not scaled: the reparameterisation must put sqrt(d') back into z
+    d, dp = sp.symbols("d d'", integer=True, positive=True)
+    K, Q = sp.MatrixSymbol("K", dp, d), sp.MatrixSymbol("Q", dp, d)
+    x, y = sp.MatrixSymbol("x_i", d, 1), sp.MatrixSymbol("y_j", d, 1)
+    t5_logit = ((K * x).T * (Q * y))
+    adapted = (x / sp.sqrt(dp)).T * (sp.sqrt(dp) * K.T * Q * y)
+    bert_setting = (x / sp.sqrt(dp)).T * (K.T * Q * y)
+    ev.step("T5 (transformers' T5Attention, scaling = 1.0) computes the logit <K x_i, Q y_j> + b_{j-i}, with no "
+            "1/sqrt(d'): its 1/sqrt(d') is folded into the initialisation of Q.", t5_logit)
+    res = sp.expand(t5_logit - adapted).doit()
+    ev.check("adapted reparameterisation: <t_i, z_j> = <K x_i, Q y_j> with t_i = x_i/sqrt(d'), z_j = sqrt(d') K^T Q y_j",
+             "symbolic", "expand((K x)^T (Q y) - (x/sqrt(d'))^T (sqrt(d') K^T Q y))", str(res), "exact",
+             is_zero(res), "a symbolic identity holds exactly or not at all")
+    bad = sp.expand(t5_logit - bert_setting)
+    ev.step("With BERT's setting z_j = K^T Q y_j the logit would be <K x_i, Q y_j>/sqrt(d'); the difference is "
+            "not zero:", bad)
+    ev.step("So for T5: alpha = 1, t_i = x_i/sqrt(d'), z_j = sqrt(d') K^T Q y_j, V' = sqrt(d') V (equivalently "
+            "t_i = x_i, z_j = K^T Q y_j, V' = V; or alpha = sqrt(d') with BERT's t_i and z_j), K, Q, V being "
+            "transformers' k, q, v weights of the head.")
+
+
+def t5_identity() -> Evidence:
+    r"""FD-17.  With u_j(t_i) ∝ e^{b_{j-i}} (0 on masked words) and alpha = 1, (16) is T5's attention:
+    weights softmax_i(<t_i, z_j> + b_{j-i} + 1_masked(i)), and the head outputs agree.
+
+    Source: 004_830fd89135933577.txt, (17)-(18), Sec 8.
+    """
+    ev = Evidence()
+    _symbolic(ev)
+    try:
+        calls = t5_capture()
+    except Inconclusive:
+        raise
+    except ImportError as e:  # pragma: no cover
+        raise Inconclusive(MISSING) from e
+    ev.step("Numerically: a randomly initialised T5Model (transformers, " +
+            ", ".join(f"{k} = {v}" for k, v in T5_CONFIG.items()) +
+            f"), float64, eager attention; {BATCH} source sentences of {ENC_LEN} random ids (two padded) and "
+            f"{BATCH} target sentences of {DEC_LEN} (one padded). The weights are random: pretrained T5 was not "
+            "evaluated, because no installable package ships T5 weights for offline use and the hub cannot be reached.")
+    # b_{j-i} is a function of j - i only: every diagonal of the bias matrix is constant
+    toe = max(float(np.abs(a.bias[:, 1:, 1:] - a.bias[:, :-1, :-1]).max()) for a in calls if a.kind != "cross")
+    ev.check("T5's position bias depends only on the relative position (b_{j-i})", "transformers",
+             "max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions", toe, 0.0, toe == 0.0,
+             "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact")
+    own = max(float(np.abs(a.bias - a.position_bias[0]).max()) for a in calls)
+    ev.check("our b_{j-i} table equals the position bias transformers adds", "transformers",
+             "max |b_ours - position_bias| over all attentions", own, 0.0, own == 0.0,
+             "both are the same table entries, copied: exact")
+    rows = []
+    for a in calls:
+        P, out = reparam_16(a)
+        tw, to = tolerances(a)
+        ew, eo = float(np.abs(P - a.weights).max()), float(np.abs(out - a.out).max())
+        mass = float(np.where(a.masked[:, None], a.weights, 0).max())
+        rows.append([a.kind, a.layer, ew, tw, eo, to, mass])
+        tag = f"{a.kind} attention, layer {a.layer}"
+        ev.check(f"{tag}: weights of (16) with u of (17) = transformers' T5 weights", "transformers",
+                 "max |p_(16) - p_T5|", ew, tw, ew <= tw,
+                 "float64 round-off of two evaluations of the same logits, propagated through the softmax "
+                 "(attention_tol: 2 gamma(2d + d') times the absolute logit chain)")
+        ev.check(f"{tag}: output W_o V' sum_i p_i t_i = transformers' T5Attention output", "transformers",
+                 "max |out_(16) - out_T5|", eo, to, eo <= to,
+                 "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o")
+        ev.check(f"{tag}: masked words get weight exactly 0 (u_i = 0)", "transformers",
+                 "max transformers weight on a word we mask", mass, 0.0, mass == 0.0,
+                 "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0")
+    from attnverify.evidence import Table
+
+    ev.tables.append(Table("FD-17: (16) with T5's u against transformers' T5Attention (random weights, float64)",
+                           ["attention", "layer", "max |dp|", "tol p", "max |d out|", "tol out", "weight on masked"],
+                           rows))
+    # what BERT's setting would give for T5 (no sqrt(d') in z): not T5's attention
+    off = max(float(np.abs(reparam_16(a, scale_fix=False)[0] - a.weights).max()) for a in calls)
+    ev.notes.append(f"With BERT's setting unchanged (z = K^T Q y, no sqrt(d')) the weights differ from T5's by up to "
+                    f"{off:.3f}: T5's logits are not divided by sqrt(d'), so z must carry the factor sqrt(d').")
+    ev.notes.append("transformers indexes the bias by bucket(i - j) (key minus query position); (17) writes b_{j-i}. "
+                    "Both are a trainable scalar of the relative position only; the sign of the index is a labelling.")
+    return ev
