@@ -14,12 +14,18 @@ from attnverify.verify import decide, run_claim
 CLAIMS_MD = Path(__file__).resolve().parents[2] / "shared" / "CLAIMS.md"
 
 
+# Claims beyond the catalogue, added by an issue (issue 6: other regularisers give other attentions).
+# Listed here so that a mistyped catalogue ID cannot pass as an "extra".
+EXTRA_IDS = {"EOT-OMEGA"}
+
+
 def test_registry_lists_every_catalogue_id():
     ids = [c.id for c in load_claims()]
     assert len(ids) == len(set(ids))
     if CLAIMS_MD.exists():
         want = re.findall(r"^\| ((?:FD|EOT|GOAT|EOS)-[A-Z0-9]+) \|", CLAIMS_MD.read_text(), re.M)
-        assert set(want) == set(ids)
+        assert set(want) <= set(ids)
+        assert set(ids) - set(want) == EXTRA_IDS
 
 
 def _claim(**kw):

@@ -1,0 +1,156 @@
+"""SymPy re-derivation of the regularised-argmax template (EOT-OMEGA): other Omega, other attentions.
+
+Template: p*(s) = argmax_{p in simplex} <p, s> - Omega(p), Omega(p) = sum_j omega(p_j) strictly convex.
+KKT (concave objective, affine constraints: necessary and sufficient):
+    s_j - omega'(p_j) - lambda + mu_j = 0,  mu_j >= 0,  mu_j p_j = 0,  sum_j p_j = 1,
+so p_j = (omega')^{-1}(s_j - lambda) where s_j - lambda > omega'(0+), else 0; the threshold lambda
+(tau* below) is fixed by sum_j p_j = 1.  Three instances, all for general n:
+    omega = tau p log p        -> softmax(s/tau)                 (omega'(0+) = -inf: full support; EOT-KKT)
+    omega = p^2/2              -> sparsemax [s - tau*]_+          (Martins & Astudillo 2016)
+    omega = (p^a - p)/(a(a-1)) -> a-entmax [(a-1)s - tau*]_+^{1/(a-1)}  (Tsallis; Peters et al. 2019)
+"tau*" is the threshold (a Lagrange multiplier), not the temperature tau of the entropic problem.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import sympy as sp
+
+from attnverify.evidence import Evidence
+from derivations.eot import eq, n, readable, s, sum_normal, sum_simplify, tau
+from derivations.eot_gradients import resolve
+
+SRC_000 = "000_126cee95456ccd42.txt"
+
+j, k, i = sp.symbols("j k i", integer=True, positive=True)
+K = sp.Symbol("K", integer=True, positive=True)  # support size (scores sorted decreasingly)
+p = sp.IndexedBase("p", positive=True)
+lam = sp.Symbol("lambda", real=True)
+beta = sp.Symbol("beta", positive=True)
+alpha = 1 + beta  # Tsallis index alpha > 1
+x = sp.Symbol("x", positive=True)
+
+
+def sparsemax_threshold(KK):
+    """tau* = (sum_{i<=K} s_i - 1)/K for the support {1..K} of sorted scores."""
+    return (sp.Sum(s[i], (i, 1, KK)) - 1) / KK
+
+
+def entmax_form(a, thr):
+    """[(a - 1) s_k - tau*]^{1/(a-1)} on the support."""
+    return ((a - 1) * s[k] - thr) ** (1 / (a - 1))
+
+
+def _stationary_p(omega, ev, label):
+    """Lagrangian of the template with sum_j omega(p_j); stationarity at an interior p_k solved for p_k."""
+    Lg = sp.Sum(p[j] * s[j] - omega(p[j]), (j, 1, n)) - lam * (sp.Sum(p[j], (j, 1, n)) - 1)
+    stat = resolve(sp.diff(Lg, p[k]), [k])
+    ev.step(f"{label}: stationarity where p_k > 0 (mu_k = 0), differentiating through the sum", sp.Eq(stat, 0))
+    sol = sp.solve(sp.Eq(stat, 0), p[k])
+    if len(sol) != 1:
+        raise ValueError(f"expected one solution for p_k, got {sol}")
+    ev.step(f"{label}: solve for p_k", (p[k], sol[0]))
+    return sol[0]
+
+
+def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
+    ev = Evidence()
+    ev.step("Template: attention = argmax over the simplex of <p, s> - Omega(p), Omega = sum_j omega(p_j). KKT (concave "
+            "objective, affine constraints: necessary and sufficient), mu_j >= 0 the multipliers of p_j >= 0",
+            r"s_j - \omega'(p_j) - \lambda + \mu_j = 0,\quad \mu_j \ge 0,\quad \mu_j p_j = 0,\quad \textstyle\sum_j p_j = 1"
+            r"\ \Rightarrow\ p_j = (\omega')^{-1}(s_j - \lambda)\ \text{if } s_j - \lambda > \omega'(0^+),\ \text{else } 0")
+
+    # --- Shannon: omega = tau p log p -> softmax(s/tau)
+    pk = _stationary_p(lambda q: tau * q * sp.log(q), ev, "Shannon, omega = tau p log p")
+    w0 = sp.limit(sp.diff(tau * x * sp.log(x), x), x, 0, "+")
+    ev.step("omega'(0+) = -infinity: no bound is active, the support is everything", eq(r"\omega'(0^+)", w0))
+    Zc = sp.Sum(pk.xreplace({k: j}), (j, 1, n))
+    (lam_sol,) = sp.solve(sp.Eq(sp.factor_terms(sp.powsimp(sp.expand(Zc))), 1), lam)
+    soft = pk.subs(lam, lam_sol)
+    ev.identity("Shannon instance = softmax(s/tau) (EOT-KKT recovered from the template; general n)", soft,
+                sp.exp(s[k] / tau) / sp.Sum(sp.exp(s[j] / tau), (j, 1, n)), simplify=sum_simplify)
+
+    # --- sparsemax: omega = p^2/2
+    pk = _stationary_p(lambda q: q**2 / 2, ev, "sparsemax, omega = p^2/2")
+    ev.identity("sparsemax: p_k = s_k - lambda on the support, and omega'(0) = 0, so p_k = [s_k - tau*]_+ with tau* = lambda",
+                pk, s[k] - lam)
+    thr = sparse_thr(K)
+    ev.step("Sort s_1 >= ... >= s_n; on the support {1..K}, sum_{i<=K} (s_i - tau*) = 1 gives the threshold",
+            eq(r"\tau^\star_K", thr))
+    ok_norm = ev.identity("sum_{i<=K} (s_i - tau*_K) = 1 (general K)", sp.Sum(s[i] - thr, (i, 1, K)), 1, simplify=sum_simplify)
+    f = lambda kk: 1 + kk * s[kk] - sp.Sum(s[i], (i, 1, kk))  # noqa: E731
+    ev.identity("support condition: K (s_K - tau*_K) = 1 + K s_K - sum_{i<=K} s_i, so s_K > tau*_K iff f(K) > 0",
+                K * (s[K] - thr), f(K), simplify=sum_simplify)
+    ev.identity("f(k+1) - f(k) = k (s_{k+1} - s_k) <= 0 for sorted s: f decreases from f(1) = 1, so "
+                "K = max{k : 1 + k s_k > sum_{i<=k} s_i} is well defined",
+                f(k + 1) - f(k), k * (s[k + 1] - s[k]),
+                simplify=lambda e: sum_simplify(sp.expand(e.replace(
+                    lambda a: isinstance(a, sp.Sum) and a.limits[0][2] == k + 1,
+                    lambda a: sp.Sum(a.function, (a.limits[0][0], 1, k)) + a.function.xreplace({a.limits[0][0]: k + 1})))))
+    ev.identity("excluded scores: f(K+1) = K (s_{K+1} - tau*_K), so f(K+1) <= 0 iff s_{K+1} <= tau*_K (dual feasibility, "
+                "mu_j = tau* - s_j >= 0 off the support)",
+                f(K + 1).replace(lambda a: isinstance(a, sp.Sum), lambda a: sp.Sum(s[i], (i, 1, K)) + s[K + 1]),
+                K * (s[K + 1] - thr), simplify=sum_simplify)
+    ev.step("So p = [s - tau*]_+ with tau*_K satisfies all KKT conditions: it is the sparsemax, the Euclidean projection "
+            "of s onto the simplex (<p,s> - ||p||^2/2 = -||p - s||^2/2 + ||s||^2/2)")
+
+    # --- alpha-entmax: omega = (p^a - p)/(a (a - 1)), the negative Tsallis entropy
+    om = lambda q: (q**alpha - q) / (alpha * (alpha - 1))  # noqa: E731
+    lim1 = sp.limit(om(x), beta, 0, "+")
+    ev.step("Tsallis: omega_alpha(p) = (p^alpha - p)/(alpha(alpha - 1)), alpha = 1 + beta > 1; as alpha -> 1 it "
+            "becomes Shannon's p log p", (sp.Limit(om(x), beta, 0, "+"), lim1))
+    ev.identity("lim_{alpha->1} (x^alpha - x)/(alpha(alpha-1)) = x log x", lim1, x * sp.log(x))
+    pa = sp.Symbol("P", positive=True)  # p_k on the support, solved from omega'(p_k) = s_k - lambda
+    dom = sp.diff(om(pa), pa)
+    ev.step("omega'_alpha(p) (finite at 0 for alpha > 1: bounds can be active, the attention can be sparse)",
+            eq(r"\omega_\alpha'(P)", sp.simplify(dom)))
+    w0a = sp.limit(dom, pa, 0, "+")
+    ev.check("omega'_alpha(0+) = -1/(alpha(alpha - 1)) is finite for alpha > 1", "symbolic", r"$\lim_{p\to0^+}\omega_\alpha'(p)$",
+             str(w0a), "exact", sp.simplify(w0a + 1 / (alpha * (alpha - 1))) == 0, "SymPy limit, exact")
+    tstar = sp.Symbol(r"\tau^\star", real=True)
+    y = sp.Symbol("y", positive=True)  # y = p_k^{alpha - 1}
+    dom_y = (alpha * y - 1) / (alpha * (alpha - 1))
+    ev.identity("omega'_alpha(p) = (alpha p^{alpha-1} - 1)/(alpha(alpha-1))", dom, dom_y.subs(y, pa ** (alpha - 1)))
+    sol_pow = sp.solve(sp.Eq(dom_y, s[k] - lam), y)
+    ev.step("Solve omega'(p_k) = s_k - lambda for p_k^{alpha-1}", (pa ** (alpha - 1), sol_pow[0]))
+    ev.identity("p_k^{alpha-1} = (alpha-1) s_k - tau* with tau* = (alpha-1) lambda - 1/alpha",
+                sol_pow[0], (alpha - 1) * s[k] - ((alpha - 1) * lam - 1 / alpha))
+    ev.step("The zero branch: p_k = 0 iff s_k - lambda <= omega'(0) iff (alpha-1) s_k <= tau*, the same threshold, so",
+            eq(r"p_k", sp.Symbol(r"\big[(\alpha-1)s_k - \tau^\star\big]_+^{1/(\alpha-1)}")))
+    ev.identity("alpha = 2: omega_2(x) = x^2/2 - x/2, so Omega_2 = ||p||^2/2 - 1/2 on the simplex (the sparsemax regulariser)",
+                om(x).subs(beta, 1), x**2 / 2 - x / 2)
+    ev.identity("alpha = 2: [(alpha-1) s_k - tau*]^{1/(alpha-1)} = s_k - tau*, the sparsemax form",
+                entmax_form(sp.Integer(2), tstar), s[k] - tstar)
+    # alpha = 3/2: quadratic threshold on the support {1..K}, a_i = s_i/2
+    S1, S2 = sp.symbols("S_1 S_2", real=True)  # S1 = sum_{i<=K} a_i, S2 = sum_{i<=K} a_i^2
+    t15 = (S1 - sp.sqrt(S1**2 - K * (S2 - 1))) / K
+    quad = sum_normal(sp.expand(sp.Sum((s[i] / 2 - tstar) ** 2, (i, 1, K))))
+    ev.step("alpha = 3/2: p_k = (s_k/2 - tau*)^2; on the support sum_{i<=K} (a_i - tau*)^2 = 1 with a_i = s_i/2 is a "
+            "quadratic in tau*", sp.Eq(readable(quad), 1))
+    quadS = K * tstar**2 - 2 * tstar * S1 + S2 - 1
+    ev.identity("the sum expands to K tau*^2 - 2 tau* S1 + S2 (S1 = sum a_i, S2 = sum a_i^2)",
+                quad - 1, quadS.subs({S1: sp.Sum(s[i] / 2, (i, 1, K)), S2: sp.Sum(s[i] ** 2 / 4, (i, 1, K))}),
+                simplify=sum_simplify)
+    ev.step("The smaller root (tau* < a_i on the support, and the roots are symmetric about the mean of a)",
+            (tstar, t15))
+    ev.identity("tau*_{3/2} solves the quadratic", quadS.subs(tstar, t15), 0, simplify=lambda e: sp.simplify(sp.expand(e)))
+    ev.step("Temperature: argmax <p,s> - T Omega(p) = argmax <p, s/T> - Omega(p), so every instance takes a temperature "
+            "as s -> s/T; Shannon with T = tau is EOT attention (softmax(s/tau)), alpha = 2 is sparsemax(s/T)")
+    if not ok_norm:
+        ev.finding = "the sparsemax threshold is tau* = (sum_{i<=K} s_i - 1)/K"
+    return ev
+
+
+def omega_template() -> Evidence:
+    r"""EOT-OMEGA. For $\Omega(p) = \sum_j\omega(p_j)$ strictly convex, $\arg\max_{p\in\Delta_n}\langle p,s\rangle
+    - \Omega(p)$ is $p_j = (\omega')^{-1}(s_j - \tau^\star)$ where $s_j - \tau^\star > \omega'(0^+)$, else $0$,
+    with $\tau^\star$ fixed by $\sum_j p_j = 1$. Shannon $\omega = \tau p\log p$: $\operatorname{softmax}(s/\tau)$;
+    $\omega = p^2/2$: sparsemax $[s - \tau^\star]_+$, $\tau^\star = (\sum_{i\le K}s_{(i)} - 1)/K$,
+    $K = \max\{k: 1 + ks_{(k)} > \sum_{i\le k}s_{(i)}\}$; Tsallis $\omega = (p^\alpha - p)/(\alpha(\alpha-1))$:
+    $\alpha$-entmax $[(\alpha-1)s - \tau^\star]_+^{1/(\alpha-1)}$ (general $n$, $K$).
+
+    Source: 000_126cee95456ccd42.txt (attention as a regularised optimisation; the generalisation to other
+    regularisers is this project's, after Martins & Astudillo 2016 and Peters et al. 2019).
+    """
+    return _omega_evidence()
