@@ -27,92 +27,84 @@ ratio, where the approximation is not exact by construction,
 and the share ||P_S z|| / ||z|| of the evidence that the dual can act on.  The claim's status
 follows e_full (the claim as stated); e_S is reported as the finding.
 
-Model and text: all-MiniLM-L6-v2 (6 layers x 12 heads, d = 384, d' = 32) on N_CORPUS sentences of
-the Python documentation (attnverify.models.corpus).  lambda* by the exact batched Newton solver
-(attnverify.batched), every query of every head and layer; non-converged queries are re-solved
-by attnverify.dual.solve_dual_newton, and any still unconverged make the claim inconclusive.
-Pretrained T5 (Figs 6-8) is not evaluated: no offline T5 weights are available.
+Model and text: all-MiniLM-L6-v2 (6 layers x 12 heads, d = 384, d' = 32) on the sentences of
+the Python documentation (attnverify.models.corpus) that the sweep config sweeps/fig4.toml names.
+lambda* by the exact batched Newton solver (attnverify.batched), every query of every head and
+layer; non-converged queries are re-solved by attnverify.dual.solve_dual_newton, and any still
+unconverged make the claim inconclusive.  Pretrained T5 (Figs 6-8) is not evaluated: no offline T5
+weights are available.
+
+**Where the numbers come from.**  The solves are the sweep of attnverify.sweep: one result file
+per task (a shard of sentences x every layer and head) in .cache/sweeps/<hash>/.  This check runs
+the missing tasks in-process (no cluster, no set-up) and then reads only the files, so if
+`attnverify sweep sweeps/fig4.toml --scheduler ...` has already produced them on a Dask cluster,
+they are reused as they are: the report's numbers are the files' numbers either way.
 
 Source: 004_830fd89135933577.txt, Sec 8, Fig 4; Appx C, Figs 5-8.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from attnverify import context, models
-from attnverify.batched import centred_basis, solve_dual_batched
-from attnverify.dual import solve_dual_newton
+from attnverify import context, models, sweep
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
 
-N_CORPUS = 500  # sentences in the real run (>= 500)
-ALPHA = 1.0
+CONFIG = Path(__file__).resolve().parents[1] / "sweeps" / "fig4.toml"
+MODEL = "all-MiniLM-L6-v2"
+ALPHA = 1.0  # Sec 8's value; the config's alpha grid must contain it
 SMALL = 0.1  # "small": fixed before the full run, see the module docstring
-BATCH = 50  # sentences per forward pass
-N_CROSS = 2  # queries per layer cross-checked with the full-dimensional Newton solver
 
 
-def solve_corpus(n_sentences: int = N_CORPUS, log=None) -> dict:
-    """lambda* for every query of every head and layer; returns per-query arrays and solver counts."""
-    sentences = models.corpus(max(n_sentences, 500))[:n_sentences]
-    out = {k: [] for k in ("layer", "head", "full", "restricted", "z_share", "n")}
-    counts = dict(queries=0, batched_unconverged=0, newton_resolved=0, unconverged=0, max_iterations=0)
-    cross = []  # (layer, ||lam_batched - lam_newton||, alpha (g_b + g_n))
+def config(n_sentences: int | None = None) -> sweep.Config:
+    """The sweep config (sweeps/fig4.toml), optionally with another corpus size (for tests)."""
+    cfg = sweep.load_config(CONFIG)
+    return cfg if n_sentences is None else dataclasses.replace(cfg, n_sentences=n_sentences)
+
+
+N_CORPUS = config().n_sentences  # sentences in the real run (>= 500)
+
+
+def solve_corpus(n_sentences: int | None = None, log=None, out=None) -> dict:
+    """lambda* for every query of every head and layer (alpha = ALPHA, model MODEL), from the sweep's files.
+
+    Missing task files are computed in-process first; returns per-query arrays and solver counts."""
+    cfg = config(n_sentences)
+    if MODEL not in cfg.models or ALPHA not in cfg.alpha:
+        raise Inconclusive(f"{CONFIG.name} does not sweep {MODEL} at alpha = {ALPHA}")
     t0 = time.perf_counter()
-    for s0 in range(0, n_sentences, BATCH):
-        cap = models.run_minilm(sentences[s0:s0 + BATCH])
-        H, dh = cap.n_heads, cap.head_dim
-        for layer, lc in enumerate(cap.layers):
-            for b in range(cap.mask.shape[0]):
-                n = int(cap.mask[b].sum())
-                x = cap.hidden_states[layer][b, :n]  # the sentence's own tokens (padding is not a template)
-                T, u = x / np.sqrt(dh), np.full(n, 1.0 / n)
-                Z = np.concatenate([(x @ lc.WQ[h * dh:(h + 1) * dh].T + lc.bQ[h * dh:(h + 1) * dh]) @ lc.WK[h * dh:(h + 1) * dh]
-                                    for h in range(H)])  # (H n, d): z_k = K^T (Q x_k + b_Q), head by head
-                sol = solve_dual_batched(T, u, Z, ALPHA)
-                lam = sol.lam.copy()
-                counts["batched_unconverged"] += int((~sol.converged).sum())
-                counts["max_iterations"] = max(counts["max_iterations"], int(sol.iterations.max()))
-                for q in np.flatnonzero(~sol.converged):
-                    ns = solve_dual_newton(T, u, Z[q], ALPHA)
-                    if ns.converged:
-                        lam[q] = ns.lam
-                        counts["newton_resolved"] += 1
-                    else:
-                        counts["unconverged"] += 1
-                        lam[q] = np.nan
-                if s0 == 0 and b < N_CROSS and sol.converged[0]:
-                    ns = solve_dual_newton(T, u, Z[0], ALPHA, rtol=1e-15)  # a reference at the float64 floor
-                    if ns.converged:
-                        cross.append((layer, float(np.linalg.norm(lam[0] - ns.lam)),
-                                      ALPHA * (float(sol.grad_norm[0]) + ns.grad_norm)))
-                Qb = centred_basis(T, u)
-                D = lam - ALPHA * Z  # lies in S
-                out["full"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam, axis=1))
-                out["restricted"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam @ Qb, axis=1))
-                out["z_share"].append(np.linalg.norm(Z @ Qb, axis=1) / np.linalg.norm(Z, axis=1))
-                out["layer"].append(np.full(H * n, layer))
-                out["head"].append(np.repeat(np.arange(H), n))
-                out["n"].append(np.full(H * n, n))
-                counts["queries"] += H * n
-        if log:
-            f = np.concatenate(out["full"])
-            log(f"  FD-FIG4: sentences {s0}-{min(s0 + BATCH, n_sentences) - 1} done, {counts['queries']} queries, "
-                f"mean e_full so far {np.nanmean(f):.4f}, {time.perf_counter() - t0:.0f} s")
-    res = {k: np.concatenate(v) for k, v in out.items()}
-    res.update(counts=counts, cross=cross, seconds=time.perf_counter() - t0, n_sentences=n_sentences,
-               n_layers=int(res["layer"].max()) + 1, n_heads=int(res["head"].max()) + 1)
-    return res
+    stats = sweep.run(cfg, out, local=True, log=log)
+    data = sweep.load(cfg, stats.out)
+    keep = (data["model"] == cfg.models.index(MODEL)) & (data["alpha"] == ALPHA)
+    r = {k: data[k][keep] for k in ("layer", "head", "full", "restricted", "z_share", "n", "status", "iterations")}
+    ck = (data["cross_model"] == cfg.models.index(MODEL)) & (data["cross_alpha"] == ALPHA)
+    st = r.pop("status")
+    counts = dict(queries=int(len(st)), batched_unconverged=int((st > 0).sum()),
+                  newton_resolved=int((st == 1).sum()), unconverged=int((st == 2).sum()),
+                  max_iterations=int(r.pop("iterations").max()))
+    try:
+        shown = stats.out.relative_to(sweep.ROOT)
+    except ValueError:
+        shown = stats.out
+    r.update(counts=counts, n_sentences=cfg.n_sentences, layers=cfg.layers_of(MODEL), heads=cfg.heads_of(MODEL),
+             cross=list(zip(data["cross_layer"][ck].tolist(), data["cross_diff"][ck].tolist(),
+                            data["cross_tol"][ck].tolist())),
+             compute_seconds=sum(m["seconds"] for m in data["meta"]), seconds=time.perf_counter() - t0,
+             tasks=stats.tasks, reused=stats.reused, computed=stats.computed, out=str(shown))
+    r["n_layers"], r["n_heads"] = len(r["layers"]), len(r["heads"])
+    return r
 
 
 def _stderr(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def fig4(n_sentences: int = N_CORPUS) -> Evidence:
+def fig4(n_sentences: int | None = None) -> Evidence:
     r"""FD-FIG4.  For all-MiniLM-L6-v2 on real text, every layer and head:
     mean over queries of ||lambda* - alpha z|| / ||lambda*|| <= SMALL = 0.1 (the claim as stated);
     reported alongside: ||lambda* - alpha z|| / ||P_S lambda*|| on S = span of the centred templates.
@@ -123,22 +115,30 @@ def fig4(n_sentences: int = N_CORPUS) -> Evidence:
     r = solve_corpus(n_sentences, log=_stderr)
     c = r["counts"]
     L, H = r["n_layers"], r["n_heads"]
-    ev.step(f"Text: {models.describe_text()}; {n_sentences} sentences, {int(np.unique(r['n']).min())}-"
-            f"{int(r['n'].max())} tokens with [CLS] and [SEP] (u is uniform over all of them).")
+    dims = sweep.MODELS[MODEL]
+    if r["layers"] != tuple(range(dims["layers"])) or r["heads"] != tuple(range(dims["heads"])):
+        raise Inconclusive(f"{CONFIG.name} sweeps layers {list(r['layers'])} and heads {list(r['heads'])}; "
+                           "the claim is about every layer and head")
+    ev.step(f"Text: {models.describe_text()}; {r['n_sentences']} sentences, {int(np.unique(r['n']).min())}-"
+            f"{int(r['n'].max())} tokens with [CLS] and [SEP] (u is uniform over all of them); each sentence "
+            "runs through the model on its own (no padding).")
     ev.step(f"Model: all-MiniLM-L6-v2 (BERT, {L} layers x {H} heads, d = 384, d' = 32), float64. For each sentence, "
             "layer and head: alpha = 1, templates t_i = x_i/sqrt(d') (the layer's input), evidence z_k = K^T(Q x_k + b_Q) "
             "for every query k; lambda* of (7) by the exact batched Newton solver.",
             r"\lambda^*_k = \arg\max_\lambda \langle\lambda, \mu + z_k\rangle - \tfrac{1}{2}\|\lambda\|^2 - "
             r"\log\tfrac1n\sum_i e^{\langle t_i,\lambda\rangle}")
-    ev.step(f"{c['queries']} queries solved in {r['seconds']:.0f} s (wall); the batched solver left "
-            f"{c['batched_unconverged']} unconverged, {c['newton_resolved']} of them converged when re-solved by full "
-            f"Newton; {c['unconverged']} remain; at most {c['max_iterations']} Newton iterations.")
+    ev.step(f"{c['queries']} queries solved ({r['compute_seconds']:.0f} s of one-thread compute) by the sweep "
+            f"{CONFIG.relative_to(sweep.ROOT) if CONFIG.is_relative_to(sweep.ROOT) else CONFIG.name}: {r['tasks']} "
+            f"task files in {r['out']}, which this report reads (whether this run or a Dask cluster wrote them); "
+            f"the batched solver left {c['batched_unconverged']} unconverged, "
+            f"{c['newton_resolved']} of them converged when re-solved by full Newton; {c['unconverged']} remain; "
+            f"at most {c['max_iterations']} Newton iterations.")
     if c["unconverged"]:
         raise Inconclusive(f"{c['unconverged']} of {c['queries']} queries did not converge: lambda* unknown for them")
     cx = max(v for _, v, _ in r["cross"]) if r["cross"] else np.nan
     ctol = max(t for _, _, t in r["cross"]) if r["cross"] else np.nan
     ev.check("batched lambda* = full-dimensional Newton lambda* on sample queries", "newton",
-             f"max ||lam_batched - lam_Newton|| over {len(r['cross'])} queries (2 per layer)", cx, ctol,
+             f"max ||lam_batched - lam_Newton|| over {len(r['cross'])} queries ({sweep.N_CROSS} per layer)", cx, ctol,
              bool(r["cross"]) and all(v <= t for _, v, t in r["cross"]),
              "(7) is (1/alpha)-strongly concave, so ||lam - lam*|| <= alpha ||grad D(lam)||; the bound is "
              "alpha times the sum of the two solutions' gradient norms")
@@ -181,7 +181,7 @@ def fig4(n_sentences: int = N_CORPUS) -> Evidence:
     if lm.max() > SMALL or hm.max() > SMALL:
         big = [(k, h, hm[k, h]) for k in range(L) for h in range(H) if hm[k, h] > SMALL]
         ev.finding = (
-            f"On all-MiniLM-L6-v2 (a 6-layer distilled BERT, not the paper's BERT) over {n_sentences} sentences "
+            f"On all-MiniLM-L6-v2 (a 6-layer distilled BERT, not the paper's BERT) over {r['n_sentences']} sentences "
             f"({c['queries']} queries), the layer means of ||lambda* - z|| / ||lambda*|| are "
             f"{', '.join(f'{v:.3f}' for v in lm)} (all <= {SMALL}), but {len(big)} of {L * H} head means {'exceeds' if len(big) == 1 else 'exceed'} {SMALL} ("
             + ", ".join(f"layer {k} head {h}: {v:.3f}" for k, h, v in big) + "). "
