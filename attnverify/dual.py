@@ -30,31 +30,53 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from .validate import dual_args, linear_args
+
 
 def _log_u(u: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore"):
         return np.log(u)
 
 
-def log_mgf(T: np.ndarray, u: np.ndarray, lam: np.ndarray) -> float:
-    """log M(lambda) of (8) for discrete u: log sum_i u_i exp<t_i, lambda>."""
+# Every public function checks its arguments (attnverify.validate: a ValueError naming the argument);
+# the solver's inner loops call the unchecked _log_mgf, _tilted, _dual_objective.
+
+
+def _log_mgf(T, u, lam) -> float:
     return float(logsumexp(_log_u(u) + T @ lam))
 
 
-def tilted(T: np.ndarray, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """p~(lambda) of (9): p_i = u_i exp<t_i,lambda> / M(lambda); exactly 0 where u_i = 0."""
+def _tilted(T, u, lam) -> np.ndarray:
     logits = _log_u(u) + T @ lam
     return np.exp(logits - logsumexp(logits))
 
 
+def _dual_objective(T, u, z, alpha, lam) -> float:
+    b = T.T @ u + z
+    return float(lam @ b - lam @ lam / (2 * alpha) - _log_mgf(T, u, lam))
+
+
+def log_mgf(T: np.ndarray, u: np.ndarray, lam: np.ndarray) -> float:
+    """log M(lambda) of (8) for discrete u: log sum_i u_i exp<t_i, lambda>."""
+    T, u, lam = dual_args(T, u, lam=lam)
+    return _log_mgf(T, u, lam)
+
+
+def tilted(T: np.ndarray, u: np.ndarray, lam: np.ndarray) -> np.ndarray:
+    """p~(lambda) of (9): p_i = u_i exp<t_i,lambda> / M(lambda); exactly 0 where u_i = 0."""
+    T, u, lam = dual_args(T, u, lam=lam)
+    return _tilted(T, u, lam)
+
+
 def dual_objective(T, u, z, alpha, lam) -> float:
     """D(lambda) of (7)."""
-    b = T.T @ u + z
-    return float(lam @ b - lam @ lam / (2 * alpha) - log_mgf(T, u, lam))
+    T, u, z, alpha, lam = dual_args(T, u, z, alpha, lam=lam)
+    return _dual_objective(T, u, z, alpha, lam)
 
 
 def primal_objective(T, u, z, alpha, p) -> float:
     """The objective of (3) at p: alpha/2 ||b - T^T p||^2 + KL(p || u) (0 log 0 = 0)."""
+    T, u, z, alpha, p = dual_args(T, u, z, alpha, p=p)
     b = T.T @ u + z
     r = b - T.T @ p
     s = p > 0
@@ -81,17 +103,15 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
     Armijo backtracking on D keeps every step an ascent step, which makes the method
     globally convergent for this strictly concave, smooth objective.
     """
-    T = np.asarray(T, float)
-    u = np.asarray(u, float)
-    z = np.asarray(z, float)
+    T, u, z, alpha = dual_args(T, u, z, alpha)
     n, d = T.shape
     b = T.T @ u + z
     tol = rtol * max(float(np.linalg.norm(b)), 1.0)
     lam = alpha * z.copy()  # the paper's approximation (14) is a good start for small alpha
-    f = dual_objective(T, u, z, alpha, lam)
+    f = _dual_objective(T, u, z, alpha, lam)
     eye = np.eye(d)
     for it in range(maxiter + 1):
-        p = tilted(T, u, lam)
+        p = _tilted(T, u, lam)
         h = T.T @ p
         g = b - lam / alpha - h
         gn = float(np.linalg.norm(g))
@@ -106,7 +126,7 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
         slope = g @ step
         while True:
             cand = lam + t * step
-            fc = dual_objective(T, u, z, alpha, cand)
+            fc = _dual_objective(T, u, z, alpha, cand)
             if fc >= f + 1e-4 * t * slope:
                 break
             # Near lambda* the change in D falls below its float64 resolution and Armijo's test
@@ -114,7 +134,7 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
             # (elsewhere that non-monotone test can cycle: seen at n = 2, alpha = 100).
             resolution = 64 * np.finfo(float).eps * (abs(f) + abs(lam @ b) + lam @ lam / alpha + 1.0)
             if 1e-4 * t * slope <= resolution and \
-                    np.linalg.norm(b - cand / alpha - T.T @ tilted(T, u, cand)) <= 0.5 * gn:
+                    np.linalg.norm(b - cand / alpha - T.T @ _tilted(T, u, cand)) <= 0.5 * gn:
                 break
             t *= 0.5
             if t < 1e-12:
@@ -122,7 +142,7 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-12, maxiter: int = 200) -
         if t < 1e-12:
             break  # no progress possible at float64 resolution
         lam, f = cand, fc
-    p = tilted(T, u, lam)
+    p = _tilted(T, u, lam)
     gn = float(np.linalg.norm(b - lam / alpha - T.T @ p))
     tol = max(tol, _gradient_floor(T, u, lam))
     return DualSolution(lam, gn <= tol, it, gn, tol)
@@ -145,6 +165,7 @@ def gradient_floor(max_abs_logit, max_template_norm):
 
 def covariance(T, u) -> np.ndarray:
     """Sigma = Cov_u(t) (d, d)."""
+    T, u = dual_args(T, u)
     mu = T.T @ u
     Tc = T - mu
     return (Tc * u[:, None]).T @ Tc
@@ -152,20 +173,24 @@ def covariance(T, u) -> np.ndarray:
 
 def lambda_quadratic_13(T, u, z, alpha) -> np.ndarray:
     """(13): lambda* ≈ alpha (I + alpha Sigma)^{-1} z."""
+    T, u, z, alpha = dual_args(T, u, z, alpha)
     d = T.shape[1]
     return alpha * np.linalg.solve(np.eye(d) + alpha * covariance(T, u), z)
 
 
 def lambda_linear_14(z, alpha) -> np.ndarray:
     """(14): lambda* ≈ alpha z."""
-    return alpha * np.asarray(z, float)
+    z, alpha = linear_args(z, alpha)
+    return alpha * z
 
 
 def attention_16(T, u, z, alpha) -> np.ndarray:
     """(16): h ≈ sum_i t_i u_i e^{alpha<t_i,z>} / sum_j u_j e^{alpha<t_j,z>}  (= T^T p~(alpha z))."""
-    return T.T @ tilted(T, u, alpha * np.asarray(z, float))
+    T, u, z, alpha = dual_args(T, u, z, alpha)
+    return T.T @ _tilted(T, u, alpha * z)
 
 
 def h_hat(T, u, lam) -> np.ndarray:
     """(10): h_hat = E_{p~(lambda)}[t]."""
-    return T.T @ tilted(T, u, lam)
+    T, u, lam = dual_args(T, u, lam=lam)
+    return T.T @ _tilted(T, u, lam)

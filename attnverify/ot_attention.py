@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from attnverify.validate import InputError
+from attnverify.validate import InputError, _has_non_number, ot_scale
 
 SIMPLEX_TOL = 1e-9  # how far sum(u) may be from 1 (round-off of a decimal file, not more)
 
@@ -65,9 +65,11 @@ def _positive(name, x) -> float:
 
 
 def _array(name, x, ndim, allow_posinf=False) -> np.ndarray:
+    if isinstance(x, (str, bytes, bool, dict)) or _has_non_number(x):  # np.asarray would read True as 1.0
+        raise InputError(f"{name}: must be an array of numbers")
     try:
         a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InputError(f"{name}: must be an array of numbers") from None
     if a.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
         raise InputError(f"{name}: expected a {ndim}-d array, got shape {a.shape}")
@@ -339,7 +341,9 @@ def _validate(T, u, z, M, alpha, gamma):
     if Z.shape[-1] != d:
         raise InputError(f"z: last dimension is {Z.shape[-1]}, templates have dimension {d}")
     M = _cost(M, N, u)
-    return T, u, Z, M, _positive("alpha", alpha), _positive("gamma", gamma)
+    alpha, gamma = _positive("alpha", alpha), _positive("gamma", gamma)
+    ot_scale(T, Z, M, alpha, gamma)  # magnitudes: no overflow to inf or NaN (attnverify.validate)
+    return T, u, Z, M, alpha, gamma
 
 
 def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):

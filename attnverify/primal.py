@@ -24,6 +24,7 @@ from scipy.special import logsumexp
 
 from .dual import primal_objective
 from .evidence import Inconclusive
+from .validate import MIN_ALPHA, alpha_, dual_args, positive, scores, vector
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
 
@@ -62,7 +63,7 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
     g = grad_p F and w = p * (g - <p, g>).  This parameterisation is of the whole
     simplex, not of the exponential family (9) under test.
     """
-    T, u, z = (np.asarray(a, float) for a in (T, u, z))
+    T, u, z, alpha = dual_args(T, u, z, alpha)
     b = T.T @ u + z
     s, idx = _support(u)
     Ts, lu = T[idx], np.log(u[idx])
@@ -101,7 +102,7 @@ def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
     """Problem (3) as an exponential-cone program (CVXPY + Clarabel)."""
     import cvxpy as cp
 
-    T, u, z = (np.asarray(a, float) for a in (T, u, z))
+    T, u, z, alpha = dual_args(T, u, z, alpha)
     b = T.T @ u + z
     s, idx = _support(u)
     Ts, us = T[idx], u[idx]
@@ -145,7 +146,8 @@ def _solve_cvxpy(build):
 
 def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
     """MEM: min KL(p||u) s.t. ||b - T^T p||^2 <= r^2, by SLSQP on the simplex."""
-    T, u, b = (np.asarray(a, float) for a in (T, u, b))
+    T, u = dual_args(T, u)
+    b, r = vector("b", b, T.shape[1]), positive("r", r, MIN_ALPHA**0.5, "r^2 would underflow")
     s, idx = _support(u)
     Ts, us = T[idx], u[idx]
     cons = [
@@ -167,7 +169,8 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
     """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel)."""
     import cvxpy as cp
 
-    T, u, b = (np.asarray(a, float) for a in (T, u, b))
+    T, u = dual_args(T, u)
+    b, r = vector("b", b, T.shape[1]), positive("r", r, MIN_ALPHA**0.5, "r^2 would underflow")
     s, idx = _support(u)
     Ts, us = T[idx], u[idx]
     def build():
@@ -183,7 +186,7 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
 
 def solve_eot_scipy(s, tau) -> np.ndarray:
     """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003)."""
-    s = np.asarray(s, float)
+    s, tau = scores(s), alpha_(tau, "tau")
 
     def f(p):
         q = np.maximum(p, _FLOOR)
@@ -202,6 +205,8 @@ def solve_eot_scipy(s, tau) -> np.ndarray:
 def solve_eot_cvxpy(s, tau) -> np.ndarray:
     """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p)."""
     import cvxpy as cp
+
+    s, tau = scores(s), alpha_(tau, "tau")
 
     def build():
         p = cp.Variable(len(s), nonneg=True)

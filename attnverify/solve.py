@@ -12,6 +12,9 @@ def solve_instance(T, u, z, alpha) -> dict:
     """All quantities of ``attnverify solve`` for validated float64 inputs."""
     sol = solve_dual(T, u, z, alpha)
     p = dual.tilted(T, u, sol.lam)
+    # at logit scales L the float64 softmax sums to 1 only within ~eps L (one rounding of log M shifts
+    # every p_i by the same factor): renormalise, so p_tilde is a distribution to round-off
+    p = p / p.sum()
     primal = dual.primal_objective(T, u, z, alpha, p)
     dval = dual.dual_objective(T, u, z, alpha, sol.lam)
     return {

@@ -43,10 +43,10 @@ def kkt_against_solvers() -> Evidence:
         for name, solver in (("scipy", solve_eot_scipy), ("cvxpy", solve_eot_cvxpy)):
             p = solver(s, tau)
             gap = _J(p, s, tau) - J_star
-            beat[name] = min(beat[name], gap / floor)
+            beat[name] = np.minimum(beat[name], gap / floor)
             dist = float(np.abs(p - p_star).sum())
             # J is tau-strongly convex in l1 (Pinsker): ||p - p*||_1 <= sqrt(2 (J(p) - J(p*)) / tau)
-            ratio[name] = max(ratio[name], dist / np.sqrt(2 * max(gap, floor) / tau))
+            ratio[name] = np.maximum(ratio[name], dist / np.sqrt(2 * max(gap, floor) / tau))
             row += [dist, gap]
         rows.append(row)
     for name in ("scipy", "cvxpy"):
@@ -68,11 +68,11 @@ def lse_value_and_gradient() -> Evidence:
     for s, tau in _cases():
         p = solve_eot_cvxpy(s, tau)
         lse = tau * logsumexp(s / tau)
-        val_err = max(val_err, abs(_J(p, s, tau) - (-lse)) / (1 + abs(lse)))
+        val_err = np.maximum(val_err, abs(_J(p, s, tau) - (-lse)) / (1 + abs(lse)))
         h = 1e-5 * max(tau, 1.0)
         f = lambda x: tau * logsumexp(x / tau)
         g = np.array([(f(s + h * e) - f(s - h * e)) / (2 * h) for e in np.eye(len(s))])
-        grad_err = max(grad_err, float(np.abs(g - softmax(s / tau)).max()))
+        grad_err = np.maximum(grad_err, float(np.abs(g - softmax(s / tau)).max()))
     ev.check("optimal value = -tau logsumexp(s/tau)", "cvxpy", "max |min J (CVXPY) + tau lse(s/tau)| / (1 + |lse|)",
              val_err, 1e-7, val_err <= 1e-7, "Clarabel's relative gap is <= 1e-8; evaluation at the renormalised point adds rounding")
     ev.check("gradient of tau logsumexp(s/tau) = softmax(s/tau)", "finite differences",

@@ -147,13 +147,13 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
         for be in ("math", "flash"):
             out = sdpa(Q, K, V, be, **kw)
             ratio = float(np.max(np.abs(out - ref) / bound))
-            worst[be] = max(worst.get(be, 0.0), ratio)
+            worst[be] = np.maximum(worst.get(be, 0.0), ratio)
             row += [float(np.max(np.abs(out - ref))), ratio]
         if mask is not None:  # boolean mask = float mask log(prior uniform on S, zero off S)
             with np.errstate(divide="ignore"):
                 logu = np.log(np.broadcast_to(mask, x.shape) / np.broadcast_to(mask, x.shape).sum(-1, keepdims=True))
             kl_mask = sdpa(Q, K, V, "math", attn_mask=logu)
-            worst["prior"] = max(worst.get("prior", 0.0), float(np.max(np.abs(kl_mask - ref) / bound)))
+            worst["prior"] = np.maximum(worst.get("prior", 0.0), float(np.max(np.abs(kl_mask - ref) / bound)))
         rows.append(row)
         # the EOT problem itself, solved without the closed form, for a few query rows
         out = sdpa(Q, K, V, "math", **kw)
@@ -167,7 +167,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
             gap = max(J + tau * logsumexp(s / tau), len(s) * EPS * (1 + abs(J)))
             dist = math.sqrt(2 * gap / tau)  # tau-strong convexity in l1 (Pinsker)
             o = pS @ V[b, h][S]
-            cvx_ratio = max(cvx_ratio, float(np.max(np.abs(o - out[b, h, i]) / (dist * np.abs(V[b, h][S]).max(0)
+            cvx_ratio = np.maximum(cvx_ratio, float(np.max(np.abs(o - out[b, h, i]) / (dist * np.abs(V[b, h][S]).max(0)
                                                                                    + bound[b, h, i]))))
     for be in ("math", "flash"):
         ev.check(f"EOT solution x V = torch SDPA ({be} kernel), all cases", "torch",
@@ -240,7 +240,7 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
             cand = dS_fn(p, g, tau)
             tol = 4 * (n + 4) * EPS * p * (np.abs(g) + np.sum(p * np.abs(g), -1, keepdims=True)) / tau + EPS * 1e-300
             ratio = float(np.max(np.abs(grad_s.numpy() - cand) / tol))
-            worst_s = max(worst_s, ratio)
+            worst_s = np.maximum(worst_s, ratio)
             rows.append([name, tau, float(np.max(np.abs(grad_s.numpy() - cand))), ratio])
     ev.check("autograd dL/ds = (1/tau) p (g - E_p g) on random losses", "torch autograd",
              "max |autograd - formula| / (4 (n+4) eps p_k (|g_k| + E_p|g|) / tau)", worst_s, 1.0, worst_s <= 1.0,
@@ -279,9 +279,9 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
             tQ = c * np.einsum("...ij,...jd->...id", dSabs, np.abs(K)) + 1e-300
             tK = c * np.einsum("...ij,...id->...jd", dSabs, np.abs(Q)) + 1e-300
             tV = c * np.einsum("...ij,...ic->...jc", p, np.abs(dO)) + 1e-300
-            r = max(float(np.max(np.abs(dQ.numpy() - fQ) / tQ)), float(np.max(np.abs(dK.numpy() - fK) / tK)),
-                    float(np.max(np.abs(dV.numpy() - fV) / tV)))
-            worst[be] = max(worst[be], r)
+            r = np.max([float(np.max(np.abs(dQ.numpy() - fQ) / tQ)), float(np.max(np.abs(dK.numpy() - fK) / tK)),
+                        float(np.max(np.abs(dV.numpy() - fV) / tV))])
+            worst[be] = np.maximum(worst[be], r)
             rows2.append([label, be, r])
     for be in ("math", "flash"):
         ev.check(f"autograd through torch SDPA ({be}) = advantage formula for dQ, dK, dV", "torch autograd",
@@ -341,11 +341,11 @@ def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
         for S, X, label in ((S0, X0, "no baseline"), (Sb, Xb, "baseline")):
             sd = np.sqrt(p @ (X - grad) ** 2)  # exact per-coordinate standard deviation
             zs = np.abs(S.mean(0) - grad) / (sd / np.sqrt(N) + 1e-300)
-            worst_mean = max(worst_mean, float(zs.max()) / z)
+            worst_mean = np.maximum(worst_mean, float(zs.max()) / z)
         D = np.sum((S0 - grad) ** 2, 1) - np.sum((Sb - grad) ** 2, 1)  # paired, unbiased for v0 - vb
         se = D.std(ddof=1) / np.sqrt(N)
         miss = abs(D.mean() - (v0 - vb))
-        worst_diff = max(worst_diff, miss / (z * se) if se > 0 else (0.0 if miss <= 1e-12 else np.inf))
+        worst_diff = np.maximum(worst_diff, miss / (z * se) if se > 0 else (0.0 if miss <= 1e-12 else np.inf))
         sign_ok &= bool(np.sign(D.mean()) == np.sign(pred) and abs(D.mean()) > z * se)
         rows.append([name, float(b), float(bstar), v0, vb, float(D.mean()), float(se), pred,
                      "reduces" if pred > 0 else "increases"])
@@ -403,8 +403,8 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
         Fis = G.T @ np.diag(p) @ G  # E_x[score score^T], explicit sum over the n outcomes
         formula = fisher_fn(p)
         tol = 4 * (n + 4) * EPS / min(tau, 1.0)
-        err = max(np.abs(Jac - formula / tau).max(), np.abs(Hes - formula / tau).max(), np.abs(Fis - formula).max())
-        worst = max(worst, err / tol)
+        err = np.max([np.abs(Jac - formula / tau).max(), np.abs(Hes - formula / tau).max(), np.abs(Fis - formula).max()])
+        worst = np.maximum(worst, err / tol)
         lam = np.linalg.eigvalsh(Fis)
         v0 = np.linalg.eigh(Fis)[1][:, 0]
         eig_ok &= bool(abs(lam[0]) <= n * tol and abs(abs(v0 @ np.ones(n)) / math.sqrt(n) - 1) <= 1e-8
@@ -422,16 +422,16 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
         A = g - p @ g
         cond = lam[-1] / lam[1]
         ntol = 16 * n * EPS * cond * np.abs(g).max() + 1e-300
-        nat_err = max(np.abs(nat - (g - g.mean())).max(), np.abs(Fis @ A - gth).max() * cond)
-        nat_worst = max(nat_worst, nat_err / ntol)
+        nat_err = np.maximum(np.abs(nat - (g - g.mean())).max(), np.abs(Fis @ A - gth).max() * cond)
+        nat_worst = np.maximum(nat_worst, nat_err / ntol)
         # the step: exact shift invariance and the first-order change p * A, remainder <= eta^2 R^2 / 2
         for eta in (1e-1, 1e-2, 1e-3):
             sm = lambda t: np.exp(t - logsumexp(t))  # noqa: E731
             pn, pA, pg = sm(th.numpy() - eta * nat), sm(th.numpy() - eta * A), sm(th.numpy() - eta * g)
-            inv = max(np.abs(pn - pg).sum(), np.abs(pA - pg).sum()) / (8 * n * EPS * (1 + eta * np.abs(g).max()))
+            inv = np.maximum(np.abs(pn - pg).sum(), np.abs(pA - pg).sum()) / (8 * n * EPS * (1 + eta * np.abs(g).max()))
             R = A.max() - A.min()
             rem = np.abs(pA - (p - eta * p * A)).sum() / (eta**2 * R**2 / 2 + 8 * n * EPS)
-            step_worst = max(step_worst, inv, rem)
+            step_worst = np.max([step_worst, inv, rem])
             rows.append([tau, eta, float(np.abs(pn - pg).sum()), float(np.abs(pA - (p - eta * p * A)).sum()),
                          float(eta**2 * R**2 / 2)])
     ev.check("softmax Jacobian = Hessian of tau lse(s/tau) = (1/tau) Fisher(theta = s/tau)", "torch autograd",
@@ -510,7 +510,7 @@ def _limits_evidence(zero_target=None) -> Evidence:
         e = math.exp(-Delta / t)
         up = 2 * (n - m) / m * e + 4 * n * EPS
         low = 2 / n * e - 4 * n * EPS
-        up_ratio = max(up_ratio, dist / up)
+        up_ratio = np.maximum(up_ratio, dist / up)
         low_ok &= bool(dist >= low)
         rows0.append([t, dist, 2 / n * e, 2 * (n - m) / m * e])
     ev.check("tau -> 0: ||softmax(s/tau) - u_argmax||_1 <= 2 (n - m)/m exp(-Delta/tau) (ties: m = 2)", "numpy",
@@ -529,7 +529,7 @@ def _limits_evidence(zero_target=None) -> Evidence:
         b1 = (math.exp(R / t) - 1) / n + 4 * n * EPS
         first = np.abs(n * t * (p - 1 / n) - (s - s.mean())).max()
         b2 = R**2 * math.exp(R / t) / (2 * t) + n * t * 4 * n * EPS
-        r1, r2 = max(r1, dev / b1), max(r2, first / b2)
+        r1, r2 = np.maximum(r1, dev / b1), np.maximum(r2, first / b2)
         rows1.append([t, dev, first])
     ev.check("tau -> inf: |softmax(s/tau)_j - 1/n| <= (e^{R/tau} - 1)/n", "numpy", "max over grid of dev / bound",
              r1, 1.0, r1 <= 1.0, "proven bound (n p_j lies in [e^{-R/tau}, e^{R/tau}]); 4 n eps for rounding")

@@ -42,9 +42,9 @@ def gaussian_by_quadrature() -> Evidence:
         p = dual.tilted(A, W, sol.lam)
         mean = A.T @ p
         cov = (A - mean).T @ ((A - mean) * p[:, None])
-        worst_lam = max(worst_lam, errs[-1] / np.linalg.norm(closed))
-        worst_mean = max(worst_mean, float(np.linalg.norm(mean - (mu / (1 + alpha) + alpha * b / (1 + alpha)))))
-        worst_cov = max(worst_cov, float(np.abs(cov - np.eye(2)).max()))
+        worst_lam = np.maximum(worst_lam, errs[-1] / np.linalg.norm(closed))
+        worst_mean = np.maximum(worst_mean, float(np.linalg.norm(mean - (mu / (1 + alpha) + alpha * b / (1 + alpha)))))
+        worst_cov = np.maximum(worst_cov, float(np.abs(cov - np.eye(2)).max()))
         rows.append([alpha] + errs)
     ev.check("quadrature lambda* converges to alpha/(1+alpha)(b - mu)", "quadrature+newton",
              f"max ||lambda*_N - closed form|| / ||closed form|| at N = {NODES[-1]}^2 nodes", worst_lam, 1e-10,

@@ -86,9 +86,9 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
         for name, solver in (("scipy", solve_goat_scipy), ("cvxpy", solve_goat_cvxpy)):
             p = solver(s, tau, pi)
             gap = _J(p, s, tau, pi) - J_star
-            beat[name] = min(beat[name], gap / floor)
+            beat[name] = np.minimum(beat[name], gap / floor)
             dist = float(np.abs(p - p_star).sum())
-            ratio[name] = max(ratio[name], dist / math.sqrt(2 * max(gap, floor) / tau))
+            ratio[name] = np.maximum(ratio[name], dist / math.sqrt(2 * max(gap, floor) / tau))
             row += [dist, gap]
         rows.append(row)
     for name in ("scipy", "cvxpy"):
@@ -149,7 +149,7 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
             for be in ("math", "flash"):
                 out = sdpa(Q, K, V, be, **kw)
                 r = float(np.max(np.abs(out - ref) / bound))
-                worst[be] = max(worst[be], r)
+                worst[be] = np.maximum(worst[be], r)
                 row.append(r)
             rows.append(row)
     for be in ("math", "flash"):
@@ -241,7 +241,7 @@ def _learnable_evidence() -> Evidence:
             wt = torch.tensor(w0, requires_grad=True)
             (gw,) = torch.autograd.grad(loss(wt, causal, be, "mask" if via == "mask" else "coord"), wt)
             r = float(np.max(np.abs(gw.numpy() - fd) / tol))
-            worst = max(worst, r)
+            worst = np.maximum(worst, r)
             rows.append(["causal" if causal else "full", be, via, float(np.max(np.abs(gw.numpy() - fd))), r])
         # analytic: dL/dw = sum over batch and queries of p (g - E_p g), g_j = <dL/d out, v_j>
         Mt = np.broadcast_to(np.log(softmax(w0, -1)), Q.shape[:-1] + (K.shape[-2],))
@@ -252,7 +252,7 @@ def _learnable_evidence() -> Evidence:
         dw = (p * (g - np.sum(p * g, -1, keepdims=True))).sum(axis=(0, 2))[:, None, :]
         wt = torch.tensor(w0, requires_grad=True)
         (gw,) = torch.autograd.grad(loss(wt, causal), wt)
-        analytic = max(analytic, float(np.max(np.abs(gw.numpy() - dw))) / (64 * 48 * EPS * max(1.0, np.abs(dw).max())))
+        analytic = np.maximum(analytic, float(np.max(np.abs(gw.numpy() - dw))) / (64 * 48 * EPS * max(1.0, np.abs(dw).max())))
     ev.check("learnable prior pi = softmax(w) through SDPA: autograd = central finite differences (float64)",
              "finite differences", "max |autograd dL/dw - central difference| / (truncation + rounding bound)",
              worst, 1.0, worst <= 1.0,
@@ -325,7 +325,7 @@ def uniform_numeric() -> Evidence:
     worst = 0.0
     for be in ("math", "flash"):
         u = sdpa(Q, K, V, be, attn_mask=np.full(x.shape, math.log(1 / n)))
-        worst = max(worst, float(np.max(np.abs(u - plain) / bound)))
+        worst = np.maximum(worst, float(np.max(np.abs(u - plain) / bound)))
     ev.check("SDPA with attn_mask = log(1/n) = SDPA without a mask (standard attention)", "torch",
              "max |SDPA(mask = log 1/n) - SDPA| / round-off bound, both kernels", worst, 1.0, worst <= 1.0,
              "a constant shift of every logit cancels in the softmax; the bound covers the rounding of x + log(1/n)")
@@ -337,7 +337,7 @@ def uniform_numeric() -> Evidence:
         pu = solve_goat_cvxpy(s, tau, u)
         # weak duality (GOAT-PRIOR): J_u(p) >= -tau log sum_l u_l e^{s_l/tau} for every p; a certified gap
         gap = max(_J(pu, s, tau, u) + tau * logsumexp(s / tau, b=u), 12 * EPS * (1 + abs(tau * logsumexp(s / tau))))
-        worst_c = max(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))
+        worst_c = np.maximum(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))
     ev.check("the uniform-prior problem solved by CVXPY is softmax(s/tau) (no prior term in the closed form)", "cvxpy",
              "max ||p_cvxpy - softmax(s/tau)||_1 / sqrt(2 gap/tau), gap certified by weak duality", worst_c, 1.0,
              worst_c <= 1.0, "tau KL(.||u) is tau-strongly convex in l1 (Pinsker): the ratio is <= 1 exactly when "
@@ -373,7 +373,7 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
     worst = 0.0
     for be in ("math", "flash"):
         P = _weights_from_sdpa(np.zeros((1, 1, 3, d)), K, np.broadcast_to(logpi, (1, 1, 3, n)).copy(), be)
-        worst = max(worst, float(np.max(np.abs(P - flat_target(pi)))) / (8 * n * EPS))
+        worst = np.maximum(worst, float(np.max(np.abs(P - flat_target(pi)))) / (8 * n * EPS))
     ev.check("flat scores: SDPA with attn_mask = log pi returns p = pi, the sink slot takes exactly pi_1", "torch",
              "max |p - pi| / (8 n eps), p read out of SDPA with V = I, both kernels", worst, 1.0, worst <= 1.0,
              "softmax(log pi) = pi exactly; exp/log and the n-term normalisation round to a few n eps")
@@ -390,7 +390,7 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
             Delta = s_real.max() - s_real.min()
             p1 = _weights_from_sdpa(qq, K, logpi, scale=1 / tau)[0, 0, 0, 0]
             shift = abs(logit(p1) - logit(pi[0]))
-            viol = max(viol, shift / (Delta / tau + 1e-12))
+            viol = np.maximum(viol, shift / (Delta / tau + 1e-12))
         rows.append([spread, float(shift), float(Delta / tau)])
     ev.check("|logit p_1 - logit pi_1| <= Delta/tau (Delta = score spread) on random scores", "torch",
              "max over 150 random score vectors of |logit shift| / (Delta/tau)", viol, 1.0 + 1e-9, viol <= 1.0 + 1e-9,
@@ -413,7 +413,7 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
         pig = np.full(nn, (1 - m) / (nn - 1))
         pig[0] = m
         pg = softmax(np.zeros(nn) + np.log(pig))[0]
-        worst_gap = max(worst_gap, abs(pu - m), abs(pg - m))
+        worst_gap = np.max([worst_gap, abs(pu - m), abs(pg - m)])
         trows.append([nn, gap_u, pu, 0.0, pg])
     ev.check("sink mass m: uniform prior needs gap tau(logit m + log(n-1)); GOAT with pi_1 = m needs none", "numpy",
              "max over n of |p_1 - m| at those gaps", worst_gap, 1e-12, worst_gap <= 1e-12,

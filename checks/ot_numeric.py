@@ -118,6 +118,8 @@ def sinkhorn_vs_pot() -> Evidence:
         for rep in range(3):
             N = 6
             T, u, M = _instance(rng, N, 2, zeros=1 if rep == 2 else 0)
+            if rep == 1:  # (20) holds for any cost: one non-symmetric M per gamma (a transposed M would differ)
+                M = M + 0.5 * np.triu(M, 1)
             p = rng.dirichlet(np.ones(N))
             r = ota.sinkhorn_log(p, u, M, gamma, tol=SINK_TOL)
             X, W_pot, lin2 = _pot_plan(p, u, M, gamma)

@@ -148,16 +148,16 @@ def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
         for a in (1.5, 2.0):
             # both are sort-and-threshold algorithms: cumulative sums of <= n terms, and for alpha = 3/2 a square
             # root of a discriminant >= 1/K^2 (Cauchy-Schwarz), which amplifies its rounding by <= K/2
-            r_pkg = max(r_pkg, float(np.abs(ours[a] - pkg[a]).max()) / (4 * n**2 * EPS * sc))
-            kkt = max(kkt, kkt_residual(ours[a], s, a) / (8 * n * EPS), kkt_residual(pkg[a], s, a) / (8 * n * EPS))
+            r_pkg = np.maximum(r_pkg, float(np.abs(ours[a] - pkg[a]).max()) / (4 * n**2 * EPS * sc))
+            kkt = np.max([kkt, kkt_residual(ours[a], s, a) / (8 * n * EPS), kkt_residual(pkg[a], s, a) / (8 * n * EPS)])
         for a in (1.25, 1.5, 2.0, 3.0):
             root = entmax_root(s, a)
             bis = entmax.entmax_bisect(st, alpha=a, dim=-1)[0].numpy()
-            r_bis = max(r_bis, float(np.abs(root - bis).max()) / (_bisect_bound(n, a, (a - 1) * np.abs(s).max())
+            r_bis = np.maximum(r_bis, float(np.abs(root - bis).max()) / (_bisect_bound(n, a, (a - 1) * np.abs(s).max())
                                                                    + 8 * n * EPS))
-            kkt = max(kkt, kkt_residual(root, s, a) / (8 * n * EPS))
+            kkt = np.maximum(kkt, kkt_residual(root, s, a) / (8 * n * EPS))
             if a in ours:
-                r_pkg = max(r_pkg, float(np.abs(root - ours[a]).max()) / (4 * n**2 * EPS * sc))
+                r_pkg = np.maximum(r_pkg, float(np.abs(root - ours[a]).max()) / (4 * n**2 * EPS * sc))
         for a in (1.25, 1.5, 2.0):
             p_star = ours.get(a, entmax_root(s, a))
             with warnings.catch_warnings():
@@ -166,9 +166,9 @@ def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
             f_star = objective(p_star, s, a)
             floor = n * EPS * (1 + abs(f_star))
             gap = f_star - objective(p_cvx, s, a)
-            beat = min(beat, gap / floor)
+            beat = np.minimum(beat, gap / floor)
             # for alpha <= 2, omega'' = p^{alpha-2} >= 1 on [0,1]: the objective is 1-strongly concave in l2
-            dist = max(dist, float(np.linalg.norm(p_cvx - p_star)) / math.sqrt(2 * max(gap, floor)))
+            dist = np.maximum(dist, float(np.linalg.norm(p_cvx - p_star)) / math.sqrt(2 * max(gap, floor)))
             rows.append([f"n={n}", a, int((p_star > 0).sum()), float(np.linalg.norm(p_cvx - p_star)), gap])
     ev.check("closed forms (sort + threshold tau*) = entmax.sparsemax / entmax.entmax15 = root-find", "torch/entmax",
              "max |ours - package| and |ours - brentq| / (4 n^2 eps (1 + max|s|)^2)", r_pkg, 1.0, r_pkg <= 1.0,

@@ -1,0 +1,78 @@
+"""`make mutate` (attnverify/mutate.py, catalogue mutants/): a fast smoke test of the runner on three real
+mutants, and of the rules that keep it honest (a harmless or non-injected mutation is not a kill, patches
+are restored, a stale catalogue entry is reported); the catalogue's coverage."""
+
+import importlib
+
+import pytest
+
+import mutants
+from attnverify import context, mutate
+from attnverify.registry import load_claims, resolve
+from mutants import FAMILIES, Mutant, catalogue
+
+
+@pytest.fixture(autouse=True)
+def _figures(tmp_path, monkeypatch):
+    monkeypatch.setattr(context, "FIGURE_DIR", tmp_path)
+
+
+def _by_id(i):
+    return next(m for m in catalogue() if m.id == i)
+
+
+def _run(*ms):
+    return mutate.run(list(ms), log=lambda s: None)
+
+
+def test_real_mutants_are_killed_by_failing_checks():
+    res = _run(_by_id("EOT-UNIQ/power"), _by_id("GOAT-UNIFORM/temperature-halved"), _by_id("EOT-LSE/log-mean-exp"))
+    for r in res:
+        assert r["killed"] and r["status"] == "refuted" and r["how"].startswith("check failed: "), r
+
+
+def test_a_harmless_mutation_is_not_a_kill():
+    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"checks.eot_numeric:logsumexp": lambda orig: orig})
+    (r,) = _run(noop)
+    assert not r["killed"] and r["status"] == "verified" and "still verified" in r["how"]
+
+
+def test_a_patch_that_is_never_called_is_not_a_kill():
+    # EOT-UNIQ never calls checks.eot_numeric.softmax: the mutation would not be injected
+    m = Mutant("EOT-UNIQ/not-injected", "EOT", "x", patch={"checks.eot_numeric:softmax": lambda orig: lambda x: -orig(x)})
+    (r,) = _run(m)
+    assert not r["killed"] and r["how"].startswith("not injected")
+
+
+def test_patches_are_restored_and_a_stale_entry_is_reported():
+    import checks.eot_numeric as en
+
+    before = en.logsumexp
+    _run(_by_id("EOT-LSE/log-mean-exp"))
+    assert en.logsumexp is before
+    stale = Mutant("EOT-LSE/stale", "EOT", "x", replace={"derivations.eot:no_such_function": "mutants.eot:lse_sign"})
+    (r,) = _run(stale)
+    assert not r["killed"] and r["how"].startswith("could not inject")
+
+
+def test_main_exits_non_zero_on_a_survivor(monkeypatch, capsys):
+    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"checks.eot_numeric:logsumexp": lambda orig: orig})
+    monkeypatch.setattr(mutants, "catalogue", lambda: [noop])
+    assert mutate.main(["--no-write"]) == 1
+    assert "SURVIVED EOT-LSE/no-op" in capsys.readouterr().out
+
+
+def test_the_catalogue_covers_every_family():
+    ms = catalogue()
+    claims = {c.id: c for c in load_claims()}
+    assert len(ms) >= 30 and len({m.id for m in ms}) == len(ms)
+    for fam in FAMILIES:
+        assert sum(m.family == fam for m in ms) >= 3, fam
+    for m in ms:
+        assert m.claim in claims and m.claim not in ("FD-FIG4", "EOS-SHARP"), m.id
+        assert bool(m.replace) != bool(m.patch), m.id  # exactly one way of injecting
+        for old, new in m.replace.items():
+            assert old in claims[m.claim].functions and callable(resolve(new)), m.id
+        for target in m.patch:
+            mod, _, attr = target.partition(":")
+            assert hasattr(importlib.import_module(mod), attr), m.id
