@@ -4,13 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: verify test strict bench clean
+.PHONY: verify test strict bench clean regress browser mutate
 
 # Create the virtual environment if missing and install the project with exact pins
 # (constraints.txt), once per change of pyproject.toml or the pins.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models,sweep]'
 	touch $(STAMP)
 
 ## verify: run every registered claim; write docs/report.md, docs/report.html, docs/results.json
@@ -24,6 +24,21 @@ strict: $(STAMP)
 ## test: the test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## regress: re-run every claim (no cache) and compare with the committed baseline docs/results.json;
+## exit 1 with a diff (claim, check, old value, new value, tolerance) on any regression
+regress: $(STAMP)
+	$(BIN)/attnverify regress
+
+## browser: Debian's chromium (and the DejaVu math font), for the test that opens docs/report.html headless; once
+browser:
+	test -x /usr/bin/chromium -a -f /usr/share/fonts/truetype/dejavu/DejaVuMathTeXGyre.ttf || { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; \
+	  $$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-dejavu-extra; }
+
+## mutate: mutation testing: every mutant of mutants/ injected through the claim registry must be killed;
+## writes docs/mutate.md, exit 1 if any mutant survives
+mutate: $(STAMP)
+	$(BIN)/python -m attnverify.mutate
 
 ## bench: the dual-solver benchmark, side by side with SciPy and CVXPY; writes docs/bench.md
 bench: $(STAMP)

@@ -1,14 +1,26 @@
-"""Command line: ``attnverify verify`` and ``attnverify solve CASE.json``."""
+"""Command line: ``attnverify verify``, ``attnverify regress``, ``attnverify solve CASE.json`` and
+``attnverify sweep CONFIG.toml``."""
 
 from __future__ import annotations
 
-import argparse
-import fnmatch
-import json
-import sys
-from pathlib import Path
+import os
 
-from .validate import InputError
+# One BLAS/OpenMP thread, set before numpy is first imported (it reads these once). A threaded
+# BLAS sums in an order that depends on the thread count, and iterative solvers amplify that
+# round-off (FD-MEM's value moved by 3e-5 relative between 1 and 2 threads); with one thread a
+# rerun repeats the same float operations, which is what `attnverify regress` relies on.
+# The problems here are small, so nothing is lost. ATTNVERIFY_THREADS overrides.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = os.environ.get("ATTNVERIFY_THREADS", "1")
+
+import argparse  # noqa: E402
+import fnmatch  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .validate import InputError  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -26,10 +38,14 @@ def cmd_solve(args) -> int:
         text = Path(args.case).read_text() if args.case != "-" else sys.stdin.read()
     except OSError as e:
         return _fail(f"{args.case}: cannot read ({e.strerror})")
+    except UnicodeDecodeError as e:
+        return _fail(f"{args.case}: not UTF-8 text ({e.reason} at byte {e.start})")
     try:
         case = json.loads(text)
     except json.JSONDecodeError as e:
         return _fail(f"{args.case}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
+    except RecursionError:
+        return _fail(f"{args.case}: not valid JSON for a case (nested too deeply)")
     if not isinstance(case, dict):
         return _fail(f"{args.case}: expected a JSON object with keys templates, z, alpha (and optional u)")
     for key in ("templates", "z", "alpha"):
@@ -47,30 +63,105 @@ def cmd_solve(args) -> int:
     return 0 if out["converged"] else 1
 
 
+def _selection(args):
+    """The claims -k/--only select, as a predicate (None = every claim)."""
+    if not (args.only or args.k):
+        return None
+    only = {i.upper() for i in args.only or []}
+    return lambda c: (c.id in only) or bool(args.k and (fnmatch.fnmatch(c.id, f"*{args.k}*")
+                                                        or args.k.lower() in c.title.lower()))
+
+
 def cmd_verify(args) -> int:
     from . import context
+    from .cache import Cache
     from .report import write_all
     from .verify import run_all
 
     docs = Path(args.docs)
     context.FIGURE_DIR = docs / "figures"
-    select = None
-    if args.only or args.k:
-        only = {i.upper() for i in args.only or []}
-        select = lambda c: (c.id in only) or (args.k and (fnmatch.fnmatch(c.id, f"*{args.k}*")
-                                                          or args.k.lower() in c.title.lower()))
-    res = run_all(select=select, log=lambda s: print(s, flush=True))
+    select = _selection(args)
+    cache = None if args.no_cache else Cache(docs=docs)
+    res = run_all(select=select, log=lambda s: print(s, flush=True), cache=cache)
     if select is not None and not res["claims"]:
         return _fail("no claim matches the selection")
     ran = res["summary"]  # --strict judges the claims this run decided
     if select is not None:
         res = merge_into_previous(res, docs / "results.json")
     write_all(res, docs)
+    reused = f", {len(cache.hits)} reused from {cache.folder}" if cache is not None and cache.hits else ""
     print(f"wrote {docs}/report.md, {docs}/report.html, {docs}/results.json "
-          f"({res['run']['wall_time_s']} s): " + ", ".join(f"{k} {v}" for k, v in res["summary"].items()))
+          f"({res['run']['wall_time_s']} s{reused}): " + ", ".join(f"{k} {v}" for k, v in res["summary"].items()))
     if args.strict and (ran["refuted"] or ran["inconclusive"]):
         return 1
     return 0
+
+
+def cmd_regress(args) -> int:
+    from . import context
+    from .registry import load_claims
+    from .regress import compare, n_checks, render, same_environment
+    from .report import write_all
+    from .verify import run_all
+
+    path = Path(args.baseline)
+    try:
+        baseline = json.loads(path.read_text())
+    except OSError as e:
+        return _fail(f"{path}: cannot read the baseline ({e.strerror}); make one with `make verify`")
+    except json.JSONDecodeError as e:
+        return _fail(f"{path}: not valid JSON ({e.msg} at line {e.lineno})")
+    select = _selection(args)
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    with tempfile.TemporaryDirectory(prefix="attnverify-regress-") as tmp:
+        out = Path(args.out) if args.out else Path(tmp)
+        context.FIGURE_DIR = out / "figures"
+        fresh = run_all(select=select, log=log, cache=None)  # a regression run recomputes everything
+        if args.out:
+            write_all(fresh, out)
+    if select is not None and not fresh["claims"]:
+        return _fail("no claim matches the selection")
+    ran = {c["id"] for c in fresh["claims"]}
+    changes = compare(baseline, fresh, ran=ran if select is not None else None,
+                      registered={c.id for c in load_claims()})
+    compared = ran & {c["id"] for c in baseline.get("claims", [])}
+    print(render(changes, str(path), len(compared), n_checks(baseline, compared),
+                 same_environment(baseline, fresh)), flush=True)
+    return 1 if any(c.failure for c in changes) else 0
+
+
+def cmd_sweep(args) -> int:
+    """Run a sweep config's missing tasks (Dask by default) and print a one-line summary per layer."""
+    from . import sweep
+
+    cfg = sweep.load_config(args.config)  # InputError -> exit 2, naming the field
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: must be >= 1, got {args.workers}")
+    if args.scheduler and args.no_dask:
+        return _fail("--scheduler: cannot be combined with --no-dask")
+    if args.scheduler and "://" not in args.scheduler:
+        return _fail(f"--scheduler: expected an address like tcp://HOST:8786, got {args.scheduler!r}")
+    log = lambda s: print(s, flush=True)  # noqa: E731
+    try:
+        stats = sweep.run(cfg, args.out, local=args.no_dask, workers=args.workers, scheduler=args.scheduler, log=log)
+        data = sweep.load(cfg, stats.out)
+    except sweep.SweepError as e:
+        print(f"attnverify: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("attnverify: interrupted; the finished tasks' files are kept: run the same command to resume",
+              file=sys.stderr)
+        return 130
+    st = data["status"]
+    print(f"{stats.out}: {stats.tasks} task files ({stats.reused} reused, {stats.computed} computed in "
+          f"{stats.seconds:.0f} s), {len(st)} queries, {int((st == 2).sum())} unconverged")
+    for mi, model in enumerate(cfg.models):
+        for a in cfg.alpha:
+            for layer in cfg.layers_of(model):
+                m = (data["model"] == mi) & (data["alpha"] == a) & (data["layer"] == layer)
+                print(f"  {model} alpha={a:g} layer {layer}: mean ||lambda*-alpha z||/||lambda*|| = "
+                      f"{data['full'][m].mean():.4f}, in S: {data['restricted'][m].mean():.4f}")
+    return 1 if (st == 2).any() else 0
 
 
 def merge_into_previous(res: dict, path: Path) -> dict:
@@ -99,10 +190,31 @@ def main(argv=None) -> int:
     v.add_argument("-k", metavar="PATTERN", help="only claims whose ID or title contains PATTERN")
     v.add_argument("--only", nargs="+", metavar="ID", help="only these claim IDs")
     v.add_argument("--docs", default="docs", help="output folder (default: docs)")
+    v.add_argument("--no-cache", action="store_true",
+                   help="recompute every selected claim (default: reuse results of unchanged claims "
+                        "from .cache/attnverify)")
     v.set_defaults(func=cmd_verify)
+    g = sub.add_parser("regress", help="re-run the claims and compare with the committed baseline; "
+                                       "exit 1 on any regression")
+    g.add_argument("--baseline", default="docs/results.json", help="default: docs/results.json")
+    g.add_argument("-k", metavar="PATTERN", help="only claims whose ID or title contains PATTERN")
+    g.add_argument("--only", nargs="+", metavar="ID", help="only these claim IDs")
+    g.add_argument("--out", metavar="DIR", help="also write the fresh results and report to DIR")
+    g.add_argument("-q", "--quiet", action="store_true", help="print only the comparison")
+    g.set_defaults(func=cmd_regress)
     s = sub.add_parser("solve", help="solve one instance of (3)/(7) given as JSON")
     s.add_argument("case", help="JSON file (or - for standard input)")
     s.set_defaults(func=cmd_solve)
+    w = sub.add_parser("sweep", help="run a Section 8 sweep (model x corpus shard x layer x head) on Dask; "
+                                     "see docs/sweep.md")
+    w.add_argument("config", help="sweep config (TOML), e.g. sweeps/fig4.toml")
+    w.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="an existing Dask scheduler "
+                   "(default: an embedded LocalCluster, one worker process per core)")
+    w.add_argument("--out", metavar="DIR", help="result folder (default: .cache/sweeps/<hash>, where the report reads)")
+    w.add_argument("--workers", type=int, metavar="N", help="worker processes on this machine (default: one per core)")
+    w.add_argument("--no-dask", action="store_true", help="run without Dask: a plain loop (--workers 1) or a "
+                   "process pool, as `make verify` does")
+    w.set_defaults(func=cmd_sweep)
     args = ap.parse_args(argv)
     try:
         return args.func(args)

@@ -42,6 +42,8 @@ def markdown(res: dict) -> str:
            "Statuses: **verified** = every check ran and passed its stated tolerance; "
            "**refuted** = a check ran and the claim as printed is false; **inconclusive** = "
            "could not be decided (or not implemented yet); **not-checkable** = no precise statement.", "",
+           "Related pages: [how to read this report](README.md) · [solver benchmark](bench.md) "
+           "(`make bench`) · [mutation testing](mutate.md) (`make mutate`) · [the Section 8 sweep](sweep.md).", "",
            "## Summary", "",
            " | ".join(f"{k}: {v}" for k, v in res["summary"].items()), "",
            "| ID | claim | source | status | checks |", "|---|---|---|---|---|"]
@@ -74,6 +76,16 @@ def _cell_math(s: str) -> str:
     return s.replace("\\|", "\\Vert ").replace("|", "\\vert ").replace("\n", " ")
 
 
+def _md_formula(s: str) -> str:
+    """A metric or value in a markdown cell: LaTeX (bare, or inside simplify(...)) between $...$."""
+    m = _CALL.match(s)
+    if m and _CMD.search(m.group(2)) and "$" not in s:
+        return f"{m.group(1)}(${_cell_math(m.group(2))}$)"
+    if _CMD.search(s) and "$" not in s and not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", _CMD.sub("", s)):
+        return f"${_cell_math(s)}$"
+    return _cell(s)
+
+
 def _md_claim(c: dict) -> list[str]:
     out = [f'<a id="{_anchor(c["id"])}"></a>', f"## {c['id']}: {c['title']}", "",
            f"**Status: {c['status']}** ({c['reason']})  ",
@@ -92,7 +104,7 @@ def _md_claim(c: dict) -> list[str]:
         out += ["### Checks", "", "| check | method | metric | value | tolerance | passed | why this tolerance |",
                 "|---|---|---|---|---|---|---|"]
         for ch in c["checks"]:
-            out.append(f"| {_cell(ch['name'])} | {ch['method']} | {_cell(ch['metric'])} | {_cell(_fmt(ch['value']))} | "
+            out.append(f"| {_cell(ch['name'])} | {ch['method']} | {_md_formula(ch['metric'])} | {_md_formula(_fmt(ch['value']))} | "
                        f"{_cell(_fmt(ch['tolerance']))} | {'yes' if ch['passed'] else '**NO**'} | {_cell(ch['why'])} |")
         out.append("")
     for t in c["tables"]:
@@ -110,35 +122,151 @@ def _md_claim(c: dict) -> list[str]:
 
 
 # ------------------------------------------------------------------ html
+# latex2mathml 3.x passes some LaTeX through as text: \arg, and a delimiter given as a command after
+# \big/\Big/... (\Big\|, \Big\{, \Big\langle). \arg is respelt before conversion; any command left
+# as the text of a token afterwards becomes its symbol (or its name, upright).
+_TEX_FIXES = [(re.compile(r"\\(arg)(?![A-Za-z])"), r"\\operatorname{\1}")]
+_RAW_CMD = re.compile(r"<(mi|mo|mtext)((?: [^>]*)?)>\\([A-Za-z]+|[^A-Za-z<])</\1>")
+_SYMBOL = {"|": "‖", "{": "{", "}": "}", "Vert": "‖", "vert": "|", "lVert": "‖", "rVert": "‖",
+           "lvert": "|", "rvert": "|", "lbrace": "{", "rbrace": "}", "langle": "⟨", "rangle": "⟩",
+           "lfloor": "⌊", "rfloor": "⌋", "lceil": "⌈", "rceil": "⌉"}
+
+
+def _raw_token(m: re.Match) -> str:
+    tag, attrs, name = m.groups()
+    if name in _SYMBOL:
+        return f"<{tag}{attrs}>{html.escape(_SYMBOL[name])}</{tag}>"
+    return f'<mi mathvariant="normal">{html.escape(name)}</mi>'
+
+
 def _math(latex: str, display: bool = True) -> str:
     from latex2mathml.converter import convert
 
+    for pattern, repl in _TEX_FIXES:
+        latex = pattern.sub(repl, latex)
     try:
-        return convert(latex, display="block" if display else "inline")
+        out = convert(latex, display="block" if display else "inline")
     except Exception:  # keep the source visible rather than drop the line
         return f'<code class="latex">{html.escape(latex)}</code>'
+    return _RAW_CMD.sub(_raw_token, out)
 
 
 _INLINE = re.compile(r"\$([^$]+)\$")
+_CMD = re.compile(r"\\[A-Za-z]+\*?")
+# what may sit between two LaTeX commands of one formula: symbols, digits, single letters
+# ("\langle t_i, v\rangle"), but no word of two letters or more (which is prose)
+_GAP = re.compile(r"(?:[\s\d+\-*/=<>,.;:()\[\]|!'^_~]|(?<![A-Za-z])[A-Za-z](?![A-Za-z]))*")
+
+
+def _group_end(s: str, i: int) -> int:
+    """Index after the brace group opening at s[i] == '{' (or len(s) if unbalanced)."""
+    depth = 0
+    for j in range(i, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(s)
+
+
+def _extend(s: str, j: int) -> int:
+    """Extend a LaTeX run past its arguments: {...} groups and _x / ^{...} scripts."""
+    while j < len(s):
+        if s[j] == "{":
+            j = _group_end(s, j)
+        elif s[j] in "_^" and j + 1 < len(s):
+            j = _group_end(s, j + 1) if s[j + 1] == "{" else j + 2
+        else:
+            return j
+    return j
+
+
+def _latex_runs(s: str) -> list[tuple[int, int]]:
+    r"""Spans of prose that are LaTeX written without $...$ (e.g. "M(\lambda) of (8)"): from a
+    command through its arguments, merged with the next command across a formula-like gap, and
+    widened to the whole brace group (with its base, as in e^{- \nu_0}) if it sits inside one."""
+    runs, i = [], 0
+    while (m := _CMD.search(s, i)) is not None:
+        start, end = m.start(), _extend(s, m.end())
+        depth, open_at = 0, []
+        for j, ch in enumerate(s[:start]):  # inside an unclosed {...}? take the whole group
+            if ch == "{":
+                open_at.append(j)
+            elif ch == "}" and open_at:
+                open_at.pop()
+        if open_at:
+            g = open_at[0]
+            start = g
+            while start > 0 and (s[start - 1].isalnum() or s[start - 1] in "_^"):
+                start -= 1
+            end = max(end, _extend(s, _group_end(s, g)))
+        while (nxt := _CMD.search(s, end)) is not None and _GAP.fullmatch(s[end:nxt.start()]) \
+                and nxt.start() - end <= 24:
+            end = _extend(s, nxt.end())
+        if runs and start < runs[-1][1]:
+            start = runs[-1][0]
+            runs.pop()
+        runs.append((start, end))
+        i = end
+    return runs
+
+
+def _prose(s: str) -> str:
+    """Escape prose, rendering LaTeX written into it without delimiters as inline MathML."""
+    out, last = [], 0
+    for a, b in _latex_runs(s):
+        out += [html.escape(s[last:a]), _math(s[a:b], display=False)]
+        last = b
+    return "".join(out) + html.escape(s[last:])
 
 
 def _text(s: str) -> str:
-    """Escape text, rendering $...$ spans as inline MathML."""
+    """Escape text, rendering $...$ spans (and undelimited LaTeX) as inline MathML."""
     parts, last = [], 0
     for m in _INLINE.finditer(s):
-        parts.append(html.escape(s[last:m.start()]))
+        parts.append(_prose(s[last:m.start()]))
         parts.append(_math(m.group(1), display=False))
         last = m.end()
-    parts.append(html.escape(s[last:]))
+    parts.append(_prose(s[last:]))
     return "".join(parts)
 
 
+_CALL = re.compile(r"^(\w+)\((.*)\)$", re.S)
+
+
+def _formula(s: str) -> str:
+    """A metric or value: 'simplify(LaTeX)' (as ev.identity writes it) or bare LaTeX is rendered
+    as mathematics, SymPy's plain str() as code, anything else as text."""
+    m = _CALL.match(s)
+    if m and _CMD.search(m.group(2)) and "$" not in s:
+        return f"{m.group(1)}({_math(m.group(2), display=False)})"
+    if _CMD.search(s) and "$" not in s and not re.search(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}", _CMD.sub("", s)):
+        return _math(s, display=False)
+    return _text(s)
+
+
+def _value(v) -> str:
+    if isinstance(v, str):
+        if _CMD.search(v):
+            return _formula(v)
+        if v not in ("0",) and re.search(r"\*\*|[A-Za-z_]\w*\(|\w\*\w", v):  # SymPy's str()
+            return f"<code>{html.escape(v)}</code>"
+    return html.escape(_fmt(v))
+
+
 CSS = """
-body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#1f2328}
+body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#1f2328}
+h2{border-bottom:1px solid #d0d7de;padding-bottom:.2rem;margin-top:2.2rem}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}td,th{border:1px solid #d0d7de;padding:.25rem .5rem;vertical-align:top}
-th{background:#f6f8fa}.status{color:#fff;border-radius:.3rem;padding:.05rem .4rem;font-weight:600;font-size:.85rem}
+th{background:#f6f8fa;text-align:left}caption{text-align:left;font-style:italic;padding:.2rem 0}
+.status{color:#fff;border-radius:.3rem;padding:.05rem .4rem;font-weight:600;font-size:.85rem;white-space:nowrap}
 .fail{background:#ffebe9}code{background:#f6f8fa;padding:0 .2rem}img{max-width:100%}
-ol li{margin:.3rem 0}math[display=block]{margin:.3rem 0;overflow-x:auto}nav ul{columns:2}
+ol li{margin:.35rem 0}math{font-family:"DejaVu Math TeX Gyre","STIX Two Math","Latin Modern Math",math}
+math[display=block]{margin:.3rem 0;overflow-x:auto;overflow-y:hidden}
+td math{display:inline-block;max-width:18rem;overflow-x:auto;overflow-y:hidden;vertical-align:middle}
+.stmt{background:#f6f8fa;border-left:4px solid #d0d7de;padding:.2rem .8rem}.meta td:first-child{font-weight:600}
+nav ol{columns:2;font-size:.9rem}nav li{break-inside:avoid}.legend{font-size:.9rem;color:#57606a}
+figure{margin:1rem 0}figcaption{font-size:.9rem;color:#57606a}
+table.checks{width:100%}table.checks td:nth-child(4),td code{overflow-wrap:anywhere}table.checks td:first-child{min-width:10rem}table.checks td:last-child{min-width:13rem}
 """
 
 
@@ -148,64 +276,94 @@ def _badge(status: str) -> str:
 
 def html_page(res: dict, docs: Path) -> str:
     run = res["run"]
+    claims = res["claims"]
     h = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
          "<title>attnverify report</title><style>" + CSS + "</style></head><body>",
          "<h1>attnverify report</h1>",
-         f"<p>Seed {run['seed']}, wall time {run['wall_time_s']} s. "
-         + " · ".join(f"{_badge(k)} {v}" for k, v in res["summary"].items()) + "</p>",
-         "<nav><h2>Contents</h2><ul><li><a href='#summary'>Summary</a></li>"
-         + "".join(f"<li><a href='#{_anchor(c['id'])}'>{c['id']}</a></li>" for c in res["claims"])
-         + "<li><a href='#errata'>Errata</a></li><li><a href='#run'>Run</a></li></ul></nav>",
-         "<h2 id='summary'>Summary</h2><table><tr><th>ID</th><th>claim</th><th>source</th><th>status</th><th>checks</th></tr>"]
-    for c in res["claims"]:
+         f"<p>{len(claims)} claims: " + " · ".join(f"{_badge(k)} {v}" for k, v in res["summary"].items())
+         + f". Seed {run['seed']}; see <a href='#run'>Run</a> for versions and timing.</p>",
+         "<p class='legend'><b>verified</b>: every check ran and passed its stated tolerance; <b>refuted</b>: "
+         "a check ran and the claim as printed is false; <b>inconclusive</b>: could not be decided (or not "
+         "implemented yet); <b>not-checkable</b>: no precise statement.</p>",
+         "<p>Related pages: <a href='README.md'>how to read this report</a> · <a href='bench.md'>solver "
+         "benchmark</a> (<code>make bench</code>) · <a href='mutate.md'>mutation testing</a> (<code>make mutate</code>) · "
+         "<a href='sweep.md'>the Section 8 sweep</a>.</p>",
+         "<nav id='contents'><h2>Contents</h2><ol><li><a href='#summary'>Summary</a></li>"
+         + "".join(f"<li><a href='#{_anchor(c['id'])}'>{c['id']}</a>: {html.escape(c['title'])} {_badge(c['status'])}</li>"
+                   for c in claims)
+         + "<li><a href='#errata'>Errata</a></li><li><a href='#run'>Run</a></li></ol></nav>",
+         "<h2 id='summary'>Summary</h2><table><tr><th>ID</th><th>claim</th><th>source</th><th>status</th>"
+         "<th>checks passed</th><th>steps</th><th>figures</th></tr>"]
+    for c in claims:
         n_ok = sum(ch["passed"] for ch in c["checks"])
         h.append(f"<tr><td><a href='#{_anchor(c['id'])}'>{c['id']}</a></td><td>{html.escape(c['title'])}</td>"
-                 f"<td>{c['source']['seed'][:3]} {html.escape(c['source']['equation'])}</td>"
-                 f"<td>{_badge(c['status'])}</td><td>{n_ok}/{len(c['checks'])}</td></tr>")
+                 f"<td>{html.escape(c['source']['seed'][:3])} {html.escape(c['source']['equation'])}</td>"
+                 f"<td>{_badge(c['status'])}</td><td>{n_ok}/{len(c['checks'])}</td>"
+                 f"<td>{len(c['derivation'])}</td><td>{len(c['figures'])}</td></tr>")
     h.append("</table>")
-    for c in res["claims"]:
+    for c in claims:
         h += _html_claim(c, docs)
     h.append("<h2 id='errata'>Errata</h2>")
     if res["errata"]:
-        h.append("<table><tr><th>source</th><th>equation</th><th>printed</th><th>corrected</th><th>note</th></tr>")
+        h.append("<p>Printed equations that differ from what the derivation gives (computed, not transcribed).</p>")
+        h.append("<table class='errata'><tr><th>source</th><th>equation</th><th>printed</th><th>corrected</th><th>note</th><th>found by</th></tr>")
         for e in res["errata"]:
             h.append(f"<tr><td>{html.escape(e['source'])}</td><td>{html.escape(e['equation'])}</td>"
                      f"<td>{_math(e['printed'])}</td><td>{_math(e['corrected'])}</td>"
-                     f"<td>{_text(e['note'])} (found by {e['claim']})</td></tr>")
+                     f"<td>{_text(e['note'])}</td><td><a href='#{_anchor(e['claim'])}'>{e['claim']}</a></td></tr>")
         h.append("</table>")
     else:
         h.append("<p>None found.</p>")
-    h.append(f"<h2 id='run'>Run</h2><pre>{html.escape(json.dumps(run, indent=1))}</pre></body></html>")
+    h.append("<h2 id='run'>Run</h2>" + _run_table(run) + "</body></html>")
     return "\n".join(h)
+
+
+def _run_table(run: dict) -> str:
+    rows = []
+    for k, v in run.items():
+        if isinstance(v, dict):
+            v = ", ".join(f"{a} {b}" for a, b in v.items() if b is not None)
+        elif isinstance(v, list):
+            v = ", ".join(map(str, v)) or "none"
+        rows.append(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{html.escape(str(v))}</td></tr>")
+    return "<table class='meta'>" + "".join(rows) + "</table>"
 
 
 def _html_claim(c: dict, docs: Path) -> list[str]:
     h = [f"<section id='{_anchor(c['id'])}'><h2>{c['id']}: {html.escape(c['title'])} {_badge(c['status'])}</h2>",
-         f"<p>{html.escape(c['reason'])}<br>Source: <code>{c['source']['seed']}</code>, {html.escape(c['source']['equation'])}</p>",
-         "<p><b>Statement.</b></p>" + _math(c["statement"])]
+         f"<p>{_text(c['reason'])}<br>Source: <code>{html.escape(c['source']['seed'])}</code>, "
+         f"{html.escape(c['source']['equation'])}</p>",
+         "<div class='stmt'><p><b>Statement.</b></p>" + _math(c["statement"]) + "</div>"]
     if c["finding"]:
         h.append(f"<p><b>Finding.</b> {_text(c['finding'])}</p>")
     if c["derivation"]:
-        h.append("<h3>Derivation (SymPy)</h3><ol>")
+        h.append("<h3>Derivation (SymPy)</h3><ol class='derivation'>")
         for s in c["derivation"]:
             h.append(f"<li>{_text(s['text'])}" + (_math(s["latex"]) if s["latex"] else "") + "</li>")
         h.append("</ol>")
     if c["checks"]:
-        h.append("<h3>Checks</h3><table><tr><th>check</th><th>method</th><th>metric</th><th>value</th>"
+        h.append("<h3>Checks</h3><table class='checks'><tr><th>check</th><th>method</th><th>metric</th><th>value</th>"
                  "<th>tolerance</th><th>passed</th><th>why this tolerance</th></tr>")
         for ch in c["checks"]:
-            h.append(f"<tr class='{'' if ch['passed'] else 'fail'}'><td>{_text(ch['name'])}</td><td>{ch['method']}</td>"
-                     f"<td>{_text(ch['metric'])}</td><td>{html.escape(_fmt(ch['value']))}</td>"
-                     f"<td>{html.escape(_fmt(ch['tolerance']))}</td><td>{'yes' if ch['passed'] else '<b>NO</b>'}</td>"
+            h.append(f"<tr class='{'' if ch['passed'] else 'fail'}'><td>{_text(ch['name'])}</td><td>{html.escape(ch['method'])}</td>"
+                     f"<td>{_formula(ch['metric'])}</td><td>{_value(ch['value'])}</td>"
+                     f"<td>{_value(ch['tolerance'])}</td><td>{'yes' if ch['passed'] else '<b>NO</b>'}</td>"
                      f"<td>{_text(ch['why'])}</td></tr>")
         h.append("</table>")
+    if c["tables"]:
+        h.append("<h3>Numeric evidence</h3>")
     for t in c["tables"]:
-        h.append(f"<table><caption>{_text(t['caption'])}</caption><tr>"
-                 + "".join(f"<th>{_text(x)}</th>" for x in t["header"]) + "</tr>")
-        h += ["<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in t["rows"]]
+        h.append(f"<table class='evidence'><caption>{_text(t['caption'])}</caption><tr>"
+                 + "".join(f"<th>{_text(str(x))}</th>" for x in t["header"]) + "</tr>")
+        h += ["<tr>" + "".join(f"<td>{_value(v)}</td>" for v in row) + "</tr>" for row in t["rows"]]
         h.append("</table>")
     for f in c["figures"]:
-        data = base64.b64encode((docs / f["path"]).read_bytes()).decode()
+        try:
+            data = base64.b64encode((docs / f["path"]).read_bytes()).decode()
+        except OSError:
+            h.append(f"<p class='fail'>Figure missing: {html.escape(f['path'])} (re-run <code>make verify</code>).</p>")
+            continue
         h.append(f"<figure><img alt='{html.escape(f['caption'])}' src='data:image/png;base64,{data}'>"
                  f"<figcaption>{_text(f['caption'])}</figcaption></figure>")
     if c["notes"]:

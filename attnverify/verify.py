@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -9,6 +10,7 @@ import traceback
 from importlib import metadata
 
 from . import context
+from .cache import fingerprint, inputs
 from .evidence import Evidence, Inconclusive
 from .registry import Claim, load_claims, resolve
 
@@ -33,7 +35,8 @@ def decide(claim: Claim, ev: Evidence, problems: list[str]) -> tuple[str, str]:
 
 
 def run_claim(claim: Claim, log=print) -> dict:
-    ev, problems = Evidence(), []
+    """Run the claim's functions; the dict is one entry of results.json's "claims" (plus its errata)."""
+    ev, problems, crashed = Evidence(), [], False
     t0 = time.perf_counter()
     for ref in claim.functions:
         t1 = time.perf_counter()
@@ -43,6 +46,7 @@ def run_claim(claim: Claim, log=print) -> dict:
             problems.append(f"{ref}: {e}")
         except Exception as e:  # a crash leaves the claim undecided, and says where
             problems.append(f"{ref} raised {type(e).__name__}: {e}")
+            crashed = True
             traceback.print_exc(file=sys.stderr)
         log(f"    {ref} ({time.perf_counter() - t1:.1f} s)")
     status, reason = decide(claim, ev, problems)
@@ -62,12 +66,14 @@ def run_claim(claim: Claim, log=print) -> dict:
         "notes": ev.notes,
         "errata": [e.__dict__ for e in ev.errata],
         "wall_time_s": round(time.perf_counter() - t0, 2),
+        "_crashed": crashed,  # not written out: tells the cache not to keep this result
     }
 
 
 def _versions() -> dict:
     out = {"python": platform.python_version()}
-    for pkg in ("attnverify", "numpy", "scipy", "sympy", "cvxpy", "clarabel", "matplotlib", "pot"):
+    for pkg in ("attnverify", "numpy", "scipy", "sympy", "cvxpy", "clarabel", "matplotlib", "pot", "torch",
+                "transformers"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -75,29 +81,47 @@ def _versions() -> dict:
     return out
 
 
-def run_all(select=None, log=print) -> dict:
-    """Run every claim (or those for which ``select(claim)`` is true); returns results.json's dict."""
+def run_all(select=None, log=print, cache=None) -> dict:
+    """Run every claim (or those for which ``select(claim)`` is true); returns results.json's dict.
+
+    With a :class:`attnverify.cache.Cache`, a claim whose code, registry entry, seed and
+    environment are unchanged (and whose figures are still in place) is taken from the cache.
+    """
     t0 = time.perf_counter()
     claims = load_claims()
-    results = []
+    results, reused = [], []
     for i, claim in enumerate(claims, 1):
         if select is not None and not select(claim):
             continue
-        log(f"[{i:2d}/{len(claims)}] {claim.id}: {claim.title}")
-        r = run_claim(claim, log=log)
-        log(f"    -> {r['status']}" + (f" ({r['reason']})" if r["status"] != "verified" else ""))
+        r = None
+        if cache is not None:
+            inp = inputs(claim, context.SEED)
+            r = cache.get(claim, inp)
+        if r is not None:
+            reused.append(claim.id)
+            log(f"[{i:2d}/{len(claims)}] {claim.id}: {claim.title} (cached) -> {r['status']}")
+        else:
+            why = f" (recomputing: {cache.why[claim.id]})" if cache is not None and claim.id in cache.why else ""
+            log(f"[{i:2d}/{len(claims)}] {claim.id}: {claim.title}{why}")
+            r = run_claim(claim, log=log)
+            log(f"    -> {r['status']}" + (f" ({r['reason']})" if r["status"] != "verified" else ""))
+            if cache is not None and not r["_crashed"]:
+                cache.put(claim, inp, {k: v for k, v in r.items() if k != "_crashed"})
+        r = dict(r)
+        r.pop("_crashed", None)
         results.append(r)
     errata = [dict(e, claim=r["id"]) for r in results for e in r.pop("errata")]
     summary = {s: sum(r["status"] == s for r in results) for s in STATUSES}
-    return {
-        "schema": 1,
-        "summary": summary,
-        "claims": results,
-        "errata": errata,
-        "run": {
-            "seed": context.SEED,
-            "versions": _versions(),
-            "platform": f"{platform.system()} {platform.machine()}",
-            "wall_time_s": round(time.perf_counter() - t0, 1),
-        },
+    run = {
+        "seed": context.SEED,
+        "versions": _versions(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+        # same fingerprint = same float operations; `attnverify regress` compares solver outputs
+        # bit-tight only then (see attnverify/regress.py)
+        "environment": fingerprint(),
+        "wall_time_s": round(time.perf_counter() - t0, 1),
     }
+    if cache is not None:
+        run["cached"] = reused
+    return {"schema": 1, "summary": summary, "claims": results, "errata": errata, "run": run}
