@@ -49,9 +49,10 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from . import validate
 from .dual import DualSolution, _gradient_floor, _log_u, gradient_floor
@@ -102,8 +103,8 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     mu = T.T @ u
     A = np.ascontiguousarray((Ts - mu) @ Q)  # (n_on, r): templates in S coordinates
     # What the rank cut of S leaves out of the centred templates (zero in exact arithmetic); it
-    # enters the gradient of (7) only through E^T p, bounded by ||E||_2 ||p||_2 <= ||E||_2.
-    e_norm = np.linalg.norm((Ts - mu) - A @ Q.T, 2) if r else np.linalg.norm(Ts - mu, 2)
+    # enters the gradient of (7) only through E^T p, bounded by ||E||_2 ||p||_2 <= ||E||_F ||p||_2.
+    e_norm = np.linalg.norm((Ts - mu) - A @ Q.T) if r else np.linalg.norm(Ts - mu)
     mu_q = Q.T @ mu
     tnorm = np.linalg.norm(Ts, axis=1).max()
     lam = np.empty((m, d))
@@ -138,7 +139,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     # core is busy (measured: 8x slower under load).  Parallelism comes from the chunks instead:
     # they are independent and write disjoint slices, and numpy releases the GIL inside BLAS and
     # ufunc loops, so one thread per core uses every core.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         if workers <= 1:
             for s in starts:
                 solve_chunk(s)
@@ -146,6 +147,11 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(solve_chunk, starts))
     return BatchSolution(lam, conv, iters, gnorm, r, cgits)
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    return ThreadpoolController()  # finding the BLAS libraries costs ~0.4 ms; do it once
 
 
 def solve_dual(T, u, z, alpha, rtol: float = 1e-10, maxiter: int = 100) -> DualSolution:
@@ -269,8 +275,9 @@ def _armijo(ya, step, g, gn, fa, ba, A, AT, alpha):
         flat = bad[1e-4 * t[bad] * slope[bad] <= resolution[bad]]
         if flat.size:
             P = np.exp(L[flat] - lse[flat, None])
-            halved = flat[np.linalg.norm(-cand[flat] / alpha - P @ A, axis=1) <= 0.5 * gn[flat]]
-            bad = np.setdiff1d(bad, halved, assume_unique=True)
+            halved = np.zeros(len(ya), bool)
+            halved[flat] = np.linalg.norm(-cand[flat] / alpha - P @ A, axis=1) <= 0.5 * gn[flat]
+            bad = bad[~halved[bad]]
         t[bad] /= 2
         cand[bad] = ya[bad] + t[bad, None] * step[bad]
         L[bad] = ba[bad] + cand[bad] @ AT
