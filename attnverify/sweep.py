@@ -282,6 +282,7 @@ def run_task(spec: dict) -> dict:
 
     Returns {"arrays": {column: array}, "meta": {...}}; one row per (alpha, sentence, layer, head,
     token): e_full = ||lambda* - alpha z|| / ||lambda*||, e_S = ||lambda* - alpha z|| / ||P_S lambda*||,
+    the same two for (13)'s lambda_13 = alpha (I + alpha Sigma)^-1 z in place of alpha z,
     z_share = ||P_S z|| / ||z||, the solver's gradient norm, iterations and status."""
     from threadpoolctl import threadpool_limits
 
@@ -289,7 +290,7 @@ def run_task(spec: dict) -> dict:
         raise ValueError(f"unknown model {spec['model']!r}")
     t0 = time.perf_counter()
     cols = {k: [] for k in ("alpha", "sentence", "layer", "head", "token", "n", "full", "restricted",
-                            "z_share", "grad_norm", "iterations", "status")}
+                            "full13", "restricted13", "z_share", "grad_norm", "iterations", "status")}
     cross = {k: [] for k in ("alpha", "layer", "diff", "tol")}
     heads = spec["heads"]
     with _load_lock:
@@ -307,7 +308,10 @@ def run_task(spec: dict) -> dict:
                 Z = np.concatenate([(x @ WQ[h * dh:(h + 1) * dh].T + bQ[h * dh:(h + 1) * dh]) @ WK[h * dh:(h + 1) * dh]
                                     for h in heads])  # (H n, d): z_k = K^T (Q x_k + b_Q), head by head
                 Qb = centred_basis(T, u)
-                z_share = np.linalg.norm(Z @ Qb, axis=1) / np.linalg.norm(Z, axis=1)
+                ZQ = Z @ Qb  # z in S coordinates
+                z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
+                Ac = (T - T.T @ u) @ Qb
+                sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
                 for alpha in spec["alpha"]:
                     sol = solve_dual_batched(T, u, Z, alpha, rtol=spec["rtol"], workers=1)
                     lam, status = sol.lam.copy(), np.where(sol.converged, 0, 2).astype(np.int8)
@@ -326,6 +330,10 @@ def run_task(spec: dict) -> dict:
                             cross["diff"].append(float(np.linalg.norm(lam[0] - ns.lam)))
                             cross["tol"].append(alpha * (float(sol.grad_norm[0]) + ns.grad_norm))
                     D = lam - alpha * Z  # lies in S
+                    # (13): lambda_13 = alpha (I + alpha Sigma)^-1 z = alpha z - alpha^2 (I + alpha Sigma)^-1 Sigma z,
+                    # whose correction also lies in S: lambda* - lambda_13 = Q (Q^T D + alpha^2 (I + a Sigma_S)^-1 Sigma_S Q^T z)
+                    M13 = alpha**2 * np.linalg.solve(np.eye(len(sig_s)) + alpha * sig_s, sig_s)
+                    D13 = np.linalg.norm(D @ Qb + ZQ @ M13.T, axis=1)
                     m = len(Z)
                     cols["alpha"].append(np.full(m, alpha))
                     cols["sentence"].append(np.full(m, g, np.int32))
@@ -335,6 +343,8 @@ def run_task(spec: dict) -> dict:
                     cols["n"].append(np.full(m, n, np.int16))
                     cols["full"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam, axis=1))
                     cols["restricted"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam @ Qb, axis=1))
+                    cols["full13"].append(D13 / np.linalg.norm(lam, axis=1))
+                    cols["restricted13"].append(D13 / np.linalg.norm(lam @ Qb, axis=1))
                     cols["z_share"].append(z_share)
                     cols["grad_norm"].append(gn)
                     cols["iterations"].append(sol.iterations.astype(np.int32))
