@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 
 from .dual import primal_objective
 from .evidence import Inconclusive
-from .validate import MIN_ALPHA, alpha_, dual_args, positive, scores, vector
+from .validate import MIN_ALPHA, alpha_, dual_args, positive, scores, simplex, vector
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
 
@@ -184,34 +184,50 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
     return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel")
 
 
-def solve_eot_scipy(s, tau) -> np.ndarray:
-    """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003)."""
+def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
+    """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003); with a prior pi,
+    of -<p,s> + tau KL(p||pi) on supp(pi) (GOAT, 002), started at pi and zero off its support."""
     s, tau = scores(s), alpha_(tau, "tau")
+    S, start = np.ones(len(s), bool), np.full(len(s), 1 / len(s))
+    if prior is not None:
+        prior = simplex("prior", prior, len(s), of="s has")
+        S = prior > 0
+        start = prior[S].copy()
+    ss, ps = s[S], (None if prior is None else prior[S])
 
     def f(p):
         q = np.maximum(p, _FLOOR)
-        return -p @ s + tau * np.sum(q * np.log(q)), -s + tau * (np.log(q) + 1)
+        lq = np.log(q if ps is None else q / ps)
+        return -p @ ss + tau * np.sum(q * lq), -ss + tau * (lq + 1)
 
-    n = len(s)
-    res = minimize(f, np.full(n, 1 / n), jac=True, method="SLSQP", bounds=[(0, 1)] * n,
+    n = len(ss)
+    res = minimize(f, start, jac=True, method="SLSQP", bounds=[(0, 1)] * n,
                    constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1,
                                  "jac": lambda p: np.ones_like(p)}],
                    options={"ftol": 1e-15, "maxiter": 2000})
     if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the EOT problem did not converge: {res.message}")
-    return np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
+        raise Inconclusive(f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem did not converge: {res.message}")
+    out = np.zeros(len(s))
+    out[S] = np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
+    return out
 
 
-def solve_eot_cvxpy(s, tau) -> np.ndarray:
-    """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p)."""
+def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
+    """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p); with a prior pi,
+    min -<p,s> + tau KL(p||pi) on supp(pi) (rel_entr), zero off its support."""
     import cvxpy as cp
 
     s, tau = scores(s), alpha_(tau, "tau")
+    S = np.ones(len(s), bool) if prior is None else simplex("prior", prior, len(s), of="s has") > 0
 
     def build():
-        p = cp.Variable(len(s), nonneg=True)
-        return cp.Problem(cp.Maximize(p @ np.asarray(s, float) + tau * cp.sum(cp.entr(p))),
+        p = cp.Variable(int(S.sum()), nonneg=True)
+        if prior is None:
+            return cp.Problem(cp.Maximize(p @ np.asarray(s, float) + tau * cp.sum(cp.entr(p))), [cp.sum(p) == 1]), p
+        return cp.Problem(cp.Minimize(-p @ s[S] + tau * cp.sum(cp.rel_entr(p, np.asarray(prior, float)[S]))),
                           [cp.sum(p) == 1]), p
 
     prob, p = _solve_cvxpy(build)
-    return np.clip(p.value, 0, None) / np.clip(p.value, 0, None).sum()
+    out = np.zeros(len(s))
+    out[S] = np.clip(p.value, 0, None) / np.clip(p.value, 0, None).sum()
+    return out

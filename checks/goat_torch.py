@@ -10,59 +10,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
 from attnverify import context
-from attnverify.evidence import Evidence, Inconclusive, Table
+from attnverify.evidence import Evidence, Table
+from attnverify.primal import solve_eot_cvxpy, solve_eot_scipy
 from checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
 
 # ---------------------------------------------------------------------------
-# exact solves of min -<p,s> + tau KL(p || pi)
+# min -<p,s> + tau KL(p || pi): its value, and the closed form (exact solves: attnverify.primal)
 # ---------------------------------------------------------------------------
 
 
 def _J(p, s, tau, pi):
     q = p > 0
     return float(-p @ s + tau * np.sum(p[q] * np.log(p[q] / pi[q])))
-
-
-def solve_goat_cvxpy(s, tau, pi):
-    """min -<p,s> + tau KL(p||pi) on supp(pi) as an exponential-cone program (Clarabel); zero off supp(pi)."""
-    import cvxpy as cp
-
-    from attnverify.primal import _solve_cvxpy
-
-    S = pi > 0
-
-    def build():
-        p = cp.Variable(int(S.sum()), nonneg=True)
-        return cp.Problem(cp.Minimize(-p @ s[S] + tau * cp.sum(cp.rel_entr(p, pi[S]))), [cp.sum(p) == 1]), p
-
-    _, var = _solve_cvxpy(build)
-    out = np.zeros(len(s))
-    out[S] = np.clip(var.value, 0, None) / np.clip(var.value, 0, None).sum()
-    return out
-
-
-def solve_goat_scipy(s, tau, pi):
-    """The same problem by SLSQP directly on p (bounds, equality), on supp(pi)."""
-    S = pi > 0
-    ss, ps = s[S], pi[S]
-
-    def f(p):
-        q = np.maximum(p, 1e-300)
-        return -p @ ss + tau * np.sum(q * np.log(q / ps)), -ss + tau * (np.log(q / ps) + 1)
-
-    m = len(ss)
-    res = minimize(f, ps.copy(), jac=True, method="SLSQP", bounds=[(0, 1)] * m,
-                   constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1, "jac": lambda p: np.ones_like(p)}],
-                   options={"ftol": 1e-15, "maxiter": 2000})
-    if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the GOAT problem did not converge: {res.message}")
-    out = np.zeros(len(s))
-    out[S] = np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
-    return out
 
 
 def goat_closed_form(s, tau, pi):
@@ -83,8 +45,8 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
         J_star = _J(p_star, s, tau, pi)
         floor = n * EPS * (1 + abs(J_star))
         row = [f"n={n}, tau={tau:g}, zeros in pi: {zeros}"]
-        for name, solver in (("scipy", solve_goat_scipy), ("cvxpy", solve_goat_cvxpy)):
-            p = solver(s, tau, pi)
+        for name, solver in (("scipy", solve_eot_scipy), ("cvxpy", solve_eot_cvxpy)):
+            p = solver(s, tau, prior=pi)
             gap = _J(p, s, tau, pi) - J_star
             beat[name] = np.minimum(beat[name], gap / floor)
             dist = float(np.abs(p - p_star).sum())
@@ -334,7 +296,7 @@ def uniform_numeric() -> Evidence:
     u = np.full(12, 1 / 12)
     worst_c = 0.0
     for tau in (0.5, 2.0):
-        pu = solve_goat_cvxpy(s, tau, u)
+        pu = solve_eot_cvxpy(s, tau, prior=u)
         # weak duality (GOAT-PRIOR): J_u(p) >= -tau log sum_l u_l e^{s_l/tau} for every p; a certified gap
         gap = max(_J(pu, s, tau, u) + tau * logsumexp(s / tau, b=u), 12 * EPS * (1 + abs(tau * logsumexp(s / tau))))
         worst_c = np.maximum(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))
