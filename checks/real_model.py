@@ -190,7 +190,7 @@ def bert_identity() -> Evidence:
             f"padded to {cap.mask.shape[1]}). Text: {models.describe_text()}. First sentence: \"{sentences[0]}\"")
     hook_vs_hs = max(float(np.abs(lc.x - cap.hidden_states[i]).max()) for i, lc in enumerate(cap.layers))
     ev.check("the self-attention input is hidden_states[l] (output_hidden_states)", "transformers",
-             "max |x_hook - hidden_states[l]| over layers", hook_vs_hs, 0.0, hook_vs_hs == 0.0,
+             "max |x_hook - hidden_states[l]| over layers", hook_vs_hs, "exact", hook_vs_hs == 0.0,
              "the same tensor passed on unchanged (post-LN BERT): exact")
     rows = []
     for layer in range(len(cap.layers)):
@@ -209,7 +209,7 @@ def bert_identity() -> Evidence:
         ev.check(f"layer {layer}: (19) BERT as printed (affine K, Q, V) = BERT's context layer", "transformers",
                  "max |ctx_(19) - ctx_BERT|", epr, tc, epr <= tc, "the same round-off bound")
         ev.check(f"layer {layer}: padding gets weight exactly 0 (u_i = 0)", "transformers",
-                 "max BERT weight on a padding token", pad, 0.0, pad == 0.0,
+                 "max BERT weight on a padding token", pad, "exact", pad == 0.0,
                  "exp(finfo.min + logit) underflows to exactly 0 in float64")
     ev.tables.append(Table("FD-19: (16) with alpha = 1 and Sec 8's reparameterisation against transformers' "
                            "BertSelfAttention of all-MiniLM-L6-v2 (float64, padded batch)",

@@ -268,11 +268,11 @@ def t5_identity() -> Evidence:
     # b_{j-i} is a function of j - i only: every diagonal of the bias matrix is constant
     toe = max(float(np.abs(a.bias[:, 1:, 1:] - a.bias[:, :-1, :-1]).max()) for a in calls if a.kind != "cross")
     ev.check("T5's position bias depends only on the relative position (b_{j-i})", "transformers",
-             "max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions", toe, 0.0, toe == 0.0,
+             "max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions", toe, "exact", toe == 0.0,
              "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact")
     own = max(float(np.abs(a.bias - a.position_bias[0]).max()) for a in calls)
     ev.check("our b_{j-i} table equals the position bias transformers adds", "transformers",
-             "max |b_ours - position_bias| over all attentions", own, 0.0, own == 0.0,
+             "max |b_ours - position_bias| over all attentions", own, "exact", own == 0.0,
              "both are the same table entries, copied: exact")
     rows = []
     for a in calls:
@@ -290,7 +290,7 @@ def t5_identity() -> Evidence:
                  "max |out_(16) - out_T5|", eo, to, eo <= to,
                  "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o")
         ev.check(f"{tag}: masked words get weight exactly 0 (u_i = 0)", "transformers",
-                 "max transformers weight on a word we mask", mass, 0.0, mass == 0.0,
+                 "max transformers weight on a word we mask", mass, "exact", mass == 0.0,
                  "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0")
     from attnverify.evidence import Table
 
