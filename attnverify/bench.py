@@ -63,21 +63,28 @@ class Workload:
         return sum(len(Z) for _, _, Z in self.heads)
 
 
-def real_model_workload(n: int, queries: int = 3072, seed: int = 0) -> Workload:
-    rng = np.random.default_rng([context.SEED, seed, n])
+def _head_maps(rng) -> np.ndarray:
+    """W_K^T W_Q (d x d) for each of the 12 heads: z = W_K^T W_Q x."""
     # layer-normed x has unit-variance entries, so q_c, k_c ~ N(0, sd^2 d) = N(0, 3) and the score
     # <t_i, z> = q.k / sqrt(dh) has variance 3 * 3 = 9: standard deviation SCORE_STD = 3
     sd = np.sqrt(SCORE_STD / D_MODEL)
     WQ = rng.normal(size=(HEADS, DH, D_MODEL)) * sd
     WK = rng.normal(size=(HEADS, DH, D_MODEL)) * sd
-    M = np.einsum("hcd,hce->hde", WK, WQ)  # z = W_K^T W_Q x, per head
-    heads = []
-    for _ in range(max(1, queries // (HEADS * n))):
-        X = rng.normal(size=(n, D_MODEL))
-        X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)  # layer-normed hidden states
-        T = X / np.sqrt(DH)
-        Z = np.concatenate([X @ M[h].T for h in range(HEADS)])  # (12 n, d): every query of every head
-        heads.append((T, np.full(n, 1.0 / n), Z))
+    return np.einsum("hcd,hce->hde", WK, WQ)
+
+
+def _sentence(rng, n: int, M: np.ndarray):
+    """One sentence of n layer-normed hidden states: T = X/sqrt(d'), uniform u, and every query of every head."""
+    X = rng.normal(size=(n, D_MODEL))
+    X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
+    Z = np.concatenate([X @ M[h].T for h in range(HEADS)])  # (12 n, d)
+    return X / np.sqrt(DH), np.full(n, 1.0 / n), Z
+
+
+def real_model_workload(n: int, queries: int = 3072, seed: int = 0) -> Workload:
+    rng = np.random.default_rng([context.SEED, seed, n])
+    M = _head_maps(rng)
+    heads = [_sentence(rng, n, M) for _ in range(max(1, queries // (HEADS * n)))]
     return Workload(f"real-model n={n}, d={D_MODEL}", n, D_MODEL, heads)
 
 
@@ -295,8 +302,7 @@ def run_workload(w: Workload, sub_scale: float, log) -> None:
 def million_worker(total: int, n: int = 64) -> dict:
     """Solve `total` real-model-shape queries sentence by sentence, keeping per-query summaries only."""
     rng = np.random.default_rng([context.SEED, 99])
-    sd = np.sqrt(SCORE_STD / D_MODEL)
-    M = np.einsum("hcd,hce->hde", rng.normal(size=(HEADS, DH, D_MODEL)) * sd, rng.normal(size=(HEADS, DH, D_MODEL)) * sd)
+    M = _head_maps(rng)
     per = HEADS * n
     k = (total + per - 1) // per
     conv = np.zeros(k * per, bool)
@@ -306,10 +312,7 @@ def million_worker(total: int, n: int = 64) -> dict:
     t_solve = 0.0
     t0 = time.perf_counter()
     for s in range(k):
-        X = rng.normal(size=(n, D_MODEL))
-        X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
-        T, u = X / np.sqrt(DH), np.full(n, 1.0 / n)
-        Z = np.concatenate([X @ M[h].T for h in range(HEADS)])
+        T, u, Z = _sentence(rng, n, M)
         sol, t = _timed(lambda: solve_dual_batched(T, u, Z, 1.0))
         t_solve += t
         sl = slice(s * per, (s + 1) * per)
