@@ -68,6 +68,7 @@ class BatchSolution:
     grad_norm: np.ndarray  # (m,) ||grad D|| of (7)
     rank: int  # r = dim S
     cg_iterations: np.ndarray | None = None  # (m,) conjugate-gradient steps, summed over Newton steps
+    basis: np.ndarray | None = None  # (d, r) the orthonormal basis Q of S the solver used
 
 
 def centred_basis(T: np.ndarray, u: np.ndarray, rtol: float = 1e-12):
@@ -147,7 +148,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
         else:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(solve_chunk, starts))
-    return BatchSolution(lam, conv, iters, gnorm, r, cgits)
+    return BatchSolution(lam, conv, iters, gnorm, r, cgits, Q)
 
 
 @lru_cache(maxsize=1)

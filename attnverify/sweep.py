@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .batched import centred_basis, solve_dual_batched
+from .batched import solve_dual_batched
 from .dual import solve_dual_newton
 from .validate import InputError
 
@@ -307,13 +307,13 @@ def run_task(spec: dict) -> dict:
                 T, u = x / np.sqrt(dh), np.full(n, 1.0 / n)
                 Z = np.concatenate([(x @ WQ[h * dh:(h + 1) * dh].T + bQ[h * dh:(h + 1) * dh]) @ WK[h * dh:(h + 1) * dh]
                                     for h in heads])  # (H n, d): z_k = K^T (Q x_k + b_Q), head by head
-                Qb = centred_basis(T, u)
-                ZQ = Z @ Qb  # z in S coordinates
-                z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
-                Ac = (T - T.T @ u) @ Qb
-                sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
                 for alpha in spec["alpha"]:
                     sol = solve_dual_batched(T, u, Z, alpha, rtol=spec["rtol"], workers=1)
+                    Qb = sol.basis  # the solver's orthonormal basis of S (the same for every alpha)
+                    ZQ = Z @ Qb  # z in S coordinates
+                    z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
+                    Ac = (T - T.T @ u) @ Qb
+                    sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
                     lam, status = sol.lam.copy(), np.where(sol.converged, 0, 2).astype(np.int8)
                     gn = sol.grad_norm.copy()
                     for q in np.flatnonzero(~sol.converged):  # re-solve by full Newton in R^d
