@@ -23,15 +23,18 @@ r x r instead of d x d, and the only per-query input is the logit vector alpha T
 
 **Method.** Truncated (inexact) Newton: each Newton system H s = g is solved by preconditioned
 conjugate gradients (Jacobi preconditioner diag H = 1/alpha + E_p[a^2] - abar^2), to the
-Eisenstat-Walker forcing tolerance ||H s - g|| <= min(1/2, sqrt(||g||/||b||)) ||g||, which keeps
-Newton's local superlinear convergence.  A Hessian-vector product is H v = v/alpha +
-A^T (p * (A v)) - abar <abar, v>: because A is shared by every query of the head, a CG step for a
-whole chunk of queries is two dense matrix products (chunk x r)(r x n) and (chunk x n)(n x r),
-which BLAS runs near peak, instead of one r x r factorisation per query.  Eigenvalues of
-Cov_p(a) cluster at 0 when the attention p is peaked, so CG needs few iterations.  Each CG
-direction started from 0 is an ascent direction, so a truncated solve is still safe; Armijo
-backtracking on the dual value (with a gradient-halving test where the value is at float64
-resolution) globalises the method.  Every matrix stays float64.
+Eisenstat-Walker forcing tolerance ||H s - g|| <= min(0.1, (||g||/||b||)^0.75) ||g||, which keeps
+Newton's local superlinear convergence (order 1.75).  A Hessian-vector product is
+H v = v/alpha + A^T (p * (A v - <p, A v>)): because A is shared by every query of the head, a CG
+step for a whole chunk of queries is two dense matrix products (chunk x r)(r x n) and
+(chunk x n)(n x r), which BLAS runs near peak, instead of one r x r factorisation per query.
+Eigenvalues of Cov_p(a) cluster at 0 when the attention p is peaked, so CG needs few iterations.
+Each CG direction started from 0 is an ascent direction, so a truncated solve is still safe;
+Armijo backtracking on the dual value (with a gradient-halving test where the value is at float64
+resolution) globalises the method.  Only the CG directions may be computed in float32 (when
+cond(H) <= 1e3, so that float32 still meets the forcing tolerance); gradients, dual values, the
+line search, the stopping test and the verdict are float64, so the precision of the answer does
+not depend on it, only the number of Newton steps could.
 
 Shapes: T (n, d), Z (m, d), u (n,) on the simplex (zeros = padding), alpha > 0.
 Returns lambda* (m, d) and per-instance converged (m,), iterations (m,), grad_norm (m,), where
@@ -58,6 +61,12 @@ from . import validate
 from .dual import DualSolution, _gradient_floor, _log_u, gradient_floor
 
 EPS = np.finfo(float).eps
+EPS32 = float(np.finfo(np.float32).eps)
+# Eisenstat-Walker forcing: CG stops at ||H s - g|| <= min(FORCING_MAX, (||g||/||b||)^FORCING_EXP) ||g||
+# (measured on the `make bench` workloads: 0.1 and 0.75 take the fewest Newton steps for the same CG work)
+FORCING_MAX, FORCING_EXP = 0.1, 0.75
+# CG runs in float32 when cond(H) <= KAPPA_SINGLE (see _truncated_newton)
+KAPPA_SINGLE = 1e3
 
 
 @dataclass
@@ -95,8 +104,8 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     T, u, Z, alpha = validate.batch(T, u, Z, alpha)
     m, d = Z.shape
     n = T.shape[0]
-    if chunk is None:  # measured best near 256 rows (arrays stay in cache); fewer when n is large
-        chunk = int(np.clip(2**18 // max(n, 1), 16, 256))
+    if chunk is None:  # measured best near 1024 rows for n <= 256 (fewer, shorter tails); fewer when n is large
+        chunk = int(np.clip(2**18 // max(n, 1), 16, 1024))
     Q = centred_basis(T, u)
     r = Q.shape[1]
     on = u > 0
@@ -170,11 +179,6 @@ def _softmax_rows(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _lse_rows(x):
-    m = x.max(axis=1)
-    return m + np.log(np.exp(x - m[:, None]).sum(axis=1))
-
-
 def _dot_rows(a, b):
     return np.einsum("ij,ij->i", a, b)
 
@@ -190,100 +194,163 @@ def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
         return y, it, cg
     AT = np.ascontiguousarray(A.T)
     A2 = A * A
-    anorm = np.linalg.norm(A, axis=1).max()
-    maxcg = 2 * r + 10  # CG is exact after r steps in exact arithmetic; the margin absorbs rounding
-    act = np.arange(k)  # rows still iterating; ya, ba, logits, lse, fa are their current state
+    rownorm2 = A2.sum(axis=1)
+    anorm = np.sqrt(rownorm2.max())
+    # Only the Newton direction comes from CG; gradient, line search and verdict stay float64, so CG
+    # may run in float32 (half the memory traffic, twice the matmul rate) where that can still meet
+    # the forcing tolerance: cond(H) <= 1 + alpha lambda_max(Cov_p(a)) <= 1 + alpha max_i |a_i|^2 =
+    # kappa, and float32 CG resolves relative residuals down to ~kappa eps32 (floor cgfloor).
+    kappa = 1.0 + alpha * rownorm2.max()
+    single = kappa <= KAPPA_SINGLE
+    dt = np.float32 if single else np.float64
+    cgfloor = 100 * kappa * EPS32 if single else 0.0
+    Af, ATf, A2f = A.astype(dt), AT.astype(dt), A2.astype(dt)
+    inv_alpha = 1.0 / alpha
+    maxcg = 2 * r + 10
+    lu_c = lu[0] if np.ptp(lu) == 0 else None  # uniform u: max|x - log u| from the row max and min
+    act = np.arange(k)
     ya, ba = y, base
-    logits = base.copy()
-    lse = _lse_rows(logits)
+    bres = 64 * EPS * (np.abs(base).max(axis=1) + 1.0)
+    mx = base.max(axis=1)
+    E = np.exp(base - mx[:, None])
+    ssum = E.sum(axis=1)
+    P = E / ssum[:, None]
+    lse = mx + np.log(ssum)
     fa = -lse
+    logits = base
+    sc = scale
     for _ in range(maxiter + 1):
-        P = np.exp(logits - lse[:, None])
         abar = P @ A
-        g = -ya / alpha - abar
+        g = ya * -inv_alpha
+        g -= abar
         gn = np.sqrt(_dot_rows(g, g))
-        # the same float64 floor as the final verdict: logits without the constant log u
-        tol = np.maximum(rtol * scale[act], gradient_floor(np.abs(logits - lu).max(axis=1), anorm))
-        y[act] = ya
+        if lu_c is None:
+            big = np.abs(logits - lu).max(axis=1)
+        else:
+            big = np.maximum(mx - lu_c, lu_c - logits.min(axis=1))
+        tol = np.maximum(rtol * sc, gradient_floor(big, anorm))
         keep = gn > tol
-        if not keep.any() or _ == maxiter:
-            break
-        if not keep.all():
-            act, ya, ba, P, abar, g, gn, tol, fa = (act[keep], ya[keep], ba[keep], P[keep], abar[keep],
-                                                     g[keep], gn[keep], tol[keep], fa[keep])
-        jacobi = 1.0 / (1.0 / alpha + P @ A2 - abar**2)
-        forcing = np.minimum(0.5, np.sqrt(gn / scale[act]))
-        count = np.zeros(len(act), int)
-        step = _pcg(P, abar, A, AT, alpha, g, jacobi, np.maximum(forcing * gn, 0.1 * tol), maxcg, count)
+        if not keep.all() or _ == maxiter:
+            y[act] = ya
+            if not keep.any() or _ == maxiter:
+                break
+            act, ya, ba, P, abar, g, gn, tol, fa, bres, sc = (act[keep], ya[keep], ba[keep], P[keep], abar[keep],
+                                                              g[keep], gn[keep], tol[keep], fa[keep], bres[keep], sc[keep])
+        Pf = P.astype(dt)
+        abf = abar.astype(dt)
+        jacobi = Pf @ A2f
+        jacobi -= abf * abf
+        jacobi += inv_alpha
+        np.reciprocal(jacobi, out=jacobi)
+        forcing = np.minimum(FORCING_MAX, np.maximum((gn / sc) ** FORCING_EXP, cgfloor))
+        forcing = np.maximum(forcing, 0.1 * tol / gn)
+        gs = (g / gn[:, None]).astype(dt)
+        step, count = _pcg(Pf, Af, ATf, dt(alpha), gs, jacobi, forcing.astype(dt), maxcg)
+        step = step.astype(float)
+        step *= gn[:, None]
         cg[act] += count
-        ya, logits, lse, fa = _armijo(ya, step, g, gn, fa, ba, A, AT, alpha)
+        ya, logits, mx, P, fa = _armijo(ya, step, g, gn, fa, ba, bres, A, AT, alpha)
         it[act] += 1
     return y, it, cg
 
 
-def _pcg(P, abar, A, AT, alpha, g, jacobi, cgtol, maxcg, count):
-    """Preconditioned CG on H s = g for every row; rows drop out of the products once solved."""
+def _armijo(ya, step, g, gn, fa, ba, bres, A, AT, alpha):
+    """Backtrack each row until f rises by 1e-4 t <g, s>; at float64 resolution of f, accept a
+    step that halves the gradient instead.  Returns the new y, logits, row max of logits, p and f."""
+    t = np.ones(len(ya))
+    slope = _dot_rows(g, step)
+    cand = ya + step
+    L = cand @ AT
+    L += ba
+    mx = L.max(axis=1)
+    E = L - mx[:, None]
+    np.exp(E, out=E)
+    ssum = E.sum(axis=1)
+    lse = mx + np.log(ssum)
+    f = -_dot_rows(cand, cand) / (2 * alpha) - lse
+    resolution = bres + 64 * EPS * np.abs(fa)
+    bad = np.flatnonzero(f < fa + 1e-4 * slope)
+    for _ in range(60):
+        if bad.size == 0:
+            break
+        flat = bad[1e-4 * t[bad] * slope[bad] <= resolution[bad]]
+        if flat.size:
+            Pf = np.exp(L[flat] - lse[flat, None])
+            halved = np.zeros(len(ya), bool)
+            halved[flat] = np.linalg.norm(-cand[flat] / alpha - Pf @ A, axis=1) <= 0.5 * gn[flat]
+            bad = bad[~halved[bad]]
+        t[bad] /= 2
+        cand[bad] = ya[bad] + t[bad, None] * step[bad]
+        Lb = ba[bad] + cand[bad] @ AT
+        L[bad] = Lb
+        mb = Lb.max(axis=1)
+        Eb = np.exp(Lb - mb[:, None])
+        sb = Eb.sum(axis=1)
+        mx[bad], E[bad], ssum[bad] = mb, Eb, sb
+        lse[bad] = mb + np.log(sb)
+        f[bad] = -_dot_rows(cand[bad], cand[bad]) / (2 * alpha) - lse[bad]
+        bad = bad[f[bad] < fa[bad] + 1e-4 * t[bad] * slope[bad]]
+    E /= ssum[:, None]
+    return cand, L, mx, E, f
+
+
+def _pcg(P, A, AT, alpha, g, jacobi, rtol, maxcg):
+    """Jacobi-preconditioned CG on H s = g for every row (|g_k| = 1); rows drop out once solved."""
+    m = len(g)
     out = np.zeros_like(g)
-    idx = np.arange(len(g))
+    count = np.zeros(m, int)
+    idx = np.arange(m)
     s = np.zeros_like(g)
     res = g.copy()
     zr = jacobi * res
     dvec = zr.copy()
     rz = _dot_rows(res, zr)
-    done = np.zeros(len(g), bool)
+    tol2 = rtol * rtol
+    live = np.ones(m, g.dtype)
+    cnt = np.zeros(m, int)
+    alive = np.ones(m, int)
+    inv_alpha = 1.0 / alpha
     for _ in range(maxcg):
-        count[idx[~done]] += 1
+        cnt += alive
         Ad = dvec @ AT
-        Hd = dvec / alpha + (P * Ad) @ A - abar * _dot_rows(abar, dvec)[:, None]
+        c = _dot_rows(P, Ad)
+        Ad -= c[:, None]
+        Ad *= P
+        Hd = Ad @ A
+        Hd += inv_alpha * dvec
         dHd = _dot_rows(dvec, Hd)
-        step = rz / np.where(dHd > 0, dHd, 1.0)  # frozen rows have dvec = 0, hence step 0
+        step = rz / np.where(dHd > 0, dHd, 1)
         s += step[:, None] * dvec
         res -= step[:, None] * Hd
-        done = _dot_rows(res, res) <= cgtol**2
-        if done.all():
+        rr = _dot_rows(res, res)
+        done = rr <= tol2
+        ndone = np.count_nonzero(done)
+        if ndone == len(done):
             out[idx] = s
-            return out
-        if 4 * np.count_nonzero(done) >= len(done):  # compact once enough rows are solved
+            count[idx] = cnt
+            return out, count
+        if 4 * ndone >= len(done):
             out[idx[done]] = s[done]
+            count[idx[done]] = cnt[done]
             keep = ~done
-            idx, s, res, dvec, rz, P, abar, jacobi, cgtol = (idx[keep], s[keep], res[keep], dvec[keep], rz[keep],
-                                                             P[keep], abar[keep], jacobi[keep], cgtol[keep])
+            idx, s, res, dvec, rz, P, jacobi, tol2, cnt = (idx[keep], s[keep], res[keep], dvec[keep], rz[keep],
+                                                       P[keep], jacobi[keep], tol2[keep], cnt[keep])
             done = done[keep]
+            live = np.ones(len(idx), g.dtype)
+            alive = np.ones(len(idx), int)
+        elif ndone:
+            live = (~done).astype(g.dtype)
+            alive = (~done).astype(int)
         zr = jacobi * res
         rz_new = _dot_rows(res, zr)
-        # solved rows stay in the batch until compaction with a frozen step (zero direction)
-        dvec = np.where(done[:, None], 0.0, zr + (rz_new / rz)[:, None] * dvec)
-        rz = np.where(done, 1.0, rz_new)
-    out[idx] = s  # truncated: CG iterates from 0 on an SPD system are still ascent directions
-    return out
-
-
-def _armijo(ya, step, g, gn, fa, ba, A, AT, alpha):
-    """Backtrack each row until f rises by 1e-4 t <g, s>; at float64 resolution of f, accept a
-    step that halves the gradient instead.  Returns the new y, logits, lse and f of each row."""
-    t = np.ones(len(ya))
-    slope = _dot_rows(g, step)
-    cand = ya + step
-    L = ba + cand @ AT
-    lse = _lse_rows(L)
-    f = -_dot_rows(cand, cand) / (2 * alpha) - lse
-    resolution = 64 * EPS * (np.abs(fa) + np.abs(ba).max(axis=1) + 1.0)  # float64 resolution of f
-    bad = np.flatnonzero(f < fa + 1e-4 * slope)
-    for _ in range(60):
-        if bad.size == 0:
-            break
-        # Only where the Armijo increase is below the resolution of f may the test be replaced by
-        # "the gradient halves"; elsewhere that non-monotone test can cycle (seen: n = 2, alpha = 100).
-        flat = bad[1e-4 * t[bad] * slope[bad] <= resolution[bad]]
-        if flat.size:
-            P = np.exp(L[flat] - lse[flat, None])
-            halved = np.zeros(len(ya), bool)
-            halved[flat] = np.linalg.norm(-cand[flat] / alpha - P @ A, axis=1) <= 0.5 * gn[flat]
-            bad = bad[~halved[bad]]
-        t[bad] /= 2
-        cand[bad] = ya[bad] + t[bad, None] * step[bad]
-        L[bad] = ba[bad] + cand[bad] @ AT
-        lse[bad] = _lse_rows(L[bad])
-        f[bad] = -_dot_rows(cand[bad], cand[bad]) / (2 * alpha) - lse[bad]
-        bad = bad[f[bad] < fa[bad] + 1e-4 * t[bad] * slope[bad]]
-    return cand, L, lse, f
+        beta = rz_new / rz
+        dvec *= beta[:, None]
+        dvec += zr
+        if ndone:
+            dvec *= live[:, None]
+            rz = np.where(done, 1, rz_new)
+        else:
+            rz = rz_new
+    out[idx] = s
+    count[idx] = cnt
+    return out, count
