@@ -24,6 +24,27 @@ def test_batched_matches_per_instance(n, d, alpha):
         assert np.linalg.norm(sol.lam[k] - ref.lam) <= alpha * (sol.grad_norm[k] + ref.grad_norm) + 1e-12
 
 
+@pytest.mark.parametrize("alpha", [1e-6, 1.0, 300.0])
+def test_float32_directions_do_not_change_the_answer(monkeypatch, alpha):
+    """CG directions in float32 (the default where cond(H) <= 1e3) and in float64 give the same lambda*
+    up to the convergence tolerance: only the directions differ, gradient and verdict are float64."""
+    import attnverify.batched as batched
+
+    rng = np.random.default_rng(7)
+    T = rng.normal(size=(48, 96)) / np.sqrt(96) * 2
+    u = rng.dirichlet(np.ones(48))
+    Z = rng.normal(size=(300, 96)) * 3
+    kappa = 1 + alpha * np.max(np.sum(((T - T.T @ u) @ centred_basis(T, u)) ** 2, axis=1))
+    assert (kappa <= batched.KAPPA_SINGLE) == (alpha < 300)  # alpha = 300 takes the float64 path itself
+    single = solve_dual_batched(T, u, Z, alpha)
+    monkeypatch.setattr(batched, "KAPPA_SINGLE", 0.0)  # force float64 CG
+    double = solve_dual_batched(T, u, Z, alpha)
+    assert single.converged.all() and double.converged.all()
+    # -D is (1/alpha)-strongly convex: ||lam - lam*|| <= alpha ||grad D(lam)|| for each answer
+    gap = np.linalg.norm(single.lam - double.lam, axis=1)
+    assert np.all(gap <= alpha * (single.grad_norm + double.grad_norm) + 1e-13 * np.linalg.norm(double.lam, axis=1))
+
+
 def test_correction_lies_in_the_centred_span():
     """lambda* - alpha z is in span{t_i - mu}: the structure the solver relies on, checked on Newton's answer."""
     rng = np.random.default_rng(1)
