@@ -98,8 +98,9 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     rtol: stop when ||grad D(lambda)|| <= rtol * max(||b_k||, 1), or at the float64 floor of the
     gradient (dual.gradient_floor) if that is larger.  chunk: queries solved together; the default
     keeps the working set to a few MB whatever n and d are, so memory is bounded for any m.
-    workers: threads solving chunks in parallel (default: one per core when n >= 128, else 1; pass 1
-    inside a process pool or a Dask worker that already uses every core).
+    workers: threads solving chunks in parallel (default: one per core when n >= 64 and every thread
+    gets at least 1024 queries, else 1; pass 1 inside a process pool or a Dask worker that already
+    uses every core).
     """
     T, u, Z, alpha = validate.batch(T, u, Z, alpha)
     m, d = Z.shape
@@ -117,6 +118,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     e_norm = np.linalg.norm((Ts - mu) - A @ Q.T) if r else np.linalg.norm(Ts - mu)
     mu_q = Q.T @ mu
     tnorm = np.linalg.norm(Ts, axis=1).max()
+    TsT = np.ascontiguousarray(Ts.T)
     lam = np.empty((m, d))
     conv = np.zeros(m, bool)
     iters = np.zeros(m, int)
@@ -125,9 +127,13 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     def solve_chunk(s):
         zc = Z[s:s + chunk]
         bscale = np.maximum(np.linalg.norm(mu + zc, axis=1), 1.0)
-        base = lu + alpha * (zc @ Ts.T)  # (k, n_on): the per-query logits at y = 0
+        base = zc @ TsT  # (k, n_on): the per-query logits at y = 0, log u + alpha T z
+        base *= alpha
+        base += lu
         y, it, cg = _truncated_newton(A, base, lu, alpha, rtol, maxiter, bscale)
-        lam[s:s + chunk] = alpha * zc + y @ Q.T
+        out = lam[s:s + chunk]
+        np.matmul(y, Q.T, out=out)
+        out += alpha * zc
         # Verdict on the full gradient of (7):  grad D(lambda) = -Q (y/alpha + A^T p) - E^T p, and the two
         # parts are orthogonal, so ||grad D||^2 = ||y/alpha + A^T p||^2 + ||E^T p||^2 (p recomputed here).
         x = base + y @ A.T
@@ -140,8 +146,9 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
         iters[s:s + chunk], cgits[s:s + chunk] = it, cg
         conv[s:s + chunk] = gnorm[s:s + chunk] <= tol
 
-    if workers is None:  # measured: threads pay off from n ~ 128 (1.6x at n = 256); below, the GIL makes them slower
-        workers = (os.cpu_count() or 1) if len(lu) >= 128 else 1
+    if workers is None:  # measured (`make bench`): threads pay off once every worker has a full chunk of
+        # 1024 rows and n >= 64 (1.3-1.6x on 2 cores); with less work each, the GIL makes them slower
+        workers = max(1, min(os.cpu_count() or 1, m // 1024)) if len(lu) >= 64 else 1
     if workers > 1:  # at least one chunk per worker
         chunk = max(16, min(chunk, -(-m // workers)))
     starts = range(0, m, chunk)

@@ -151,7 +151,7 @@ def test_memory_is_bounded_by_chunks():
     for m in (1024, 8192):  # one default chunk (n = 64), and eight
         Z = rng.normal(size=(m, 48)) * 0.3
         tracemalloc.start()
-        solve_dual_batched(T, u, Z, 1.0)
+        solve_dual_batched(T, u, Z, 1.0, workers=1)  # each worker thread holds one chunk
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         out.append(peak - 8 * m * 48)  # minus the returned lambda (m, d) itself
