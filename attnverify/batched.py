@@ -196,6 +196,13 @@ def _dot_rows(a, b):
     return np.einsum("ij,ij->i", a, b)
 
 
+def _shifted_exp(L):
+    """Row max m, E = exp(L - m) and its row sums: softmax = E / sums, logsumexp = m + log sums."""
+    mx = L.max(axis=1)
+    E = np.exp(L - mx[:, None])
+    return mx, E, E.sum(axis=1)
+
+
 def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
     """Maximise f_k(y) = -|y|^2/(2 alpha) - lse(base_k + A y) for every row k; returns y (k, r), iterations.
     base_k = log u + alpha T z_k; lu = log u (n,) only enters the float64 floor of the stopping test."""
@@ -207,8 +214,7 @@ def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
         return y, it, cg
     AT = np.ascontiguousarray(A.T)
     A2 = A * A
-    rownorm2 = A2.sum(axis=1)
-    anorm = np.sqrt(rownorm2.max())
+    anorm = np.linalg.norm(A, axis=1).max()
     # Only the Newton direction comes from CG; gradient, line search and verdict stay float64, so CG
     # may run in float32 (half the memory traffic, twice the matmul rate) where that can still meet
     # the forcing tolerance: cond(H) <= 1 + alpha lambda_max(Cov_p(a)) <= 1 + alpha max_i |a_i|^2 =
@@ -219,29 +225,20 @@ def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
     cgfloor = 100 * kappa * EPS32 if single else 0.0
     Af, ATf, A2f = A.astype(dt), AT.astype(dt), A2.astype(dt)
     inv_alpha = 1.0 / alpha
-    maxcg = 2 * r + 10
-    lu_c = lu[0] if np.ptp(lu) == 0 else None  # uniform u: max|x - log u| from the row max and min
-    act = np.arange(k)
-    ya, ba = y, base
-    bres = 64 * EPS * (np.abs(base).max(axis=1) + 1.0)
-    mx = base.max(axis=1)
-    E = np.exp(base - mx[:, None])
-    ssum = E.sum(axis=1)
+    maxcg = 2 * r + 10  # CG is exact after r steps in exact arithmetic; the margin absorbs rounding
+    act = np.arange(k)  # rows still iterating; ya, ba, logits, P, fa, bres, sc are their current state
+    ya, ba, logits, sc = y, base, base, scale
+    bres = 64 * EPS * (np.abs(base).max(axis=1) + 1.0)  # the part of f's float64 resolution fixed per row
+    mx, E, ssum = _shifted_exp(base)
     P = E / ssum[:, None]
-    lse = mx + np.log(ssum)
-    fa = -lse
-    logits = base
-    sc = scale
+    fa = -(mx + np.log(ssum))
     for _ in range(maxiter + 1):
         abar = P @ A
         g = ya * -inv_alpha
         g -= abar
         gn = np.sqrt(_dot_rows(g, g))
-        if lu_c is None:
-            big = np.abs(logits - lu).max(axis=1)
-        else:
-            big = np.maximum(mx - lu_c, lu_c - logits.min(axis=1))
-        tol = np.maximum(rtol * sc, gradient_floor(big, anorm))
+        # the same float64 floor as the final verdict: logits without the constant log u
+        tol = np.maximum(rtol * sc, gradient_floor(np.abs(logits - lu).max(axis=1), anorm))
         keep = gn > tol
         if not keep.all() or _ == maxiter:
             y[act] = ya
@@ -262,49 +259,44 @@ def _truncated_newton(A, base, lu, alpha, rtol, maxiter, scale):
         step = step.astype(float)
         step *= gn[:, None]
         cg[act] += count
-        ya, logits, mx, P, fa = _armijo(ya, step, g, gn, fa, ba, bres, A, AT, alpha)
+        ya, logits, P, fa = _armijo(ya, step, g, gn, fa, ba, bres, A, AT, alpha)
         it[act] += 1
     return y, it, cg
 
 
 def _armijo(ya, step, g, gn, fa, ba, bres, A, AT, alpha):
     """Backtrack each row until f rises by 1e-4 t <g, s>; at float64 resolution of f, accept a
-    step that halves the gradient instead.  Returns the new y, logits, row max of logits, p and f."""
+    step that halves the gradient instead.  Returns the new y, logits, p and f of each row."""
     t = np.ones(len(ya))
     slope = _dot_rows(g, step)
     cand = ya + step
     L = cand @ AT
     L += ba
-    mx = L.max(axis=1)
-    E = L - mx[:, None]
-    np.exp(E, out=E)
-    ssum = E.sum(axis=1)
+    mx, E, ssum = _shifted_exp(L)  # E / ssum is the next Newton step's p: kept, not recomputed
     lse = mx + np.log(ssum)
     f = -_dot_rows(cand, cand) / (2 * alpha) - lse
-    resolution = bres + 64 * EPS * np.abs(fa)
+    resolution = bres + 64 * EPS * np.abs(fa)  # float64 resolution of f
     bad = np.flatnonzero(f < fa + 1e-4 * slope)
     for _ in range(60):
         if bad.size == 0:
             break
+        # Only where the Armijo increase is below the resolution of f may the test be replaced by
+        # "the gradient halves"; elsewhere that non-monotone test can cycle (seen: n = 2, alpha = 100).
         flat = bad[1e-4 * t[bad] * slope[bad] <= resolution[bad]]
         if flat.size:
-            Pf = np.exp(L[flat] - lse[flat, None])
+            P = np.exp(L[flat] - lse[flat, None])
             halved = np.zeros(len(ya), bool)
-            halved[flat] = np.linalg.norm(-cand[flat] / alpha - Pf @ A, axis=1) <= 0.5 * gn[flat]
+            halved[flat] = np.linalg.norm(-cand[flat] / alpha - P @ A, axis=1) <= 0.5 * gn[flat]
             bad = bad[~halved[bad]]
         t[bad] /= 2
         cand[bad] = ya[bad] + t[bad, None] * step[bad]
-        Lb = ba[bad] + cand[bad] @ AT
-        L[bad] = Lb
-        mb = Lb.max(axis=1)
-        Eb = np.exp(Lb - mb[:, None])
-        sb = Eb.sum(axis=1)
-        mx[bad], E[bad], ssum[bad] = mb, Eb, sb
-        lse[bad] = mb + np.log(sb)
+        L[bad] = ba[bad] + cand[bad] @ AT
+        mb, E[bad], ssum[bad] = _shifted_exp(L[bad])
+        lse[bad] = mb + np.log(ssum[bad])
         f[bad] = -_dot_rows(cand[bad], cand[bad]) / (2 * alpha) - lse[bad]
         bad = bad[f[bad] < fa[bad] + 1e-4 * t[bad] * slope[bad]]
     E /= ssum[:, None]
-    return cand, L, mx, E, f
+    return cand, L, E, f
 
 
 def _pcg(P, A, AT, alpha, g, jacobi, rtol, maxcg):
@@ -319,12 +311,11 @@ def _pcg(P, A, AT, alpha, g, jacobi, rtol, maxcg):
     dvec = zr.copy()
     rz = _dot_rows(res, zr)
     tol2 = rtol * rtol
-    live = np.ones(m, g.dtype)
     cnt = np.zeros(m, int)
-    alive = np.ones(m, int)
+    done = np.zeros(m, bool)
     inv_alpha = 1.0 / alpha
     for _ in range(maxcg):
-        cnt += alive
+        cnt += ~done  # solved rows stay in the batch until compaction, frozen (zero direction)
         Ad = dvec @ AT
         c = _dot_rows(P, Ad)
         Ad -= c[:, None]
@@ -332,7 +323,7 @@ def _pcg(P, A, AT, alpha, g, jacobi, rtol, maxcg):
         Hd = Ad @ A
         Hd += inv_alpha * dvec
         dHd = _dot_rows(dvec, Hd)
-        step = rz / np.where(dHd > 0, dHd, 1)
+        step = rz / np.where(dHd > 0, dHd, 1)  # frozen rows have dvec = 0, hence step 0
         s += step[:, None] * dvec
         res -= step[:, None] * Hd
         rr = _dot_rows(res, res)
@@ -342,28 +333,24 @@ def _pcg(P, A, AT, alpha, g, jacobi, rtol, maxcg):
             out[idx] = s
             count[idx] = cnt
             return out, count
-        if 4 * ndone >= len(done):
+        if 4 * ndone >= len(done):  # compact once enough rows are solved
             out[idx[done]] = s[done]
             count[idx[done]] = cnt[done]
             keep = ~done
             idx, s, res, dvec, rz, P, jacobi, tol2, cnt = (idx[keep], s[keep], res[keep], dvec[keep], rz[keep],
                                                        P[keep], jacobi[keep], tol2[keep], cnt[keep])
             done = done[keep]
-            live = np.ones(len(idx), g.dtype)
-            alive = np.ones(len(idx), int)
-        elif ndone:
-            live = (~done).astype(g.dtype)
-            alive = (~done).astype(int)
+            ndone = 0
         zr = jacobi * res
         rz_new = _dot_rows(res, zr)
         beta = rz_new / rz
         dvec *= beta[:, None]
         dvec += zr
         if ndone:
-            dvec *= live[:, None]
+            dvec *= ~done[:, None]
             rz = np.where(done, 1, rz_new)
         else:
             rz = rz_new
-    out[idx] = s
+    out[idx] = s  # truncated: CG iterates from 0 on an SPD system are still ascent directions
     count[idx] = cnt
     return out, count
