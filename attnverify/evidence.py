@@ -32,7 +32,7 @@ class Check:
     method: str  # "symbolic", "scipy", "cvxpy", "newton", "quadrature", ...
     metric: str  # what is measured, in words or as a formula
     value: Any  # the measured value (float, or "0" for a symbolic residual)
-    tolerance: Any  # the bound; "exact" for symbolic identities
+    tolerance: Any  # the bound; "exact" where no deviation is allowed (symbolic identities, counts of failures)
     passed: bool
     why: str = ""  # why the tolerance is right
 

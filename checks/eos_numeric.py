@@ -220,7 +220,7 @@ def recurrence_numeric() -> Evidence:
                            ["loss", "steps", "max (Hbar_t)", "median (Hbar_t)", "median with H(theta_t) instead"], rows))
     bad, kept = _boundary_agreement()
     ev.check("||I - eta M||_2 < 1 exactly when spec M lies in (0, 2/eta) (random symmetric M)", "numpy",
-             f"disagreements among {kept} random 4x4 symmetric matrices, spectra in [-0.5, 3.5]/eta", bad, 0, bad == 0,
+             f"disagreements among {kept} random 4x4 symmetric matrices, spectra in [-0.5, 3.5]/eta", bad, "exact", bad == 0,
              "the spectral norm of a symmetric matrix is max |eigenvalue|: no disagreement is allowed away from the boundary")
     return ev
 
@@ -289,7 +289,7 @@ def loss_change_numeric() -> Evidence:
              "tol = 8 (K+d) eps x (sum of |terms| of L_t, L_{t+1} and the formula) + rounding of theta_{t+1} + "
              "quadrature estimate |Htilde_64 - Htilde_32|")
     ev.check("sign of the loss change = sign of (eta hhat / 2 - 1)", "quadrature",
-             f"mismatches among {decided} steps whose sign is decided beyond rounding", int(mism), 0, mism == 0,
+             f"mismatches among {decided} steps whose sign is decided beyond rounding", int(mism), "exact", mism == 0,
              "the formula is exact, so no mismatch is allowed once the margin exceeds the rounding tolerance")
     ev.check("both signs of the loss change occur in the sample (the sign test is not vacuous)", "quadrature",
              "min(#decreases, #increases)", int(min(n_dec, n_inc)), ">= 50", min(n_dec, n_inc) >= 50,
@@ -557,7 +557,7 @@ def period_two_numeric() -> Evidence:
     models = _models_1d()
     rows, side_bad, gap, slopes, mu_bad, pts = _p2_1d(models)
     ev.check("1-D: period-two orbits exist exactly on the side of eta_c given by sign(kappa)", "numpy roots",
-             "number of (model, eta) pairs, out of 20, where orbit existence contradicts the derived side", side_bad, 0,
+             "number of (model, eta) pairs, out of 20, where orbit existence contradicts the derived side", side_bad, "exact",
              side_bad == 0, "the enumeration is complete (all real roots of a polynomial), so any contradiction counts")
     ev.check("1-D: polynomial-root enumeration and brentq find the same orbits", "scipy brentq",
              "max |x_roots - x_brentq| over all orbits (inf if the counts differ)", gap, 1e-10, gap <= 1e-10,
@@ -568,7 +568,7 @@ def period_two_numeric() -> Evidence:
              worst, f">= {SLOPE_MIN}", worst >= SLOPE_MIN,
              "the derived remainder is O(rho^4) (slope 4); any other kappa leaves c rho^2 (slope 2); 3 separates them")
     ev.check("1-D: orbit multiplier G'(x)G'(y) > 1 iff kappa > 0 (subcritical unstable, supercritical stable)",
-             "numpy roots", "number of orbits whose multiplier is on the wrong side of 1", int(mu_bad), 0, mu_bad == 0,
+             "numpy roots", "number of orbits whose multiplier is on the wrong side of 1", int(mu_bad), "exact", mu_bad == 0,
              "derived mu = 1 + 8 kappa rho^2/L'' + O(rho^4); the sign is decided at these amplitudes")
     ev.tables.append(Table("EOS-P2 (1-D): local two-cycles of G(x) = x - eta L'(x), eta_c = 2",
                            ["model", "eta", "side of eta_c", "#local orbits (rho <= 0.35)", "#orbits in box (roots)",
@@ -579,7 +579,7 @@ def period_two_numeric() -> Evidence:
     models2 = _models_2d()
     rows2, side_bad2, slopes2, dslopes, pts2 = _p2_2d(models2, rng)
     ev.check("2-D: orbits along each eigen-direction exist exactly on the side given by kappa_i (incl. the cross term)",
-             "newton", "number of (model, eta) pairs, out of 30, contradicting the derived side", side_bad2, 0,
+             "newton", "number of (model, eta) pairs, out of 30, contradicting the derived side", side_bad2, "exact",
              side_bad2 == 0, "1600 Newton starts cover the local box densely (30x30 grid + random); any contradiction counts")
     w2 = np.min(list(slopes2.values()))
     ev.check("2-D: half-amplitude law with kappa_1 = Q_1111/6 - 1/2 sum_k T_11k^2/h_k", "newton",

@@ -51,6 +51,8 @@ def test_results_obey_the_status_rule(results):
             assert not all(passed) and c["finding"], c["id"]
         for ch in c["checks"]:
             assert ch["tolerance"] not in (None, ""), (c["id"], ch["name"])
+            # no deviation allowed is written "exact", so a bare 0 is never mistaken for a missing tolerance
+            assert ch["tolerance"] != 0, (c["id"], ch["name"])
 
 
 def test_errata_have_all_fields(results):
