@@ -157,7 +157,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
     # core is busy (measured: 8x slower under load).  Parallelism comes from the chunks instead:
     # they are independent and write disjoint slices, and numpy releases the GIL inside BLAS and
     # ufunc loops, so one thread per core uses every core.
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         if workers <= 1:
             for s in starts:
                 solve_chunk(s)
@@ -170,6 +170,11 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
 @lru_cache(maxsize=1)
 def _blas_controller():
     return ThreadpoolController()  # finding the BLAS libraries costs ~0.4 ms; do it once
+
+
+def one_blas_thread():
+    """Context manager: BLAS limited to one thread inside it (restored on exit)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def solve_dual(T, u, z, alpha, rtol: float = 1e-10, maxiter: int = 100) -> DualSolution:

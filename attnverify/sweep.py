@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .batched import solve_dual_batched
+from .batched import one_blas_thread, solve_dual_batched
 from .dual import solve_dual_newton
 from .validate import InputError
 
@@ -284,8 +284,6 @@ def run_task(spec: dict) -> dict:
     token): e_full = ||lambda* - alpha z|| / ||lambda*||, e_S = ||lambda* - alpha z|| / ||P_S lambda*||,
     the same two for (13)'s lambda_13 = alpha (I + alpha Sigma)^-1 z in place of alpha z,
     z_share = ||P_S z|| / ||z||, the solver's gradient norm, iterations and status."""
-    from threadpoolctl import threadpool_limits
-
     if spec["model"] not in MODELS:
         raise ValueError(f"unknown model {spec['model']!r}")
     t0 = time.perf_counter()
@@ -295,7 +293,7 @@ def run_task(spec: dict) -> dict:
     heads = spec["heads"]
     with _load_lock:
         W = _weights(spec["model"])
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for j, sentence in enumerate(spec["sentences"]):
             g = spec["first"] + j  # position in the corpus
             hs = _hidden_states(sentence)
