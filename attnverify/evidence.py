@@ -92,6 +92,10 @@ class Evidence:
         self.steps.append(Step(text, as_latex(expr) if expr is not None else ""))
         return expr
 
+    def failed(self) -> list[str]:
+        """Names of the checks that did not pass."""
+        return [c.name for c in self.checks if not c.passed]
+
     def check(self, name, method, metric, value, tolerance, passed, why="") -> bool:
         self.checks.append(Check(name, method, metric, value, tolerance, bool(passed), why))
         return bool(passed)

@@ -24,7 +24,7 @@ def decide(claim: Claim, ev: Evidence, problems: list[str]) -> tuple[str, str]:
         return claim.status, claim.reason
     if not claim.functions:
         return "inconclusive", NOT_IMPLEMENTED
-    failed = [c.name for c in ev.checks if not c.passed]
+    failed = ev.failed()
     if failed:
         return "refuted", "failing checks: " + ", ".join(failed)
     if problems:

@@ -20,10 +20,6 @@ from derivations import eos
 DERIVATIONS = [eos.step_recurrence, eos.loss_change, eos.period_two]
 
 
-def _failed(ev: Evidence):
-    return [c.name for c in ev.checks if not c.passed]
-
-
 @pytest.mark.parametrize("fn", DERIVATIONS, ids=lambda f: f.__name__)
 def test_derivation_passes(fn):
     t0 = time.time()
@@ -31,7 +27,7 @@ def test_derivation_passes(fn):
     assert time.time() - t0 < 10
     assert ev.steps and all(s.text for s in ev.steps)
     assert any(s.text.startswith("Made precise") for s in ev.steps)  # what we had to fix ourselves is shown
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.method == "symbolic" for c in ev.checks)
     assert ev.finding == "" and ev.errata == []
     assert fn.__doc__ and "Source:" in fn.__doc__
@@ -65,7 +61,7 @@ def test_wrong_sign_boundary_is_detected():
 def test_wrong_kappa_is_detected():
     ev = Evidence()
     eos._amplitude_1d(ev, kappa_candidate=lambda: eos.b_ / 6 + eos.a_ ** 2 / (2 * eos.h_))
-    assert "half-amplitude coefficient kappa = L''''/6 - L'''^2/(2 L'')" in _failed(ev)
+    assert "half-amplitude coefficient kappa = L''''/6 - L'''^2/(2 L'')" in ev.failed()
 
 
 def test_flipped_bifurcation_side_is_detected():
@@ -92,7 +88,7 @@ def test_kappa_examples():
 def test_numeric_checks_pass(fn, tmp_path, monkeypatch):
     monkeypatch.setattr(context, "FIGURE_DIR", tmp_path)
     ev = fn()
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.why for c in ev.checks)
 
 

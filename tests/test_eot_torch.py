@@ -11,15 +11,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from attnverify.evidence import Evidence
 from derivations import eot_gradients as eg
 from derivations.eot import softmax, tau
 
 DERIVATIONS = [eg.policy_gradient, eg.fisher, eg.limits]
-
-
-def _failed(ev: Evidence):
-    return [c.name for c in ev.checks if not c.passed]
 
 
 @pytest.mark.parametrize("fn", DERIVATIONS, ids=lambda f: f.__name__)
@@ -28,7 +23,7 @@ def test_derivation_passes(fn):
     ev = fn()
     assert time.time() - t0 < 10
     assert ev.steps and all(s.text for s in ev.steps)
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.method == "symbolic" for c in ev.checks)
     assert ev.finding == "" and ev.errata == []
     assert fn.__doc__ and "Source:" in fn.__doc__
@@ -36,27 +31,27 @@ def test_derivation_passes(fn):
 
 def test_pg_missing_baseline_detected():
     ev = eg._pg_evidence(candidate=lambda k: softmax(k) / tau * eg.g[k])
-    assert any("the claim" in name for name in _failed(ev)) and ev.finding
+    assert any("the claim" in name for name in ev.failed()) and ev.finding
 
 
 def test_pg_wrong_temperature_factor_detected():
     ev = eg._pg_evidence(candidate=lambda k: tau * eg.advantage_gradient(k) * tau)  # tau instead of 1/tau
-    assert _failed(ev)
+    assert ev.failed()
 
 
 def test_fisher_sign_flip_detected():
     ev = eg._fisher_evidence(candidate=lambda pp, a, b: sp.KroneckerDelta(a, b) * pp(a) + pp(a) * pp(b))
-    assert _failed(ev) and ev.finding
+    assert ev.failed() and ev.finding
 
 
 def test_limits_one_hot_under_ties_detected():
     ev = eg._limits_evidence(zero_limit=lambda m: sp.Integer(1))  # e_argmax claimed although m maxima tie
-    assert _failed(ev) and ev.finding
+    assert ev.failed() and ev.finding
 
 
 def test_limits_wrong_infinite_limit_detected():
     ev = eg._limits_evidence(inf_limit=lambda n: sp.Integer(0))
-    assert _failed(ev)
+    assert ev.failed()
 
 
 # ---------------------------------------------------------------- numeric (torch)
@@ -76,36 +71,36 @@ def test_numeric_checks_pass(et, name):
     t0 = time.time()
     ev = getattr(et, name)()
     assert time.time() - t0 < 15
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.why for c in ev.checks)
 
 
 def test_sdpa_tau_instead_of_sqrt_d_detected(et):
     ev = et._sdpa_evidence(tau_fn=lambda d: d)
-    assert any("torch SDPA" in n for n in _failed(ev))
+    assert any("torch SDPA" in n for n in ev.failed())
 
 
 def test_sdpa_backward_missing_baseline_detected(et):
     ev = et._pg_evidence(dS_fn=lambda p, g, t: p * g / t)
-    assert len(_failed(ev)) == 3  # scores level, SDPA math, SDPA flash
+    assert len(ev.failed()) == 3  # scores level, SDPA math, SDPA flash
 
 
 def test_sdpa_backward_tau_instead_of_sqrt_d_detected(et):
     ev = et._pg_evidence(tau_fn=lambda d: d)
-    assert any("through torch SDPA" in n for n in _failed(ev))
+    assert any("through torch SDPA" in n for n in ev.failed())
 
 
 def test_fisher_wrong_matrix_detected(et):
     ev = et._fisher_evidence(fisher_fn=lambda p: np.diag(p))  # dropped the -pp^T term
-    assert _failed(ev)
+    assert ev.failed()
 
 
 def test_limits_one_hot_detected(et):
     ev = et._limits_evidence(zero_target=lambda s: np.eye(len(s))[np.argmax(s)])
-    assert _failed(ev)
+    assert ev.failed()
 
 
 def test_reinforce_without_baseline_shows_no_difference(et):
     # with b = 0 both estimators coincide: the predicted and measured variance change is 0, not significant
     ev = et._reinforce_evidence(baseline=lambda p, g: 0.0, N=20_000)
-    assert any("sign of the variance change" in n for n in _failed(ev))
+    assert any("sign of the variance change" in n for n in ev.failed())

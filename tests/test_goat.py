@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from attnverify.evidence import Evidence
 from derivations import goat
 from derivations.eot import tau
 
 DERIVATIONS = [goat.prior, goat.uniform, goat.sink, goat.masked_support]
-
-
-def _failed(ev: Evidence):
-    return [c.name for c in ev.checks if not c.passed]
 
 
 @pytest.mark.parametrize("fn", DERIVATIONS, ids=lambda f: f.__name__)
@@ -25,7 +20,7 @@ def test_derivation_passes(fn):
     ev = fn()
     assert time.time() - t0 < 10
     assert ev.steps and all(s.text for s in ev.steps)
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert ev.finding == ""
     assert fn.__doc__ and "Source:" in fn.__doc__
 
@@ -33,27 +28,27 @@ def test_derivation_passes(fn):
 def test_prior_with_wrong_scale_detected():
     wrong = lambda k: goat.biased_softmax(lambda a: tau * sp.log(goat.pi[a]), k)  # noqa: E731
     ev = goat._prior_evidence(candidate=wrong)
-    assert any("the claim" in n for n in _failed(ev)) and ev.finding
+    assert any("the claim" in n for n in ev.failed()) and ev.finding
 
 
 def test_sdpa_mask_tau_log_pi_detected():
     ev = goat._prior_evidence(mask=lambda a: tau * sp.log(goat.pi[a]))
-    assert any("attn_mask = log pi" in n for n in _failed(ev))
+    assert any("attn_mask = log pi" in n for n in ev.failed())
 
 
 def test_uniform_not_a_distribution_detected():
     ev = goat._uniform_evidence(uniform=lambda n: 1 / (n + 1))
-    assert any("tau log n" in n for n in _failed(ev))
+    assert any("tau log n" in n for n in ev.failed())
 
 
 def test_sink_wrong_flat_attention_detected():
     ev = goat._sink_evidence(flat_value=lambda a: 1 / goat.n)
-    assert _failed(ev) and ev.finding
+    assert ev.failed() and ev.finding
 
 
 def test_mask_mass_off_support_detected():
     ev = goat._support_evidence(off_support_mass=lambda: sp.Integer(1))
-    assert _failed(ev)
+    assert ev.failed()
 
 
 # ---------------------------------------------------------------- numeric (torch)
@@ -73,21 +68,21 @@ def test_numeric_checks_pass(gt, name):
     t0 = time.time()
     ev = getattr(gt, name)()
     assert time.time() - t0 < 15
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.why for c in ev.checks)
 
 
 def test_sdpa_mask_with_wrong_scale_detected(gt):
     ev = gt._sdpa_evidence(mask_fn=lambda logpi, t: t * logpi)
-    failed = _failed(ev)
+    failed = ev.failed()
     assert any("(math)" in n for n in failed) and any("(flash)" in n for n in failed)
 
 
 def test_solvers_reject_wrong_closed_form(gt):
     wrong = lambda s, t, pi: gt.goat_closed_form(s, t, pi ** t)  # noqa: E731  the prior tempered by tau
-    assert _failed(gt._prior_solver_evidence(closed=wrong))
+    assert gt._prior_solver_evidence(closed=wrong).failed()
 
 
 def test_sink_flat_scores_uniform_detected(gt):
     ev = gt._sink_evidence(flat_target=lambda pi: np.full_like(pi, 1 / len(pi)))
-    assert any("flat scores" in n for n in _failed(ev))
+    assert any("flat scores" in n for n in ev.failed())

@@ -7,12 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from attnverify.evidence import Evidence
 from derivations import regularised as rg
-
-
-def _failed(ev: Evidence):
-    return [c.name for c in ev.checks if not c.passed]
 
 
 def test_derivation_passes():
@@ -20,7 +15,7 @@ def test_derivation_passes():
     ev = rg.omega_template()
     assert time.time() - t0 < 10
     assert ev.steps and all(s.text for s in ev.steps)
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert ev.finding == ""
     assert rg.omega_template.__doc__ and "Source:" in rg.omega_template.__doc__
 
@@ -31,7 +26,7 @@ def test_derivation_passes():
 ], ids=["K+1", "no -1"])
 def test_wrong_sparsemax_threshold_detected_symbolically(thr):
     ev = rg._omega_evidence(sparse_thr=thr)
-    assert any("= 1 (general K)" in n for n in _failed(ev)) and ev.finding
+    assert any("= 1 (general K)" in n for n in ev.failed()) and ev.finding
 
 
 def test_sparsemax_closed_form_is_projection():
@@ -55,11 +50,11 @@ def test_numeric_checks_pass(cr):
     t0 = time.time()
     ev = cr.omega_numeric()
     assert time.time() - t0 < 15
-    assert ev.checks and _failed(ev) == []
+    assert ev.checks and ev.failed() == []
     assert all(c.why for c in ev.checks)
 
 
 @pytest.mark.parametrize("thr", [lambda cs, K: (cs - 1) / (K + 1), lambda cs, K: cs / K], ids=["K+1", "no -1"])
 def test_wrong_sparsemax_threshold_detected_numerically(cr, thr):
-    failed = _failed(cr._omega_evidence(sparse_thr=thr))
+    failed = cr._omega_evidence(sparse_thr=thr).failed()
     assert any("entmax.sparsemax" in n for n in failed) and any("KKT certificate" in n for n in failed)
