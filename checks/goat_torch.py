@@ -14,7 +14,8 @@ from scipy.special import logsumexp, softmax
 
 from attnverify import context
 from attnverify.evidence import Evidence, Table
-from attnverify.primal import solve_eot_cvxpy, solve_eot_scipy
+from attnverify.primal import solve_eot_cvxpy
+from checks.eot_numeric import solver_gaps
 from checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
 
 # ---------------------------------------------------------------------------
@@ -35,24 +36,14 @@ def goat_closed_form(s, tau, pi):
 def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
     ev = Evidence()
     rng = context.rng("goat-prior")
-    rows, beat, ratio = [], {"scipy": np.inf, "cvxpy": np.inf}, {"scipy": 0.0, "cvxpy": 0.0}
+    cases = []
     for n, tau, zeros in [(4, 0.3, 0), (16, 1.0, 0), (16, 3.0, 5), (32, 1.0, 0), (32, 0.5, 10)]:
         s = rng.normal(size=n) * 2
         pi = rng.dirichlet(0.5 * np.ones(n))
         pi[rng.choice(n, size=zeros, replace=False)] = 0.0
         pi /= pi.sum()
-        p_star = closed(s, tau, pi)
-        J_star = _J(p_star, s, tau, pi)
-        floor = n * EPS * (1 + abs(J_star))
-        row = [f"n={n}, tau={tau:g}, zeros in pi: {zeros}"]
-        for name, solver in (("scipy", solve_eot_scipy), ("cvxpy", solve_eot_cvxpy)):
-            p = solver(s, tau, prior=pi)
-            gap = _J(p, s, tau, pi) - J_star
-            beat[name] = np.minimum(beat[name], gap / floor)
-            dist = float(np.abs(p - p_star).sum())
-            ratio[name] = np.maximum(ratio[name], dist / math.sqrt(2 * max(gap, floor) / tau))
-            row += [dist, gap]
-        rows.append(row)
+        cases.append((f"n={n}, tau={tau:g}, zeros in pi: {zeros}", s, tau, pi, closed(s, tau, pi)))
+    beat, ratio, rows = solver_gaps(cases, _J)
     for name in ("scipy", "cvxpy"):
         ev.check(f"{name} finds no p with lower -<p,s> + tau KL(p||pi) than softmax(s/tau + log pi)", name,
                  "min over cases of (J(p_solver) - J(closed form)) / (n eps (1 + |J|))", beat[name], ">= -1",
