@@ -15,6 +15,7 @@ bound is the right one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,8 +27,29 @@ class Inconclusive(Exception):
     """Raised by a derivation or check that could not decide (solver failed, dependency missing)."""
 
 
+NUMERICAL_CLASSES = ("exact", "roundoff", "iterative", "statistical", "measured")
+THRESHOLD_KINDS = ("numerical", "judgement")
+EVIDENCE_KINDS = ("proof", "certificate", "float", "statistical")
+
+
+def slug(text: str) -> str:
+    """A check key from a text: lower case, runs of other characters as one '-' (at most 60)."""
+    s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return s[:60].rstrip("-") or "check"
+
+
 @dataclass
 class Check:
+    """One comparison that can fail.
+
+    ``key`` is the check's stable identity (a slug, unique within its claim): regress, the tests
+    and the report match checks by it, so rewording ``name`` changes nothing. The class fields
+    say how to read the value: ``numerical_class`` how it may drift across machines (issue 19,
+    see :mod:`attnverify.regress`), ``threshold_kind`` whether the tolerance comes from error
+    analysis or reads words (a judgement call, which then carries ``sensitivity``), and
+    ``evidence`` how strong the support is (proof, certificate, float, statistical).
+    """
+
     name: str
     method: str  # "symbolic", "scipy", "cvxpy", "newton", "quadrature", ...
     metric: str  # what is measured, in words or as a formula
@@ -35,6 +57,19 @@ class Check:
     tolerance: Any  # the bound; "exact" where no deviation is allowed (symbolic identities, counts of failures)
     passed: bool
     why: str = ""  # why the tolerance is right
+    key: str = ""
+    numerical_class: str = ""  # one of NUMERICAL_CLASSES
+    threshold_kind: str = "numerical"  # one of THRESHOLD_KINDS
+    evidence: str = ""  # one of EVIDENCE_KINDS
+    sensitivity: dict | None = None  # judgement checks: parameter, declared_range, why_this_range, flips_at, ...
+    latex: dict | None = None  # symbolic checks: {"lhs", "rhs", "residual"} as LaTeX
+
+    def __post_init__(self):
+        self.key = self.key or slug(self.name)
+        if not self.numerical_class:
+            self.numerical_class = "exact" if self.method == "symbolic" else ""
+        if not self.evidence:
+            self.evidence = "proof" if self.method == "symbolic" else ""
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -42,7 +77,12 @@ class Check:
             v = float(d["value"])
             # JSON has no NaN/inf: a non-finite measurement is kept, as text
             d["value"] = float(f"{v:.6e}") if np.isfinite(v) else str(v)
+        if isinstance(d["tolerance"], np.floating):
+            d["tolerance"] = float(d["tolerance"])
         d["passed"] = bool(d["passed"])
+        for k in ("sensitivity", "latex"):
+            if d[k] is None:
+                del d[k]
         return d
 
 
@@ -93,26 +133,58 @@ class Evidence:
         return expr
 
     def failed(self) -> list[str]:
-        """Names of the checks that did not pass."""
+        """Keys of the checks that did not pass (stable across rewording of their names)."""
+        return [c.key for c in self.checks if not c.passed]
+
+    def failed_names(self) -> list[str]:
+        """Names of the checks that did not pass (for messages)."""
         return [c.name for c in self.checks if not c.passed]
 
-    def check(self, name, method, metric, value, tolerance, passed, why="") -> bool:
-        self.checks.append(Check(name, method, metric, value, tolerance, bool(passed), why))
+    def check(self, name, method, metric, value, tolerance, passed, why="", **fields) -> bool:
+        """Record a check whose ``passed`` the caller decides (a compound condition, or a judgement
+        call: then pass ``threshold_kind="judgement"`` and ``sensitivity``). Prefer
+        :meth:`at_most`, :meth:`equal` or :meth:`within`, which compute ``passed``."""
+        self.checks.append(Check(name, method, metric, value, tolerance, bool(passed), why, **fields))
         return bool(passed)
 
-    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None) -> bool:
-        """Symbolic check that ``lhs - rhs`` simplifies to 0; records the residual."""
+    # -- comparisons that compute ``passed`` --------------------------------------------------
+    def at_most(self, key, name, value, tol, why, *, method, metric="", **fields) -> bool:
+        """``value <= tol`` (a NaN value fails)."""
+        ok = bool(np.all(np.asarray(value, dtype=float) <= tol)) if _finite_or_nan(value) else False
+        return self._record(key, name, method, metric, value, tol, ok, why, fields)
+
+    def at_least(self, key, name, value, bound, why, *, method, metric="", **fields) -> bool:
+        """``value >= bound``; the tolerance is recorded as ``">= bound"``."""
+        ok = bool(np.all(np.asarray(value, dtype=float) >= bound)) if _finite_or_nan(value) else False
+        return self._record(key, name, method, metric, value, f">= {bound:g}", ok, why, fields)
+
+    def equal(self, key, name, value, expected, why, *, method, metric="", **fields) -> bool:
+        """``value == expected`` exactly (counts, integers, exact rationals, text); tolerance "exact"."""
+        ok = bool(value == expected)
+        fields.setdefault("numerical_class", "exact")
+        return self._record(key, name, method, metric, value, "exact", ok, why, fields)
+
+    def within(self, key, name, value, target, tol, why, *, method, metric="", **fields) -> bool:
+        """``|value - target| <= tol``; the tolerance is recorded as ``"target ± tol"``."""
+        ok = _finite_or_nan(value) and abs(float(value) - float(target)) <= tol
+        return self._record(key, name, method, metric, value, f"{target:g} ± {tol:g}", bool(ok), why, fields)
+
+    def _record(self, key, name, method, metric, value, tol, ok, why, fields) -> bool:
+        self.checks.append(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
+        return ok
+
+    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None, *, key: str = "") -> bool:
+        """Symbolic check that ``lhs - rhs`` simplifies to 0; records both sides and the residual."""
         residual = (simplify or full_simplify)(sp.sympify(lhs) - sp.sympify(rhs))
         ok = residual == 0
-        self.check(
-            name,
-            "symbolic",
+        self.checks.append(Check(
+            name, "symbolic",
             metric or f"simplify({as_latex(lhs)} - ({as_latex(rhs)}))",
-            str(residual),
-            "exact",
-            ok,
+            str(residual), "exact", ok,
             "a symbolic identity holds exactly or not at all",
-        )
+            key=key, numerical_class="exact", evidence="proof",
+            latex={"lhs": as_latex(lhs), "rhs": as_latex(rhs), "residual": as_latex(residual)},
+        ))
         return ok
 
     def extend(self, other: "Evidence") -> None:
@@ -124,6 +196,14 @@ class Evidence:
         self.notes += other.notes
         if other.finding:
             self.finding = (self.finding + " " + other.finding).strip()
+
+
+def _finite_or_nan(value) -> bool:
+    """False for a NaN (which must fail a comparison, not pass it by accident)."""
+    try:
+        return not bool(np.any(np.isnan(np.asarray(value, dtype=float))))
+    except (TypeError, ValueError):
+        return False
 
 
 def as_latex(expr: Any) -> str:
