@@ -432,3 +432,12 @@ def bench_certification(T, u, Z, alpha, lam) -> dict:
     return {"instances": m, "seconds": dt, "us_per_instance": 1e6 * dt / m,
             "certified": int(sum(c.certified for c in certs)),
             "max_radius_rel": float(max(c.radius_lambda / max(np.linalg.norm(l), 1e-300) for c, l in zip(certs, lam)))}
+
+
+def summary_lines(cert: dict) -> list[str]:
+    """The human-readable lines ``attnverify solve --certify`` prints (on standard error)."""
+    lo, hi = cert["value_interval"]
+    return [f"certified radius of lambda*: ||lambda_star - lambda*|| <= {cert['radius_lambda']:.3e}",
+            f"certified radius of p_tilde: ||p_tilde - p~||_1 <= {cert['radius_p_l1']:.3e}",
+            f"optimal value of (3)/(7) in [{lo:.17g}, {hi:.17g}]",
+            ("certified" if cert["certified"] else "NOT certified") + f" (tol {cert['tol']:g}): {cert['message']}"]

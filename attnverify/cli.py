@@ -58,9 +58,16 @@ def cmd_solve(args) -> int:
         T, u, z, alpha = instance(case["templates"], case["z"], case["alpha"], case.get("u"))
     except InputError as e:
         return _fail(str(e))
+    if args.certify and not (0 < args.certify_tol < 1):
+        return _fail(f"--certify-tol: must be in (0, 1), got {args.certify_tol:g}")
     out = solve_instance(T, u, z, alpha)
+    if args.certify:
+        from .certify import certificate_for_solution, summary_lines
+
+        out["certificate"] = certificate_for_solution(T, u, z, alpha, out, tol=args.certify_tol)
+        print("\n".join(summary_lines(out["certificate"])), file=sys.stderr)  # stdout stays one JSON object
     print(json.dumps(out))
-    return 0 if out["converged"] else 1
+    return 0 if out["converged"] and out.get("certificate", {}).get("certified", True) else 1
 
 
 def _selection(args):
@@ -204,6 +211,10 @@ def main(argv=None) -> int:
     g.set_defaults(func=cmd_regress)
     s = sub.add_parser("solve", help="solve one instance of (3)/(7) given as JSON")
     s.add_argument("case", help="JSON file (or - for standard input)")
+    s.add_argument("--certify", action="store_true", help="also certify the answer in ball arithmetic "
+                   "(radius of lambda*, l1 radius of p_tilde, optimal-value interval); exit 0 only if certified")
+    s.add_argument("--certify-tol", type=float, default=1e-9, metavar="TOL",
+                   help="relative tolerance the certificate must meet (default 1e-9)")
     s.set_defaults(func=cmd_solve)
     w = sub.add_parser("sweep", help="run a Section 8 sweep (model x corpus shard x layer x head) on Dask; "
                                      "see docs/sweep.md")
