@@ -169,6 +169,9 @@ class Certificate:
     alpha: arb = field(repr=False, default=None)
     rho: arb = field(repr=False, default=None)  # exact upper bound of ||lambda_hat - lambda*||
     h: arb_mat = field(repr=False, default=None)  # T^T p(lambda_hat), balls
+    gnorm: arb = field(repr=False, default=None)  # exact upper bound of ||grad D(lambda_hat)||
+    lipschitz: arb = field(repr=False, default=None)  # L of (9), exact
+    value_lo: arb = field(repr=False, default=None)  # exact lower bound of the optimal value
 
     def as_dict(self) -> dict:
         """The JSON ``certificate`` object of ``attnverify solve --certify``."""
@@ -349,7 +352,8 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
                     retry.append(k)
             certs.append(Certificate(
                 certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(v_lo)), up(arb(v_hi))),
-                up(g_hi), up(L), float(tol), prec, msg, lam=lam, b=b, alpha=a, rho=rho, h=h))
+                up(g_hi), up(L), float(tol), prec, msg, lam=lam, b=b, alpha=a, rho=rho, h=h,
+                gnorm=g_hi, lipschitz=L, value_lo=arb(v_lo)))
         return certs, retry
 
 
@@ -374,6 +378,34 @@ def _lipschitz(Ts, A, At, mu):
         _, hi = norm_bounds([A[i, j] - me[j] for j in range(len(me))])
         R = max(R, hi)
     return R, False
+
+
+def primal_l1_distance(cert: Certificate, T, u, q) -> arb:
+    r"""An exact upper bound of :math:`\|q - \tilde p\|_1` for any float vector q, with
+    :math:`\tilde p` the minimiser of (3), by weak duality and Pinsker only (not Theorem 1).
+
+    With q' = q restricted to supp u and renormalised (balls), F = (3) is 1-strongly convex in l1 on
+    the simplex (Pinsker), so :math:`\|q' - \tilde p\|_1 \le \sqrt{2(F(q') - F^*)}` and
+    :math:`F^* \ge D(\hat\lambda)` (the certificate's lower value bound); plus :math:`\|q - q'\|_1`.
+    """
+    with precision(cert.prec):
+        u = np.asarray(u, float)
+        q = np.asarray(q, float)
+        on = u > 0
+        qs = [arb(float(x)) for x in q[on]]
+        s = sum(qs, arb(0))
+        qn = [x / s for x in qs]
+        off = sum((abs(arb(float(x))) for x in q[~on]), arb(0))
+        moved = sum((abs(x - y) for x, y in zip(qs, qn)), off)
+        su = sum((arb(float(x)) for x in u[on]), arb(0))
+        kl = sum((x * (x / (arb(float(w)) / su)).log() for x, w in zip(qn, u[on]) if not x.is_zero()), arb(0))
+        h = matrix(np.asarray(T, float)[on]).transpose() * arb_mat([[x] for x in qn])
+        r = cert.b - h
+        F = cert.alpha * sum((x * x for x in r.entries()), arb(0)) / 2 + kl
+        gap = (F - cert.value_lo).upper()
+        if gap < 0:  # impossible for exact values; balls this wide mean the bound is useless, not negative
+            gap = arb(0)
+        return (moved + (2 * gap).sqrt()).upper()
 
 
 # -- closed forms in ball arithmetic (for the certified checks) --------------------------------
