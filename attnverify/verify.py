@@ -13,6 +13,7 @@ from . import context
 from .cache import fingerprint, inputs
 from .evidence import Evidence, Inconclusive
 from .registry import Claim, load_claims, resolve
+from .strength import evidence_by_part
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 NOT_IMPLEMENTED = "not implemented yet"
@@ -109,6 +110,7 @@ def run_all(select=None, log=print, cache=None) -> dict:
                 cache.put(claim, inp, {k: v for k, v in r.items() if k != "_crashed"})
         r = dict(r)
         r.pop("_crashed", None)
+        r["evidence_by_part"] = evidence_by_part(r)  # after parts are known; also for cached entries
         results.append(r)
     errata = [dict(e, claim=r["id"]) for r in results for e in r.pop("errata")]
     summary = {s: sum(r["status"] == s for r in results) for s in STATUSES}
