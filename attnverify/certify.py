@@ -273,7 +273,8 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
         A = matrix(Ts)  # (ns, d), exact
         At = A.transpose()
         su = sum((arb(x) for x in u[on]), arb(0))
-        ubar = [arb(x) / su for x in u[on]]
+        uon = [arb(x) for x in u[on]]
+        ubar = [x / su for x in uon]
         logu = [x.log() for x in ubar]
         mu = At * arb_mat([[x] for x in ubar])  # (d, 1)
         a = arb(alpha)
@@ -289,7 +290,13 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
             w = [(e - c).exp() for e in ell]
             s = sum(w, arb(0))
             W.append([x / s for x in w])
-            logM.append(c + s.log())
+            x = [logits[i, k] for i in range(ns)]
+            if all(abs(v) <= 1 for v in x):
+                # small logits: M = 1 + sum_i ubar_i expm1(x_i) exactly (sum ubar = 1), so log M keeps its relative
+                # accuracy when it is far below 1 (the shifted form would carry the 2^-prec ball of log ubar_i)
+                logM.append((sum((w_ * v.expm1() for w_, v in zip(uon, x)), arb(0)) / su).log1p())
+            else:
+                logM.append(c + s.log())
         Pm = arb_mat([[W[k][i] for k in range(m)] for i in range(ns)])  # (ns, m)
         Hm = At * Pm  # (d, m): h(lambda_hat_k)
         certs, retry = [], []
@@ -348,7 +355,7 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
                 msg = "not certified: " + "; ".join(what)
                 # balls wide compared with the certified distance: more precision may certify
                 ball = sum((x.rad() for x in ge), arb(0))
-                if not (ball < g_lo / 4):
+                if (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width)):
                     retry.append(k)
             certs.append(Certificate(
                 certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(v_lo)), up(arb(v_hi))),
