@@ -122,6 +122,16 @@ def norm_bounds(entries) -> tuple[arb, arb]:
     return lo2.sqrt().lower(), hi2.sqrt().upper()
 
 
+def _dot(x: arb_mat, y: arb_mat) -> arb:
+    """<x, y> for ball columns (one FLINT product)."""
+    return (x.transpose() * y)[0, 0]
+
+
+def _norm_hi(v: arb_mat) -> arb:
+    """An exact upper bound of ||x|| over the box of the ball column v."""
+    return _dot(v, v).upper().sqrt().upper()
+
+
 def _entries(v) -> list:
     return v.entries() if isinstance(v, arb_mat) else list(v)
 
@@ -302,22 +312,19 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
         certs, retry = [], []
         floor_rel = arb(2) ** (16 - prec)
         for k in range(m):
-            lam = arb_mat([[Lmat[j, k]] for j in range(d)])
-            zk = column(Z[k])
-            b = mu + zk
+            lam = column(Lam[k])  # exact
+            b = mu + column(Z[k])
             h = arb_mat([[Hm[j, k]] for j in range(d)])
             g = b - lam * inv_a - h
-            ge = g.entries()
-            g_lo, g_hi = norm_bounds(ge)
+            # inner products as ball matrix products (FLINT's loops): v^T v encloses every sum of squares in the box
+            g_hi = _norm_hi(g)
             rho = (a * g_hi).upper()
-            lam_e, b_e, h_e = lam.entries(), b.entries(), h.entries()
-            lb = sum((x * y for x, y in zip(lam_e, b_e)), arb(0))
-            ll = sum((x * x for x in lam_e), arb(0))
+            lb = _dot(lam, b)
+            ll = _dot(lam, lam)
             Dv = lb - ll * inv_a / 2 - logM[k]
             r = b - h
-            rr = sum((x * x for x in r.entries()), arb(0))
-            hl = sum((x * y for x, y in zip(h_e, lam_e)), arb(0))
-            Pv = a * rr / 2 + hl - logM[k]
+            rr = _dot(r, r)
+            Pv = a * rr / 2 + _dot(h, lam) - logM[k]
             upper_sc = Dv + a * g_hi * g_hi / 2
             v_lo = Dv.lower()
             v_hi = min(Pv.upper(), upper_sc.upper())
@@ -330,12 +337,12 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
             off = float(np.abs(pk[~on]).sum())  # p~ is exactly 0 off supp u
             dp = sum((abs(arb(float(x)) - y) for x, y in zip(pk[on], W[k])), arb(off)).upper()
             rad_p = (dp + L * rho).upper()
-            hk = Ts.T @ pk[on] if H_hat is None else np.asarray(H_hat[k], float)
-            _, dh1 = distance_bounds(column(hk), b - lam * inv_a)
-            _, dh2 = distance_bounds(column(hk), h)
+            hk = column(Ts.T @ pk[on] if H_hat is None else np.asarray(H_hat[k], float))
+            dh1 = _norm_hi(hk - (b - lam * inv_a))
+            dh2 = _norm_hi(hk - h)
             rad_h = min((dh1 + rho * inv_a).upper(), (dh2 + L * L * rho).upper())
-            lam_norm = norm_bounds(lam_e)[0]
-            b_norm = norm_bounds(b_e)[1]
+            lam_norm = ll.sqrt().lower() if ll > 0 else arb(0)
+            b_norm = _norm_hi(b)
             scale_lam = a * (b_norm + 1) * floor_rel  # what the working precision itself can resolve
             ok_lam = rho <= (arb(tol) * lam_norm + scale_lam)
             width = arb(v_hi) - arb(v_lo)
@@ -354,6 +361,8 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
                 what += [] if ok_val else [f"value interval width {up(width):.3e} > {tol:g} |value|"]
                 msg = "not certified: " + "; ".join(what)
                 # balls wide compared with the certified distance: more precision may certify
+                ge = g.entries()
+                g_lo = norm_bounds(ge)[0]
                 ball = sum((x.rad() for x in ge), arb(0))
                 if (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width)):
                     retry.append(k)

@@ -51,6 +51,6 @@ class Mutant:
 
 def catalogue() -> list[Mutant]:
     """Every mutant, family by family."""
-    from . import eos, eot, fd, goat, omega, ot
+    from . import certified, eos, eot, fd, goat, omega, ot
 
-    return fd.MUTANTS + ot.MUTANTS + eot.MUTANTS + omega.MUTANTS + goat.MUTANTS + eos.MUTANTS
+    return fd.MUTANTS + ot.MUTANTS + eot.MUTANTS + omega.MUTANTS + goat.MUTANTS + eos.MUTANTS + certified.MUTANTS
