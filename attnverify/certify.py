@@ -68,6 +68,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from flint import arb, arb_mat, ctx
 
+from . import validate
+
 PREC = 128
 MAX_PREC = 1024
 DEFAULT_TOL = 1e-9
@@ -257,14 +259,17 @@ def certify_batch(T, u, Z, alpha, Lam, P_hat=None, H_hat=None, tol: float = DEFA
     """:func:`certify` for every row k of Z (m, d) and Lam (m, d), sharing T and u: the logits and
     T^T p of all rows are two ball matrix products. Rows that miss the tolerance only because of the
     balls' width are redone one by one at higher precision."""
-    T = np.asarray(T, float)
-    u = np.asarray(u, float)
-    Z = np.atleast_2d(np.asarray(Z, float))
+    T, _, Z, alpha = validate.batch(T, u, Z, alpha)
+    u = np.asarray(u, float)  # as given: validate.batch's renormalised copy is another binary64 problem
     Lam = np.atleast_2d(np.asarray(Lam, float))
+    if Lam.shape != Z.shape or not np.all(np.isfinite(Lam)):
+        raise validate.InputError(f"lam: expected finite values of shape {Z.shape}, got shape {Lam.shape}")
+    if not (0 < tol < 1):
+        raise validate.InputError(f"tol: must be in (0, 1), got {tol:g}")
     certs, retry = _certify_rows(T, u, Z, float(alpha), Lam, P_hat, H_hat, tol, prec)
     for k in retry:
         bits = prec
-        while certs[k].prec < MAX_PREC and k in retry:
+        while bits < MAX_PREC:
             bits *= 2
             sub = _certify_rows(T, u, Z[k:k + 1], float(alpha), Lam[k:k + 1],
                                 None if P_hat is None else np.asarray(P_hat)[k:k + 1],

@@ -58,8 +58,10 @@ def truth(T, u, z, alpha, dps=80):
             while True:
                 cand = [lam[j] + t * step[j] for j in range(d)]
                 Dc, gc, pc, hc = parts(cand)
-                # near lambda* the change of D is below its resolution: then a step that reduces ||grad|| is taken
-                if Dc >= D or mp.norm(mp.matrix(gc)) < mp.norm(mp.matrix(g)) or t < mp.mpf(2) ** -60:
+                # near lambda* the change of D is below its resolution: only there a step that halves ||grad||
+                # is taken instead (elsewhere that non-monotone test can cycle)
+                flat = abs(Dc - D) <= mp.mpf(10) ** (20 - dps) * (1 + abs(D))
+                if Dc >= D or (flat and mp.norm(mp.matrix(gc)) < mp.norm(mp.matrix(g)) / 2) or t < mp.mpf(2) ** -60:
                     break
                 t /= 2
             lam, D, g, p, h = cand, Dc, gc, pc, hc
