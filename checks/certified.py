@@ -312,14 +312,15 @@ def mem_radius_certified() -> Evidence:
         disjoint += sep
         not_u += differs
         rows.append([inst.label, _lo(r_pr), _hi(r_pr), _lo(r_lo), _hi(r_hi), "yes" if sep else "no"])
-    ev.at_most("cert-mem-printed-radius", "printed radius: (2 alpha)^-1/2 is the radius for which p~ solves MEM (certified)",
-               max(gaps), 0.0,
+    ev.equal("cert-mem-printed-radius", "printed radius: (2 alpha)^-1/2 is the radius for which p~ solves MEM (certified)",
+             max(gaps), 0.0,
                "p~ solves MEM with radius r exactly when r = ||lambda*||/alpha (docstring; needs p~ != u, next check), so "
                "the printed statement holds on an instance only if (2 alpha)^-1/2 lies in the enclosure of ||lambda*||/alpha: "
-               "the certified lower bound of their distance must be 0. A positive value proves the statement false there",
-               method="arb", numerical_class="roundoff",
-               metric=f"max over the {len(insts)} FD-MEM instances of the certified lower bound of "
-                      "|(2 alpha)^-1/2 - ||lambda*||/alpha|", **CERT)
+             "the certified lower bound of their distance must be exactly 0 (no deviation allowed: an exact equality "
+             "is claimed). A positive value proves the statement false there",
+             method="arb", numerical_class="roundoff",
+             metric=f"max over the {len(insts)} FD-MEM instances of the certified lower bound of "
+                    "|(2 alpha)^-1/2 - ||lambda*||/alpha|", **CERT)
     if disjoint:
         ev.notes.append(f"FD-MEM (certified): on {disjoint} of {len(insts)} instances the printed radius lies outside the "
                         "certified enclosure of ||lambda*||/alpha: the erratum is certified there.")
