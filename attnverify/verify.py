@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import platform
 import sys
@@ -53,8 +54,9 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     has no sensitivity: an engine error); else verified."""
     if not keys:
         return Decision("inconclusive", NOT_CHECKED_YET, f"{label}: {NOT_CHECKED_YET}")
-    present = [c for k in keys for c in by_key.get(k, [])]
-    missing = [k for k in keys if k not in by_key]
+    matched = {k: _matching(k, by_key) for k in keys}
+    present = list({id(c): c for k in keys for m in matched[k] for c in by_key[m]}.values())
+    missing = [k for k in keys if not matched[k]]
     broken = {id(c): sensitivity_problem(c) for c in present if sensitivity_problem(c)}
     flipping = [c for c in present if id(c) not in broken and c.threshold_kind == "judgement"
                 and c.sensitivity["verdict_over_range"] == "flips"]
@@ -75,6 +77,13 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
         return Decision("inconclusive", "; ".join(lines), f"{label}: {lines[0]}")
     n = len(present)
     return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of {label} passed")
+
+
+def _matching(pattern: str, by_key: dict) -> list[str]:
+    """The check keys a part names: a key, or a shell pattern ("layer-*-weights") for a family of keys."""
+    if any(ch in pattern for ch in "*?["):
+        return [k for k in by_key if fnmatch.fnmatchcase(k, pattern)]
+    return [pattern] if pattern in by_key else []
 
 
 def _worst(ds: list[Decision]) -> Decision:
@@ -112,8 +121,9 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
         ds.append(d)
         finding = ev.part_findings.get(p.id, "")
         parts.append({"id": p.id, "title": p.title, "statement": p.statement.strip(), "status": d.status,
-                      "checks": list(p.checks), "finding": finding or d.decided})
-    named = {k for p in claim.parts for k in p.checks}
+                      "checks": [m for k in p.checks for m in (_matching(k, by_key) or [k])],
+                      "finding": finding or d.decided})
+    named = {m for p in claim.parts for k in p.checks for m in _matching(k, by_key)}
     loose = [k for k in by_key if k not in named]
     if loose:
         ds.append(_group(f"{claim.id} (checks in no part)", loose, by_key, []))
@@ -121,7 +131,7 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
         ds.append(Decision("inconclusive", "; ".join(problems), f"{claim.id}: " + "; ".join(problems)))
     w = _worst(ds)
     if w.status == "verified":
-        n = sum(len(by_key.get(k, [])) for k in named) + sum(len(by_key[k]) for k in loose)
+        n = len(ev.checks)
         ids = ", ".join(p.id for p in claim.parts)
         tail = f" (and {len(loose)} checks in no part)" if loose else ""
         return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of parts {ids} passed{tail}",
@@ -129,7 +139,9 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
     reason = "; ".join(f"{pd['id']}: {d.reason}" for pd, d in zip(parts, ds) if d.status == w.status)
     extra = [d.reason for d in ds[len(parts):] if d.status == w.status]
     reason = "; ".join([r for r in [reason] + extra if r])
-    return Decision(w.status, reason, w.decided, parts)
+    others = sum(d.status == w.status for d in ds) - 1
+    decided = w.decided + (f" (and {others} more {w.status})" if others else "")
+    return Decision(w.status, reason, decided, parts)
 
 
 def decide(claim: Claim, ev: Evidence, problems: list[str]) -> tuple[str, str]:

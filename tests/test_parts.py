@@ -191,3 +191,13 @@ def test_run_claim_emits_quote_reading_parts_decided(monkeypatch):
     assert [p["id"] for p in r["parts"]] == ["X-1/a", "X-1/b"]
     assert set(r["parts"][0]) == {"id", "title", "statement", "status", "checks", "finding"}
     assert r["parts"][1]["finding"].startswith("b is false") and r["decided"].startswith("X-1/b refuted")
+
+
+def test_a_part_may_name_a_family_of_keys_by_pattern():
+    c = _claim_with([("layers", ["layer-*-ok"]), ("t5", ["t5"])])
+    d = judge(c, _ev(**{"layer-0-ok": True, "layer-1-ok": True, "t5": True}), [])
+    assert d.status == "verified" and d.parts[0]["checks"] == ["layer-0-ok", "layer-1-ok"]
+    d = judge(c, _ev(**{"layer-0-ok": True, "layer-1-ok": False, "t5": True}), [])
+    assert d.parts[0]["status"] == "refuted" and "layer-1-ok" in d.decided
+    d = judge(c, _ev(t5=True), [])  # a pattern that matches nothing: the part's checks did not run
+    assert d.parts[0]["status"] == "inconclusive"
