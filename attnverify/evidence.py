@@ -199,7 +199,8 @@ class Evidence:
         return self._record(key, name, method, metric, value, f"{target:g} ± {tol:g}", bool(ok), why, fields)
 
     def judged(self, key, name, value, threshold, why, *, parameter, declared_range, why_this_range, method,
-               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", **fields) -> bool:
+               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", shown=None,
+               **fields) -> bool:
         r"""A judgement call ("small", "close", a setup the paper does not fix), with its sensitivity.
 
         The verdict at the nominal ``threshold`` is the check's ``passed``; the verdict is also evaluated
@@ -213,6 +214,8 @@ class Evidence:
         Otherwise the verdict is evaluated on ``grid`` points spanning the range (geometric if ``log``)
         plus the nominal, and each change between neighbours is located by ``bisect`` bisection steps;
         ``flips_at`` is the crossing nearest the nominal threshold (``None`` if the verdict is stable).
+        ``shown`` is the tolerance to record where the judgement parameter is a setup choice rather than
+        the threshold itself (default: the threshold).
         """
         lo, hi = (float(v) for v in declared_range)
         if not (lo < hi and lo <= float(threshold) <= hi):
@@ -248,7 +251,7 @@ class Evidence:
         sens = {"parameter": parameter, "declared_range": [lo, hi], "why_this_range": why_this_range,
                 "flips_at": float(f"{flips_at:.6e}") if flips_at is not None else None,
                 "verdict_over_range": "flips" if crossings else "stable"}
-        tol = threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = shown if shown is not None else threshold if kind == "at_most" or not default else f">= {threshold:g}"
         fields.update(threshold_kind="judgement", sensitivity=sens)
         return self._record(key, name, method, metric, value, tol, ok, why, fields)
 
