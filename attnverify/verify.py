@@ -59,6 +59,7 @@ def run_claim(claim: Claim, log=print) -> dict:
         "family": claim.family,
         "source": {"seed": claim.seed, "equation": claim.equation},
         "statement": claim.statement.strip(),
+        "decided_by": list(claim.functions),  # the registry refs whose evidence decided the status
         "status": status,
         "reason": reason,
         "finding": ev.finding,

@@ -140,6 +140,7 @@ def test_every_check_needs_a_key_unique_within_its_claim(monkeypatch):
     monkeypatch.setitem(sys.modules, "fake_dup", mod)
     r = run_claim(_claim(checks=["fake_dup:one", "fake_dup:two"]), log=lambda s: None)
     assert r["status"] == "inconclusive" and "X-1" in r["reason"] and "'gap'" in r["reason"]
+    assert r["decided_by"] == ["fake_dup:one", "fake_dup:two"]
 
 
 def test_comparison_helpers_record_the_tolerance_text():
