@@ -65,7 +65,7 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     if failed:
         c = failed[0]
         return Decision("refuted", "failing checks: " + ", ".join(dict.fromkeys(x.key for x in failed)),
-                        f"{label} refuted by check `{c.key}` ({_fmt(c.value)} against {_fmt(c.tolerance)})")
+                        f"{label} refuted by check `{c.key}` (value {_fmt(c.value)}, tolerance {_fmt(c.tolerance)})")
     if missing:
         why = "checks did not run: " + ", ".join(missing) + ("; " + "; ".join(problems) if problems else "")
         return Decision("inconclusive", why, f"{label}: {why}")
