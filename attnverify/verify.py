@@ -194,7 +194,9 @@ def run_claim(claim: Claim, log=print) -> dict:
     if d.parts:
         out["parts"] = d.parts
     out.update({
-        "finding": ev.finding,
+        # a refuted claim says what is true instead: its own finding, else that of its refuted parts
+        "finding": ev.finding or " ".join(f"{p['id']}: {p['finding']}" for p in d.parts
+                                          if p["status"] == "refuted" and p["id"] in ev.part_findings),
         "checks": [c.as_dict() for c in ev.checks],
         "derivation": [{"text": s.text, "latex": s.latex} for s in ev.steps],
         "figures": [{"path": f.path, "caption": f.caption} for f in ev.figures],
