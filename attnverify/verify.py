@@ -133,7 +133,7 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
     if w.status == "verified":
         n = len(ev.checks)
         ids = ", ".join(p.id for p in claim.parts)
-        tail = f" (and {len(loose)} checks in no part)" if loose else ""
+        tail = f" (and {len(loose)} {'check' if len(loose) == 1 else 'checks'} in no part)" if loose else ""
         return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of parts {ids} passed{tail}",
                         parts)
     reason = "; ".join(f"{pd['id']}: {d.reason}" for pd, d in zip(parts, ds) if d.status == w.status)

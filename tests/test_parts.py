@@ -1,7 +1,9 @@
 """Claims in parts, and judgement calls with their sensitivity (issue 15; CLAIMS.md, "What a claim's
 status judges" and "Judgement calls")."""
 
+import re
 import sys
+from pathlib import Path
 import types
 
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnverify.evidence import Check, Evidence, sensitivity_problem
-from attnverify.registry import Claim, Part, Quote, _claim
+from attnverify.registry import Claim, Part, Quote, _claim, load_claims
 from attnverify.verify import WORST_FIRST, judge, run_claim
 
 
@@ -201,3 +203,25 @@ def test_a_part_may_name_a_family_of_keys_by_pattern():
     assert d.parts[0]["status"] == "refuted" and "layer-1-ok" in d.decided
     d = judge(c, _ev(t5=True), [])  # a pattern that matches nothing: the part's checks did not run
     assert d.parts[0]["status"] == "inconclusive"
+
+
+def _claims_md():
+    for up in Path(__file__).resolve().parents:
+        if (up / "shared" / "CLAIMS.md").is_file():
+            return up / "shared" / "CLAIMS.md"
+    return None
+
+
+def test_the_parts_claims_md_requires_exist():
+    md = _claims_md()
+    if md is None:
+        pytest.skip("../shared/CLAIMS.md not found next to the checkout")
+    required = set(re.findall(r"`((?:FD|EOT|GOAT|EOS)-[A-Z0-9]+/[a-z0-9-]+)`", md.read_text()))
+    have = {p.id for c in load_claims() for p in c.parts}
+    assert required and required <= have, sorted(required - have)
+
+
+def test_only_placeholder_parts_have_no_checks():
+    """A part without checks is 'not checked yet' (inconclusive): only the parts other helpers fill."""
+    empty = {p.id for c in load_claims() for p in c.parts if not p.checks and not p.status}
+    assert empty <= {"FD-FIG4/layers", "FD-FIG4/heads", "FD-FIG4/gauge", "FD-VIT/tables", "FD-VIT/reduced"}
