@@ -64,8 +64,13 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     failed = [c for c in present if not c.passed and id(c) not in undecidable]
     if failed:
         c = failed[0]
+        stable = ""
+        if c.threshold_kind == "judgement":  # says that moving the judgement within its range changes nothing
+            lo, hi = c.sensitivity["declared_range"]
+            stable = f"; a judgement call that fails over its whole declared range [{_fmt(lo)}, {_fmt(hi)}]"
         return Decision("refuted", "failing checks: " + ", ".join(dict.fromkeys(x.key for x in failed)),
-                        f"{label} refuted by check `{c.key}` (value {_fmt(c.value)}, tolerance {_fmt(c.tolerance)})")
+                        f"{label} refuted by check `{c.key}` (value {_fmt(c.value)}, tolerance {_fmt(c.tolerance)}"
+                        f"{stable})")
     if missing:
         why = "checks did not run: " + ", ".join(missing) + ("; " + "; ".join(problems) if problems else "")
         return Decision("inconclusive", why, f"{label}: {why}")

@@ -225,3 +225,9 @@ def test_only_placeholder_parts_have_no_checks():
     """A part without checks is 'not checked yet' (inconclusive): only the parts other helpers fill."""
     empty = {p.id for c in load_claims() for p in c.parts if not p.checks and not p.status}
     assert empty <= {"FD-FIG4/layers", "FD-FIG4/heads", "FD-FIG4/gauge", "FD-VIT/tables", "FD-VIT/reduced"}
+
+
+def test_a_stable_failing_judgement_refutes_and_says_it_is_stable():
+    c = _claim_with([("a", ["j"])])
+    d = judge(c, _judged(0.5), [])
+    assert d.status == "refuted" and "fails over its whole declared range [0.05, 0.2]" in d.decided
