@@ -231,3 +231,15 @@ def test_a_stable_failing_judgement_refutes_and_says_it_is_stable():
     c = _claim_with([("a", ["j"])])
     d = judge(c, _judged(0.5), [])
     assert d.status == "refuted" and "fails over its whole declared range [0.05, 0.2]" in d.decided
+
+
+def test_mutants_of_a_not_checkable_claim_with_checks_are_judged_by_them():
+    """GOAT-SINK is not-checkable as a whole but its corollary part runs checks: a mutant that makes one of
+    them fail is caught; a not-checkable claim without checks still cannot judge its mutants."""
+    from attnverify.mutate import judge as judge_mutant
+
+    ref = {"status": "not-checkable", "reason": "r", "failed": [], "checks": 12}
+    assert judge_mutant(ref, {"status": "refuted", "reason": "x", "failed": ["k"], "crashed": False})[0]
+    assert not judge_mutant(ref, {"status": "not-checkable", "reason": "r", "failed": [], "crashed": False})[0]
+    assert not judge_mutant(dict(ref, checks=0), {"status": "refuted", "reason": "x", "failed": ["k"],
+                                                  "crashed": False})[0]
