@@ -80,8 +80,10 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     if flipping:
         lines = [_flip_line(c) for c in flipping]
         return Decision("inconclusive", "; ".join(lines), f"{label}: {lines[0]}")
-    n = len(present)
-    return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of {label} passed")
+    n, j = len(present), sum(c.threshold_kind == "judgement" for c in present)
+    tail = f" ({j} judgement {'call' if j == 1 else 'calls'} stable over {'its' if j == 1 else 'their'} declared range" \
+           f"{'' if j == 1 else 's'})" if j else ""
+    return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of {label} passed{tail}")
 
 
 def _matching(pattern: str, by_key: dict) -> list[str]:
@@ -139,6 +141,9 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
         n = len(ev.checks)
         ids = ", ".join(p.id for p in claim.parts)
         tail = f" (and {len(loose)} {'check' if len(loose) == 1 else 'checks'} in no part)" if loose else ""
+        j = sum(c.threshold_kind == "judgement" for c in ev.checks)
+        tail += f"; {j} judgement {'call' if j == 1 else 'calls'} stable over {'its' if j == 1 else 'their'} " \
+                f"declared range{'' if j == 1 else 's'}" if j else ""
         return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of parts {ids} passed{tail}",
                         parts)
     reason = "; ".join(f"{pd['id']}: {d.reason}" for pd, d in zip(parts, ds) if d.status == w.status)

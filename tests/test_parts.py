@@ -243,3 +243,12 @@ def test_mutants_of_a_not_checkable_claim_with_checks_are_judged_by_them():
     assert not judge_mutant(ref, {"status": "not-checkable", "reason": "r", "failed": [], "crashed": False})[0]
     assert not judge_mutant(dict(ref, checks=0), {"status": "refuted", "reason": "x", "failed": ["k"],
                                                   "crashed": False})[0]
+
+
+def test_verified_with_a_stable_judgement_says_so():
+    c = _claim_with([("a", ["j", "k1"])])
+    ev = _judged(0.03)
+    ev.extend(_ev(k1=True))
+    d = judge(c, ev, [])
+    assert d.status == "verified" and "1 judgement call stable over its declared range" in d.decided
+    assert "stable over its declared range" in judge(_claim_with([]), ev, []).decided  # no parts: the claim itself
