@@ -42,8 +42,7 @@ def _flip_line(c: Check) -> str:
     s = c.sensitivity
     lo, hi = s["declared_range"]
     return (f"judgement check `{c.key}` flips at {s['parameter']} = {_fmt(s['flips_at'])} inside its declared "
-            f"range [{_fmt(lo)}, {_fmt(hi)}] (at the nominal {_fmt(c.tolerance)} it "
-            f"{'passes' if c.passed else 'fails'})")
+            f"range [{_fmt(lo)}, {_fmt(hi)}] (it {'passes' if c.passed else 'fails'} at the nominal setting)")
 
 
 def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems: list[str]) -> Decision:
