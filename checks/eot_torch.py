@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from attnverify import context
-from attnverify.evidence import Evidence, Figure, Inconclusive, Table
+from attnverify.evidence import Erratum, Evidence, Figure, Inconclusive, Table
 
 EPS = np.finfo(np.float64).eps
 
@@ -416,6 +416,13 @@ def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
                         "the variance exactly when |E_p[g] - b*| < |b*|, b* = E_p[g w]/E_p[w], w_j = ||e_j - p||^2 "
                         "(Var X_0 - Var X_b = E_p[w](b*^2 - (b - b*)^2)/tau^2), e.g. whenever g carries a large "
                         "common offset; and backprop itself has no variance: the identity is between expectations.")
+        ev.errata.append(Erratum(
+            source="000_126cee95456ccd42.txt", equation="abstract ('a variance-reduced update rule')",
+            printed=r"\text{the advantage-based policy gradient is a variance-reduced update rule (for every } p, g)",
+            corrected=r"\operatorname{Var}X_0 - \operatorname{Var}X_b = \mathbb{E}_p[w]\,(b^{*2} - (b - b^*)^2)/\tau^2"
+                      r",\ b = \mathbb{E}_p[g],\ b^* = \frac{\mathbb{E}_p[g\,w]}{\mathbb{E}_p[w]},\ w_j = \|e_j - p\|^2"
+                      r":\ \text{variance-reduced iff } |b - b^*| < |b^*|",
+            note=f"Counterexample: {worse[0]}, where the baseline raises the variance by {float(-D):.4g} (exact)."))
     ev.tables.append(Table("EOT-PG: single-sample REINFORCE, total variance with and without the baseline b = E_p[g] "
                            "(exact values and paired Monte Carlo)",
                            ["case", "b = E_p g", "b* (optimal)", "Var X_0", "Var X_b", "MC Var X_0 - Var X_b", "s.e.",

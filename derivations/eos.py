@@ -27,7 +27,7 @@ from typing import Callable
 
 import sympy as sp
 
-from attnverify.evidence import Evidence, Inconclusive, full_simplify
+from attnverify.evidence import Erratum, Evidence, Inconclusive, full_simplify
 
 SRC = "002_45411e362948ee22.txt"
 
@@ -314,6 +314,17 @@ def _no_gap(ev: Evidence) -> None:
                     "and the telescoped formula forces the ||g_t||^2-weighted mean of these to 2/eta with no gap "
                     "when GD does not converge: the largest eigenvalue at those points is bounded only from below (its "
                     "weighted mean is at least 2/eta).")
+    if inside == [] and gap > 0:
+        ev.errata.append(Erratum(
+            source="002_45411e362948ee22.txt", equation="first abstract ('exact forcing of the Hessian eigenvalue "
+                                                         "with no gap')",
+            printed=r"\tilde H_t = \nabla^2 L(\xi_t),\ \xi_t \in (\theta_t, \theta_{t+1})\ \Rightarrow\ "
+                    r"\text{the forced curvature is the Hessian eigenvalue, no gap}",
+            corrected=r"\hat h_t = u_t^\top \nabla^2 L(\theta_t - \zeta_t\eta g_t)\,u_t \le "
+                      r"\lambda_{\max}\big(\nabla^2 L(\theta_t - \zeta_t\eta g_t)\big),\ u_t = g_t/\|g_t\|,\ "
+                      r"\zeta_t\in(0,1)\ \text{(a Rayleigh quotient; equality in } d = 1)",
+            note=f"d = 2 counterexample L = x^4/12 + y^2 (1-x)^2/2 from (-1, 0), eta = 3: Htilde_t is the Hessian at no "
+                 f"point of the step, and lambda_max exceeds hhat_t = {hh} by at least {gap} everywhere on it."))
 
 
 def _loss_formula_evidence(ev: Evidence, candidate: Callable | None = None) -> bool:
