@@ -176,7 +176,7 @@ def fig4(n_sentences: int | None = None) -> Evidence:
             + ("the quadratic cumulant brings lambda closer to lambda*." if r13.mean() < rest.mean() else
                "the quadratic cumulant does not bring lambda closer to lambda* here: Sigma = Cov_u(t) weighs every "
                "token equally, while the attention p~ that the exact solution tilts by is peaked."),
-            r"\lambda_{13} = lpha(I + lpha\Sigma)^{-1}z,\qquad \lambda_{13} - lpha z \in S")
+            r"\lambda_{13} = \alpha(I + \alpha\Sigma)^{-1}z,\qquad \lambda_{13} - \alpha z \in S")
     ev.tables.append(Table("FD-FIG4 per head (Fig 5 analogue): mean e_full / mean e_S",
                            ["layer"] + [f"head {h}" for h in range(H)],
                            [[k] + [f"{hm[k, h]:.3f} / {hr[k, h]:.3f}" for h in range(H)] for k in range(L)]))
