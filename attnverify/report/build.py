@@ -167,7 +167,8 @@ def _math_or_details(latex: str, what: str) -> list:
     s = shorten(latex, LONG)
     if s is None:
         return [MathBlock(latex)]
-    return [MathBlock(s), Details(plain(f"show full {what} ({len(latex)} characters of LaTeX)"), [MathBlock(latex)])]
+    head = Para(plain("(too long to show whole)"), cls="side") if s == "\\cdots" else MathBlock(s)
+    return [head, Details(plain(f"show full {what} ({len(latex)} characters of LaTeX)"), [MathBlock(latex)])]
 
 
 def _symbolic(c: dict) -> list:
@@ -263,14 +264,13 @@ def claim_page(c: dict, docs: Path) -> Page:
                 ("metric", lambda ch: _metric(ch, cid)),
                 ("value", lambda ch: [Math(ch["latex"]["residual"])] if (ch.get("latex") or {}).get("residual")
                  else _short_runs(value(ch["value"]))),
-                ("tolerance", lambda ch: value(ch["tolerance"])),
-                ("threshold", _sensitivity),
+                ("tolerance", lambda ch: value(ch["tolerance"]) + (
+                    [Text("; ")] + _sensitivity(ch) if ch.get("threshold_kind") == "judgement" else [])),
                 ("evidence", lambda ch: plain(ch["evidence"]) if ch.get("evidence") else []),
                 ("passed", lambda ch: plain("yes") if ch["passed"] else [Strong(plain("NO"))]),
                 ("why this tolerance", _why)]
         # a column no check fills (results from before a field existed) is left out
-        cols = [(h, f) for h, f in cols if h not in ("threshold", "evidence")
-                or any(f(ch) for ch in c["checks"])]
+        cols = [(h, f) for h, f in cols if h != "evidence" or any(f(ch) for ch in c["checks"])]
         rows = [Row([f(ch) for _, f in cols], cls="" if ch["passed"] else "fail") for ch in c["checks"]]
         blocks.append(Table([plain(h) for h, _ in cols], rows, cls="checks"))
         blocks += _symbolic(c)

@@ -157,18 +157,11 @@ def markdown(site: Site, run_json: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", out)
 
 
-def _md_to_html(src: str, here: str) -> Markup:
+def _md_to_html(src: str) -> Markup:
+    """A Markdown page (docs/README.md) as HTML: CommonMark with GFM tables, raw HTML escaped."""
     from markdown_it import MarkdownIt
 
-    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
-    tokens = parser.parse(src)
-    for t in tokens:  # the guide's links to the report go to the site's pages
-        for c in (t.children or []):
-            if c.type == "link_open":
-                h = c.attrGet("href") or ""
-                if h == "report.html" or h == "report.md":
-                    c.attrSet("href", posixpath.relpath("report.html", posixpath.dirname(here) or "."))
-    return Markup(parser.renderer.render(tokens, parser.options, {}))
+    return Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(src))
 
 
 def html_pages(site: Site, run_json: str) -> dict[str, str]:
@@ -195,7 +188,7 @@ def html_pages(site: Site, run_json: str) -> dict[str, str]:
         out[here] = t.render(site=site, page=p, here=here, href=href, up=up, prev=prev, next=nxt,
                              claims=order, sections=sections, page_path=lambda k, here=here: posixpath.relpath(
                                  page_path(k), posixpath.dirname(here) or "."),
-                             guide_html=_md_to_html(p.blocks[0].text, here) if p.key == "guide" else None,
+                             guide_html=_md_to_html(p.blocks[0].text) if p.key == "guide" else None,
                              asset=lambda path, here=here: posixpath.relpath(path, posixpath.dirname(here) or "."),
                              run_json=run_json)
     return out
