@@ -371,6 +371,7 @@ def test_coverage_and_abstracts_link_to_their_claims(fake_out):
     i = [m.start() for m in re.finditer(r"\((3|19|44)\)", p.text[p.text.index("Coverage"):])]
     assert i == sorted(i), "coverage rows are not in the paper's order"
     assert "Abstracts" in p.text and "GOAT also provides an EOT-based explanation of attention sinks" in p.text
+    assert "GOAT abstract" in p.text[p.text.index("Abstracts"):]
 
 
 def test_papers_are_cited_by_name_with_the_file_in_a_footnote(fake_out):

@@ -313,11 +313,11 @@ def _summary(res: dict, notes: _Notes) -> Table:
 def _errata(res: dict, notes: _Notes) -> list:
     if not res.get("errata"):
         return [Para(plain("None found."))]
-    rows = [Row([cite(e["source"], e.get("equation", ""), notes, short=True), plain(e["equation"]), [Math(e["printed"])],
-                 [Math(e["corrected"])], text(e.get("note", "")),
-                 [Link(plain(e["claim"]), page=claim_key(e["claim"]))]]) for e in res["errata"]]
+    rows = [Row([cite(e["source"], e.get("equation", ""), notes, short=True) + [Text(", " + e["equation"] + " (found by ")]
+                 + [Link(plain(e["claim"]), page=claim_key(e["claim"])), Text(")")],
+                 [Math(e["printed"])], [Math(e["corrected"])], text(e.get("note", ""))]) for e in res["errata"]]
     return [Para(plain("Printed equations that differ from what the derivation gives (computed, not transcribed).")),
-            Table([plain(h) for h in ("paper", "equation", "printed", "corrected", "note", "found by")], rows,
+            Table([plain(h) for h in ("where", "printed", "corrected", "note")], rows,
                   cls="errata")]
 
 
@@ -351,7 +351,12 @@ def _abstracts(res: dict, notes: _Notes) -> list:
     ab = res.get("abstracts")
     if not ab:
         return []
-    rows = [Row([cite(e.get("source", ""), "", notes, link=False, short=True), text(e.get("sentence", "")),
+    where = {c["id"]: (c.get("source") or {}).get("equation", "") for c in res["claims"]}
+
+    def location(e):  # which abstract of a seed: the one its claims cite ("second abstract")
+        return next((where[i.split("/")[0]] for i in e.get("claims") or [] if i.split("/")[0] in where), "")
+
+    rows = [Row([cite(e.get("source", ""), location(e), notes, link=False, short=True), text(e.get("sentence", "")),
                  _status_runs(e.get("status", "")), _claim_links(e.get("claims")), text(e.get("why_not", ""))])
             for e in ab]
     return [Heading(2, plain("Abstracts"), anchor="abstracts"),
