@@ -200,7 +200,7 @@ def _parts_table(c: dict, ev: dict) -> list:
                          _join([[Code(k)] for k in keys], " "), text(p.get("finding", "")),
                          plain(ev.get(p["id"], ""))],
                         cls="fail" if p.get("status") == "refuted" else "", anchor=anchor(p["id"])))
-    return [Heading(3, plain("Parts"), anchor=anchor(c["id"]) + "-parts"),
+    return [Heading(2, plain("Parts"), anchor=anchor(c["id"]) + "-parts"),
             Table([plain("part"), plain("statement"), plain("status"), plain("checks"), plain("finding"),
                    plain("strongest evidence")], rows, cls="parts")] + [
         Box("part " + p["id"], [MathBlock(p["statement"])], cls="partstmt") for p in parts if p.get("statement")]
@@ -210,7 +210,7 @@ def _invariance(c: dict) -> list:
     invs = c.get("invariance") or []
     if not invs:
         return []
-    out = [Heading(3, plain("Invariance"), anchor=anchor(c["id"]) + "-invariance")]
+    out = [Heading(2, plain("Invariance"), anchor=anchor(c["id"]) + "-invariance")]
     for inv in invs:
         par = inv.get("parameter", "parameter")
         rows = [Row([value(v.get("parameter")), value(v.get("metric"))]) for v in inv.get("values") or []]
