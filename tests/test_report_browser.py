@@ -210,10 +210,17 @@ def _pages(results: dict) -> list[str]:
     return ["report.html", *[f"claims/{c['id']}.html" for c in results["claims"]], "guide.html"]
 
 
-def _facts(browser, rel: str, width: int) -> tuple[dict, list[str]]:
+def _facts(browser, rel, width: int, narrow: int | None = None):
+    """The page's facts at ``width`` (and, relaid in the same tab, at ``narrow``) and its requests."""
     session, urls = browser.open(DOCS / rel, width=width)
     try:
-        return browser.js(session, PAGE_FACTS), urls
+        wide = browser.js(session, PAGE_FACTS)
+        if narrow is None:
+            return wide, urls
+        browser.call("Emulation.setDeviceMetricsOverride", session, width=narrow, height=900,
+                     deviceScaleFactor=1, mobile=False)
+        browser.js(session, "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        return wide, browser.js(session, PAGE_FACTS), urls
     finally:
         browser.close_tab(session)
 
@@ -225,8 +232,8 @@ def site(browser):
     results = json.loads((DOCS / "results.json").read_text())
     wide, narrow = {}, {}
     for rel in _pages(results):
-        wide[rel] = _facts(browser, rel, 1300)
-        narrow[rel] = _facts(browser, rel, 420)
+        w, n, urls = _facts(browser, rel, 1300, 420)
+        wide[rel], narrow[rel] = (w, urls), (n, urls)
     return results, wide, narrow
 
 
