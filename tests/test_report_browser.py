@@ -294,6 +294,8 @@ def test_every_link_lands(site):
     """Every link to a page of the site names a file that exists and an anchor on it."""
     _, wide, _ = site
     ids = {rel: set(p["ids"]) for rel, (p, _) in wide.items()}
+    dup = {rel: sorted({i for i in p["ids"] if p["ids"].count(i) > 1}) for rel, (p, _) in wide.items()}
+    assert {k: v for k, v in dup.items() if v} == {}, "an id is used twice on a page"
     bad = []
     for rel, (page, _) in wide.items():
         for href in page["links"]:

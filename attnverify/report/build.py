@@ -402,7 +402,7 @@ def index_page(res: dict) -> Page:
     notes = _Notes()
     run = res["run"]
     counts = [[Badge(k), Text(f" {v}")] for k, v in res["summary"].items()]
-    blocks = [Heading(1, plain("attnverify report"), anchor="top"),
+    blocks = [Heading(1, plain("attnverify report")),
               Para([Text(f"{len(res['claims'])} claims: ")] + _join(counts, " · ")
                    + [Text(f". Seed {run.get('seed')}, wall time {run.get('wall_time_s')} s; see "),
                       Link(plain("Run"), page="index", anchor="run"), Text(" for versions and timing.")]),
