@@ -123,6 +123,7 @@ def committed() -> dict:
 
 
 def _write(results: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     if (DOCS / "figures").is_dir():
         shutil.copytree(DOCS / "figures", out / "figures")
     shutil.copy(DOCS / "README.md", out / "README.md")
@@ -448,3 +449,9 @@ def test_copy_is_not_changed():
 
     with_papers(res)
     assert res == before
+
+
+def test_output_is_deterministic(tmp_path):
+    a, b = _write(fake_results(), tmp_path / "a"), _write(fake_results(), tmp_path / "b")
+    files = sorted(p.relative_to(a) for p in _files(a))
+    assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)

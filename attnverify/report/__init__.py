@@ -10,7 +10,6 @@ no script, no network). Figures stay in docs/figures and are linked, not copied.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from .. import atomic
@@ -53,12 +52,12 @@ def cleaned(obj):
 
 def markdown(results: dict, docs: Path = Path("docs")) -> str:
     site = build.site(results, Path(docs))
-    return _markdown(site, "")
+    return _markdown(site)
 
 
 def html_site(results: dict, docs: Path = Path("docs")) -> dict[str, str]:
     """{path relative to docs: HTML} for every page of the site."""
-    return html_pages(build.site(results, Path(docs)), "")
+    return html_pages(build.site(results, Path(docs)))
 
 
 def write_all(results: dict, docs: Path = Path("docs")) -> None:
@@ -67,8 +66,8 @@ def write_all(results: dict, docs: Path = Path("docs")) -> None:
     res = with_papers(cleaned(results))
     site = build.site(res, docs)
     atomic.write_text(docs / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
-    atomic.write_text(docs / "report.md", _markdown(site, ""))
-    pages = html_pages(site, "")
+    atomic.write_text(docs / "report.md", _markdown(site))
+    pages = html_pages(site)
     claims = docs / "claims"
     if claims.is_dir():  # a claim no longer reported leaves no stale page behind
         for old in claims.glob("*.html"):

@@ -6,12 +6,12 @@ and a results dict from before (no ``quote``, ``parts``, ``latex``, ...) renders
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from ..evidence import slug
 from . import papers
 from .model import (Badge, Box, Code, Details, Figure, Heading, Items, Link, Math, MathBlock, Note, Page, Para,
-                    Pre, Quote, Row, Site, Strong, Table, Text, fmt, formula, plain, shorten, text, value)
+                    Quote, Row, Site, Strong, Table, Text, fmt, formula, plain, shorten, text, value)
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
@@ -31,11 +31,6 @@ def claim_key(cid: str) -> str:
 def strongest(kinds) -> str:
     ks = [k for k in kinds if k in EVIDENCE_ORDER]
     return min(ks, key=EVIDENCE_ORDER.index) if ks else ""
-
-
-def weakest(kinds) -> str:
-    ks = [k for k in kinds if k in EVIDENCE_ORDER]
-    return max(ks, key=EVIDENCE_ORDER.index) if ks else ""
 
 
 class _Notes:
@@ -105,10 +100,6 @@ def _join(runs: list[list], sep: str = ", ") -> list:
     return out
 
 
-def _status_runs(status: str) -> list:
-    return [Badge(status)]
-
-
 def _sensitivity(ch: dict) -> list:
     """The threshold cell: numerical, or a judgement with the range it was tested over."""
     kind = ch.get("threshold_kind", "")
@@ -132,7 +123,7 @@ def _why(ch: dict) -> list:
     return runs
 
 
-def _check_cell(ch: dict, cid: str) -> list:
+def _check_cell(ch: dict) -> list:
     runs = text(ch["name"])
     if ch.get("key"):
         runs += [Text(" "), Code(ch["key"])]
@@ -159,7 +150,7 @@ def _short_runs(runs: list) -> list:
 
 
 def _sym_anchor(cid: str, ch: dict) -> str:
-    return f"{anchor(cid)}-sym-{ch.get('key') or abs(hash(ch['name'])) % 10**8}"
+    return f"{anchor(cid)}-sym-{ch.get('key') or slug(ch['name'])}"
 
 
 def _math_or_details(latex: str, what: str) -> list:
@@ -196,7 +187,7 @@ def _parts_table(c: dict, ev: dict) -> list:
     rows = []
     for p in parts:
         keys = p.get("checks") or []
-        rows.append(Row([[Strong(plain(p["id"]))], text(p.get("title", "")), _status_runs(p.get("status", "")),
+        rows.append(Row([[Strong(plain(p["id"]))], text(p.get("title", "")), [Badge(p.get("status", ""))],
                          _join([[Code(k)] for k in keys], " "), text(p.get("finding", "")),
                          plain(ev.get(p["id"], ""))],
                         cls="fail" if p.get("status") == "refuted" else "", anchor=anchor(p["id"])))
@@ -258,7 +249,7 @@ def claim_page(c: dict, docs: Path) -> Page:
                              for s in c["derivation"]], ordered=True, cls="derivation"))
     if c["checks"]:
         blocks.append(Heading(2, plain("Checks"), anchor=a + "-checks"))
-        cols = [("check", lambda ch: _check_cell(ch, cid)),
+        cols = [("check", _check_cell),
                 ("method", lambda ch: plain(ch["method"] + (f" · {ch['numerical_class']}"
                                                             if ch.get("numerical_class") else ""))),
                 ("metric", lambda ch: _metric(ch, cid)),
@@ -298,11 +289,11 @@ def _summary(res: dict, notes: _Notes) -> Table:
         rows.append(Row([[Link(plain(c["id"]), page=claim_key(c["id"]))], text(c["title"]),
                          cite(src.get("seed", ""), src.get("equation", ""), notes, link=False, short=True)
                          + [Text(", " + src.get("equation", ""))],
-                         _status_runs(c["status"]), decided(c), plain(ev.get(c["id"], ""))],
+                         [Badge(c["status"])], decided(c), plain(ev.get(c["id"], ""))],
                         cls="claim", anchor="summary-" + anchor(c["id"])))
         for p in c.get("parts") or []:
             rows.append(Row([[Text("↳ "), Link(plain(p["id"]), page=claim_key(c["id"]), anchor=anchor(p["id"]))],
-                             text(p.get("title", "")), [], _status_runs(p.get("status", "")),
+                             text(p.get("title", "")), [], [Badge(p.get("status", ""))],
                              text(p.get("finding", "")) if p.get("status") != "verified" else
                              [Text(f"{len(p.get('checks') or [])} checks passed")],
                              plain(ev.get(p["id"], ""))], cls="part"))
@@ -336,7 +327,7 @@ def _coverage(res: dict, notes: _Notes) -> list:
         for e in (e for e in cov if e.get("source", "") == s):
             rows.append(Row([cite(s, e.get("equation", ""), notes, link=False, short=True), plain(e.get("equation", "")),
                              formula(e.get("printed", "")) if e.get("printed") else [],
-                             _status_runs(e.get("status", "")), _claim_links(e.get("claims")),
+                             [Badge(e.get("status", ""))], _claim_links(e.get("claims")),
                              text(e.get("how") or e.get("why_not") or "")],
                             cls="fail" if e.get("status") == "not-checked" else ""))
     counts = {k: sum(e.get("status") == k for e in cov) for k in ("checked", "erratum", "not-checked")}
@@ -357,7 +348,7 @@ def _abstracts(res: dict, notes: _Notes) -> list:
         return next((where[i.split("/")[0]] for i in e.get("claims") or [] if i.split("/")[0] in where), "")
 
     rows = [Row([cite(e.get("source", ""), location(e), notes, link=False, short=True), text(e.get("sentence", "")),
-                 _status_runs(e.get("status", "")), _claim_links(e.get("claims")), text(e.get("why_not", ""))])
+                 [Badge(e.get("status", ""))], _claim_links(e.get("claims")), text(e.get("why_not", ""))])
             for e in ab]
     return [Heading(2, plain("Abstracts"), anchor="abstracts"),
             Para(plain("Each sentence of the abstracts, and the claims that check it.")),
@@ -443,7 +434,3 @@ def site(res: dict, docs: Path) -> Site:
     pages = [index_page(res)] + [claim_page(c, docs) for c in res["claims"]]
     g = guide_page(docs)
     return Site(pages + ([g] if g else []))
-
-
-def run_json(run: dict) -> Pre:
-    return Pre(json.dumps(run, indent=1, ensure_ascii=False))

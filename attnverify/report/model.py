@@ -156,12 +156,6 @@ class Box:
 
 
 @dataclass
-class Pre:
-    text: str
-    kind: str = "pre"
-
-
-@dataclass
 class MarkdownSource:
     """A Markdown page kept as written (docs/README.md): HTML renders it with markdown-it."""
 

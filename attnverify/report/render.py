@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from .model import Page, Site
+from .model import Site
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATUS_COLOUR = {"verified": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700",
@@ -145,14 +145,14 @@ def _md_href(link, site: Site) -> str:
     return "#summary"
 
 
-def markdown(site: Site, run_json: str) -> str:
+def markdown(site: Site) -> str:
     """report.md: the index, then every claim, in one file; footnotes at the end."""
     notes = {}
     for p in site.pages:
         for n in p.notes:
             notes.setdefault(n["label"], n["runs"])
     t = env("md").get_template("report.md.j2")
-    out = t.render(site=site, pages=[p for p in site.pages if p.key != "guide"], run_json=run_json,
+    out = t.render(site=site, pages=[p for p in site.pages if p.key != "guide"],
                    href=lambda link: _md_href(link, site), notes=notes)
     return re.sub(r"\n{3,}", "\n\n", out)
 
@@ -164,7 +164,7 @@ def _md_to_html(src: str) -> Markup:
     return Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(src))
 
 
-def html_pages(site: Site, run_json: str) -> dict[str, str]:
+def html_pages(site: Site) -> dict[str, str]:
     """Every page of the HTML site: {path relative to docs: text}."""
     t = env("html").get_template("page.html.j2")
     order = [p for p in site.pages if p.key.startswith("claim:")]
@@ -173,7 +173,6 @@ def html_pages(site: Site, run_json: str) -> dict[str, str]:
     out = {}
     for p in site.pages:
         here = page_path(p.key)
-        up = posixpath.relpath(".", posixpath.dirname(here) or ".")
 
         def href(link, here=here):
             if link.href:
@@ -185,10 +184,9 @@ def html_pages(site: Site, run_json: str) -> dict[str, str]:
         i = order.index(p) if p in order else None
         prev = order[i - 1] if i else None
         nxt = order[i + 1] if i is not None and i + 1 < len(order) else None
-        out[here] = t.render(site=site, page=p, here=here, href=href, up=up, prev=prev, next=nxt,
+        out[here] = t.render(site=site, page=p, href=href, prev=prev, next=nxt,
                              claims=order, sections=sections, page_path=lambda k, here=here: posixpath.relpath(
                                  page_path(k), posixpath.dirname(here) or "."),
                              guide_html=_md_to_html(p.blocks[0].text) if p.key == "guide" else None,
-                             asset=lambda path, here=here: posixpath.relpath(path, posixpath.dirname(here) or "."),
-                             run_json=run_json)
+                             asset=lambda path, here=here: posixpath.relpath(path, posixpath.dirname(here) or "."))
     return out
