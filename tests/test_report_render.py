@@ -320,7 +320,7 @@ def test_claim_page_opens_with_the_quote_then_made_precise_then_verdict(fake_out
     assert "What decided it: FD-19/T5: the T5 logits differ (check t5-logits)" in t
     assert "decided by: checks.t5_identity:logits, derivations.fd19:bert" in t
     assert "FD-19/T5 ¶ T5 as (16) | printed refuted t5-logits printed form misses the bias statistical" in t
-    assert "strongest evidence: proof" in t  # the strongest check behind the claim
+    assert "strongest evidence: statistical" in t  # the refutation rests on the failing check
     assert "judgement: threshold in [0.05, 0.2]: flips at 0.111" in t
     assert "Range: what 'nearly' means in this literature" in t
     assert "t5-logits" in t and "statistical" in t
@@ -455,3 +455,11 @@ def test_output_is_deterministic(tmp_path):
     a, b = _write(fake_results(), tmp_path / "a"), _write(fake_results(), tmp_path / "b")
     files = sorted(p.relative_to(a) for p in _files(a))
     assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+def test_evidence_behind_a_refutation_is_that_of_the_failing_checks():
+    c = fake_results()["claims"][1]
+    c.pop("evidence_by_part")
+    ev = build.evidence_by_part(c)
+    assert ev["FD-19"] == "statistical"  # the failing t5-logits check, not the passing proof
+    assert ev["FD-19/BERT"] == "proof" and ev["FD-19/T5"] == "statistical"

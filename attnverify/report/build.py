@@ -66,13 +66,20 @@ def _checks_of(c: dict, keys) -> list[dict]:
     return [ch for ch in c["checks"] if ch.get("key") in keys or ch["name"] in keys]
 
 
+def _behind(checks: list[dict]) -> str:
+    """The strongest evidence behind a verdict: of the failing checks if any failed (a refutation
+    rests on them), else of all."""
+    failed = [ch for ch in checks if not ch["passed"]]
+    return strongest(ch.get("evidence", "") for ch in (failed or checks))
+
+
 def evidence_by_part(c: dict) -> dict[str, str]:
     """The strongest kind of evidence behind the claim and each of its parts: the claim's own
     ``evidence_by_part`` where given, else computed from the checks' ``evidence``."""
     given = c.get("evidence_by_part") or {}
-    out = {c["id"]: given.get(c["id"]) or strongest(ch.get("evidence", "") for ch in c["checks"])}
+    out = {c["id"]: given.get(c["id"]) or _behind(c["checks"])}
     for p in c.get("parts") or []:
-        out[p["id"]] = given.get(p["id"]) or strongest(ch.get("evidence", "") for ch in _checks_of(c, p.get("checks")))
+        out[p["id"]] = given.get(p["id"]) or _behind(_checks_of(c, p.get("checks")))
     return out
 
 
