@@ -369,9 +369,9 @@ def _papers(res: dict, notes: _Notes) -> list:
         if p.anchor in seen:
             continue
         seen.add(p.anchor)
-        runs = [Strong(plain(p.cite()))]
-        runs += [Text(f". {p.kind}. Authors: {p.authors}. Year: {p.year}. Identifier: {p.identifier}. File: "),
-                 Code(p.seed)] + ([Text(f", {p.abstract} abstract")] if p.abstract else []) + [Text(".")]
+        runs = [Strong(plain(p.cite())), Text(f" ({p.kind}). Authors: {p.authors}; year: {p.year}; "
+                                              f"identifier: {p.identifier}; file: "), Code(p.seed)]
+        runs += ([Text(f", {p.abstract} abstract")] if p.abstract else []) + [Text(".")]
         if p.see:
             runs += [Text(" See: " + p.see + ".")]
         items.append([Para(runs, cls="anchored", anchor=p.anchor)])
