@@ -17,7 +17,9 @@ STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
 # with an error argument, sampling
 EVIDENCE_ORDER = ("proof", "certificate", "float", "statistical")
-LONG = 160  # characters of LaTeX shown before "show full"
+# characters of LaTeX shown before a long formula is shortened: in a table cell (which cannot hold
+# a toggle), and as display maths (about a line; the full form behind "show full")
+LONG_CELL, LONG = 160, 400
 
 
 def anchor(cid: str) -> str:
@@ -149,7 +151,7 @@ def _short_runs(runs: list) -> list:
     """A table cell cannot hold a toggle: a long formula in a cell is cut to a valid shorter form."""
     out = []
     for r in runs:
-        if isinstance(r, Math) and (s := shorten(r.latex, LONG)) is not None:
+        if isinstance(r, Math) and (s := shorten(r.latex, LONG_CELL)) is not None:
             out += [Math(s), Text(f" (shortened from {len(r.latex)} characters)")]
         else:
             out.append(r)
