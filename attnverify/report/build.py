@@ -167,7 +167,7 @@ def _math_or_details(latex: str, what: str) -> list:
     s = shorten(latex, LONG)
     if s is None:
         return [MathBlock(latex)]
-    head = Para(plain("(too long to show whole)"), cls="side") if s == "\\cdots" else MathBlock(s)
+    head = Para(plain("(too long to show whole)"), cls="placeholder") if s == "\\cdots" else MathBlock(s)
     return [head, Details(plain(f"show full {what} ({len(latex)} characters of LaTeX)"), [MathBlock(latex)])]
 
 
@@ -180,12 +180,14 @@ def _symbolic(c: dict) -> list:
         lx = ch["latex"]
         blocks = [Para([Strong(text(ch["name"]))] + ([Text(" "), Code(ch["key"])] if ch.get("key") else []),
                        cls="anchored", anchor=_sym_anchor(c["id"], ch))]
-        blocks += [Para(plain("left side:"), cls="side")] + _math_or_details(lx.get("lhs", ""), "left side")
-        blocks += [Para(plain("right side:"), cls="side")] + _math_or_details(lx.get("rhs", ""), "right side")
-        blocks += [Para(plain("left − right, as SymPy reduced it (the identity holds when this is 0):"), cls="side")]
-        blocks += _math_or_details(lx.get("residual", ""), "residual")
+        blocks += [Para(plain("left side"), cls="side")] + _math_or_details(lx.get("lhs", ""), "left side")
+        blocks += [Para(plain("right side"), cls="side")] + _math_or_details(lx.get("rhs", ""), "right side")
+        blocks += [Para(plain("residual"), cls="side")] + _math_or_details(lx.get("residual", ""), "residual")
         items.append(blocks)
     return [Heading(3, plain("What the symbolic checks compared"), anchor=anchor(c["id"]) + "-symbolic"),
+            Para(plain("For each symbolic identity, the two sides as they were compared, and the residual "
+                       "(left side − right side) as SymPy reduced it: the identity holds when the residual is 0."),
+                 cls="legend"),
             Items(items, cls="symbolic")]
 
 
