@@ -98,8 +98,12 @@ def decided(c: dict) -> list:
         return [Text("failed: ")] + _join([text(ch["name"]) for ch in failed[:3]]) + (
             [Text(f" and {len(failed) - 3} more")] if len(failed) > 3 else [])
     if c["status"] == "verified":
-        return [Text(f"all {len(c['checks'])} checks passed")]
+        return [Text(_passed(len(c["checks"])))]
     return text(c.get("reason", ""))
+
+
+def _passed(n: int) -> str:
+    return "the check passed" if n == 1 else f"all {n} checks passed"
 
 
 def _join(runs: list[list], sep: str = ", ") -> list:
@@ -306,7 +310,7 @@ def _summary(res: dict, notes: _Notes) -> Table:
             rows.append(Row([[Text("↳ "), Link(plain(p["id"]), page=claim_key(c["id"]), anchor=anchor(p["id"]))],
                              text(p.get("title", "")), [], [Badge(p.get("status", ""))],
                              text(p.get("finding", "")) if p.get("status") != "verified" else
-                             [Text(f"{len(p.get('checks') or [])} checks passed")],
+                             [Text(_passed(len(p.get("checks") or [])))],
                              plain(ev.get(p["id"], ""))], cls="part"))
     return Table([plain(h) for h in ("ID", "claim", "paper", "status", "what decided it", "strongest evidence")],
                  rows, cls="summary")
