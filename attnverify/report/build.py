@@ -10,8 +10,9 @@ from pathlib import Path
 
 from ..evidence import slug
 from . import papers
-from .model import (Badge, Box, Code, Details, Figure, Heading, Items, Link, Math, MathBlock, Note, Page, Para,
-                    Quote, Row, Site, Strong, Table, Text, fmt, formula, plain, shorten, text, value)
+from .model import (Badge, Box, Code, Details, Figure, Heading, Items, Link, MarkdownSource, Math, MathBlock, Note,
+                    Page, Para,
+                    Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, plain, shorten, text, value)
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
@@ -435,17 +436,16 @@ def index_page(res: dict) -> Page:
     return Page("index", "attnverify report", blocks, notes=notes.items)
 
 
-def guide_page(docs: Path) -> Page | None:
-    from .model import MarkdownSource, clean
-    readme = docs / "README.md"
-    if not readme.is_file():
-        readme = Path(__file__).resolve().parents[2] / "docs" / "README.md"
-    if not readme.is_file():
-        return None
-    return Page("guide", "How to read this report", [MarkdownSource(clean(readme.read_text(encoding="utf-8")))])
+def guide_page(docs: Path) -> Page:
+    """docs/README.md as the page "How to read this report" (the project's copy if the output
+    folder has none)."""
+    for readme in (docs / "README.md", Path(__file__).resolve().parents[2] / "docs" / "README.md"):
+        if readme.is_file():
+            return Page("guide", "How to read this report", [MarkdownSource(clean(readme.read_text(encoding="utf-8")))])
+    return Page("guide", "How to read this report",
+                [MarkdownSource("# How to read this report\n\nThis page is the project's `docs/README.md`, "
+                                "which was not found when the report was written.\n")])
 
 
 def site(res: dict, docs: Path) -> Site:
-    pages = [index_page(res)] + [claim_page(c, docs) for c in res["claims"]]
-    g = guide_page(docs)
-    return Site(pages + ([g] if g else []))
+    return Site([index_page(res)] + [claim_page(c, docs) for c in res["claims"]] + [guide_page(docs)])
