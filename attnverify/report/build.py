@@ -11,8 +11,8 @@ from pathlib import Path
 from ..evidence import slug
 from . import papers
 from .model import (Badge, Box, Code, Details, Figure, Heading, Items, Link, MarkdownSource, Math, MathBlock, Note,
-                    Page, Para,
-                    Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, plain, shorten, text, value)
+                    Page, Para, Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, plain, shorten, text,
+                    value)
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
