@@ -58,7 +58,8 @@ def fake_results() -> dict:
         "decided_by": ["checks.t5_identity:logits", "derivations.fd19:bert"],
         "finding": "The BERT half holds; T5 needs the bias inside the exponent.",
         "parts": [
-            {"id": "FD-19/BERT", "title": "BERT as (16)", "statement": r"a = b", "status": "verified",
+            {"id": "FD-19/BERT", "title": "BERT as (16)", "status": "verified",
+             "statement": r"the BERT layer equals (16) with $\alpha = 1$ for every input",
              "checks": ["bert-identity"], "finding": ""},
             {"id": "FD-19/T5", "title": "T5 as (16) | printed", "statement": r"c = d", "status": "refuted",
              "checks": ["t5-logits"], "finding": "printed form misses the bias"},
@@ -463,3 +464,11 @@ def test_evidence_behind_a_refutation_is_that_of_the_failing_checks():
     ev = build.evidence_by_part(c)
     assert ev["FD-19"] == "statistical"  # the failing t5-logits check, not the passing proof
     assert ev["FD-19/BERT"] == "proof" and ev["FD-19/T5"] == "statistical"
+
+
+def test_part_statements_in_prose_are_paragraphs_and_keys_link_to_their_rows(fake_out):
+    html = (fake_out / "claims" / "FD-19.html").read_text()
+    part = html[html.index("part FD-19/BERT"):]
+    assert part.index("<p>the BERT layer equals (16) with <math") < part.index("</div>")
+    assert 'href="#fd-19-check-t5-logits"' in html and 'id="fd-19-check-t5-logits"' in html
+    assert build.statement(r"\alpha = 1,\ \text{for any learning rate and every seed}")[0].kind == "mathblock"

@@ -6,15 +6,15 @@ and a results dict from before (no ``quote``, ``parts``, ``latex``, ...) renders
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..evidence import slug
 from . import papers
-from .model import (Badge, Box, Code, Details, Figure, Heading, Items, Link, MarkdownSource, Math, MathBlock, Note,
+from .model import (CMD, Badge, Box, Code, Details, Figure, Heading, Items, Link, MarkdownSource, Math, MathBlock, Note,
                     Page, Para, Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, plain, shorten, text,
                     value)
 
-STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
 # with an error argument, sampling
 EVIDENCE_ORDER = ("proof", "certificate", "float", "statistical")
@@ -41,7 +41,7 @@ class _Notes:
 
     def __init__(self):
         self.labels: list[str] = []
-        self.items: list[list] = []
+        self.items: list[dict] = []  # {"label", "runs"}
 
     def ref(self, seed: str, location: str = "") -> list:
         p = papers.lookup(seed, location)
@@ -120,7 +120,7 @@ def _sensitivity(ch: dict) -> list:
     s = ch.get("sensitivity")
     if kind != "judgement" or not s:
         return plain(kind) if kind else []
-    lo, hi = (s.get("declared_range") or [None, None]) + [None] * (2 - len(s.get("declared_range") or []))
+    lo, hi = (list(s.get("declared_range") or []) + [None, None])[:2]
     runs = [Strong(plain("judgement")), Text(f": {s.get('parameter', '?')} in [{fmt(lo)}, {fmt(hi)}]: ")]
     if s.get("verdict_over_range") == "flips" or s.get("flips_at") is not None:
         runs.append(Strong(plain(f"flips at {fmt(s.get('flips_at'))}")))
@@ -137,6 +137,31 @@ def _why(ch: dict) -> list:
     return runs
 
 
+_TEXT_GROUP = re.compile(r"\\(?:text|textrm|mathrm|operatorname|mbox)\{[^{}]*\}")
+_WORDS = re.compile(r"(?:\b[A-Za-z]{3,}\b[\s,;:]+){3}[A-Za-z]{3,}")
+
+
+def statement(s: str) -> list:
+    """A statement: LaTeX as display maths, or, if it is prose (a run of four words outside any
+    \\text{...} and command, or $...$ inside), a paragraph with its maths inline."""
+    s = s or ""
+    if "$" in s or _WORDS.search(CMD.sub(" ", _TEXT_GROUP.sub(" ", s))):
+        return [Para(text(s))]
+    return [MathBlock(s)]
+
+
+def _check_slug(c: dict, ch: dict) -> str:
+    """The check's key (its name's slug in results from before keys), numbered if repeated."""
+    bases = [x.get("key") or slug(x["name"]) for x in c["checks"]]
+    i = next(j for j, x in enumerate(c["checks"]) if x is ch)
+    n = bases[:i].count(bases[i])
+    return bases[i] + (f"-{n + 1}" if n else "")
+
+
+def _check_anchor(c: dict, ch: dict) -> str:
+    return f"{anchor(c['id'])}-check-{_check_slug(c, ch)}"
+
+
 def _check_cell(ch: dict) -> list:
     runs = text(ch["name"])
     if ch.get("key"):
@@ -144,10 +169,10 @@ def _check_cell(ch: dict) -> list:
     return runs
 
 
-def _metric(ch: dict, cid: str) -> list:
+def _metric(c: dict, ch: dict) -> list:
     if ch.get("latex") and ch["metric"].startswith("simplify("):
         return [Text("left side − right side, "),
-                Link(plain("compared below"), page=claim_key(cid), anchor=_sym_anchor(cid, ch))]
+                Link(plain("compared below"), page=claim_key(c["id"]), anchor=_sym_anchor(c, ch))]
     runs = formula(ch["metric"])
     return _short_runs(runs)
 
@@ -163,8 +188,8 @@ def _short_runs(runs: list) -> list:
     return out
 
 
-def _sym_anchor(cid: str, ch: dict) -> str:
-    return f"{anchor(cid)}-sym-{ch.get('key') or slug(ch['name'])}"
+def _sym_anchor(c: dict, ch: dict) -> str:
+    return f"{anchor(c['id'])}-sym-{_check_slug(c, ch)}"
 
 
 def _math_or_details(latex: str, what: str) -> list:
@@ -184,7 +209,7 @@ def _symbolic(c: dict) -> list:
     for ch in rows:
         lx = ch["latex"]
         blocks = [Para([Strong(text(ch["name"]))] + ([Text(" "), Code(ch["key"])] if ch.get("key") else []),
-                       cls="anchored", anchor=_sym_anchor(c["id"], ch))]
+                       cls="anchored", anchor=_sym_anchor(c, ch))]
         blocks += [Para(plain("left side"), cls="side")] + _math_or_details(lx.get("lhs", ""), "left side")
         blocks += [Para(plain("right side"), cls="side")] + _math_or_details(lx.get("rhs", ""), "right side")
         blocks += [Para(plain("residual"), cls="side")] + _math_or_details(lx.get("residual", ""), "residual")
@@ -204,13 +229,15 @@ def _parts_table(c: dict, ev: dict) -> list:
     for p in parts:
         keys = p.get("checks") or []
         rows.append(Row([[Strong(plain(p["id"]))], text(p.get("title", "")), [Badge(p.get("status", ""))],
-                         _join([[Code(k)] for k in keys], " "), text(p.get("finding", "")),
+                         _join([[Link([Code(k)], page=claim_key(c["id"]), anchor=_check_anchor(c, ch))]
+                                if (ch := next(iter(_checks_of(c, [k])), None)) else [Code(k)] for k in keys], " "),
+                         text(p.get("finding", "")),
                          plain(ev.get(p["id"], ""))],
                         cls="fail" if p.get("status") == "refuted" else "", anchor=anchor(p["id"])))
     return [Heading(2, plain("Parts"), anchor=anchor(c["id"]) + "-parts"),
             Table([plain("part"), plain("statement"), plain("status"), plain("checks"), plain("finding"),
                    plain("strongest evidence")], rows, cls="parts")] + [
-        Box("part " + p["id"], [MathBlock(p["statement"])], cls="partstmt") for p in parts if p.get("statement")]
+        Box("part " + p["id"], statement(p["statement"]), cls="partstmt") for p in parts if p.get("statement")]
 
 
 def _invariance(c: dict) -> list:
@@ -244,7 +271,7 @@ def claim_page(c: dict, docs: Path) -> Page:
         blocks.append(Quote([Para(text(q.get("text", "")))],
                             cite=[Text("The paper's words: ")] + cite(qsrc, q.get("location", src.get("equation", "")), notes)
                             + [Text(f", {q.get('location', '')}")]))
-    blocks.append(Box("made precise as" if q else "statement (our formalisation)", [MathBlock(c["statement"])],
+    blocks.append(Box("made precise as" if q else "statement (our formalisation)", statement(c["statement"]),
                       cls="stmt", anchor=a + "-statement"))
     if c.get("reading"):
         blocks.append(Para([Strong(plain("What our reading adds.")), Text(" ")] + text(c["reading"])))
@@ -268,7 +295,7 @@ def claim_page(c: dict, docs: Path) -> Page:
         cols = [("check", _check_cell),
                 ("method", lambda ch: plain(ch["method"] + (f" · {ch['numerical_class']}"
                                                             if ch.get("numerical_class") else ""))),
-                ("metric", lambda ch: _metric(ch, cid)),
+                ("metric", lambda ch: _metric(c, ch)),
                 ("value", lambda ch: [Math(ch["latex"]["residual"])] if (ch.get("latex") or {}).get("residual")
                  else _short_runs(value(ch["value"]))),
                 ("tolerance", lambda ch: value(ch["tolerance"]) + (
@@ -278,7 +305,8 @@ def claim_page(c: dict, docs: Path) -> Page:
                 ("why this tolerance", _why)]
         # a column no check fills (results from before a field existed) is left out
         cols = [(h, f) for h, f in cols if h != "evidence" or any(f(ch) for ch in c["checks"])]
-        rows = [Row([f(ch) for _, f in cols], cls="" if ch["passed"] else "fail") for ch in c["checks"]]
+        rows = [Row([f(ch) for _, f in cols], cls="" if ch["passed"] else "fail", anchor=_check_anchor(c, ch))
+                for ch in c["checks"]]
         blocks.append(Table([plain(h) for h, _ in cols], rows, cls="checks"))
         blocks += _symbolic(c)
     if c.get("tables"):
