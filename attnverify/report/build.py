@@ -376,7 +376,7 @@ def _coverage(res: dict, notes: _Notes) -> list:
                             cls="fail" if e.get("status") == "not-checked" else ""))
     counts = {k: sum(e.get("status") == k for e in cov) for k in ("checked", "erratum", "not-checked")}
     return [Heading(2, plain("Coverage"), anchor="coverage"),
-            Para(plain(f"Every numbered equation and displayed statement of the papers, in the papers' order: "
+            Para(plain(f"The papers' equations and displayed statements, in the papers' order: "
                        f"{counts['checked']} checked, {counts['erratum']} errata, {counts['not-checked']} not checked.")),
             Table([plain(h) for h in ("paper", "equation", "printed", "status", "checked by", "how, or why not")],
                   rows, cls="coverage")]
