@@ -61,18 +61,19 @@ def html_site(results: dict, docs: Path = Path("docs")) -> dict[str, str]:
 
 
 def write_all(results: dict, docs: Path = Path("docs")) -> None:
+    """Write results.json, report.md and the HTML site into ``docs``.
+
+    Everything is rendered before anything is written, and each file is replaced atomically
+    (:mod:`attnverify.atomic`): a failure while rendering leaves the previous files whole.
+    """
     docs = Path(docs)
-    docs.mkdir(parents=True, exist_ok=True)
     res = with_papers(cleaned(results))
     site = build.site(res, docs)
-    atomic.write_text(docs / "results.json", json.dumps(res, indent=1, ensure_ascii=False) + "\n")
-    atomic.write_text(docs / "report.md", _markdown(site))
-    pages = html_pages(site)
-    claims = docs / "claims"
-    if claims.is_dir():  # a claim no longer reported leaves no stale page behind
-        for old in claims.glob("*.html"):
-            if f"claims/{old.name}" not in pages:
-                old.unlink()
-    for rel, text in pages.items():
+    files = {"results.json": json.dumps(res, indent=1, ensure_ascii=False) + "\n", "report.md": _markdown(site)}
+    files.update(html_pages(site))
+    files["report.css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    for rel, text in files.items():
         atomic.write_text(docs / rel, text)
-    atomic.write_bytes(docs / "report.css", (TEMPLATES / "report.css").read_bytes())
+    for old in (docs / "claims").glob("*.html"):  # a claim no longer reported leaves no stale page
+        if f"claims/{old.name}" not in files:
+            old.unlink()
