@@ -165,11 +165,12 @@ def _show(v) -> str:
     return s if len(s) <= 120 else s[:117] + "..."
 
 
-def _keyed_checks(checks: list[dict]) -> dict[str, dict]:
-    """Checks by key; a record without keys (an old baseline) by name and order among equal names."""
+def _keyed_checks(checks: list[dict], by_name: bool = False) -> dict[str, dict]:
+    """Checks by key; with ``by_name`` (one side is a record from before keys existed) by name and
+    order among equal names."""
     seen, out = Counter(), {}
     for ch in checks:
-        k = ch.get("key") or ch["name"]
+        k = ch["name"] if by_name or not ch.get("key") else ch["key"]
         out[k + (f" (#{seen[k] + 1})" if seen[k] else "")] = ch
         seen[k] += 1
     return out
@@ -207,7 +208,8 @@ def compare_claim(old: dict, new: dict, same_environment: bool = True) -> list[C
             out.append(Change(cid, pid, "status", op.get("status"), nparts[pid].get("status")))
         elif pid not in nparts:
             out.append(Change(cid, pid, "part", "recorded", "no longer recorded"))
-    o, n = _keyed_checks(old.get("checks", [])), _keyed_checks(new.get("checks", []))
+    by_name = not all(ch.get("key") for ch in old.get("checks", []) + new.get("checks", []))
+    o, n = _keyed_checks(old.get("checks", []), by_name), _keyed_checks(new.get("checks", []), by_name)
     for k, och in o.items():
         nch = n.get(k)
         if nch is None:
