@@ -124,6 +124,9 @@ class Evidence:
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # empirical claims: [{"transformation", "leaves_unchanged", "parameter", "values": [{"parameter", "metric"}],
+    # "conclusion"}]: a transformation that leaves the model unchanged, and the metric along it
+    invariance: list[dict] = field(default_factory=list)
     finding: str = ""  # for a refuted claim: what is true instead
 
     # -- building helpers -------------------------------------------------
@@ -194,6 +197,7 @@ class Evidence:
         self.figures += other.figures
         self.tables += other.tables
         self.notes += other.notes
+        self.invariance += other.invariance
         if other.finding:
             self.finding = (self.finding + " " + other.finding).strip()
 

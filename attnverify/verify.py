@@ -64,6 +64,7 @@ def run_claim(claim: Claim, log=print) -> dict:
         "figures": [{"path": f.path, "caption": f.caption} for f in ev.figures],
         "tables": [{"caption": t.caption, "header": t.header, "rows": t.rows} for t in ev.tables],
         "notes": ev.notes,
+        "invariance": ev.invariance,
         "errata": [e.__dict__ for e in ev.errata],
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "_crashed": crashed,  # not written out: tells the cache not to keep this result

@@ -1,0 +1,126 @@
+r"""FD-FIG3's scale: the exact scaling law of (7), and what it does to "close at alpha = 0.5, 1".
+
+**The law.** For s > 0 the map
+
+.. math::
+    (T, z, \alpha, \lambda) \mapsto (sT,\ sz,\ \alpha/s^2,\ \lambda/s)
+
+leaves the dual objective (7) unchanged (:math:`\mu = \sum_i u_i t_i` scales with T), so
+:math:`\lambda^*(sT, sz, \alpha/s^2) = \lambda^*(T, z, \alpha)/s`; the tilted distribution (9)
+depends on :math:`\langle t_i, \lambda\rangle` and is unchanged, so :math:`\hat h` and (16)
+(whose logits :math:`\alpha\langle t_i, z\rangle` are unchanged) both scale by s, and the relative
+error :math:`e = \|h_{(16)} - \hat h\| / \|\hat h - \mu\|` is invariant. Applied with s = 1/σ to an
+ensemble whose templates and evidence have scale σ:
+
+.. math::
+    e(\sigma T, \sigma z, \alpha) = e(T, z, \alpha\sigma^2):
+
+the ensemble's scale and alpha are one parameter, :math:`\alpha\sigma^2`. A verdict "close at
+alpha = 0.5 and 1" on an ensemble therefore depends on the scale the ensemble was drawn at, which
+the paper does not fix (its Figure 3 gives no coordinates).
+
+Source: 004_830fd89135933577.txt, Fig 3 and the paragraph after it; (7), (9), (16).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from attnverify import context
+from attnverify.evidence import Evidence
+
+# RMS template norm of the ensemble: FD-FIG3 draws t ~ N(0, I/2) in d = 2 (E||t||^2 = 1, scale 1).
+SCALES = (0.25, 0.5, 0.7071, 1.0, 1.4142, 2.0, 4.0)
+# The declared range of the scale (a judgement call: the paper fixes none): Figure 3 draws
+# templates in the unit square and an evidence arrow of length ~1, i.e. norms of order one; a factor
+# of two either way (RMS norm 0.5 to 2) is what "the figure's scale" can mean.
+SCALE_RANGE = (0.5, 2.0)
+FIGURE_SCALE = 1.0
+
+
+def scaling_law() -> Evidence:
+    """The scaling law, symbolically for general n and d: D(sT, sz, alpha/s^2; lambda/s) = D(T, z, alpha; lambda),
+    the tilted logits and (16)'s logits are invariant, so h_hat and (16) scale by s."""
+    ev = Evidence()
+    n, d = sp.symbols("n d", integer=True, positive=True)
+    i, j = sp.symbols("i j", integer=True)
+    s, a = sp.symbols("s alpha", positive=True)
+    t, u, z, lam = sp.IndexedBase("t"), sp.IndexedBase("u"), sp.IndexedBase("z"), sp.IndexedBase("lambda")
+
+    def dual(ts, zs, al, lm):
+        logit = sp.Sum(ts(i, j) * lm(j), (j, 1, d))
+        return (sp.Sum(lm(j) * (sp.Sum(u[i] * ts(i, j), (i, 1, n)) + zs(j)), (j, 1, d))
+                - sp.Sum(lm(j) ** 2, (j, 1, d)) / (2 * al) - sp.log(sp.Sum(u[i] * sp.exp(logit), (i, 1, n))))
+
+    D1 = dual(lambda i_, j_: t[i_, j_], lambda j_: z[j_], a, lambda j_: lam[j_])
+    Ds = dual(lambda i_, j_: s * t[i_, j_], lambda j_: s * z[j_], a / s**2, lambda j_: lam[j_] / s)
+    ev.step("The dual (7) with templates sT, evidence sz, alpha/s^2, at lambda/s:", sp.Eq(sp.Symbol("D_s"), Ds))
+    ev.identity("the dual (7) is invariant under (T, z, alpha, lambda) -> (sT, sz, alpha/s^2, lambda/s)",
+                _pull_scalars(Ds), D1, key="dual-invariant")
+    logit1 = sp.Sum(t[i, j] * lam[j], (j, 1, d))
+    logits = sp.Sum(s * t[i, j] * lam[j] / s, (j, 1, d))
+    ev.identity("the tilted logits <t_i, lambda> of (9) are invariant", _pull_scalars(logits), logit1,
+                key="tilted-logits-invariant")
+    att1 = a * sp.Sum(t[i, j] * z[j], (j, 1, d))
+    atts = (a / s**2) * sp.Sum(s * t[i, j] * s * z[j], (j, 1, d))
+    ev.identity("(16)'s logits alpha <t_i, z> are invariant", _pull_scalars(atts), att1, key="attention-logits-invariant")
+    ev.step("So lambda* -> lambda*/s, and h_hat = E_p~[t], (16) = E_softmax[t] and mu all scale by s: "
+            "e = ||h_(16) - h_hat|| / ||h_hat - mu|| is invariant; with s = 1/sigma, "
+            r"e(\sigma T, \sigma z, \alpha) = e(T, z, \alpha\sigma^2).", r"e(\sigma T,\sigma z,\alpha)=e(T,z,\alpha\sigma^2)")
+    return ev
+
+
+def _pull_scalars(expr):
+    """Move factors free of the summation index out of every Sum, then simplify."""
+    def pull(e):
+        if isinstance(e, sp.Sum):
+            body, lims = sp.expand(pull(e.function)), e.limits
+            if body.is_Add:  # a sum of sums, term by term
+                return sp.Add(*[pull(sp.Sum(term, *lims)) for term in body.args])
+            idx = {lim[0] for lim in lims}
+            factors = sp.Mul.make_args(body)
+            outside = [f for f in factors if not (f.free_symbols & idx) and not f.has(sp.Indexed)]
+            inside = [f for f in factors if f not in outside]
+            return sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), *lims)
+        if e.args:
+            return e.func(*[pull(x) for x in e.args])
+        return e
+    return sp.simplify(pull(expr))
+
+
+def ensemble(rng, size: int = 200, scale: float = 1.0):
+    """FD-FIG3's ensemble at RMS template norm ``scale``: templates and evidence ~ N(0, scale^2 I/2), u ~ Dirichlet(1)."""
+    out = []
+    for _ in range(size):
+        T = rng.normal(size=(5, 2)) * scale / np.sqrt(2)
+        u = rng.dirichlet(np.ones(5))
+        z = rng.normal(size=2) * scale / np.sqrt(2)
+        out.append((T, u, z))
+    return out
+
+
+def median_error_by_scale(rel_err, alphas, scales=SCALES, size: int = 200) -> np.ndarray:
+    """Median over the ensemble of e(alpha) at every scale: (len(scales), len(alphas)). The same draws
+    (one seed) at every scale, so only the scale changes."""
+    base = ensemble(context.rng("fig3"), size)
+    return np.array([[np.median([rel_err(T * sc, u, z * sc, a) for T, u, z in base]) for a in alphas]
+                     for sc in scales])
+
+
+def law_residual(rel_err, alphas, scale: float, size: int = 40) -> float:
+    """max over instances and alphas of |e(sigma T, sigma z, alpha) - e(T, z, alpha sigma^2)|: the law, numerically."""
+    base = ensemble(context.rng("fig3-law"), size)
+    return float(max(abs(rel_err(T * scale, u, z * scale, a) - rel_err(T, u, z, a * scale**2))
+                     for T, u, z in base for a in alphas))
+
+
+def flip_scale(med_at_alpha: np.ndarray, close: float, scales=SCALES) -> float | None:
+    """The scale at which the ensemble median of e crosses ``close`` (log-linear interpolation), or None."""
+    x, y = np.log(np.asarray(scales)), np.asarray(med_at_alpha) - close
+    for k in range(len(y) - 1):
+        if y[k] == 0:
+            return float(scales[k])
+        if y[k] * y[k + 1] < 0:
+            return float(np.exp(x[k] + y[k] / (y[k] - y[k + 1]) * (x[k + 1] - x[k])))
+    return None
