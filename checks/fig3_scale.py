@@ -1,6 +1,6 @@
 r"""FD-FIG3's scale: the exact scaling law of (7), and what it does to "close at alpha = 0.5, 1".
 
-**The law.** For s > 0 the map
+**The law** (derived symbolically in derivations/scaling.py). For s > 0 the map
 
 .. math::
     (T, z, \alpha, \lambda) \mapsto (sT,\ sz,\ \alpha/s^2,\ \lambda/s)
@@ -25,7 +25,6 @@ Source: 004_830fd89135933577.txt, Fig 3 and the paragraph after it; (7), (9), (1
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from attnverify import context
 from attnverify.evidence import Evidence
@@ -37,56 +36,6 @@ SCALES = (0.25, 0.5, 0.7071, 1.0, 1.4142, 2.0, 4.0)
 # of two either way (RMS norm 0.5 to 2) is what "the figure's scale" can mean.
 SCALE_RANGE = (0.5, 2.0)
 FIGURE_SCALE = 1.0
-
-
-def scaling_law() -> Evidence:
-    """The scaling law, symbolically for general n and d: D(sT, sz, alpha/s^2; lambda/s) = D(T, z, alpha; lambda),
-    the tilted logits and (16)'s logits are invariant, so h_hat and (16) scale by s."""
-    ev = Evidence()
-    n, d = sp.symbols("n d", integer=True, positive=True)
-    i, j = sp.symbols("i j", integer=True)
-    s, a = sp.symbols("s alpha", positive=True)
-    t, u, z, lam = sp.IndexedBase("t"), sp.IndexedBase("u"), sp.IndexedBase("z"), sp.IndexedBase("lambda")
-
-    def dual(ts, zs, al, lm):
-        logit = sp.Sum(ts(i, j) * lm(j), (j, 1, d))
-        return (sp.Sum(lm(j) * (sp.Sum(u[i] * ts(i, j), (i, 1, n)) + zs(j)), (j, 1, d))
-                - sp.Sum(lm(j) ** 2, (j, 1, d)) / (2 * al) - sp.log(sp.Sum(u[i] * sp.exp(logit), (i, 1, n))))
-
-    D1 = dual(lambda i_, j_: t[i_, j_], lambda j_: z[j_], a, lambda j_: lam[j_])
-    Ds = dual(lambda i_, j_: s * t[i_, j_], lambda j_: s * z[j_], a / s**2, lambda j_: lam[j_] / s)
-    ev.step("The dual (7) with templates sT, evidence sz, alpha/s^2, at lambda/s:", sp.Eq(sp.Symbol("D_s"), Ds))
-    ev.identity("the dual (7) is invariant under (T, z, alpha, lambda) -> (sT, sz, alpha/s^2, lambda/s)",
-                _pull_scalars(Ds), D1, key="dual-invariant")
-    logit1 = sp.Sum(t[i, j] * lam[j], (j, 1, d))
-    logits = sp.Sum(s * t[i, j] * lam[j] / s, (j, 1, d))
-    ev.identity("the tilted logits <t_i, lambda> of (9) are invariant", _pull_scalars(logits), logit1,
-                key="tilted-logits-invariant")
-    att1 = a * sp.Sum(t[i, j] * z[j], (j, 1, d))
-    atts = (a / s**2) * sp.Sum(s * t[i, j] * s * z[j], (j, 1, d))
-    ev.identity("(16)'s logits alpha <t_i, z> are invariant", _pull_scalars(atts), att1, key="attention-logits-invariant")
-    ev.step("So lambda* -> lambda*/s, and h_hat = E_p~[t], (16) = E_softmax[t] and mu all scale by s: "
-            "e = ||h_(16) - h_hat|| / ||h_hat - mu|| is invariant; with s = 1/sigma, "
-            r"e(\sigma T, \sigma z, \alpha) = e(T, z, \alpha\sigma^2).", r"e(\sigma T,\sigma z,\alpha)=e(T,z,\alpha\sigma^2)")
-    return ev
-
-
-def _pull_scalars(expr):
-    """Move factors free of the summation index out of every Sum, then simplify."""
-    def pull(e):
-        if isinstance(e, sp.Sum):
-            body, lims = sp.expand(pull(e.function)), e.limits
-            if body.is_Add:  # a sum of sums, term by term
-                return sp.Add(*[pull(sp.Sum(term, *lims)) for term in body.args])
-            idx = {lim[0] for lim in lims}
-            factors = sp.Mul.make_args(body)
-            outside = [f for f in factors if not (f.free_symbols & idx) and not f.has(sp.Indexed)]
-            inside = [f for f in factors if f not in outside]
-            return sp.Mul(*outside) * sp.Sum(sp.Mul(*inside), *lims)
-        if e.args:
-            return e.func(*[pull(x) for x in e.args])
-        return e
-    return sp.simplify(pull(expr))
 
 
 def ensemble(rng, size: int = 200, scale: float = 1.0):
