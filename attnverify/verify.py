@@ -12,7 +12,7 @@ from importlib import metadata
 
 from . import context
 from .cache import fingerprint, inputs
-from .evidence import Check, Evidence, Inconclusive, sensitivity_problem
+from .evidence import Check, DuplicateKey, Evidence, Inconclusive, sensitivity_problem
 from .registry import Claim, load_claims, resolve
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
@@ -148,6 +148,9 @@ def run_claim(claim: Claim, log=print) -> dict:
             ev.extend(resolve(ref)())
         except Inconclusive as e:
             problems.append(f"{ref}: {e}")
+        except DuplicateKey as e:  # two checks the report, regress and the tests could not tell apart
+            problems.append(f"claim {claim.id}: {ref}: {e}")
+            crashed = True
         except Exception as e:  # a crash leaves the claim undecided, and says where
             problems.append(f"{ref} raised {type(e).__name__}: {e}")
             crashed = True
@@ -171,6 +174,7 @@ def run_claim(claim: Claim, log=print) -> dict:
         out["reading"] = claim.reading.strip()
     out.update({
         "statement": claim.statement.strip(),
+        "decided_by": list(claim.functions),  # the registry refs whose evidence decided the status
         "status": d.status,
         "reason": d.reason,
         "decided": d.decided,
