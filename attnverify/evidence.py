@@ -222,7 +222,8 @@ class Evidence:
         return self._record(key, name, method, metric, value, text, bool(ok), why, fields)
 
     def judged(self, key, name, value, threshold, why, *, parameter, declared_range, why_this_range, method,
-               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", **fields) -> bool:
+               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", tolerance=None,
+               **fields) -> bool:
         r"""A judgement call ("small", "close", a setup the paper does not fix), with its sensitivity.
 
         The verdict at the nominal ``threshold`` is the check's ``passed``; the verdict is also evaluated
@@ -236,6 +237,8 @@ class Evidence:
         Otherwise the verdict is evaluated on ``grid`` points spanning the range (geometric if ``log``)
         plus the nominal, and each change between neighbours is located by ``bisect`` bisection steps;
         ``flips_at`` is the crossing nearest the nominal threshold (``None`` if the verdict is stable).
+        ``tolerance``: what to record as the check's tolerance when the judgement parameter is not the
+        bound on ``value`` itself (a setup such as a scale, with ``verdict_at``); default the threshold.
         """
         lo, hi = (float(v) for v in declared_range)
         if not (lo < hi and lo <= float(threshold) <= hi):
@@ -268,10 +271,12 @@ class Evidence:
             crossings.append(float(0.5 * (a + b)))
         flips_at = min(crossings, key=lambda c: abs(c - float(threshold))) if crossings else None
         ok = bool(verdict_at(float(threshold)))
-        sens = {"parameter": parameter, "declared_range": [lo, hi], "why_this_range": why_this_range,
+        sens = {"parameter": parameter, "declared_range": [lo, hi], "nominal": float(threshold),
+                "why_this_range": why_this_range,
                 "flips_at": float(f"{flips_at:.6e}") if flips_at is not None else None,
                 "verdict_over_range": "flips" if crossings else "stable"}
         tol = threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = tol if tolerance is None else tolerance
         fields.update(threshold_kind="judgement", sensitivity=sens)
         return self._record(key, name, method, metric, value, tol, ok, why, fields)
 

@@ -41,7 +41,7 @@ def _flip_line(c: Check) -> str:
     s = c.sensitivity
     lo, hi = s["declared_range"]
     return (f"judgement check `{c.key}` flips at {s['parameter']} = {_fmt(s['flips_at'])} inside its declared "
-            f"range [{_fmt(lo)}, {_fmt(hi)}] (at the nominal {_fmt(c.tolerance)} it "
+            f"range [{_fmt(lo)}, {_fmt(hi)}] (at the nominal {_fmt(s.get('nominal', c.tolerance))} it "
             f"{'passes' if c.passed else 'fails'})")
 
 

@@ -35,6 +35,8 @@ SCALES = (0.25, 0.5, 0.7071, 1.0, 1.4142, 2.0, 4.0)
 # templates in the unit square and an evidence arrow of length ~1, i.e. norms of order one; a factor
 # of two either way (RMS norm 0.5 to 2) is what "the figure's scale" can mean.
 SCALE_RANGE = (0.5, 2.0)
+SCALE_RANGE_WHY = ("Figure 3 draws templates in the unit square and an evidence arrow of length about 1, with no "
+                   "coordinates: norms of order one, and a factor of two either way is what 'the figure's scale' can mean")
 FIGURE_SCALE = 1.0
 
 
@@ -62,14 +64,3 @@ def law_residual(rel_err, alphas, scale: float, size: int = 40) -> float:
     base = ensemble(context.rng("fig3-law"), size)
     return float(max(abs(rel_err(T * scale, u, z * scale, a) - rel_err(T, u, z, a * scale**2))
                      for T, u, z in base for a in alphas))
-
-
-def flip_scale(med_at_alpha: np.ndarray, close: float, scales=SCALES) -> float | None:
-    """The scale at which the ensemble median of e crosses ``close`` (log-linear interpolation), or None."""
-    x, y = np.log(np.asarray(scales)), np.asarray(med_at_alpha) - close
-    for k in range(len(y) - 1):
-        if y[k] == 0:
-            return float(scales[k])
-        if y[k] * y[k + 1] < 0:
-            return float(np.exp(x[k] + y[k] / (y[k] - y[k + 1]) * (x[k + 1] - x[k])))
-    return None

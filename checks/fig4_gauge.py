@@ -33,6 +33,7 @@ from attnverify import context, sweep
 from attnverify.batched import one_blas_thread, solve_dual_batched
 from attnverify.dual import solve_dual_newton
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
+from checks.fig4 import SMALL, SMALL_RANGE, SMALL_RANGE_WHY, config
 
 MODEL = "all-MiniLM-L6-v2"
 HEAD_DIM = 32  # d' of all-MiniLM-L6-v2 (384 / 12)
@@ -40,12 +41,6 @@ N_GAUGE = 10  # sentences: ~2e4 queries per gauge point; the full corpus is FD-F
 # c: from 0.1 to 10 (two orders of magnitude), with the paper's c = 1 and the layer's own inputs c = sqrt(d')
 GAUGES = (0.1, 0.3, 1.0, 3.0, float(np.sqrt(HEAD_DIM)), 10.0)
 PAPER_GAUGE = 1.0
-SMALL = 0.1  # the threshold FD-FIG4/layers reads "almost coincides" with (checks/fig4.py)
-# The range over which "small" is read (FD-FIG4's judgement call): a mean relative deviation of 5 %
-# is the strictest reading of "almost coincides" that the paper's own histograms (Fig 4, mass
-# mostly below 0.1-0.2) could meet, 20 % the loosest that still means "close" rather than "of the
-# same order".
-SMALL_RANGE = (0.05, 0.2)
 
 
 def paper_split(T, Z, c):
@@ -85,8 +80,6 @@ def gauge_sweep(n_sentences: int = N_GAUGE, gauges=GAUGES, split=paper_split) ->
     """Per gauge c and layer: the mean over heads and queries of e_full = ||lambda* - z|| / ||lambda*||
     and of e_S (the same in S = span of the centred templates); and the largest change of the
     attention weights across gauges (round-off only, if the model is unchanged)."""
-    from checks.fig4 import config
-
     sentences = sweep.sentences(config())
     idx = np.floor(np.arange(n_sentences) * len(sentences) / n_sentences).astype(int)
     e_full = {c: [[] for _ in range(6)] for c in gauges}
@@ -159,7 +152,7 @@ def gauge_invariance(n_sentences: int = N_GAUGE, *, split=paper_split) -> Eviden
              threshold_kind="judgement",
              sensitivity={"parameter": "the threshold 'small' on the layer mean",
                           "declared_range": list(SMALL_RANGE),
-                          "why_this_range": "5 % to 20 %: the readings of 'almost coincides' FD-FIG4 declares",
+                          "why_this_range": SMALL_RANGE_WHY,
                           "flips_at": changes[0] if changes else None,
                           "verdict_over_range": "flips" if changes else "stable",
                           "note": (f"gauge-invariant for {sum(invariant_at)} of {len(grid)} thresholds in the "
@@ -182,7 +175,8 @@ def gauge_invariance(n_sentences: int = N_GAUGE, *, split=paper_split) -> Eviden
         "metric": "max over layers of the mean ||lambda* - alpha z|| / ||lambda*||",
         "conclusion": _conclusion(g, worst, c_flip, lo, hi),
     }]
-    ev.finding = _conclusion(g, worst, c_flip, lo, hi)
+    ev.part_finding("FD-FIG4/gauge", _conclusion(g, worst, c_flip, lo, hi))
+    ev.finding = "Gauge: " + _conclusion(g, worst, c_flip, lo, hi)
     return ev
 
 
