@@ -54,7 +54,7 @@ def fake_results() -> dict:
         "reading": "We read (19) for both models | and check each separately.",
         "statement": r"\hat h = \sum_i t_i \frac{u_i e^{\langle t_i, z\rangle}}{\sum_j u_j e^{\langle t_j, z\rangle}}",
         "status": "refuted", "reason": "part FD-19/T5 is false as printed",
-        "decided": "FD-19/T5: the T5 logits differ (check t5-logits)",
+        "decided": "FD-19/T5: the T5 logits differ (check `t5-logits`)",
         "decided_by": ["checks.t5_identity:logits", "derivations.fd19:bert"],
         "finding": "The BERT half holds; T5 needs the bias inside the exponent.",
         "parts": [
@@ -319,10 +319,11 @@ def test_claim_page_opens_with_the_quote_then_made_precise_then_verdict(fake_out
     assert "The paper's words: Deciphering Attention Mechanisms: Optimization and Fenchel Dual Solutions" in t
     assert "What our reading adds. We read (19) for both models | and check each separately." in t
     assert "What decided it: FD-19/T5: the T5 logits differ (check t5-logits)" in t
+    assert "(check <code>t5-logits</code>)" in (fake_out / "claims" / "FD-19.html").read_text()
     assert "decided by: checks.t5_identity:logits, derivations.fd19:bert" in t
     assert "FD-19/T5 ¶ T5 as (16) | printed refuted t5-logits printed form misses the bias statistical" in t
     assert "strongest evidence: statistical" in t  # the refutation rests on the failing check
-    assert "judgement: threshold in [0.05, 0.2]: flips at 0.111" in t
+    assert "0.1 (judgement)" in t and "Judgement call over threshold in [0.05, 0.2]: flips at 0.111. strong" in t
     assert "Range: what 'nearly' means in this literature" in t
     assert "t5-logits" in t and "statistical" in t
     assert "t_i -> c t_i, z -> z / c; leaves unchanged: the attention output" in t

@@ -115,22 +115,27 @@ def _join(runs: list[list], sep: str = ", ") -> list:
 
 
 def _sensitivity(ch: dict) -> list:
-    """The threshold cell: numerical, or a judgement with the range it was tested over."""
-    kind = ch.get("threshold_kind", "")
+    """A judgement check's range: the parameter, the declared range (and nominal value), and
+    whether the verdict is stable over it or where it flips."""
     s = ch.get("sensitivity")
-    if kind != "judgement" or not s:
-        return plain(kind) if kind else []
+    if ch.get("threshold_kind") != "judgement":
+        return []
+    if not s:
+        return [Strong(plain("Judgement call")), Text(" (no sensitivity recorded). ")]
     lo, hi = (list(s.get("declared_range") or []) + [None, None])[:2]
-    runs = [Strong(plain("judgement")), Text(f": {s.get('parameter', '?')} in [{fmt(lo)}, {fmt(hi)}]: ")]
+    nominal = f", nominal {fmt(s['nominal'])}" if s.get("nominal") is not None else ""
+    runs = [Strong(plain("Judgement call")), Text(f" over {s.get('parameter', '?')} in [{fmt(lo)}, {fmt(hi)}]{nominal}: ")]
     if s.get("verdict_over_range") == "flips" or s.get("flips_at") is not None:
         runs.append(Strong(plain(f"flips at {fmt(s.get('flips_at'))}")))
     else:
         runs.append(Text(s.get("verdict_over_range") or "stable"))
-    return runs
+    return runs + [Text(". ")]
 
 
 def _why(ch: dict) -> list:
-    runs = text(ch.get("why", ""))
+    """Why the tolerance: a judgement check's sensitivity first (next to the check), then the
+    reason, then why the range was declared so."""
+    runs = _sensitivity(ch) + text(ch.get("why", ""))
     s = ch.get("sensitivity") or {}
     if s.get("why_this_range"):
         runs += [Text(" "), Strong(plain("Range:")), Text(" ")] + text(s["why_this_range"])
@@ -251,7 +256,7 @@ def _invariance(c: dict) -> list:
         cap = [Strong(text(inv.get("transformation", "")))]
         if inv.get("leaves_unchanged"):
             cap += [Text("; leaves unchanged: ")] + text(inv["leaves_unchanged"])
-        out.append(Table([text(par), plain("metric")], rows, cls="invariance", caption=cap))
+        out.append(Table([text(par), text(inv.get("metric") or "metric")], rows, cls="invariance", caption=cap))
         if inv.get("conclusion"):
             out.append(Para([Strong(plain("Conclusion.")), Text(" ")] + text(inv["conclusion"])))
     return out
@@ -299,7 +304,7 @@ def claim_page(c: dict, docs: Path) -> Page:
                 ("value", lambda ch: [Math(ch["latex"]["residual"])] if (ch.get("latex") or {}).get("residual")
                  else _short_runs(value(ch["value"]))),
                 ("tolerance", lambda ch: value(ch["tolerance"]) + (
-                    [Text("; ")] + _sensitivity(ch) if ch.get("threshold_kind") == "judgement" else [])),
+                    [Text(" (judgement)")] if ch.get("threshold_kind") == "judgement" else [])),
                 ("evidence", lambda ch: plain(ch["evidence"]) if ch.get("evidence") else []),
                 ("passed", lambda ch: plain("yes") if ch["passed"] else [Strong(plain("NO"))]),
                 ("why this tolerance", _why)]

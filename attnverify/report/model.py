@@ -261,10 +261,22 @@ def _prose(s: str) -> list:
     return out
 
 
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
 def text(s) -> list:
-    """Inline runs of a text: $...$ spans, and LaTeX written into prose without delimiters,
-    become maths; the rest stays text."""
+    """Inline runs of a text: `...` spans become code; $...$ spans, and LaTeX written into prose
+    without delimiters, become maths; the rest stays text."""
     s = clean(str(s))
+    out, last = [], 0
+    for m in _CODE.finditer(s):
+        out += _maths(s[last:m.start()])
+        out.append(Code(m.group(1)))
+        last = m.end()
+    return out + _maths(s[last:])
+
+
+def _maths(s: str) -> list:
     out, last = [], 0
     for m in _INLINE.finditer(s):
         out += _prose(s[last:m.start()])
