@@ -50,7 +50,7 @@ def fake_results() -> dict:
         "id": "FD-19", "title": "BERT and T5 attention as (16) with alpha = 1", "family": "FD",
         "source": {"seed": "004_830fd89135933577.txt", "equation": "(19), Sec 8"},
         "quote": {"source": "004_830fd89135933577.txt", "location": "Sec 8",
-                  "text": "for BERT, setting $\\alpha = 1$ yields u_i/|G| the summation"},
+                  "text": "for BERT, setting $\\alpha = 1$ yields u_i/|G| the summation $$ a = \\frac{1}{2} $$ (19)"},
         "reading": "We read (19) for both models | and check each separately.",
         "statement": r"\hat h = \sum_i t_i \frac{u_i e^{\langle t_i, z\rangle}}{\sum_j u_j e^{\langle t_j, z\rangle}}",
         "status": "refuted", "reason": "part FD-19/T5 is false as printed",
@@ -328,6 +328,8 @@ def test_claim_page_opens_with_the_quote_then_made_precise_then_verdict(fake_out
     assert "t5-logits" in t and "statistical" in t
     assert "t_i -> c t_i, z -> z / c; leaves unchanged: the attention output" in t
     assert "0.0123" in t and "the deviation depends on the gauge c" in t
+    quote = (fake_out / "claims" / "FD-19.html").read_text().split('<blockquote class="quote">')[1].split("</blockquote>")[0]
+    assert quote.count('<div class="display">') == 1 and "$$" not in quote  # a display in the quotation
     old = _page(fake_out / "claims" / "EOT-KKT.html").text
     assert "statement (our formalisation)" in old and "made precise as" not in old
 

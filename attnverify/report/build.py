@@ -12,8 +12,8 @@ from pathlib import Path
 from ..evidence import slug
 from . import papers
 from .model import (CMD, Badge, Box, Code, Details, Figure, Heading, Items, Link, MarkdownSource, Math, MathBlock, Note,
-                    Page, Para, Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, plain, shorten, text,
-                    value)
+                    Page, Para, Quote, Row, Site, Strong, Table, Text, clean, fmt, formula, paragraphs, plain, shorten,
+                    text, value)
 
 # strongest first (issue 22): a proof for general n, ball arithmetic on instances, floating point
 # with an error argument, sampling
@@ -273,7 +273,7 @@ def claim_page(c: dict, docs: Path) -> Page:
     q = c.get("quote")
     if q:
         qsrc = q.get("source", src.get("seed", ""))
-        blocks.append(Quote([Para(text(q.get("text", "")))],
+        blocks.append(Quote(paragraphs(q.get("text", "")),
                             cite=[Text("The paper's words: ")] + cite(qsrc, q.get("location", src.get("equation", "")), notes)
                             + [Text(f", {q.get('location', '')}")]))
     blocks.append(Box("made precise as" if q else "statement (our formalisation)", statement(c["statement"]),

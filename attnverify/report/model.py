@@ -24,6 +24,11 @@ class Math:
     latex: str
     kind: str = "math"
 
+    @property
+    def wide(self) -> bool:
+        """Long enough to be wider than a phone's screen: HTML lets it scroll on its own."""
+        return len(self.latex) > 60
+
 
 @dataclass
 class Code:
@@ -183,7 +188,7 @@ class Site:
 
 # ---------------------------------------------------------------- text with LaTeX in it
 
-_INLINE = re.compile(r"\$([^$]+)\$")
+_INLINE = re.compile(r"\$\$(.+?)\$\$|\$([^$]+)\$", re.S)
 CMD = re.compile(r"\\[A-Za-z]+\*?")
 # what may sit between two LaTeX commands of one formula: symbols, digits, single letters
 # ("\langle t_i, v\rangle"), but no word of two letters or more (which is prose)
@@ -280,9 +285,27 @@ def _maths(s: str) -> list:
     out, last = [], 0
     for m in _INLINE.finditer(s):
         out += _prose(s[last:m.start()])
-        out.append(Math(m.group(1)))
+        out.append(Math((m.group(1) or m.group(2)).strip()))
         last = m.end()
     return out + _prose(s[last:])
+
+
+_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.S)
+
+
+def paragraphs(s) -> list:
+    """Blocks of a text that may hold $$...$$ displays (a quotation of the seed): paragraphs of
+    inline runs, with each display as display maths between them."""
+    from_ = clean(str(s))
+    out, last = [], 0
+    for m in _DISPLAY.finditer(from_):
+        if from_[last:m.start()].strip():
+            out.append(Para(text(from_[last:m.start()].strip())))
+        out.append(MathBlock(m.group(1).strip()))
+        last = m.end()
+    if from_[last:].strip() or not out:
+        out.append(Para(text(from_[last:].strip())))
+    return out
 
 
 def plain(s) -> list:
