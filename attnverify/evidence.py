@@ -157,6 +157,9 @@ class Evidence:
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # empirical claims: [{"transformation", "leaves_unchanged", "parameter", "values": [{"parameter", "metric"}],
+    # "conclusion"}]: a transformation that leaves the model unchanged, and the metric along it
+    invariance: list[dict] = field(default_factory=list)
     finding: str = ""  # for a refuted claim: what is true instead
     part_findings: dict = field(default_factory=dict)  # part ID -> what is true of that part (issue 15)
 
@@ -219,7 +222,7 @@ class Evidence:
         return self._record(key, name, method, metric, value, text, bool(ok), why, fields)
 
     def judged(self, key, name, value, threshold, why, *, parameter, declared_range, why_this_range, method,
-               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", shown=None,
+               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", tolerance=None,
                **fields) -> bool:
         r"""A judgement call ("small", "close", a setup the paper does not fix), with its sensitivity.
 
@@ -234,8 +237,8 @@ class Evidence:
         Otherwise the verdict is evaluated on ``grid`` points spanning the range (geometric if ``log``)
         plus the nominal, and each change between neighbours is located by ``bisect`` bisection steps;
         ``flips_at`` is the crossing nearest the nominal threshold (``None`` if the verdict is stable).
-        ``shown`` is the tolerance to record where the judgement parameter is a setup choice rather than
-        the threshold itself (default: the threshold).
+        ``tolerance``: what to record as the check's tolerance when the judgement parameter is not the
+        bound on ``value`` itself (a setup such as a scale, with ``verdict_at``); default the threshold.
         """
         lo, hi = (float(v) for v in declared_range)
         if not (lo < hi and lo <= float(threshold) <= hi):
@@ -268,10 +271,12 @@ class Evidence:
             crossings.append(float(0.5 * (a + b)))
         flips_at = min(crossings, key=lambda c: abs(c - float(threshold))) if crossings else None
         ok = bool(verdict_at(float(threshold)))
-        sens = {"parameter": parameter, "declared_range": [lo, hi], "why_this_range": why_this_range,
+        sens = {"parameter": parameter, "declared_range": [lo, hi], "nominal": float(threshold),
+                "why_this_range": why_this_range,
                 "flips_at": float(f"{flips_at:.6e}") if flips_at is not None else None,
                 "verdict_over_range": "flips" if crossings else "stable"}
-        tol = shown if shown is not None else threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = tol if tolerance is None else tolerance
         fields.update(threshold_kind="judgement", sensitivity=sens)
         return self._record(key, name, method, metric, value, tol, ok, why, fields)
 
@@ -305,6 +310,7 @@ class Evidence:
         self.figures += other.figures
         self.tables += other.tables
         self.notes += other.notes
+        self.invariance += other.invariance
         if other.finding:
             self.finding = (self.finding + " " + other.finding).strip()
         for pid, text in other.part_findings.items():

@@ -42,7 +42,8 @@ def _flip_line(c: Check) -> str:
     s = c.sensitivity
     lo, hi = s["declared_range"]
     return (f"judgement check `{c.key}` flips at {s['parameter']} = {_fmt(s['flips_at'])} inside its declared "
-            f"range [{_fmt(lo)}, {_fmt(hi)}] (it {'passes' if c.passed else 'fails'} at the nominal setting)")
+            f"range [{_fmt(lo)}, {_fmt(hi)}] (at the nominal {_fmt(s.get('nominal', c.tolerance))} it "
+            f"{'passes' if c.passed else 'fails'})")
 
 
 def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems: list[str]) -> Decision:
@@ -211,6 +212,7 @@ def run_claim(claim: Claim, log=print) -> dict:
         "figures": [{"path": f.path, "caption": f.caption} for f in ev.figures],
         "tables": [{"caption": t.caption, "header": t.header, "rows": t.rows} for t in ev.tables],
         "notes": ev.notes,
+        "invariance": ev.invariance,
         "errata": [e.__dict__ for e in ev.errata],
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "_crashed": crashed,  # not written out: tells the cache not to keep this result

@@ -433,7 +433,7 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
               why_this_range="the abstract gives no threshold for a sink; any share from 0.2 (over 3 times the "
               "uniform 1/n at n = 16) to 0.95 (nearly all the attention) reads as 'a sink'",
               verdict_at=sink_verdict, method="numpy", metric="max over n of |p_1 - m| at those gaps (at m = pi_1)",
-              shown=1e-12, numerical_class="roundoff", evidence="float")
+              tolerance=1e-12, numerical_class="roundoff", evidence="float")
     ev.part_finding("GOAT-SINK/prior-mass",
                     "Holds, and follows from GOAT-PRIOR's p = softmax(s/tau + log pi) alone (not separate evidence): "
                     "with flat scores a slot takes exactly its prior mass pi_1, through torch SDPA as through the "

@@ -104,8 +104,8 @@ def test_judged_exact_flip_point_for_a_threshold():
     assert not c.passed and c.threshold_kind == "judgement"
     assert c.sensitivity["verdict_over_range"] == "flips" and c.sensitivity["flips_at"] == pytest.approx(0.111)
     assert _judged(0.03).checks[0].sensitivity == {
-        "parameter": "threshold on the mean deviation", "declared_range": [0.05, 0.2], "why_this_range": "test",
-        "flips_at": None, "verdict_over_range": "stable"}
+        "parameter": "threshold on the mean deviation", "declared_range": [0.05, 0.2], "nominal": 0.1,
+        "why_this_range": "test", "flips_at": None, "verdict_over_range": "stable"}
     assert _judged(0.5).checks[0].sensitivity["verdict_over_range"] == "stable"  # fails over the whole range
     lo = _judged(0.3, threshold=0.5, rng=(0.2, 1.0), kind="at_least").checks[0]
     assert lo.passed is False and lo.sensitivity["flips_at"] == pytest.approx(0.3)
