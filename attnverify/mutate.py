@@ -38,6 +38,8 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from . import atomic  # noqa: E402
+
 PACKAGES = ("attnverify", "checks", "derivations", "mutants")
 KEEP_CACHES = {"attnverify.models"}  # pretrained weights and their run on the corpus: no mutant touches them
 
@@ -234,7 +236,7 @@ def main(argv=None) -> int:
     print(f"{len(results)} mutants, {len(results) - len(surv)} killed, {len(surv)} survived, {seconds:.0f} s")
     if not args.only and not args.no_write:
         Path(args.docs).mkdir(parents=True, exist_ok=True)
-        (Path(args.docs) / "mutate.md").write_text(render(results, FAMILIES, seconds))
+        atomic.write_text(Path(args.docs) / "mutate.md", render(results, FAMILIES, seconds))
         print(f"wrote {args.docs}/mutate.md")
     return 1 if surv else 0
 

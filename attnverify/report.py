@@ -13,15 +13,20 @@ import json
 import re
 from pathlib import Path
 
+from . import atomic
+
 STATUS_COLOUR = {"verified": "#1a7f37", "refuted": "#cf222e", "inconclusive": "#9a6700",
                  "not-checkable": "#57606a"}
 
 
 def write_all(results: dict, docs: Path = Path("docs")) -> None:
     docs.mkdir(parents=True, exist_ok=True)
-    (docs / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
-    (docs / "report.md").write_text(markdown(results))
-    (docs / "report.html").write_text(html_page(results, docs))
+    # everything rendered before anything is written, and each file replaced atomically
+    # (attnverify.atomic): a failure leaves the previous files whole
+    files = {"results.json": json.dumps(results, indent=1, ensure_ascii=False) + "\n",
+             "report.md": markdown(results), "report.html": html_page(results, docs)}
+    for name, text in files.items():
+        atomic.write_text(docs / name, text)
 
 
 def _fmt(v) -> str:

@@ -10,6 +10,7 @@ import traceback
 from importlib import metadata
 
 from . import context
+from .atomic import WriteError
 from .cache import fingerprint, inputs
 from .evidence import Evidence, Inconclusive
 from .registry import Claim, load_claims, resolve
@@ -44,6 +45,8 @@ def run_claim(claim: Claim, log=print) -> dict:
             ev.extend(resolve(ref)())
         except Inconclusive as e:
             problems.append(f"{ref}: {e}")
+        except WriteError:  # a full disk or read-only folder, not the claim: stop (the CLI says it in one line)
+            raise
         except Exception as e:  # a crash leaves the claim undecided, and says where
             problems.append(f"{ref} raised {type(e).__name__}: {e}")
             crashed = True

@@ -183,4 +183,4 @@ def test_a_crash_is_not_cached(project, monkeypatch):
 def test_cache_entry_is_plain_json(project, monkeypatch):
     _run(_claim("fakechk.mod:f"), project, monkeypatch)
     entry = json.loads((project / "cache" / "X-1.json").read_text())
-    assert set(entry) == {"key", "inputs", "figures", "result"} and entry["result"]["id"] == "X-1"
+    assert set(entry) == {"key", "inputs", "figures", "result", "result_sha256"} and entry["result"]["id"] == "X-1"
