@@ -2,6 +2,10 @@
 
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while numpy is still loading: the same one line as later
+    print("attnverify: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -228,17 +228,17 @@ def read_previous(path: Path) -> dict | None:
     """The results.json a selective run merges into: None if there is none; an error if it does not parse
     (merging over it would silently drop every claim it held)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PreviousResultsError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
+    except OSError as e:
+        raise PreviousResultsError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        old = json.loads(text)
+        old = json.loads(raw.decode("utf-8"))
         why = None if isinstance(old, dict) and isinstance(old.get("claims"), list) and all(
             isinstance(c, dict) and isinstance(c.get("id"), str) for c in old["claims"]) else "not a results file"
-    except (ValueError, RecursionError) as e:
-        why = f"not valid JSON: {str(e).splitlines()[0][:80]}" if text.strip() else "empty"
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        why = f"not valid JSON: {str(e).splitlines()[0][:80]}" if raw.strip() else "empty"
     if why:
         raise PreviousResultsError(
             f"{path}: exists but does not parse ({why}); not merging over it, which would lose the other claims' "
