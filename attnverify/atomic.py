@@ -43,7 +43,7 @@ def _umask_mode() -> int:
 def write_bytes(path, data) -> None:
     """Replace ``path`` by ``data`` (bytes-like) atomically: temporary file, fsync, os.replace.
 
-    The new file gets the old file's permissions, or the umask's default for a new file
+    Missing parent folders are created. The new file gets the old file's permissions, or the umask's default for a new file
     (mkstemp alone would leave 0600)."""
     path = Path(path)
     try:
@@ -52,6 +52,7 @@ def write_bytes(path, data) -> None:
         mode = _umask_mode()
     tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -495,9 +495,12 @@ def _run_local(todo, finish, workers):
         try:
             for i, f in enumerate(as_completed(futs)):
                 finish(i, f.result())
-        except BaseException:
+        except BaseException as e:
             for f in futs:
                 f.cancel()
+            if isinstance(e, KeyboardInterrupt):  # Ctrl-C: stop the tasks in flight now, not when they end
+                for proc in list((pool._processes or {}).values()):
+                    proc.terminate()
             raise
 
 
