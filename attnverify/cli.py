@@ -329,31 +329,34 @@ def cmd_verify(args) -> int:
 def cmd_regress(args) -> int:
     from . import context
     from .registry import load_claims
-    from .regress import compare, n_checks, render, same_environment
+    from .regress import BaselineError, compare, load_baseline, moved_within_rule, n_checks, render, same_environment
     from .report import write_all
     from .threads import limited
     from .verify import run_all
 
-    path = Path(args.baseline)
     try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return _fail(f"{path}: cannot read the baseline (No such file or directory); make one with make verify")
-    except OSError as e:
-        return _fail(f"{path}: cannot read the baseline ({e.strerror})")
-    except (ValueError, RecursionError) as e:
-        return _fail(f"{path}: not valid JSON ({str(e).splitlines()[0][:80]}); regenerate it with make verify")
-    if not isinstance(baseline, dict):
-        return _fail(f"{path}: not a results file (expected a JSON object)")
+        baseline, where = load_baseline(args.baseline, Path.cwd())
+    except BaselineError as e:
+        return _fail(str(e))
     select = _selection(args)
     if args.out:
         _writable(Path(args.out))
     log = _logger(args)
+    _say(f"regress: baseline {where}")
     with tempfile.TemporaryDirectory(prefix="attnverify-regress-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         context.FIGURE_DIR = out / "figures"
-        with limited():
-            fresh = run_all(select=select, log=log, cache=None)  # a regression run recomputes everything
+        # recompute means recompute: the sweep's files go to a fresh folder, not .cache/sweeps
+        saved = os.environ.get("ATTNVERIFY_SWEEPS")
+        os.environ["ATTNVERIFY_SWEEPS"] = str(Path(tmp) / "sweeps")
+        try:
+            with limited():
+                fresh = run_all(select=select, log=log, cache=None)  # a regression run recomputes everything
+        finally:
+            if saved is None:
+                os.environ.pop("ATTNVERIFY_SWEEPS", None)
+            else:
+                os.environ["ATTNVERIFY_SWEEPS"] = saved
         if args.out:
             write_all(fresh, out)
     if select is not None and not fresh["claims"]:
@@ -362,8 +365,9 @@ def cmd_regress(args) -> int:
     changes = compare(baseline, fresh, ran=ran if select is not None else None,
                       registered={c.id for c in load_claims()})
     compared = ran & {c["id"] for c in baseline.get("claims", [])}
-    _say(render(changes, str(path), len(compared), n_checks(baseline, compared),
-                same_environment(baseline, fresh)))
+    same = same_environment(baseline, fresh)
+    _say(render(changes, where, len(compared), n_checks(baseline, compared), same,
+                None if same else moved_within_rule(baseline, fresh)))
     return EXIT_FINDING if any(c.failure for c in changes) else 0
 
 
@@ -477,9 +481,10 @@ def parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
     g = sub.add_parser("regress", parents=common, help="re-run the claims and compare with the committed "
                                                        "baseline; exit 1 on any regression",
-                       description="Re-run the claims (no cache) and compare them, check by check, with a "
-                                   "baseline results.json. Exit status 1 on any regression.")
-    g.add_argument("--baseline", default="docs/results.json", help="default: docs/results.json")
+                       description="Re-run the claims (no cache) and compare them, check by check, with the "
+                                   "committed baseline results.json. Exit status 1 on any regression.")
+    g.add_argument("--baseline", metavar="FILE", help="default: the committed docs/results.json "
+                   "(git show HEAD:docs/results.json); outside git, the file docs/results.json")
     g.add_argument("-k", metavar="PATTERN", help="only claims whose ID or title contains PATTERN (case-insensitive)")
     g.add_argument("--only", nargs="+", metavar="ID", help="only these claim IDs (an unknown ID is an error)")
     g.add_argument("--out", metavar="DIR", help="also write the fresh results and report to DIR")
