@@ -46,7 +46,7 @@ except _metadata.PackageNotFoundError:  # run from a source tree that was never 
 __all__ = ["Solution", "solve", "solve_batch", "verify", "__version__"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: == would be ambiguous
 class Solution:
     r"""The solution of (3)/(7) and the paper's closed forms beside it.
 

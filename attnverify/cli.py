@@ -113,6 +113,8 @@ def read_input(name: str, max_mb: float = MAX_INPUT_MB) -> str:
 
     The size is checked before reading where the file system knows it, and otherwise (a pipe, a
     FIFO) while reading, so memory stays bounded by the cap whatever the input is."""
+    if not max_mb > 0:
+        raise InputError(f"--max-input-mb: must be > 0, got {max_mb:g}")
     cap = int(max_mb * 2**20)
     if name == "-":
         if sys.stdin is None:  # started with stdin closed (`<&-`)
@@ -334,6 +336,8 @@ def cmd_regress(args) -> int:
     from .threads import limited
     from .verify import run_all
 
+    if args.baseline:
+        read_input(args.baseline)  # a device or a huge file: one line, before it is read whole
     try:
         baseline, where = load_baseline(args.baseline, Path.cwd())
     except BaselineError as e:
@@ -377,6 +381,7 @@ def cmd_sweep(args) -> int:
     from . import sweep
     from .threads import limited
 
+    read_input(args.config)  # a device, a FIFO without end or a huge file: one line, before TOML reads it whole
     cfg = sweep.load_config(args.config)  # InputError -> exit 2, naming the field
     if args.workers is not None and args.workers < 1:
         return _fail(f"--workers: must be >= 1, got {args.workers}")

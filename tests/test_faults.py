@@ -418,6 +418,11 @@ def test_solve_dev_zero_is_refused_without_reading():
     assert rc == 2 and "is a device" in err and err.count("\n") == 1 and rss < 400_000
 
 
+@pytest.mark.parametrize("cmd", [["sweep", "/dev/zero"], ["regress", "--baseline", "/dev/zero"]])
+def test_other_commands_refuse_devices_too(cmd):
+    assert "is a device" in _one_line(_run(*cmd))
+
+
 def test_stdin_from_dev_zero_stops_at_the_cap():
     with open("/dev/zero", "rb") as zero:
         rc, rss, err = _maxrss_kb([PY, "-m", "attnverify", "solve", "-", "--max-input-mb", "4"], stdin=zero)
