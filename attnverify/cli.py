@@ -286,7 +286,9 @@ def _print_checks(res: dict, ids) -> None:
             _say(f"{c['id']} ({c['status']}):")
             for ch in c["checks"]:
                 mark = "pass" if ch.get("passed") else "FAIL"
-                _say(f"  {mark} {ch.get('key') or ch.get('name')}: {ch.get('value')} (tolerance {ch.get('tolerance')})")
+                value = str(ch.get("value"))
+                value = value if len(value) <= 100 else value[:97] + "..."
+                _say(f"  {mark} {ch.get('key') or ch.get('name')}: {value} (tolerance {ch.get('tolerance')})")
 
 
 # ------------------------------------------------------------------ verify, regress
@@ -310,7 +312,7 @@ def cmd_verify(args) -> int:
         res = run_all(select=select, log=log, cache=cache)
     if select is not None and not res["claims"]:
         return _fail("no claim matches the selection")
-    ran = [c for c in res["claims"]]  # --strict judges the claims this run decided
+    ran = list(res["claims"])  # --strict judges the claims this run decided
     with atomic.locked(results):
         if select is not None:
             res = merge_into_previous(res, results)
