@@ -21,12 +21,6 @@ hold the pretrained MiniLM and its run on the corpus, which no mutant touches.
 
 from __future__ import annotations
 
-import os
-
-# the same single-threaded BLAS as `attnverify verify` (see cli.py), set before numpy is imported
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = os.environ.get("ATTNVERIFY_THREADS", "1")
-
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
@@ -206,6 +200,7 @@ def main(argv=None) -> int:
     from mutants import FAMILIES, catalogue
 
     from . import context
+    from .threads import limited
 
     ap = argparse.ArgumentParser(prog="python -m attnverify.mutate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", metavar="PATTERN", help="only mutants whose id contains one of these")
@@ -226,7 +221,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="attnverify-mutate-") as tmp:
         context.FIGURE_DIR = Path(tmp) / "figures"  # mutated figures never reach docs/
-        results = run(mutants, log=lambda s: print(s, flush=True))
+        with limited():  # the same single-threaded BLAS as `attnverify verify` (attnverify/threads.py)
+            results = run(mutants, log=lambda s: print(s, flush=True))
     seconds = time.perf_counter() - t0
     print()
     print(_md(["family", "mutants", "killed", "survived", "kill rate"], family_table(results, FAMILIES)))
