@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # (constraints.txt), once per change of pyproject.toml or the pins.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models,sweep]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models,sweep,train]'
 	touch $(STAMP)
 
 ## verify: run every registered claim; write docs/report.md, docs/report.html, docs/results.json

@@ -58,9 +58,24 @@ INFORMATIVE_DROP = 0.2  # the task tests length generalisation only if learned a
 INFORMATIVE_FIT = 0.9  # ... and flexibility only if they fit the training lengths (accuracy >= 0.9)
 
 
+def goat_prior(slope, bumps, delta):
+    r"""GOAT's learned prior :math:`f_h(\delta) = -\mathrm{softplus}(a_h)\,\delta + \sum_b w_{hb} e^{-(\delta - b)^2/2}`
+    (before the causal mask), for offsets ``delta`` = i - j; shape (H, L, L)."""
+    import torch
+
+    centres = torch.arange(BUMPS, dtype=delta.dtype)
+    return -torch.nn.functional.softplus(slope) * delta + (bumps * torch.exp(-(delta[..., None] - centres) ** 2 / 2)).sum(-1)
+
+
+def sdpa(q, k, v, attn_mask):
+    """The fused kernel every scheme goes through: torch's scaled_dot_product_attention with a float mask."""
+    import torch
+
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+
+
 def _model(torch, scheme: str):
     nn = torch.nn
-    F = nn.functional
 
     class Model(nn.Module):
         def __init__(self):
@@ -83,22 +98,20 @@ def _model(torch, scheme: str):
             delta = (i[:, None] - i[None, :]).to(torch.get_default_dtype())  # i - j
             causal = delta >= 0
             if self.scheme == "GOAT":
-                centres = torch.arange(BUMPS, dtype=delta.dtype)
-                f = (-F.softplus(self.slope) * delta
-                     + (self.bumps * torch.exp(-(delta[..., None] - centres) ** 2 / 2)).sum(-1))
+                f = goat_prior(self.slope, self.bumps, delta)
             elif self.scheme == "ALiBi":
                 f = -self.alibi * delta
             else:
                 f = torch.zeros(HEADS, L, L)
             return f.masked_fill(~causal, -math.inf)
 
-        def forward(self, x, attention=None):
+        def forward(self, x):
             B, L = x.shape
             e = self.emb(x)
             if self.scheme == "learned absolute":
                 e = e + self.pos[:L]
             q, k, v = self.qkv(e).reshape(B, L, 3, HEADS, DIM // HEADS).permute(2, 0, 3, 1, 4)
-            a = (attention or F.scaled_dot_product_attention)(q, k, v, attn_mask=self.prior(L))
+            a = sdpa(q, k, v, attn_mask=self.prior(L))
             return self.out(self.norm(e + self.o(a.transpose(1, 2).reshape(B, L, DIM))))
 
     return Model()
@@ -141,7 +154,7 @@ def train_one(scheme: str, seed: int, steps: int = STEPS, progress=None) -> dict
     return {"scheme": scheme, "seed": seed, "acc": acc, "seconds": time.perf_counter() - t0, "state": state}
 
 
-def _mask_path_evidence(ev: Evidence, run: dict, attention=None) -> None:
+def _mask_path_evidence(ev: Evidence, run: dict) -> None:
     """GOAT's prior through SDPA's float mask equals an explicit softmax(q k^T / sqrt(d) + log pi) v with the
     prior normalised per row (trained parameters, float64)."""
     with training.deterministic(0, dtype="float64") as torch:
@@ -154,7 +167,7 @@ def _mask_path_evidence(ev: Evidence, run: dict, attention=None) -> None:
             e = net.emb(x)
             q, k, v = net.qkv(e).reshape(4, L, 3, HEADS, DIM // HEADS).permute(2, 0, 3, 1, 4)
             mask = net.prior(L)
-            fused = (attention or torch.nn.functional.scaled_dot_product_attention)(q, k, v, attn_mask=mask)
+            fused = sdpa(q, k, v, attn_mask=mask)
             logpi = mask - torch.logsumexp(mask, dim=-1, keepdim=True)  # a distribution pi_i. over j <= i
             p = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(DIM // HEADS) + logpi, dim=-1)
             explicit = p @ v

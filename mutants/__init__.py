@@ -51,6 +51,6 @@ class Mutant:
 
 def catalogue() -> list[Mutant]:
     """Every mutant, family by family."""
-    from . import eos, eot, fd, goat, omega, ot
+    from . import eos, eot, fd, goat, omega, ot, training
 
-    return fd.MUTANTS + ot.MUTANTS + eot.MUTANTS + omega.MUTANTS + goat.MUTANTS + eos.MUTANTS
+    return fd.MUTANTS + ot.MUTANTS + eot.MUTANTS + omega.MUTANTS + goat.MUTANTS + eos.MUTANTS + training.MUTANTS
