@@ -190,7 +190,8 @@ def render(results, families, seconds) -> str:
         "the claim is not `verified` because of it: against a reference run without the mutation, a check fails that "
         "passed there, or the status changes (a patch that is never called counts as a survivor). "
         "Catalogue: `mutants/`; runner: `attnverify/mutate.py`. "
-        "Not mutated: FD-FIG4 (a one-minute real-model run), EOS-SHARP (long training), FD-FIG3 and FD-VIT.",
+        "Not mutated: FD-FIG4 (a one-minute real-model run) and FD-FIG3. The training claims (EOS-SHARP, FD-VIT, "
+        "GOAT-EXTRAP, mutants/training.py) are: each of their mutants is a full training run.",
         "## Kill rate per family", fam,
         "## Survivors", "\n".join(f"- {r['id']}: {r['how']}" for r in surv) if surv else "None.",
         "## Kills by a crash rather than a failing check",

@@ -31,6 +31,11 @@ is *at the edge* when it reaches :math:`S_t \ge (1-\varepsilon)\,2/\eta`, settle
 90th percentiles in :math:`[1 - 2\varepsilon, 1 + 2.5\varepsilon]`. The claim holds for an architecture
 when every run (3 rates x 3 seeds) is at the edge. Passing is monotone in eps, so each run has a
 smallest passing eps, and an architecture's flip point is the largest of its runs'.
+
+History (so that a reader can judge the pre-registration): the run lengths were revised once, for run
+time, after a first full run; the criterion and its declared range were not. That first protocol (test
+runs of 1.5x the small run's gradient-flow time, window = their last quarter) gave flip points 0.101
+(tanh MLP) and 0.098 (ReLU MLP), i.e. the same verdict.
 """
 
 from __future__ import annotations
@@ -258,14 +263,25 @@ def _record(ev: Evidence, exps: list[dict]) -> None:
     ev.figures.append(_draw(exps))
     medians = [r["median"] for e in exps for r in e["runs"]]
     rises = {a: [e["S_ps"] / e["S0"] for e in exps if e["arch"] == a] for a in ARCHS}
+    worst = max(flips.values())
+    inside = [a for a in ARCHS if EPS_RANGE[0] < flips[a] < EPS_RANGE[1]]
+    verdict = ("holds at every tolerance of the declared range" if worst <= EPS_RANGE[0] else
+               "fails at every tolerance of the declared range for the "
+               + " and ".join(a for a in ARCHS if flips[a] >= EPS_RANGE[1]) if worst >= EPS_RANGE[1] else
+               f"flips inside the declared range [{EPS_RANGE[0]}, {EPS_RANGE[1]}] of the tolerance eps: all runs of "
+               + " and ".join(f"the {a} pass from eps = {flips[a]:.3f}" for a in inside)
+               + f", so the claim is at the edge within {worst:.0%} but not within today's {EPS:.0%} everywhere")
     ev.finding = (
-        "On the digits (256 images, MSE), both networks sharpen progressively (small-step sharpness rises "
+        "On the digits (256 images, MSE) both networks sharpen progressively (under a small step the sharpness rises "
         + ", ".join(f"{min(v):.1f}-{max(v):.1f}x for the {a}" for a, v in rises.items())
-        + f"), and for every edge placed between S_0 and that level GD drives the sharpness to 2/eta: over 18 runs "
-        f"the median of S_t/(2/eta) over the last 200 steps is {min(medians):.3f}-{max(medians):.3f}; the verdict holds "
-        "for every tolerance above " + ", ".join(f"{flips[a]:.3f} ({a})" for a in ARCHS)
-        + f" (declared range {EPS_RANGE[0]}-{EPS_RANGE[1]}). Reduced setting against Cohen et al.: 256 digits instead "
-        "of 5k CIFAR-10 images, 3.5k-parameter MLPs instead of width-200 networks, ~1k steps instead of ~10k.")
+        + "), and with every edge placed between S_0 and that level, full-batch GD raises the sharpness to 2/eta and "
+        f"keeps it near there: over the 18 runs the median of S_t/(2/eta) over the last 200 steps is "
+        f"{min(medians):.3f}-{max(medians):.3f} (the tanh MLP hovers up to {max(r['median'] for e in exps if e['arch'] == ARCHS[0] for r in e['runs']) - 1:.0%} "
+        "above the edge at the largest step, as Cohen et al. describe for MSE; the ReLU MLP sits at or a few per cent below it). "
+        f"The verdict {verdict}. The control (a tanh MLP that sharpens by under a third) converges below the edge, so the "
+        "criterion does not pass by construction; the unconditional reading ('for any learning rate') fails there. "
+        "Reduced setting against Cohen et al.: 256 digits instead of 5k CIFAR-10 images, 3.5k-parameter MLPs instead of "
+        "width-200 networks and CNNs, 400-1000 steps per run instead of ~10k, 3 seeds.")
     ev.notes.append(f"Lanczos on exact HVPs; the sharpness was measured every {EVERY} steps (every {EVERY_SMALL} in the "
                     f"small-step runs); float64, one torch thread, seeds {list(SEEDS)} (initialisation).")
 

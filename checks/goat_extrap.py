@@ -157,7 +157,7 @@ def train_one(scheme: str, seed: int, steps: int = STEPS, progress=None) -> dict
 def _mask_path_evidence(ev: Evidence, run: dict) -> None:
     """GOAT's prior through SDPA's float mask equals an explicit softmax(q k^T / sqrt(d) + log pi) v with the
     prior normalised per row (trained parameters, float64)."""
-    with training.deterministic(0, dtype="float64") as torch:
+    with training.deterministic(0, dtype="float64") as torch, torch.no_grad():
         net = _model(torch, "GOAT")
         net.load_state_dict({k: v.double() for k, v in run["state"].items()})
         gen = training.generator(5)
