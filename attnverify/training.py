@@ -285,7 +285,7 @@ class Progress:
 
     def __init__(self, label: str, every: float = 5.0, stream=None):
         self.label, self.every, self.stream = label, every, stream or sys.stderr
-        self.t0 = time.perf_counter()
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         self.last = -math.inf
 
     def __call__(self, message: str, force: bool = False) -> None:
@@ -297,6 +297,10 @@ class Progress:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.t0
+
+    def summary(self) -> str:
+        """Wall and CPU time so far (the machine may be shared: CPU time is the part that is this run's)."""
+        return f"{self.seconds:.1f} s wall, {time.process_time() - self.cpu0:.1f} s CPU"
 
 
 @dataclass

@@ -176,6 +176,7 @@ def edge_of_stability() -> Evidence:
     progress = training.Progress("EOS-SHARP")
     exps = [_experiment(a, s, progress) for a in ARCHS for s in SEEDS]
     _record(ev, exps)
+    ev.notes.append(f"Training time: {progress.summary()} (one torch thread).")
     return ev
 
 

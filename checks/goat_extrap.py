@@ -193,6 +193,7 @@ def extrapolation() -> Evidence:
     runs = [train_one(sc, s, progress=progress) for sc in SCHEMES for s in SEEDS]
     _record(ev, runs)
     _mask_path_evidence(ev, next(r for r in runs if r["scheme"] == "GOAT"))
+    ev.notes.append(f"Training time: {progress.summary()} (one torch thread).")
     return ev
 
 

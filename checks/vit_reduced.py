@@ -206,7 +206,7 @@ def train_one(model_name: str, lr: float, seed: int, data, epochs: int = EPOCHS,
         opt = torch.optim.Adam(net.parameters(), lr=lr, fused=True)  # one fused kernel per step: 3x faster here
         X, Y = torch.tensor(tr.X, dtype=torch.float32), torch.tensor(tr.y)
         order_gen, mix_gen = training.generator(seed), training.generator(10_000 + seed)
-        n_mixed, n_seen, t0 = 0, 0, time.perf_counter()
+        n_mixed, n_seen, t0, val_early = 0, 0, time.perf_counter(), math.nan
         for ep in range(epochs):
             net.train()
             perm = torch.randperm(len(Y), generator=order_gen)
@@ -225,12 +225,22 @@ def train_one(model_name: str, lr: float, seed: int, data, epochs: int = EPOCHS,
                 opt.step()
             if progress is not None:
                 progress(f"{model_name}, lr {lr:g}, seed {seed}: epoch {ep + 1}/{epochs}, loss {float(loss):.3f}")
-        net.eval()
-        with torch.no_grad():
-            acc = {name: float((net(torch.tensor(s.X, dtype=torch.float32)).argmax(1) == torch.tensor(s.y))
-                               .double().mean()) for name, s in (("val", va), ("test", te))}
-    return {"model": model_name, "lr": lr, "seed": seed, **acc, "mixed": n_mixed, "seen": n_seen,
-            "seconds": time.perf_counter() - t0}
+            if ep + 1 == epochs - epochs // 3:  # validation accuracy two thirds in: is training still improving?
+                val_early = _accuracy(net, va, torch)
+        val_early = val_early if epochs >= 3 else math.nan
+        acc = {"val": _accuracy(net, va, torch), "test": _accuracy(net, te, torch)}
+    return {"model": model_name, "lr": lr, "seed": seed, **acc, "val_early": val_early, "mixed": n_mixed,
+            "seen": n_seen, "seconds": time.perf_counter() - t0}
+
+
+def _accuracy(net, split, torch) -> float:
+    """Accuracy on a split in eval mode (no dropout, only the image's own templates); training mode restored."""
+    mode = net.training
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(torch.tensor(split.X, dtype=torch.float32)).argmax(1) == torch.tensor(split.y)).double().mean())
+    net.train(mode)
+    return acc
 
 
 def _ot_layer_evidence(ev: Evidence, weights=None) -> None:
@@ -269,8 +279,9 @@ def _ot_layer_evidence(ev: Evidence, weights=None) -> None:
 def reduced_reproduction() -> Evidence:
     """FD-VIT/reduced: 2 models x 3 learning rates x 5 seeds on the digits; see the module docstring."""
     ev = Evidence()
-    ev.step(r"Made precise (reduced): on the digits with the paper's models and protocol scaled down, OT-ViT's mean "
-            r"test accuracy exceeds ViT's: the paired 95\% interval of the per-seed difference lies above 0.",
+    ev.step(r"Made precise (reduced): on the digits with the paper's models and protocol scaled down (and a training "
+            r"budget of 150 Adam steps per run), OT-ViT's mean test accuracy exceeds ViT's: the paired 95\% interval of "
+            r"the per-seed difference lies above 0.",
             r"\overline{\mathrm{acc}}_{\mathrm{OT}} - \overline{\mathrm{acc}}_{\mathrm{ViT}} > 0\ \text{at 95\%, paired over 5 seeds}")
     _ot_layer_evidence(ev)
     data = training.digits(*SIZES)
@@ -279,6 +290,7 @@ def reduced_reproduction() -> Evidence:
     sel = {m: select_rate(runs, m) for m in MODELS}
     runs += [train_one(m, sel[m], s, data, progress=progress) for m in MODELS for s in SEEDS if s not in SELECT_SEEDS]
     _record(ev, runs, sel)
+    ev.notes.append(f"Training time: {progress.summary()} (one torch thread).")
     return ev
 
 
@@ -292,10 +304,11 @@ def select_rate(runs, model) -> float:
 
 def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
     log = training.RunLog(f"FD-VIT/reduced: every run (digits, {EPOCHS} epochs of batch {BATCH})", ["model", "learning rate", "seed", "validation accuracy",
+                                                   f"validation accuracy at epoch {EPOCHS - EPOCHS // 3}",
                                                    "test accuracy", "images with mixed templates", "s"])
     for r in runs:
-        log.add(r["model"], r["lr"], r["seed"], r["val"], r["test"], f"{r['mixed']}/{r['seen']}" if r["seen"] else "-",
-                r["seconds"])
+        log.add(r["model"], r["lr"], r["seed"], r["val"], r.get("val_early", math.nan), r["test"],
+                f"{r['mixed']}/{r['seen']}" if r["seen"] else "-", r["seconds"])
     ev.tables.append(log.table())
     summary = []
     for m in MODELS:
@@ -349,6 +362,9 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
     from scipy import stats
 
     mde = (stats.t.ppf(0.975, len(diff) - 1) + stats.t.ppf(0.8, len(diff) - 1)) * sd_d / math.sqrt(len(diff))
+    chosen = [r for r in runs if r["lr"] == sel[r["model"]]]
+    gain = {m: float(np.nanmean([r["val"] - r.get("val_early", math.nan) for r in chosen if r["model"] == m]))
+            for m in MODELS}
     verdict = ("reproduces the paper's direction" if lo > 0 else
                "does not reproduce it (ViT is better)" if hi < 0 else "finds no difference at 95%")
     ev.finding = (
@@ -356,7 +372,11 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
         f"{acc['OT-ViT'].mean():.4f} (learning rates {sel['ViT']:g} and {sel['OT-ViT']:g}, selected on validation), "
         f"paired difference {mean:+.4f} [95%: {lo:+.4f}, {hi:+.4f}], p = {p:.3g}; OT-ViT ahead in "
         f"{int((diff > 0).sum())} of {len(diff)} seeds. With this spread the test detects a true difference of about "
-        f"{mde:.3f} (80% power). Reduced setting against the paper: the 8 x 8 digits (1000 training images) "
+        f"{mde:.3f} (80% power). Over the last third of training the validation accuracy still rose by "
+        + " and ".join(f"{gain[m]:+.3f} ({m})" for m in MODELS)
+        + f": within this budget ({EPOCHS * SIZES[0] // BATCH} Adam steps) the models are not trained to a plateau, so the "
+        "comparison is one of accuracy after a fixed short training, not of trained models as in the paper. "
+        "Reduced setting against the paper: the 8 x 8 digits (1000 training images) "
         "instead of Fashion-MNIST / CIFAR-10 / CIFAR-100; 2 x 2 patches, width 32, one block plus the final layer "
         f"(~18k parameters) instead of 4 x 4 patches, width 512, 6 layers (3.2M); {EPOCHS} epochs; 5 seeds; "
         "learning rate selected on a validation split from a grid moved to this setting (1e-2, 3e-3, 1e-3).")

@@ -204,7 +204,7 @@ def _vit_runs(diff):
         for lr in V.LRS:
             for s in V.SEEDS:
                 base = 0.8 + 0.01 * s + (diff[s] if m == "OT-ViT" else 0.0)
-                runs.append({"model": m, "lr": lr, "seed": s, "val": base - (0.1 if lr != V.LRS[1] else 0),
+                runs.append({"model": m, "lr": lr, "seed": s, "val": base - (0.1 if lr != V.LRS[1] else 0), "val_early": 0.7,
                              "test": base, "mixed": 50 if m == "OT-ViT" else 0, "seen": 100 if m == "OT-ViT" else 0,
                              "seconds": 0.0})
     return runs
