@@ -27,6 +27,38 @@ class Inconclusive(Exception):
     """Raised by a derivation or check that could not decide (solver failed, dependency missing)."""
 
 
+SENSITIVITY_FIELDS = ("parameter", "declared_range", "why_this_range", "flips_at", "verdict_over_range")
+
+
+def sensitivity_problem(check: "Check") -> str:
+    """Why a judgement check's ``sensitivity`` is malformed ("" if it is fine, or the check is numerical).
+
+    A judgement check without a declared range and its verdict over it is an engine error: its
+    verdict could rest on a threshold nobody tested (CLAIMS.md, "Judgement calls")."""
+    if check.threshold_kind != "judgement":
+        return ""
+    s = check.sensitivity
+    if not isinstance(s, dict):
+        return f"judgement check {check.key!r} carries no sensitivity"
+    missing = [f for f in SENSITIVITY_FIELDS if f not in s]
+    if missing:
+        return f"judgement check {check.key!r}: sensitivity lacks {', '.join(missing)}"
+    r = s["declared_range"]
+    if not (isinstance(r, (list, tuple)) and len(r) == 2 and float(r[0]) < float(r[1])):
+        return f"judgement check {check.key!r}: declared_range must be [lo, hi] with lo < hi"
+    if s["verdict_over_range"] not in ("stable", "flips"):
+        return f"judgement check {check.key!r}: verdict_over_range must be 'stable' or 'flips'"
+    if (s["verdict_over_range"] == "flips") != (s["flips_at"] is not None):
+        return f"judgement check {check.key!r}: flips_at must be given exactly when the verdict flips"
+    if not s["why_this_range"]:
+        return f"judgement check {check.key!r}: the declared range needs a reason"
+    return ""
+
+
+class DuplicateKey(ValueError):
+    """Two checks of one claim share a key: regress, the tests and the report could not tell them apart."""
+
+
 NUMERICAL_CLASSES = ("exact", "roundoff", "iterative", "statistical", "measured")
 THRESHOLD_KINDS = ("numerical", "judgement")
 EVIDENCE_KINDS = ("proof", "certificate", "float", "statistical")
@@ -65,7 +97,8 @@ class Check:
     latex: dict | None = None  # symbolic checks: {"lhs", "rhs", "residual"} as LaTeX
 
     def __post_init__(self):
-        self.key = self.key or slug(self.name)
+        if not self.key:
+            raise ValueError(f"check {self.name!r} has no key: every check needs a stable key (a short slug)")
         if not self.numerical_class:
             self.numerical_class = "exact" if self.method == "symbolic" else ""
         if not self.evidence:
@@ -124,7 +157,11 @@ class Evidence:
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # empirical claims: [{"transformation", "leaves_unchanged", "parameter", "values": [{"parameter", "metric"}],
+    # "conclusion"}]: a transformation that leaves the model unchanged, and the metric along it
+    invariance: list[dict] = field(default_factory=list)
     finding: str = ""  # for a refuted claim: what is true instead
+    part_findings: dict = field(default_factory=dict)  # part ID -> what is true of that part (issue 15)
 
     # -- building helpers -------------------------------------------------
     def step(self, text: str, expr: Any = None) -> Any:
@@ -140,12 +177,17 @@ class Evidence:
         """Names of the checks that did not pass (for messages)."""
         return [c.name for c in self.checks if not c.passed]
 
-    def check(self, name, method, metric, value, tolerance, passed, why="", **fields) -> bool:
+    def check(self, name, method, metric, value, tolerance, passed, why="", *, key, **fields) -> bool:
         """Record a check whose ``passed`` the caller decides (a compound condition, or a judgement
         call: then pass ``threshold_kind="judgement"`` and ``sensitivity``). Prefer
         :meth:`at_most`, :meth:`equal` or :meth:`within`, which compute ``passed``."""
-        self.checks.append(Check(name, method, metric, value, tolerance, bool(passed), why, **fields))
+        self._add(Check(name, method, metric, value, tolerance, bool(passed), why, key=key, **fields))
         return bool(passed)
+
+    def _add(self, check: Check) -> None:
+        if any(c.key == check.key for c in self.checks):
+            raise DuplicateKey(f"duplicate check key {check.key!r} ({check.name!r}): keys must be unique within a claim")
+        self.checks.append(check)
 
     # -- comparisons that compute ``passed`` --------------------------------------------------
     def at_most(self, key, name, value, tol, why, *, method, metric="", **fields) -> bool:
@@ -153,31 +195,104 @@ class Evidence:
         ok = bool(np.all(np.asarray(value, dtype=float) <= tol)) if _finite_or_nan(value) else False
         return self._record(key, name, method, metric, value, tol, ok, why, fields)
 
-    def at_least(self, key, name, value, bound, why, *, method, metric="", **fields) -> bool:
-        """``value >= bound``; the tolerance is recorded as ``">= bound"``."""
-        ok = bool(np.all(np.asarray(value, dtype=float) >= bound)) if _finite_or_nan(value) else False
-        return self._record(key, name, method, metric, value, f">= {bound:g}", ok, why, fields)
+    def at_least(self, key, name, value, bound, why, *, method, metric="", strict=False, shown=None,
+                 **fields) -> bool:
+        """``value >= bound`` (``value > bound`` if ``strict``); the tolerance is recorded as
+        ``">= bound"`` (``"> bound"``), or as ``shown`` where a check has always written it otherwise
+        (``"> 1e-3"`` rather than ``"> 0.001"``)."""
+        if _finite_or_nan(value):
+            v = np.asarray(value, dtype=float)
+            ok = bool(np.all(v > bound if strict else v >= bound))
+        else:
+            ok = False
+        text = shown if shown is not None else f"{'>' if strict else '>='} {bound:g}"
+        return self._record(key, name, method, metric, value, text, ok, why, fields)
 
-    def equal(self, key, name, value, expected, why, *, method, metric="", **fields) -> bool:
-        """``value == expected`` exactly (counts, integers, exact rationals, text); tolerance "exact"."""
+    def equal(self, key, name, value, expected, why, *, method, metric="", shown="exact", **fields) -> bool:
+        """``value == expected`` exactly (counts, integers, exact rationals, text); tolerance "exact"
+        (or ``shown``, e.g. the expected count)."""
         ok = bool(value == expected)
         fields.setdefault("numerical_class", "exact")
-        return self._record(key, name, method, metric, value, "exact", ok, why, fields)
+        return self._record(key, name, method, metric, value, shown, ok, why, fields)
 
-    def within(self, key, name, value, target, tol, why, *, method, metric="", **fields) -> bool:
-        """``|value - target| <= tol``; the tolerance is recorded as ``"target ± tol"``."""
+    def within(self, key, name, value, target, tol, why, *, method, metric="", shown=None, **fields) -> bool:
+        """``|value - target| <= tol``; the tolerance is recorded as ``"target ± tol"`` (or ``shown``)."""
         ok = _finite_or_nan(value) and abs(float(value) - float(target)) <= tol
-        return self._record(key, name, method, metric, value, f"{target:g} ± {tol:g}", bool(ok), why, fields)
+        text = shown if shown is not None else f"{target:g} ± {tol:g}"
+        return self._record(key, name, method, metric, value, text, bool(ok), why, fields)
+
+    def judged(self, key, name, value, threshold, why, *, parameter, declared_range, why_this_range, method,
+               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", tolerance=None,
+               **fields) -> bool:
+        r"""A judgement call ("small", "close", a setup the paper does not fix), with its sensitivity.
+
+        The verdict at the nominal ``threshold`` is the check's ``passed``; the verdict is also evaluated
+        over ``declared_range`` = [lo, hi] (declared in the code before the run; ``why_this_range`` says
+        why it is the plausible range of the judgement ``parameter``), and the check records
+        ``sensitivity`` = {parameter, declared_range, why_this_range, flips_at, verdict_over_range}.
+
+        ``verdict_at(x) -> bool`` is the verdict were the judgement parameter ``x``. By default the
+        parameter is the threshold itself and the verdict is ``value <= x`` (``kind="at_most"``) or
+        ``value >= x`` (``kind="at_least"``): monotone in ``x``, so the flip point is exactly ``x = value``.
+        Otherwise the verdict is evaluated on ``grid`` points spanning the range (geometric if ``log``)
+        plus the nominal, and each change between neighbours is located by ``bisect`` bisection steps;
+        ``flips_at`` is the crossing nearest the nominal threshold (``None`` if the verdict is stable).
+        ``tolerance``: what to record as the check's tolerance when the judgement parameter is not the
+        bound on ``value`` itself (a setup such as a scale, with ``verdict_at``); default the threshold.
+        """
+        lo, hi = (float(v) for v in declared_range)
+        if not (lo < hi and lo <= float(threshold) <= hi):
+            raise ValueError(f"judgement check {key!r}: declared range [{lo:g}, {hi:g}] must contain the "
+                             f"threshold {threshold:g}")
+        if not why_this_range or not parameter:
+            raise ValueError(f"judgement check {key!r}: the declared range needs its parameter and a reason")
+        default = verdict_at is None
+        if default:
+            if kind not in ("at_most", "at_least"):
+                raise ValueError(f"judgement check {key!r}: kind must be 'at_most' or 'at_least'")
+            v = float(value) if _finite_or_nan(value) else float("nan")
+            verdict_at = (lambda x: v <= x) if kind == "at_most" else (lambda x: v >= x)
+        xs = np.geomspace(lo, hi, grid) if log else np.linspace(lo, hi, grid)
+        xs = np.unique(np.append(xs, float(threshold)))
+        vs = [bool(verdict_at(float(x))) for x in xs]
+        crossings = []
+        for a, b, va, vb in zip(xs[:-1], xs[1:], vs[:-1], vs[1:]):
+            if va == vb:
+                continue
+            if default:  # exact: the comparison changes at x = value
+                crossings.append(float(value))
+                continue
+            for _ in range(bisect):
+                m = 0.5 * (a + b)
+                if bool(verdict_at(float(m))) == va:
+                    a = m
+                else:
+                    b = m
+            crossings.append(float(0.5 * (a + b)))
+        flips_at = min(crossings, key=lambda c: abs(c - float(threshold))) if crossings else None
+        ok = bool(verdict_at(float(threshold)))
+        sens = {"parameter": parameter, "declared_range": [lo, hi], "nominal": float(threshold),
+                "why_this_range": why_this_range,
+                "flips_at": float(f"{flips_at:.6e}") if flips_at is not None else None,
+                "verdict_over_range": "flips" if crossings else "stable"}
+        tol = threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = tol if tolerance is None else tolerance
+        fields.update(threshold_kind="judgement", sensitivity=sens)
+        return self._record(key, name, method, metric, value, tol, ok, why, fields)
+
+    def part_finding(self, part_id: str, text: str) -> None:
+        """What is true of one part of a compound claim (shown in the part's row; issue 15)."""
+        self.part_findings[part_id] = (self.part_findings.get(part_id, "") + " " + text).strip()
 
     def _record(self, key, name, method, metric, value, tol, ok, why, fields) -> bool:
-        self.checks.append(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
+        self._add(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
         return ok
 
-    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None, *, key: str = "") -> bool:
+    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None, *, key: str) -> bool:
         """Symbolic check that ``lhs - rhs`` simplifies to 0; records both sides and the residual."""
         residual = (simplify or full_simplify)(sp.sympify(lhs) - sp.sympify(rhs))
         ok = residual == 0
-        self.checks.append(Check(
+        self._add(Check(
             name, "symbolic",
             metric or f"simplify({as_latex(lhs)} - ({as_latex(rhs)}))",
             str(residual), "exact", ok,
@@ -188,14 +303,18 @@ class Evidence:
         return ok
 
     def extend(self, other: "Evidence") -> None:
-        self.checks += other.checks
+        for c in other.checks:
+            self._add(c)
         self.steps += other.steps
         self.errata += other.errata
         self.figures += other.figures
         self.tables += other.tables
         self.notes += other.notes
+        self.invariance += other.invariance
         if other.finding:
             self.finding = (self.finding + " " + other.finding).strip()
+        for pid, text in other.part_findings.items():
+            self.part_finding(pid, text)
 
 
 def _finite_or_nan(value) -> bool:
