@@ -109,7 +109,7 @@ def run_once(claim, patch=None) -> dict:
     finally:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
-            "failed": [c["key"] for c in r["checks"] if not c["passed"]],
+            "failed": [c["key"] for c in r["checks"] if not c["passed"]], "checks": [c["key"] for c in r["checks"]],
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
 
@@ -119,7 +119,14 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
     if res.get("never_called"):
         return False, f"not injected: {', '.join(res['never_called'])} was never called while the claim ran"
     if ref["status"] not in ("verified", "refuted"):
-        return False, f"cannot be judged: the unmutated claim is {ref['status']} ({ref['reason']})"
+        # an inconclusive reference whose checks all ran (undecided because a judgement call flips inside its
+        # declared range, e.g. EOS-SHARP) still judges a mutant by a check that fails only under the mutation
+        if ref["status"] != "inconclusive" or ref["crashed"] or not ref.get("checks"):
+            return False, f"cannot be judged: the unmutated claim is {ref['status']} ({ref['reason']})"
+        new = [c for c in res["failed"] if c not in ref["failed"]]
+        if res["status"] != "verified" and new:
+            return True, f"check failed: {new[0]}" + (f" (and {len(new) - 1} more)" if len(new) > 1 else "")
+        return False, f"no check failed that passes without the mutation (reference inconclusive: {ref['reason'][:120]})"
     if res["status"] == "verified":
         return False, "the claim is still verified"
     new = [c for c in res["failed"] if c not in ref["failed"]]
