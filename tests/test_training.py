@@ -12,12 +12,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from attnverify import training  # noqa: E402
+from attnverify import context, training  # noqa: E402
 from attnverify.evidence import Evidence, Inconclusive  # noqa: E402
 from checks import eos_training as E  # noqa: E402
 from checks import goat_extrap as G  # noqa: E402
 from checks import vit_reduced as V  # noqa: E402
 from mutants import training as MT  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _figures(tmp_path, monkeypatch):
+    monkeypatch.setattr(context, "FIGURE_DIR", tmp_path)  # never into the project's docs/
 
 
 # ------------------------------------------------------------------ the harness
