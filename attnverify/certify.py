@@ -294,7 +294,7 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
         mu = At * arb_mat([[x] for x in ubar])  # (d, 1)
         a = arb(alpha)
         inv_a = 1 / a
-        L, L_exact = _lipschitz(Ts, A, At, mu)
+        L, _ = _lipschitz(Ts, A, At, mu)
         Lmat = matrix(Lam.T)  # (d, m), exact
         logits = A * Lmat  # (ns, m)
         m = Lam.shape[0]

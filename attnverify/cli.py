@@ -77,8 +77,13 @@ inverse temperature (alpha z is the logit scale); every number must be finite.
 Output: one JSON object on standard output with the fields
 {fields}
 
-Exit status: 0 converged; 1 not converged (the JSON is still printed); 2 bad input (one line
-on stderr naming the field)."""
+With --certify the object gains "certificate" (attnverify.certify: ball arithmetic on the inputs as
+exact binary64 numbers): certified, radius_lambda >= ||lambda_star - lambda*||, radius_p_l1 >=
+||p_tilde - p~||_1, radius_h, value_interval (contains min (3) = max (7)), grad_norm_upper,
+lipschitz_p, tol, prec_bits, method, message; the radii and the interval are also printed on stderr.
+
+Exit status: 0 converged (and, with --certify, certified to --certify-tol); 1 not converged or
+not certified (the JSON is still printed); 2 bad input (one line on stderr naming the field)."""
 
 
 def _fail(msg: str) -> int:
