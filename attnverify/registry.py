@@ -40,6 +40,7 @@ class Claim:
     status: str | None = None  # a fixed status ("not-checkable") with its reason
     reason: str = ""
     family: str = ""
+    part: list[dict] = field(default_factory=list)  # [[claim.part]] blocks: id, title, statement, checks (issue 15)
 
     @property
     def functions(self) -> list[str]:
