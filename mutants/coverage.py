@@ -92,7 +92,7 @@ TABLE_MUTANTS = [
     Mutant("FD-VIT/fmnist-cell-doubled", "FD-OT", "the Fashion-MNIST ViT cell counted with two entries",
            patch={f"{V}:parse": _parse_with(_fmnist_cell_doubled)}),
     Mutant("FD-VIT/critical-value-one", "FD-OT", "the z-test with critical value 1 (about a 32% level) instead of 1.96",
-           patch={f"{V}:Z95": lambda orig: 1.0}),
+           patch={f"{V}:CRIT": lambda orig: 1.0}),
 ]
 
 MUTANTS = _hypothesis_mutants() + TABLE_MUTANTS
