@@ -27,6 +27,10 @@ class Inconclusive(Exception):
     """Raised by a derivation or check that could not decide (solver failed, dependency missing)."""
 
 
+class DuplicateKey(ValueError):
+    """Two checks of one claim share a key: regress, the tests and the report could not tell them apart."""
+
+
 NUMERICAL_CLASSES = ("exact", "roundoff", "iterative", "statistical", "measured")
 THRESHOLD_KINDS = ("numerical", "judgement")
 EVIDENCE_KINDS = ("proof", "certificate", "float", "statistical")
@@ -65,7 +69,8 @@ class Check:
     latex: dict | None = None  # symbolic checks: {"lhs", "rhs", "residual"} as LaTeX
 
     def __post_init__(self):
-        self.key = self.key or slug(self.name)
+        if not self.key:
+            raise ValueError(f"check {self.name!r} has no key: every check needs a stable key (a short slug)")
         if not self.numerical_class:
             self.numerical_class = "exact" if self.method == "symbolic" else ""
         if not self.evidence:
@@ -140,12 +145,17 @@ class Evidence:
         """Names of the checks that did not pass (for messages)."""
         return [c.name for c in self.checks if not c.passed]
 
-    def check(self, name, method, metric, value, tolerance, passed, why="", **fields) -> bool:
+    def check(self, name, method, metric, value, tolerance, passed, why="", *, key, **fields) -> bool:
         """Record a check whose ``passed`` the caller decides (a compound condition, or a judgement
         call: then pass ``threshold_kind="judgement"`` and ``sensitivity``). Prefer
         :meth:`at_most`, :meth:`equal` or :meth:`within`, which compute ``passed``."""
-        self.checks.append(Check(name, method, metric, value, tolerance, bool(passed), why, **fields))
+        self._add(Check(name, method, metric, value, tolerance, bool(passed), why, key=key, **fields))
         return bool(passed)
+
+    def _add(self, check: Check) -> None:
+        if any(c.key == check.key for c in self.checks):
+            raise DuplicateKey(f"duplicate check key {check.key!r} ({check.name!r}): keys must be unique within a claim")
+        self.checks.append(check)
 
     # -- comparisons that compute ``passed`` --------------------------------------------------
     def at_most(self, key, name, value, tol, why, *, method, metric="", **fields) -> bool:
@@ -153,31 +163,41 @@ class Evidence:
         ok = bool(np.all(np.asarray(value, dtype=float) <= tol)) if _finite_or_nan(value) else False
         return self._record(key, name, method, metric, value, tol, ok, why, fields)
 
-    def at_least(self, key, name, value, bound, why, *, method, metric="", **fields) -> bool:
-        """``value >= bound``; the tolerance is recorded as ``">= bound"``."""
-        ok = bool(np.all(np.asarray(value, dtype=float) >= bound)) if _finite_or_nan(value) else False
-        return self._record(key, name, method, metric, value, f">= {bound:g}", ok, why, fields)
+    def at_least(self, key, name, value, bound, why, *, method, metric="", strict=False, shown=None,
+                 **fields) -> bool:
+        """``value >= bound`` (``value > bound`` if ``strict``); the tolerance is recorded as
+        ``">= bound"`` (``"> bound"``), or as ``shown`` where a check has always written it otherwise
+        (``"> 1e-3"`` rather than ``"> 0.001"``)."""
+        if _finite_or_nan(value):
+            v = np.asarray(value, dtype=float)
+            ok = bool(np.all(v > bound if strict else v >= bound))
+        else:
+            ok = False
+        text = shown if shown is not None else f"{'>' if strict else '>='} {bound:g}"
+        return self._record(key, name, method, metric, value, text, ok, why, fields)
 
-    def equal(self, key, name, value, expected, why, *, method, metric="", **fields) -> bool:
-        """``value == expected`` exactly (counts, integers, exact rationals, text); tolerance "exact"."""
+    def equal(self, key, name, value, expected, why, *, method, metric="", shown="exact", **fields) -> bool:
+        """``value == expected`` exactly (counts, integers, exact rationals, text); tolerance "exact"
+        (or ``shown``, e.g. the expected count)."""
         ok = bool(value == expected)
         fields.setdefault("numerical_class", "exact")
-        return self._record(key, name, method, metric, value, "exact", ok, why, fields)
+        return self._record(key, name, method, metric, value, shown, ok, why, fields)
 
-    def within(self, key, name, value, target, tol, why, *, method, metric="", **fields) -> bool:
-        """``|value - target| <= tol``; the tolerance is recorded as ``"target ± tol"``."""
+    def within(self, key, name, value, target, tol, why, *, method, metric="", shown=None, **fields) -> bool:
+        """``|value - target| <= tol``; the tolerance is recorded as ``"target ± tol"`` (or ``shown``)."""
         ok = _finite_or_nan(value) and abs(float(value) - float(target)) <= tol
-        return self._record(key, name, method, metric, value, f"{target:g} ± {tol:g}", bool(ok), why, fields)
+        text = shown if shown is not None else f"{target:g} ± {tol:g}"
+        return self._record(key, name, method, metric, value, text, bool(ok), why, fields)
 
     def _record(self, key, name, method, metric, value, tol, ok, why, fields) -> bool:
-        self.checks.append(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
+        self._add(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
         return ok
 
-    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None, *, key: str = "") -> bool:
+    def identity(self, name: str, lhs: Any, rhs: Any, metric: str = "", simplify=None, *, key: str) -> bool:
         """Symbolic check that ``lhs - rhs`` simplifies to 0; records both sides and the residual."""
         residual = (simplify or full_simplify)(sp.sympify(lhs) - sp.sympify(rhs))
         ok = residual == 0
-        self.checks.append(Check(
+        self._add(Check(
             name, "symbolic",
             metric or f"simplify({as_latex(lhs)} - ({as_latex(rhs)}))",
             str(residual), "exact", ok,
@@ -188,7 +208,8 @@ class Evidence:
         return ok
 
     def extend(self, other: "Evidence") -> None:
-        self.checks += other.checks
+        for c in other.checks:
+            self._add(c)
         self.steps += other.steps
         self.errata += other.errata
         self.figures += other.figures

@@ -109,7 +109,7 @@ def run_once(claim, patch=None) -> dict:
     finally:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
-            "failed": [c["name"] for c in r["checks"] if not c["passed"]],
+            "failed": [c["key"] for c in r["checks"] if not c["passed"]],
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
 

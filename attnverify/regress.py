@@ -33,6 +33,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from .evidence import slug
+
 # -- the drift rule ----------------------------------------------------------------------------
 # Same seed, same pinned versions, one BLAS thread (attnverify.cli pins it) and the same CPU: a
 # rerun performs the same float64 operations in the same order, so a value is reproduced bit for
@@ -116,11 +118,14 @@ def _show(v) -> str:
 
 
 def _keyed_checks(checks: list[dict]) -> dict[tuple[str, int], dict]:
-    """Checks keyed by (name, k): the k-th check of that name, so repeated names still pair up."""
+    """Checks keyed by (key, k), so rewording a check's name is no regression. A baseline written
+    before checks had keys is keyed by the slug of the name (what Check derived then); k counts
+    repeats, which only such an old baseline can have."""
     seen, out = Counter(), {}
     for ch in checks:
-        out[(ch["name"], seen[ch["name"]])] = ch
-        seen[ch["name"]] += 1
+        key = ch.get("key") or slug(ch["name"])
+        out[(key, seen[key])] = ch
+        seen[key] += 1
     return out
 
 
@@ -138,7 +143,7 @@ def compare_claim(old: dict, new: dict, same_environment: bool = True) -> list[C
         out.append(Change(cid, "status", "status", old["status"], new["status"]))
     o, n = _keyed_checks(old.get("checks", [])), _keyed_checks(new.get("checks", []))
     for k, och in o.items():
-        name = k[0] + (f" (#{k[1] + 1})" if k[1] else "")
+        name = och["name"] + (f" (#{k[1] + 1})" if k[1] else "")
         nch = n.get(k)
         if nch is None:
             out.append(Change(cid, name, "check", "recorded", "no longer recorded"))
@@ -151,7 +156,7 @@ def compare_claim(old: dict, new: dict, same_environment: bool = True) -> list[C
         if differ:
             out.append(Change(cid, name, "value", och.get("value"), nch.get("value"), why))
     for k in n.keys() - o.keys():
-        out.append(Change(cid, k[0], "check", "absent", "new check", failure=False))
+        out.append(Change(cid, n[k]["name"], "check", "absent", "new check", failure=False))
     oe = {_erratum_key(e) for e in old.get("errata", [])}
     ne = {_erratum_key(e) for e in new.get("errata", [])}
     for e in sorted(oe - ne):

@@ -11,7 +11,7 @@ from importlib import metadata
 
 from . import context
 from .cache import fingerprint, inputs
-from .evidence import Evidence, Inconclusive
+from .evidence import DuplicateKey, Evidence, Inconclusive
 from .registry import Claim, load_claims, resolve
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
@@ -44,6 +44,9 @@ def run_claim(claim: Claim, log=print) -> dict:
             ev.extend(resolve(ref)())
         except Inconclusive as e:
             problems.append(f"{ref}: {e}")
+        except DuplicateKey as e:  # two checks the report, regress and the tests could not tell apart
+            problems.append(f"claim {claim.id}: {ref}: {e}")
+            crashed = True
         except Exception as e:  # a crash leaves the claim undecided, and says where
             problems.append(f"{ref} raised {type(e).__name__}: {e}")
             crashed = True
@@ -56,6 +59,7 @@ def run_claim(claim: Claim, log=print) -> dict:
         "family": claim.family,
         "source": {"seed": claim.seed, "equation": claim.equation},
         "statement": claim.statement.strip(),
+        "decided_by": list(claim.functions),  # the registry refs whose evidence decided the status
         "status": status,
         "reason": reason,
         "finding": ev.finding,

@@ -70,13 +70,17 @@ def _order_check(claim, err_fn, pred_order, coef_fn, label) -> Evidence:
         rows.append([f"n={n}, d={d}", slope] + rel)
         curves.append((f"n={n}, d={d}", FIT_ALPHAS, norms))
     worst_slope = float(np.max(np.abs(np.array(slopes) - pred_order)))
-    ev.check(f"fitted log-log slope of {label} is {pred_order}", "newton",
-             f"max over {len(slopes)} instances of |slope - {pred_order}|, alpha in [1e-4, 1e-2]",
-             worst_slope, SLOPE_TOL, worst_slope <= SLOPE_TOL, SLOPE_WHY)
+    ev.at_most(f"fitted-log-log-slope-of-{label}-is-{pred_order}",
+               f"fitted log-log slope of {label} is {pred_order}", worst_slope, SLOPE_TOL, SLOPE_WHY,
+               method="newton",
+               metric=f"max over {len(slopes)} instances of |slope - {pred_order}|, alpha in [1e-4, 1e-2]",
+               numerical_class="iterative", evidence="float")
     worst_coef = float(np.max(coef_err))
-    ev.check(f"leading coefficient of {label} matches the derivation", "newton",
-             f"max relative difference between error/alpha^{pred_order} at alpha = 1e-4 and the predicted coefficient",
-             worst_coef, COEF_TOL, worst_coef <= COEF_TOL, COEF_WHY)
+    ev.at_most(f"leading-coefficient-of-{label}-matches-the-derivation",
+               f"leading coefficient of {label} matches the derivation", worst_coef, COEF_TOL, COEF_WHY,
+               method="newton",
+               metric=f"max relative difference between error/alpha^{pred_order} at alpha = 1e-4 and the predicted coefficient",
+               numerical_class="iterative", evidence="float")
     what = "||error||" if claim == "FD-16" else "||error|| / ||lambda*||"
     ev.tables.append(Table(f"{claim}: fitted slope, and {what} for larger alpha (where the approximation is used)",
                            ["instance", "slope"] + [f"alpha={a:g}" for a in WIDE_ALPHAS], rows))
@@ -138,8 +142,10 @@ def _uniform_is_dot_product() -> Evidence:
             h16 = dual.attention_16(T, np.full(n, 1 / n), z, a)
             att = softmax(a * (T @ z)) @ T
             worst = max(worst, float(np.linalg.norm(h16 - att) / np.linalg.norm(att)))
-    ev.check("uniform u: (16) equals dot-product attention", "numeric",
-             "max ||(16) with u = 1/n - softmax(alpha T z)^T T|| / ||softmax(alpha T z)^T T||",
-             worst, 1e-13, worst <= 1e-13,
-             "the two are the same expression up to the constant 1/n that cancels; only rounding separates them")
+    ev.at_most("uniform-u-16-equals-dot-product-attention", "uniform u: (16) equals dot-product attention",
+               worst, 1e-13,
+               "the two are the same expression up to the constant 1/n that cancels; only rounding separates them",
+               method="numeric",
+               metric="max ||(16) with u = 1/n - softmax(alpha T z)^T T|| / ||softmax(alpha T z)^T T||",
+               numerical_class="roundoff", evidence="float")
     return ev

@@ -40,16 +40,21 @@ def remainder_is_third_order() -> Evidence:
         rel = abs(r[-1] / S[-1] ** 3 - k3 / 6) / abs(k3 / 6)
         worst_rel, worst_slope = max(worst_rel, rel), max(worst_slope, abs(slope - 3))
         rows.append([f"n={n}, d={d}", k3 / 6] + list(r / S**3) + [slope])
-    ev.check("remainder / s^3 tends to the third cumulant / 6", "numeric",
-             "max |r(s)/s^3 - kappa3(v,v,v)/6| / |kappa3/6| at s = 1e-3", worst_rel, 1e-2, worst_rel <= 1e-2,
-             "the next term is s kappa4/24, relative size O(s) = 1e-3 times instance constants; rounding "
-             "of the log1p/expm1 form is ~1e-19, far below r")
-    ev.check("the cancellation-free r equals the plain log M(s v) - ... at s = 0.1", "numeric",
-             "max |difference|", worst_plain, 1e-14, worst_plain <= 1e-14,
-             "the plain form rounds at ~eps |log u| ~ 1e-15; the two are the same function")
-    ev.check("remainder is third order (fitted slope 3)", "numeric",
-             "max |slope - 3| of log|r(s)| against log s, s in [1e-3, 1e-1]", worst_slope, 0.1, worst_slope <= 0.1,
-             "a second-order error in mu or Sigma would give slope <= 2; the fourth-order term bends the slope by O(s)")
+    ev.at_most("remainder-s-3-tends-to-the-third-cumulant-6", "remainder / s^3 tends to the third cumulant / 6",
+               worst_rel, 1e-2,
+               "the next term is s kappa4/24, relative size O(s) = 1e-3 times instance constants; rounding "
+               "of the log1p/expm1 form is ~1e-19, far below r",
+               method="numeric", metric="max |r(s)/s^3 - kappa3(v,v,v)/6| / |kappa3/6| at s = 1e-3",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("the-cancellation-free-r-equals-the-plain-log-m-s",
+               "the cancellation-free r equals the plain log M(s v) - ... at s = 0.1", worst_plain, 1e-14,
+               "the plain form rounds at ~eps |log u| ~ 1e-15; the two are the same function",
+               method="numeric", metric="max |difference|", numerical_class="roundoff", evidence="float")
+    ev.at_most("remainder-is-third-order-fitted-slope-3", "remainder is third order (fitted slope 3)",
+               worst_slope, 0.1,
+               "a second-order error in mu or Sigma would give slope <= 2; the fourth-order term bends the slope by O(s)",
+               method="numeric", metric="max |slope - 3| of log|r(s)| against log s, s in [1e-3, 1e-1]",
+               numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("FD-11: r(s)/s^3 along a random unit direction",
                            ["instance", "kappa3/6"] + [f"s={s:g}" for s in S] + ["slope"], rows))
     return ev

@@ -212,16 +212,23 @@ def recurrence_numeric() -> Evidence:
             naive.append(np.linalg.norm(sd.delta1 - (sd.delta - eta * sd.H0 @ sd.delta)) / sd.tol_rec)
         worst = np.maximum(worst, np.max(ratios))
         rows.append([f.name, len(ratios), float(max(ratios)), float(np.median(ratios)), float(np.median(naive))])
-    ev.check("step recurrence with the segment-averaged Hessian holds to round-off (3 non-quadratic losses)", "quadrature",
-             "max over 450 steps of ||delta_{t+1} - (I - eta Hbar_t) delta_t|| / tol", worst, 1.0, worst <= 1.0,
-             "tol = 8 (K+d) eps x (absolute scale of each side) + rounding of theta_{t+1} + quadrature estimate "
-             "|Hbar_64 - Hbar_32|; see the module docstring")
+    ev.at_most("step-recurrence-with-the-segment-averaged",
+               "step recurrence with the segment-averaged Hessian holds to round-off (3 non-quadratic losses)",
+               worst, 1.0,
+               "tol = 8 (K+d) eps x (absolute scale of each side) + rounding of theta_{t+1} + quadrature estimate "
+               "|Hbar_64 - Hbar_32|; see the module docstring",
+               method="quadrature",
+               metric="max over 450 steps of ||delta_{t+1} - (I - eta Hbar_t) delta_t|| / tol",
+               numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-REC: residual of the step recurrence in units of its round-off tolerance",
                            ["loss", "steps", "max (Hbar_t)", "median (Hbar_t)", "median with H(theta_t) instead"], rows))
     bad, kept = _boundary_agreement()
-    ev.check("||I - eta M||_2 < 1 exactly when spec M lies in (0, 2/eta) (random symmetric M)", "numpy",
-             f"disagreements among {kept} random 4x4 symmetric matrices, spectra in [-0.5, 3.5]/eta", bad, "exact", bad == 0,
-             "the spectral norm of a symmetric matrix is max |eigenvalue|: no disagreement is allowed away from the boundary")
+    ev.equal("i-eta-m-2-1-exactly-when-spec-m-lies-in-0-2-eta",
+             "||I - eta M||_2 < 1 exactly when spec M lies in (0, 2/eta) (random symmetric M)", bad, 0,
+             "the spectral norm of a symmetric matrix is max |eigenvalue|: no disagreement is allowed away from the boundary",
+             method="numpy",
+             metric=f"disagreements among {kept} random 4x4 symmetric matrices, spectra in [-0.5, 3.5]/eta",
+             numerical_class="exact", evidence="float")
     return ev
 
 
@@ -284,16 +291,25 @@ def loss_change_numeric() -> Evidence:
         n_dec, n_inc = n_dec + dec, n_inc + inc
         worst = np.maximum(worst, np.max(ratios))
         rows.append([f.name, len(ratios), float(max(ratios)), float(np.median(unif)), float(np.median(second)), int(dec), int(inc)])
-    ev.check("loss change = -eta ||g||^2 (1 - eta hhat/2) exactly, hhat from Htilde (3 losses, 450 steps)", "quadrature",
-             "max |Delta L - formula| / tol", worst, 1.0, worst <= 1.0,
-             "tol = 8 (K+d) eps x (sum of |terms| of L_t, L_{t+1} and the formula) + rounding of theta_{t+1} + "
-             "quadrature estimate |Htilde_64 - Htilde_32|")
-    ev.check("sign of the loss change = sign of (eta hhat / 2 - 1)", "quadrature",
-             f"mismatches among {decided} steps whose sign is decided beyond rounding", int(mism), "exact", mism == 0,
-             "the formula is exact, so no mismatch is allowed once the margin exceeds the rounding tolerance")
-    ev.check("both signs of the loss change occur in the sample (the sign test is not vacuous)", "quadrature",
-             "min(#decreases, #increases)", int(min(n_dec, n_inc)), ">= 50", min(n_dec, n_inc) >= 50,
-             "eta ranges over 0.3..2.5 times 2/(curvature along g), so both sides of the edge are sampled")
+    ev.at_most("loss-change-eta-g-2-1-eta-hhat-2-exactly-hhat",
+               "loss change = -eta ||g||^2 (1 - eta hhat/2) exactly, hhat from Htilde (3 losses, 450 steps)",
+               worst, 1.0,
+               "tol = 8 (K+d) eps x (sum of |terms| of L_t, L_{t+1} and the formula) + rounding of theta_{t+1} + "
+               "quadrature estimate |Htilde_64 - Htilde_32|",
+               method="quadrature", metric="max |Delta L - formula| / tol", numerical_class="roundoff",
+               evidence="float")
+    ev.equal("sign-of-the-loss-change-sign-of-eta-hhat-2-1",
+             "sign of the loss change = sign of (eta hhat / 2 - 1)", int(mism), 0,
+             "the formula is exact, so no mismatch is allowed once the margin exceeds the rounding tolerance",
+             method="quadrature",
+             metric=f"mismatches among {decided} steps whose sign is decided beyond rounding",
+             numerical_class="exact", evidence="float")
+    ev.at_least("both-signs-of-the-loss-change-occur-in-the",
+                "both signs of the loss change occur in the sample (the sign test is not vacuous)",
+                int(min(n_dec, n_inc)), 50,
+                "eta ranges over 0.3..2.5 times 2/(curvature along g), so both sides of the edge are sampled",
+                method="quadrature", metric="min(#decreases, #increases)", numerical_class="exact",
+                evidence="float")
     ev.tables.append(Table("EOS-LOSS: |Delta L - formula| / round-off tolerance, for three Hessian averages "
                            "(only Htilde, weight 2(1-s), is exact)",
                            ["loss", "steps", "max (Htilde)", "median (uniform Hbar)", "median (H(theta_t))",
@@ -313,16 +329,22 @@ def loss_change_numeric() -> Evidence:
         res = abs((f(th)[0] - L0) - total)
         worst_t = np.maximum(worst_t, res / tol)
         trows.append([f.name, f"{eta:.4g}", 60, float(f(th)[0] - L0), float(total), float(res / tol)])
-    ev.check("telescoping: L(theta_T) - L(theta_0) = -eta sum_t ||g_t||^2 (1 - eta hhat_t/2) on GD trajectories", "quadrature",
-             "max over 3 trajectories (T = 60) of |difference| / (sum of per-step tolerances)", worst_t, 1.0, worst_t <= 1.0,
-             "per-step round-off tolerances add up along the trajectory")
+    ev.at_most("telescoping-l-theta-t-l-theta-0-eta-sum-t-g-t-2",
+               "telescoping: L(theta_T) - L(theta_0) = -eta sum_t ||g_t||^2 (1 - eta hhat_t/2) on GD trajectories",
+               worst_t, 1.0, "per-step round-off tolerances add up along the trajectory",
+               method="quadrature",
+               metric="max over 3 trajectories (T = 60) of |difference| / (sum of per-step tolerances)",
+               numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-LOSS: telescoping on GD trajectories", ["loss", "eta", "T", "L_T - L_0", "sum of formula", "|diff|/tol"], trows))
     mean, tol2, closed = _two_cycle_weighted_mean()
     gap = abs(mean - 2 / 2.04)
-    ev.check("on a period-two orbit the ||g||^2-weighted mean of hhat_t equals 2/eta (no gap)", "quadrature",
-             "|sum w_t hhat_t / sum w_t - 2/eta|, L = x^2/2 + x^3/3 + x^4/4, eta = 2.04, 40 steps on the orbit", gap, tol2,
-             gap <= tol2, f"L_T = L_0 on the orbit (closed to {closed:.1e}), so the telescoped identity leaves only rounding "
-             "of L and of the 32-node hhat sums")
+    ev.at_most("on-a-period-two-orbit-the-g-2-weighted-mean-of",
+               "on a period-two orbit the ||g||^2-weighted mean of hhat_t equals 2/eta (no gap)", gap, tol2,
+               f"L_T = L_0 on the orbit (closed to {closed:.1e}), so the telescoped identity leaves only rounding "
+               "of L and of the 32-node hhat sums",
+               method="quadrature",
+               metric="|sum w_t hhat_t / sum w_t - 2/eta|, L = x^2/2 + x^3/3 + x^4/4, eta = 2.04, 40 steps on the orbit",
+               numerical_class="roundoff", evidence="float")
     return ev
 
 
@@ -556,20 +578,31 @@ def period_two_numeric() -> Evidence:
     ev = Evidence()
     models = _models_1d()
     rows, side_bad, gap, slopes, mu_bad, pts = _p2_1d(models)
-    ev.check("1-D: period-two orbits exist exactly on the side of eta_c given by sign(kappa)", "numpy roots",
-             "number of (model, eta) pairs, out of 20, where orbit existence contradicts the derived side", side_bad, "exact",
-             side_bad == 0, "the enumeration is complete (all real roots of a polynomial), so any contradiction counts")
-    ev.check("1-D: polynomial-root enumeration and brentq find the same orbits", "scipy brentq",
-             "max |x_roots - x_brentq| over all orbits (inf if the counts differ)", gap, 1e-10, gap <= 1e-10,
-             "both are refined to ~1e-15; 1e-10 allows for F'(x) = mu - 1 ~ 8 kappa rho^2 as small as 0.03 at the root")
+    ev.equal("1-d-period-two-orbits-exist-exactly-on-the-side",
+             "1-D: period-two orbits exist exactly on the side of eta_c given by sign(kappa)", side_bad, 0,
+             "the enumeration is complete (all real roots of a polynomial), so any contradiction counts",
+             method="numpy roots",
+             metric="number of (model, eta) pairs, out of 20, where orbit existence contradicts the derived side",
+             numerical_class="exact", evidence="float")
+    ev.at_most("1-d-polynomial-root-enumeration-and-brentq-find",
+               "1-D: polynomial-root enumeration and brentq find the same orbits", gap, 1e-10,
+               "both are refined to ~1e-15; 1e-10 allows for F'(x) = mu - 1 ~ 8 kappa rho^2 as small as 0.03 at the root",
+               method="scipy brentq",
+               metric="max |x_roots - x_brentq| over all orbits (inf if the counts differ)",
+               numerical_class="iterative", evidence="float")
     worst = np.min(list(slopes.values()))
-    ev.check("1-D: half-amplitude law 2/eta = L'' + kappa rho^2 + O(rho^4)", "numpy roots",
-             "min over models of the log-log slope of |2/eta - L'' - kappa rho^2| vs rho (inf = rounding level)",
-             worst, f">= {SLOPE_MIN}", worst >= SLOPE_MIN,
-             "the derived remainder is O(rho^4) (slope 4); any other kappa leaves c rho^2 (slope 2); 3 separates them")
-    ev.check("1-D: orbit multiplier G'(x)G'(y) > 1 iff kappa > 0 (subcritical unstable, supercritical stable)",
-             "numpy roots", "number of orbits whose multiplier is on the wrong side of 1", int(mu_bad), "exact", mu_bad == 0,
-             "derived mu = 1 + 8 kappa rho^2/L'' + O(rho^4); the sign is decided at these amplitudes")
+    ev.at_least("1-d-half-amplitude-law-2-eta-l-kappa-rho-2-o-rho",
+                "1-D: half-amplitude law 2/eta = L'' + kappa rho^2 + O(rho^4)", worst, SLOPE_MIN,
+                "the derived remainder is O(rho^4) (slope 4); any other kappa leaves c rho^2 (slope 2); 3 separates them",
+                method="numpy roots",
+                metric="min over models of the log-log slope of |2/eta - L'' - kappa rho^2| vs rho (inf = rounding level)",
+                shown=f">= {SLOPE_MIN}", numerical_class="roundoff", evidence="float")
+    ev.equal("1-d-orbit-multiplier-g-x-g-y-1-iff-kappa-0",
+             "1-D: orbit multiplier G'(x)G'(y) > 1 iff kappa > 0 (subcritical unstable, supercritical stable)",
+             int(mu_bad), 0,
+             "derived mu = 1 + 8 kappa rho^2/L'' + O(rho^4); the sign is decided at these amplitudes",
+             method="numpy roots", metric="number of orbits whose multiplier is on the wrong side of 1",
+             numerical_class="exact", evidence="float")
     ev.tables.append(Table("EOS-P2 (1-D): local two-cycles of G(x) = x - eta L'(x), eta_c = 2",
                            ["model", "eta", "side of eta_c", "#local orbits (rho <= 0.35)", "#orbits in box (roots)",
                             "#orbits in box (brentq)", "rho", "multiplier"], rows))
@@ -578,17 +611,25 @@ def period_two_numeric() -> Evidence:
     rng = context.rng("eos-p2")
     models2 = _models_2d()
     rows2, side_bad2, slopes2, dslopes, pts2 = _p2_2d(models2, rng)
-    ev.check("2-D: orbits along each eigen-direction exist exactly on the side given by kappa_i (incl. the cross term)",
-             "newton", "number of (model, eta) pairs, out of 30, contradicting the derived side", side_bad2, "exact",
-             side_bad2 == 0, "1600 Newton starts cover the local box densely (30x30 grid + random); any contradiction counts")
+    ev.equal("2-d-orbits-along-each-eigen-direction-exist",
+             "2-D: orbits along each eigen-direction exist exactly on the side given by kappa_i (incl. the cross term)",
+             side_bad2, 0,
+             "1600 Newton starts cover the local box densely (30x30 grid + random); any contradiction counts",
+             method="newton",
+             metric="number of (model, eta) pairs, out of 30, contradicting the derived side",
+             numerical_class="exact", evidence="float")
     w2 = np.min(list(slopes2.values()))
-    ev.check("2-D: half-amplitude law with kappa_1 = Q_1111/6 - 1/2 sum_k T_11k^2/h_k", "newton",
-             "min log-log slope of |2/eta - h_i - kappa_i rho^2| vs rho", w2, f">= {SLOPE_MIN}", w2 >= SLOPE_MIN,
-             "as in 1-D: O(rho^4) remainder for the right kappa, O(rho^2) for a wrong one")
+    ev.at_least("2-d-half-amplitude-law-with-kappa-1-q-1111-6-1-2",
+                "2-D: half-amplitude law with kappa_1 = Q_1111/6 - 1/2 sum_k T_11k^2/h_k", w2, SLOPE_MIN,
+                "as in 1-D: O(rho^4) remainder for the right kappa, O(rho^2) for a wrong one",
+                method="newton", metric="min log-log slope of |2/eta - h_i - kappa_i rho^2| vs rho",
+                shown=f">= {SLOPE_MIN}", numerical_class="iterative", evidence="float")
     wd = np.min(list(dslopes.values()))
-    ev.check("2-D: the half-amplitude vector lies along the eigen-direction: r_perp = O(rho^3)", "newton",
-             "min log-log slope of |r_perp| vs rho (inf = exactly on the axis)", wd, ">= 2.5", wd >= 2.5,
-             "derived r = rho e_i + O(rho^3) (slope 3); a non-eigen direction gives r_perp ~ rho (slope 1)")
+    ev.at_least("2-d-the-half-amplitude-vector-lies-along-the",
+                "2-D: the half-amplitude vector lies along the eigen-direction: r_perp = O(rho^3)", wd, 2.5,
+                "derived r = rho e_i + O(rho^3) (slope 3); a non-eigen direction gives r_perp ~ rho (slope 1)",
+                method="newton", metric="min log-log slope of |r_perp| vs rho (inf = exactly on the axis)",
+                numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOS-P2 (2-D): local two-cycles along an eigen-direction",
                            ["model / direction", "eta", "side of eta_c", "#local orbits (rho <= 0.35)", "rho", "|r_perp|"], rows2))
     ev.notes.append("The coupled 2-D model has kappa_1 = -0.8 (supercritical) although its separable part alone gives +1 "
@@ -722,10 +763,12 @@ def _hvp_checks(ev, net, p, rng):
     hc = 1e-20
     cs = net.loss_grad(p + 1j * hc * v)[1].imag / hc  # exact to rounding: no subtraction
     rel_cs = float(np.linalg.norm(Hv - cs) / np.linalg.norm(Hv))
-    ev.check("exact HVP (R-operator) = complex-step derivative of the gradient", "complex step",
-             "||Hv - Im grad(p + i h v)/h|| / ||Hv||, h = 1e-20", rel_cs, 1e-10, rel_cs <= 1e-10,
-             "the complex step has no subtractive cancellation (error ~eps); both sides are sums over n m = 1e4 "
-             "products, gamma_N ~ 2e-12; 1e-10 leaves a factor 50 for cancellation between the two Hessian parts")
+    ev.at_most("exact-hvp-r-operator-complex-step-derivative-of",
+               "exact HVP (R-operator) = complex-step derivative of the gradient", rel_cs, 1e-10,
+               "the complex step has no subtractive cancellation (error ~eps); both sides are sums over n m = 1e4 "
+               "products, gamma_N ~ 2e-12; 1e-10 leaves a factor 50 for cancellation between the two Hessian parts",
+               method="complex step", metric="||Hv - Im grad(p + i h v)/h|| / ||Hv||, h = 1e-20",
+               numerical_class="roundoff", evidence="float")
     g = lambda q: net.loss_grad(q)[1]
     fd = lambda h: (g(p + h * v) - g(p - h * v)) / (2 * h)
     h = 1e-4
@@ -734,9 +777,12 @@ def _hvp_checks(ev, net, p, rng):
     gabs = np.linalg.norm(np.abs(g(p))) + np.linalg.norm(v) * np.linalg.norm(Hv)
     rnd = 4 * net.n * EPS * gabs / h
     err = float(np.linalg.norm(f1 - Hv))
-    ev.check("exact HVP = central difference of the analytic gradient within its error bound", "finite differences",
-             "||(g(p+hv) - g(p-hv))/(2h) - Hv||, h = 1e-4", err, float(2 * trunc + rnd), err <= 2 * trunc + rnd,
-             "truncation estimated by Richardson (4/3 |FD(h) - FD(h/2)|, doubled) plus rounding 4 n eps |g|/h")
+    ev.at_most("exact-hvp-central-difference-of-the-analytic",
+               "exact HVP = central difference of the analytic gradient within its error bound", err,
+               float(2 * trunc + rnd),
+               "truncation estimated by Richardson (4/3 |FD(h) - FD(h/2)|, doubled) plus rounding 4 n eps |g|/h",
+               method="finite differences", metric="||(g(p+hv) - g(p-hv))/(2h) - Hv||, h = 1e-4",
+               numerical_class="roundoff", evidence="float")
 
 
 def _train(net, p0, eta, steps, v0):
@@ -818,9 +864,13 @@ def sharpness_gd() -> Evidence:
     ev.tables.append(Table("EOS-SHARP: sharpness S_t against 2/eta (window = last quarter of training)",
                            ["2/eta", "eta", "2/eta value", "steps", "first step S >= 0.9 (2/eta)", "median S/(2/eta)",
                             "10th pct", "90th pct", "loss at 0", "final loss", "power-it. not converged", "max iters"], rows))
-    ev.check("power iteration returns the top Hessian eigenvalue (dense Hessian at the end of each run)", "numpy eigvalsh",
-             "max |lambda_power - lambda_max(dense)| / Weinstein residual bound", dense_gap, 1.0, dense_gap <= 1.0,
-             "for unit v, some eigenvalue lies within ||Hv - lambda v|| of lambda; it must be the largest")
+    ev.at_most("power-iteration-returns-the-top-hessian",
+               "power iteration returns the top Hessian eigenvalue (dense Hessian at the end of each run)",
+               dense_gap, 1.0,
+               "for unit v, some eigenvalue lies within ||Hv - lambda v|| of lambda; it must be the largest",
+               method="numpy eigvalsh",
+               metric="max |lambda_power - lambda_max(dense)| / Weinstein residual bound",
+               numerical_class="iterative", evidence="float")
     for row, k in zip(rows, SHARP_K):
         med, q10, q90 = row[5], row[6], row[7]
         passed = k not in fails
@@ -828,7 +878,8 @@ def sharpness_gd() -> Evidence:
                  "reach step; median, 10th, 90th percentile of S/(2/eta) over the last quarter",
                  f"reach {row[4]}, median {med:.3f}, [{q10:.3f}, {q90:.3f}]",
                  f"reach; median in {list(SETTLE)}; percentiles in {list(BAND)}", passed,
-                 "thresholds fixed before the runs (see the docstring): within 10% at the median, hovering within -20%/+25%")
+                 "thresholds fixed before the runs (see the docstring): within 10% at the median, hovering within -20%/+25%",
+                 key=f"2-eta-{k}-s-0-sharpness-rises-to-2-eta-and-hovers-there", numerical_class="iterative", evidence="float")
     # Post hoc (added after the runs above were seen; not part of the decision): learning rates whose
     # edge 2/eta lies below the sharpness S_inf that the first run converged to, as in Cohen et al.
     S_inf = float(np.median(traces[SHARP_K[0]][1][-10:, 1]))

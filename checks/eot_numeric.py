@@ -60,13 +60,19 @@ def kkt_against_solvers() -> Evidence:
     cases = [(f"n={len(s)}, tau={tau:g}", s, tau, None, softmax(s / tau)) for s, tau in _cases()]
     beat, ratio, rows = solver_gaps(cases, lambda p, s, tau, _: _J(p, s, tau))
     for name in ("scipy", "cvxpy"):
-        ev.check(f"{name} finds no point with lower J than softmax(s/tau)", name,
-                 "min over cases of (J(p_solver) - J(softmax)) / (n eps (1 + |J|))", beat[name], ">= -1",
-                 beat[name] >= -1, "below -1 the solver would have beaten softmax by more than rounding")
-        ev.check(f"{name} minimiser is within the Pinsker distance of softmax(s/tau)", name,
-                 "max ||p_solver - softmax||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)", ratio[name], 1.0,
-                 ratio[name] <= 1.0, "J is tau-strongly convex in l1 on the simplex, so this ratio is <= 1 exactly "
-                 "when softmax is the minimiser")
+        ev.at_least(f"{name}-finds-no-point-with-lower-j-than-softmax-s-tau",
+                    f"{name} finds no point with lower J than softmax(s/tau)", beat[name], -1,
+                    "below -1 the solver would have beaten softmax by more than rounding", method=name,
+                    metric="min over cases of (J(p_solver) - J(softmax)) / (n eps (1 + |J|))",
+                    numerical_class="iterative", evidence="float")
+        ev.at_most(f"{name}-minimiser-is-within-the-pinsker-distance-of",
+                   f"{name} minimiser is within the Pinsker distance of softmax(s/tau)", ratio[name],
+                   1.0,
+                   "J is tau-strongly convex in l1 on the simplex, so this ratio is <= 1 exactly "
+                   "when softmax is the minimiser",
+                   method=name,
+                   metric="max ||p_solver - softmax||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)",
+                   numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOT-KKT: direct solves of min -<p,s> - tau H(p) against softmax(s/tau)",
                            ["case", "||p_scipy - p*||_1", "J gap (scipy)", "||p_cvxpy - p*||_1", "J gap (cvxpy)"], rows))
     return ev
@@ -83,10 +89,14 @@ def lse_value_and_gradient() -> Evidence:
         f = lambda x: tau * logsumexp(x / tau)
         g = np.array([(f(s + h * e) - f(s - h * e)) / (2 * h) for e in np.eye(len(s))])
         grad_err = np.maximum(grad_err, float(np.abs(g - softmax(s / tau)).max()))
-    ev.check("optimal value = -tau logsumexp(s/tau)", "cvxpy", "max |min J (CVXPY) + tau lse(s/tau)| / (1 + |lse|)",
-             val_err, 1e-7, val_err <= 1e-7, "Clarabel's relative gap is <= 1e-8; evaluation at the renormalised point adds rounding")
-    ev.check("gradient of tau logsumexp(s/tau) = softmax(s/tau)", "finite differences",
-             "max |central difference - softmax| entrywise", grad_err, 1e-8, grad_err <= 1e-8,
-             "central differences with step h = 1e-5 max(tau,1): truncation h^2 f'''/6 <= 1e-10/tau^2 (tau >= 0.1), "
-             "rounding eps |f| / h ~ 1e-10")
+    ev.at_most("optimal-value-tau-logsumexp-s-tau", "optimal value = -tau logsumexp(s/tau)", val_err, 1e-7,
+               "Clarabel's relative gap is <= 1e-8; evaluation at the renormalised point adds rounding",
+               method="cvxpy", metric="max |min J (CVXPY) + tau lse(s/tau)| / (1 + |lse|)",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("gradient-of-tau-logsumexp-s-tau-softmax-s-tau",
+               "gradient of tau logsumexp(s/tau) = softmax(s/tau)", grad_err, 1e-8,
+               "central differences with step h = 1e-5 max(tau,1): truncation h^2 f'''/6 <= 1e-10/tau^2 (tau >= 0.1), "
+             "rounding eps |f| / h ~ 1e-10",
+               method="finite differences", metric="max |central difference - softmax| entrywise",
+               numerical_class="roundoff", evidence="float")
     return ev

@@ -170,20 +170,27 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
             cvx_ratio = np.maximum(cvx_ratio, float(np.max(np.abs(o - out[b, h, i]) / (dist * np.abs(V[b, h][S]).max(0)
                                                                                    + bound[b, h, i]))))
     for be in ("math", "flash"):
-        ev.check(f"EOT solution x V = torch SDPA ({be} kernel), all cases", "torch",
-                 "max over entries of |SDPA - sum_j softmax(<q,k_j>/tau)_j v_j| / round-off bound, tau = sqrt(d)",
-                 worst[be], 1.0, worst[be] <= 1.0,
-                 "a-priori float64 bound for two evaluations of the same formula (sdpa_roundoff: dot products "
-                 "gamma_d, exp, normalisation and output sums gamma_nS, online-softmax rescaling)")
-    ev.check("masked SDPA = SDPA with attn_mask = log pi, pi uniform on the support and 0 off it", "torch",
-             "max |SDPA(float mask log pi) - EOT on the support| / round-off bound, over the masked cases",
-             worst["prior"], 1.0, worst["prior"] <= 1.0,
-             "KL to a prior with zeros restricts the problem to its support (derivation); the same round-off bound")
-    ev.check("EOT minimiser solved directly (CVXPY, no closed form) x V = torch SDPA", "cvxpy",
-             "max |p_cvxpy V - SDPA| / (sqrt(2 gap/tau) max|v| + round-off), gap = J(p_cvxpy) + tau lse(s/tau)",
-             cvx_ratio, 1.0, cvx_ratio <= 1.0,
-             "weak duality J(p) >= -tau lse(s/tau) certifies the gap; J is tau-strongly convex in l1, so "
-             "||p_cvxpy - p*||_1 <= sqrt(2 gap/tau) (Pinsker); masked rows are solved on the support only")
+        ev.at_most(f"eot-solution-x-v-torch-sdpa-{be}-kernel-all-cases",
+                   f"EOT solution x V = torch SDPA ({be} kernel), all cases", worst[be], 1.0,
+                   "a-priori float64 bound for two evaluations of the same formula (sdpa_roundoff: dot products "
+                   "gamma_d, exp, normalisation and output sums gamma_nS, online-softmax rescaling)",
+                   method="torch",
+                   metric="max over entries of |SDPA - sum_j softmax(<q,k_j>/tau)_j v_j| / round-off bound, tau = sqrt(d)",
+                   numerical_class="roundoff", evidence="float")
+    ev.at_most("masked-sdpa-sdpa-with-attn-mask-log-pi-pi",
+               "masked SDPA = SDPA with attn_mask = log pi, pi uniform on the support and 0 off it",
+               worst["prior"], 1.0,
+               "KL to a prior with zeros restricts the problem to its support (derivation); the same round-off bound",
+               method="torch",
+               metric="max |SDPA(float mask log pi) - EOT on the support| / round-off bound, over the masked cases",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("eot-minimiser-solved-directly-cvxpy-no-closed",
+               "EOT minimiser solved directly (CVXPY, no closed form) x V = torch SDPA", cvx_ratio, 1.0,
+               "weak duality J(p) >= -tau lse(s/tau) certifies the gap; J is tau-strongly convex in l1, so "
+               "||p_cvxpy - p*||_1 <= sqrt(2 gap/tau) (Pinsker); masked rows are solved on the support only",
+               method="cvxpy",
+               metric="max |p_cvxpy V - SDPA| / (sqrt(2 gap/tau) max|v| + round-off), gap = J(p_cvxpy) + tau lse(s/tau)",
+               numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOT-SDPA: torch SDPA (float64) against the EOT solution, per case",
                            ["case", "Q shape", "K shape", "max|diff| math", "ratio to bound (math)",
                             "max|diff| flash", "ratio to bound (flash)"], rows))
@@ -242,10 +249,13 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
             ratio = float(np.max(np.abs(grad_s.numpy() - cand) / tol))
             worst_s = np.maximum(worst_s, ratio)
             rows.append([name, tau, float(np.max(np.abs(grad_s.numpy() - cand))), ratio])
-    ev.check("autograd dL/ds = (1/tau) p (g - E_p g) on random losses", "torch autograd",
-             "max |autograd - formula| / (4 (n+4) eps p_k (|g_k| + E_p|g|) / tau)", worst_s, 1.0, worst_s <= 1.0,
-             "both sides are n-term float64 sums of products p_j g_j / tau: each errs by <= gamma_{n+4} times the "
-             "sum of absolute terms; the bound doubles that")
+    ev.at_most("autograd-dl-ds-1-tau-p-g-e-p-g-on-random-losses",
+               "autograd dL/ds = (1/tau) p (g - E_p g) on random losses", worst_s, 1.0,
+               "both sides are n-term float64 sums of products p_j g_j / tau: each errs by <= gamma_{n+4} times the "
+               "sum of absolute terms; the bound doubles that",
+               method="torch autograd",
+               metric="max |autograd - formula| / (4 (n+4) eps p_k (|g_k| + E_p|g|) / tau)",
+               numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOT-PG: autograd vs the advantage formula (scores level, n = 9, 5 rows each)",
                            ["loss", "tau", "max |diff|", "ratio to bound"], rows))
 
@@ -284,11 +294,15 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
             worst[be] = np.maximum(worst[be], r)
             rows2.append([label, be, r])
     for be in ("math", "flash"):
-        ev.check(f"autograd through torch SDPA ({be}) = advantage formula for dQ, dK, dV", "torch autograd",
-                 "max over dQ, dK, dV of |autograd - formula| / round-off bound; dS = p (g - E_p g)/sqrt(d), "
-                 "g_j = <dL/d out, v_j>", worst[be], 1.0, worst[be] <= 1.0,
-                 "each gradient entry is a sum of <= Lq + Lk + d + 8 float64 products; bound = 8 (Lq+Lk+d+8) eps "
-                 "times the same sums taken in absolute value (both computations, with margin for the chained sums)")
+        ev.at_most(f"autograd-through-torch-{be}-advantage-formula-for-dq-dk",
+                   f"autograd through torch SDPA ({be}) = advantage formula for dQ, dK, dV", worst[be],
+                   1.0,
+                   "each gradient entry is a sum of <= Lq + Lk + d + 8 float64 products; bound = 8 (Lq+Lk+d+8) eps "
+                   "times the same sums taken in absolute value (both computations, with margin for the chained sums)",
+                   method="torch autograd",
+                   metric="max over dQ, dK, dV of |autograd - formula| / round-off bound; dS = p (g - E_p g)/sqrt(d), "
+                   "g_j = <dL/d out, v_j>",
+                   numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOT-PG: autograd through torch SDPA vs the advantage formula",
                            ["case", "kernel", "ratio to bound"], rows2))
     ev.notes.append("The CPU flash kernel of torch 2.13 has no backward when an attn_mask is given; the masked cases "
@@ -349,18 +363,26 @@ def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
         sign_ok &= bool(np.sign(D.mean()) == np.sign(pred) and abs(D.mean()) > z * se)
         rows.append([name, float(b), float(bstar), v0, vb, float(D.mean()), float(se), pred,
                      "reduces" if pred > 0 else "increases"])
-    ev.check("REINFORCE with and without the baseline E_p[g] are unbiased for (1/tau) p (g - E_p g)", "monte carlo",
-             f"max over cases, estimators, coordinates of |MC mean - gradient| / (z sigma/sqrt N), N = {N}, z = {z:.2f}",
-             worst_mean, 1.0, worst_mean <= 1.0,
-             "CLT for bounded i.i.d. summands with the exact sigma; z from a Bonferroni correction over all tested "
-             "coordinates at family-wise false-alarm probability 1e-4 (fixed seeds make the run reproducible)")
-    ev.check("MC variance reduction Var X_0 - Var X_b matches E_p[w](b*^2 - (b - b*)^2)/tau^2", "monte carlo",
-             "max over cases of |mean of paired differences - exact| / (z standard error)", worst_diff, 1.0,
-             worst_diff <= 1.0, "paired samples (same J) give an unbiased estimate with the sample standard error; "
-             "same Bonferroni z as above")
+    ev.at_most("reinforce-with-and-without-the-baseline-e-p-g",
+               "REINFORCE with and without the baseline E_p[g] are unbiased for (1/tau) p (g - E_p g)",
+               worst_mean, 1.0,
+               "CLT for bounded i.i.d. summands with the exact sigma; z from a Bonferroni correction over all tested "
+               "coordinates at family-wise false-alarm probability 1e-4 (fixed seeds make the run reproducible)",
+               method="monte carlo",
+               metric=f"max over cases, estimators, coordinates of |MC mean - gradient| / (z sigma/sqrt N), N = {N}, z = {z:.2f}",
+               numerical_class="statistical", evidence="statistical")
+    ev.at_most("mc-variance-reduction-var-x-0-var-x-b-matches-e",
+               "MC variance reduction Var X_0 - Var X_b matches E_p[w](b*^2 - (b - b*)^2)/tau^2",
+               worst_diff, 1.0,
+               "paired samples (same J) give an unbiased estimate with the sample standard error; "
+               "same Bonferroni z as above",
+               method="monte carlo",
+               metric="max over cases of |mean of paired differences - exact| / (z standard error)",
+               numerical_class="statistical", evidence="statistical")
     ev.check("the sign of the variance change is significant and as predicted (|E_p g - b*| < |b*| iff reduced)",
              "monte carlo", "every case: sign(MC mean difference) = sign(prediction) and |mean| > z s.e.",
-             int(sign_ok), 1, sign_ok, "a significant MC difference of the predicted sign in every case")
+             int(sign_ok), 1, sign_ok, "a significant MC difference of the predicted sign in every case",
+             key="the-sign-of-the-variance-change-is-significant", numerical_class="statistical", evidence="statistical")
     ev.tables.append(Table("EOT-PG: single-sample REINFORCE, total variance with and without the baseline b = E_p[g] "
                            "(exact values and paired Monte Carlo)",
                            ["case", "b = E_p g", "b* (optimal)", "Var X_0", "Var X_b", "MC Var X_0 - Var X_b", "s.e.",
@@ -434,21 +456,32 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
             step_worst = np.max([step_worst, inv, rem])
             rows.append([tau, eta, float(np.abs(pn - pg).sum()), float(np.abs(pA - (p - eta * p * A)).sum()),
                          float(eta**2 * R**2 / 2)])
-    ev.check("softmax Jacobian = Hessian of tau lse(s/tau) = (1/tau) Fisher(theta = s/tau)", "torch autograd",
-             "max entrywise |jacobian - I/tau|, |hessian - I/tau|, |explicit Fisher - (diag p - pp^T)| / (4(n+4) eps/min(tau,1))",
-             worst, 1.0, worst <= 1.0, "entries are n-term float64 sums of products bounded by 1/tau: gamma_{n+4}, doubled")
+    ev.at_most("softmax-jacobian-hessian-of-tau-lse-s-tau-1-tau",
+               "softmax Jacobian = Hessian of tau lse(s/tau) = (1/tau) Fisher(theta = s/tau)", worst, 1.0,
+               "entries are n-term float64 sums of products bounded by 1/tau: gamma_{n+4}, doubled",
+               method="torch autograd",
+               metric="max entrywise |jacobian - I/tau|, |hessian - I/tau|, |explicit Fisher - (diag p - pp^T)| / (4(n+4) eps/min(tau,1))",
+               numerical_class="roundoff", evidence="float")
     ev.check("Fisher matrix: kernel = span(1), second eigenvalue >= min p (rank n - 1)", "numpy",
              "|lambda_1| <= n tol, |cos(v_1, 1)| = 1 to 1e-8, lambda_2 >= min_j p_j", int(eig_ok), 1, eig_ok,
              "interlacing for the rank-one update diag(p) - pp^T gives lambda_2 >= min p exactly; eigen-solver "
-             "backward error ~ n eps ||I||")
-    ev.check("natural gradient pinv(I) grad_theta L = g - mean(g) 1, and I A = grad_theta L", "numpy",
-             "max entrywise error / (16 n eps cond(I on 1^perp) max|g|)", nat_worst, 1.0, nat_worst <= 1.0,
-             "the pseudo-inverse solve loses at most ~cond(I restricted to 1^perp) times the round-off of its input")
-    ev.check("natural step: theta - eta I^+ grad = theta - eta A = theta - eta g (same p) and p moves by -eta p*A + O(eta^2)",
-             "numpy", "max over tau, eta of ||p(.) - p(theta - eta g)||_1 / round-off and "
-             "||p(theta - eta A) - (p - eta p*A)||_1 / (eta^2 R_A^2 / 2)", step_worst, 1.0, step_worst <= 1.0,
-             "softmax is exactly invariant along 1; the Taylor remainder is bounded by eta^2 R^2/2 in l1 "
-             "(second derivative p_j[(d_j - E d)^2 - Var d], derivation EOT-LIMITS)")
+             "backward error ~ n eps ||I||",
+             key="fisher-matrix-kernel-span-1-second-eigenvalue", numerical_class="roundoff", evidence="float")
+    ev.at_most("natural-gradient-pinv-i-grad-theta-l-g-mean-g-1",
+               "natural gradient pinv(I) grad_theta L = g - mean(g) 1, and I A = grad_theta L", nat_worst,
+               1.0,
+               "the pseudo-inverse solve loses at most ~cond(I restricted to 1^perp) times the round-off of its input",
+               method="numpy", metric="max entrywise error / (16 n eps cond(I on 1^perp) max|g|)",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("natural-step-theta-eta-i-grad-theta-eta-a-theta",
+               "natural step: theta - eta I^+ grad = theta - eta A = theta - eta g (same p) and p moves by -eta p*A + O(eta^2)",
+               step_worst, 1.0,
+               "softmax is exactly invariant along 1; the Taylor remainder is bounded by eta^2 R^2/2 in l1 "
+               "(second derivative p_j[(d_j - E d)^2 - Var d], derivation EOT-LIMITS)",
+               method="numpy",
+               metric="max over tau, eta of ||p(.) - p(theta - eta g)||_1 / round-off and "
+               "||p(theta - eta A) - (p - eta p*A)||_1 / (eta^2 R_A^2 / 2)",
+               numerical_class="roundoff", evidence="float")
 
     # the KL trust region: argmin <grad_theta L, delta> s.t. KL(p || p(theta + delta)) <= eps moves p exactly along
     # -p*A (Lagrange: p_new = p - p*A/nu); solved here by SLSQP without that knowledge
@@ -468,7 +501,8 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
     ev.check("KL trust-region step (SLSQP) moves p along -p*(g - E_p g), the Fisher-Rao gradient", "scipy",
              "1 - cos(p_new - p, -p*A) at KL radius 1e-3", c_adv, 1e-6, c_adv <= 1e-6 and res.success,
              "exact for every radius (Lagrange: p_new = p - p*A/nu); SLSQP with ftol 1e-15 resolves the direction "
-             f"to ~1e-7; the competing directions -p*g and -A are at 1 - cos = {c_g:.1e} and {c_A:.1e}")
+             f"to ~1e-7; the competing directions -p*g and -A are at 1 - cos = {c_g:.1e} and {c_A:.1e}",
+             key="kl-trust-region-step-slsqp-moves-p-along-p-g-e-p", numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOT-FISHER: natural-gradient step in logits (invariance along 1 and first-order change)",
                            ["tau", "eta", "||p(theta - eta I^+ grad) - p(theta - eta g)||_1",
                             "||p(theta - eta A) - (p - eta p*A)||_1", "bound eta^2 R^2/2"], rows))
@@ -513,13 +547,17 @@ def _limits_evidence(zero_target=None) -> Evidence:
         up_ratio = np.maximum(up_ratio, dist / up)
         low_ok &= bool(dist >= low)
         rows0.append([t, dist, 2 / n * e, 2 * (n - m) / m * e])
-    ev.check("tau -> 0: ||softmax(s/tau) - u_argmax||_1 <= 2 (n - m)/m exp(-Delta/tau) (ties: m = 2)", "numpy",
-             "max over the tau grid of dist / (bound + 4 n eps)", up_ratio, 1.0, up_ratio <= 1.0,
-             "the bound is proven (derivation); 4 n eps allows for the float64 evaluation of the n-term distance")
+    ev.at_most("tau-0-softmax-s-tau-u-argmax-1-2-n-m-m-exp-delta",
+               "tau -> 0: ||softmax(s/tau) - u_argmax||_1 <= 2 (n - m)/m exp(-Delta/tau) (ties: m = 2)",
+               up_ratio, 1.0,
+               "the bound is proven (derivation); 4 n eps allows for the float64 evaluation of the n-term distance",
+               method="numpy", metric="max over the tau grid of dist / (bound + 4 n eps)",
+               numerical_class="roundoff", evidence="float")
     ev.check("tau -> 0: the rate is exactly exponential (lower bound (2/n) exp(-Delta/tau))", "numpy",
              "dist >= (2/n) exp(-Delta/tau) - 4 n eps on the whole grid", int(low_ok), 1, low_ok,
              "proven lower bound; a wrong limit (e.g. e_argmax with ties) would leave dist ~ 1 and pass the "
-             "lower bound but fail the upper one")
+             "lower bound but fail the upper one",
+             key="tau-0-the-rate-is-exactly-exponential-lower", numerical_class="roundoff", evidence="float")
     R = s.max() - s.min()
     taus = R * np.logspace(0.5, 4, 30)
     r1, r2, rows1 = 0.0, 0.0, []
@@ -531,11 +569,16 @@ def _limits_evidence(zero_target=None) -> Evidence:
         b2 = R**2 * math.exp(R / t) / (2 * t) + n * t * 4 * n * EPS
         r1, r2 = np.maximum(r1, dev / b1), np.maximum(r2, first / b2)
         rows1.append([t, dev, first])
-    ev.check("tau -> inf: |softmax(s/tau)_j - 1/n| <= (e^{R/tau} - 1)/n", "numpy", "max over grid of dev / bound",
-             r1, 1.0, r1 <= 1.0, "proven bound (n p_j lies in [e^{-R/tau}, e^{R/tau}]); 4 n eps for rounding")
-    ev.check("tau -> inf: p = 1/n + (s - mean s)/(n tau) + O(1/tau^2) with |remainder| n tau <= R^2 e^{R/tau}/(2 tau)",
-             "numpy", "max over grid of |n tau (p - 1/n) - (s - mean s)| / bound", r2, 1.0, r2 <= 1.0,
-             "Taylor remainder with |d^2 p_j/d eps^2| <= p_j R^2 (derivation); rounding of p amplified by n tau")
+    ev.at_most("tau-inf-softmax-s-tau-j-1-n-e-r-tau-1-n",
+               "tau -> inf: |softmax(s/tau)_j - 1/n| <= (e^{R/tau} - 1)/n", r1, 1.0,
+               "proven bound (n p_j lies in [e^{-R/tau}, e^{R/tau}]); 4 n eps for rounding", method="numpy",
+               metric="max over grid of dev / bound", numerical_class="roundoff", evidence="float")
+    ev.at_most("tau-inf-p-1-n-s-mean-s-n-tau-o-1-tau-2-with",
+               "tau -> inf: p = 1/n + (s - mean s)/(n tau) + O(1/tau^2) with |remainder| n tau <= R^2 e^{R/tau}/(2 tau)",
+               r2, 1.0,
+               "Taylor remainder with |d^2 p_j/d eps^2| <= p_j R^2 (derivation); rounding of p amplified by n tau",
+               method="numpy", metric="max over grid of |n tau (p - 1/n) - (s - mean s)| / bound",
+               numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOT-LIMITS, tau -> 0 (tie of two maxima): ||p - u_A||_1 and its proven bounds",
                            ["tau", "||p - u_A||_1", "lower (2/n) e^{-Delta/tau}", "upper 2(n-m)/m e^{-Delta/tau}"],
                            rows0[::6]))

@@ -17,7 +17,7 @@ import numpy as np
 
 from attnverify import context, dual
 from attnverify.batched import solve_dual
-from attnverify.evidence import Evidence, Figure, Inconclusive, Table
+from attnverify.evidence import Evidence, Figure, Inconclusive, Table, slug
 from attnverify.primal import solve_primal_cvxpy
 
 ALPHAS = [0.1, 0.25, 0.5, 1.0, 2.0]
@@ -47,9 +47,11 @@ def figure_3() -> Evidence:
     e_fig = [_rel_err(T, u, z, a) for a in ALPHAS]
     # the exact h_hat drawn is confirmed by a direct primal solve (CVXPY)
     dev = max(float(np.linalg.norm(_exact_h(T, u, z, a) - T.T @ solve_primal_cvxpy(T, u, z, a).p)) for a in ALPHAS)
-    ev.check("the drawn exact h_hat agrees with a direct primal solve", "cvxpy",
-             "max ||h_hat(Newton on (7)) - E_p_cvxpy[t]||", dev, 1e-4, dev <= 1e-4,
-             "Clarabel's gap <= 1e-8 puts p within ~1.4e-4 in l1 (Pinsker); templates have norm <= 1.5")
+    ev.at_most("the-drawn-exact-h-hat-agrees-with-a-direct",
+               "the drawn exact h_hat agrees with a direct primal solve", dev, 1e-4,
+               "Clarabel's gap <= 1e-8 puts p within ~1.4e-4 in l1 (Pinsker); templates have norm <= 1.5",
+               method="cvxpy", metric="max ||h_hat(Newton on (7)) - E_p_cvxpy[t]||",
+               numerical_class="iterative", evidence="float")
     rng = context.rng("fig3")
     E = []
     for _ in range(200):
@@ -61,13 +63,18 @@ def figure_3() -> Evidence:
     med = np.median(E, axis=0)
     i05, i1 = ALPHAS.index(0.5), ALPHAS.index(1.0)
     for name, val in [("drawn instance", max(e_fig[i05], e_fig[i1])), ("ensemble median", max(med[i05], med[i1]))]:
-        ev.check(f"(16) close to the exact h_hat at alpha = 0.5 and 1 ({name})", "newton",
-                 "max over alpha in {0.5, 1} of ||h_(16) - h_hat|| / ||h_hat - mu||", val, CLOSE, val <= CLOSE,
-                 "'close' = the error is at most a quarter of the shift from mu that (16) is meant to capture; "
-                 "fixed before the numbers were seen")
+        ev.at_most(f"16-close-to-exact-h-hat-{slug(name)}",
+                   f"(16) close to the exact h_hat at alpha = 0.5 and 1 ({name})", val, CLOSE,
+                   "'close' = the error is at most a quarter of the shift from mu that (16) is meant to capture; "
+                   "fixed before the numbers were seen",
+                   method="newton",
+                   metric="max over alpha in {0.5, 1} of ||h_(16) - h_hat|| / ||h_hat - mu||",
+                   numerical_class="iterative", evidence="float")
     mono = float(np.min(np.diff(med)))
-    ev.check("the error grows with alpha (ensemble median)", "newton", "min over consecutive alphas of the increase of median e(alpha)",
-             mono, "> 0", mono > 0, "Fig 3's caption: the approximation improves as alpha decreases")
+    ev.at_least("the-error-grows-with-alpha-ensemble-median", "the error grows with alpha (ensemble median)",
+                mono, 0, "Fig 3's caption: the approximation improves as alpha decreases", method="newton",
+                metric="min over consecutive alphas of the increase of median e(alpha)", strict=True,
+                numerical_class="iterative", evidence="float")
     frac_mono = float(np.mean(np.all(np.diff(E, axis=1) > 0, axis=1)))
     ev.tables.append(Table("FD-FIG3: e(alpha) = ||h_(16) - h_hat|| / ||h_hat - mu||",
                            ["instance"] + [f"alpha={a:g}" for a in ALPHAS],

@@ -142,19 +142,25 @@ def fig4(n_sentences: int | None = None) -> Evidence:
              f"max ||lam_batched - lam_Newton|| over {len(r['cross'])} queries ({sweep.N_CROSS} per layer)", cx, ctol,
              bool(r["cross"]) and all(v <= t for _, v, t in r["cross"]),
              "(7) is (1/alpha)-strongly concave, so ||lam - lam*|| <= alpha ||grad D(lam)||; the bound is "
-             "alpha times the sum of the two solutions' gradient norms")
+             "alpha times the sum of the two solutions' gradient norms",
+             key="batched-lambda-full-dimensional-newton-lambda-on", numerical_class="iterative", evidence="float")
     full, rest, share, lay, head = r["full"], r["restricted"], r["z_share"], r["layer"], r["head"]
     lm = np.array([full[lay == k].mean() for k in range(L)])
     hm = np.array([[full[(lay == k) & (head == h)].mean() for h in range(H)] for k in range(L)])
     lr = np.array([rest[lay == k].mean() for k in range(L)])
     hr = np.array([[rest[(lay == k) & (head == h)].mean() for h in range(H)] for k in range(L)])
-    ev.check("per layer (Fig 4): mean ||lambda* - alpha z|| / ||lambda*|| is small in every layer", "newton",
-             "max over layers of the mean relative deviation", float(lm.max()), SMALL, lm.max() <= SMALL,
-             "'almost coincides' read as a mean relative deviation <= 0.1, fixed from the paper's text before the run")
+    ev.at_most("per-layer-fig-4-mean-lambda-alpha-z-lambda-is",
+               "per layer (Fig 4): mean ||lambda* - alpha z|| / ||lambda*|| is small in every layer",
+               float(lm.max()), SMALL,
+               "'almost coincides' read as a mean relative deviation <= 0.1, fixed from the paper's text before the run",
+               method="newton", metric="max over layers of the mean relative deviation",
+               numerical_class="iterative", evidence="float")
     kk, hh = np.unravel_index(np.argmax(hm), hm.shape)
-    ev.check("per head (Fig 5): mean ||lambda* - alpha z|| / ||lambda*|| is small in every head", "newton",
-             f"max over heads of the mean relative deviation (layer {kk}, head {hh})", float(hm.max()), SMALL,
-             hm.max() <= SMALL, "the same threshold, head by head")
+    ev.at_most("per-head-fig-5-mean-lambda-alpha-z-lambda-is",
+               "per head (Fig 5): mean ||lambda* - alpha z|| / ||lambda*|| is small in every head",
+               float(hm.max()), SMALL, "the same threshold, head by head", method="newton",
+               metric=f"max over heads of the mean relative deviation (layer {kk}, head {hh})",
+               numerical_class="iterative", evidence="float")
     rows = []
     for k in range(L):
         m = lay == k

@@ -46,15 +46,21 @@ def gaussian_by_quadrature() -> Evidence:
         worst_mean = np.maximum(worst_mean, float(np.linalg.norm(mean - (mu / (1 + alpha) + alpha * b / (1 + alpha)))))
         worst_cov = np.maximum(worst_cov, float(np.abs(cov - np.eye(2)).max()))
         rows.append([alpha] + errs)
-    ev.check("quadrature lambda* converges to alpha/(1+alpha)(b - mu)", "quadrature+newton",
-             f"max ||lambda*_N - closed form|| / ||closed form|| at N = {NODES[-1]}^2 nodes", worst_lam, 1e-10,
-             worst_lam <= 1e-10,
-             "Gauss-Hermite with N nodes integrates e^{<a,lambda>} against N(mu, I) with error ~ |lambda|^{2N}/(2N)!, "
-             "below 1e-20 at N = 32 for |lambda| < 2; 1e-10 leaves room for the Newton stop")
-    ev.check("p~ has the printed mean mu/(1+alpha) + alpha b/(1+alpha)", "quadrature+newton",
-             "max ||E_p~[a] - printed mean||", worst_mean, 1e-10, worst_mean <= 1e-10, "as above")
-    ev.check("p~ has identity covariance", "quadrature+newton", "max |Cov_p~ - I| entrywise", worst_cov, 1e-10,
-             worst_cov <= 1e-10, "the tilt of N(mu, I) by e^{<a,lambda>} is N(mu + lambda, I); quadrature error as above")
+    ev.at_most("quadrature-lambda-converges-to-alpha-1-alpha-b",
+               "quadrature lambda* converges to alpha/(1+alpha)(b - mu)", worst_lam, 1e-10,
+               "Gauss-Hermite with N nodes integrates e^{<a,lambda>} against N(mu, I) with error ~ |lambda|^{2N}/(2N)!, "
+               "below 1e-20 at N = 32 for |lambda| < 2; 1e-10 leaves room for the Newton stop",
+               method="quadrature+newton",
+               metric=f"max ||lambda*_N - closed form|| / ||closed form|| at N = {NODES[-1]}^2 nodes",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("p-has-the-printed-mean-mu-1-alpha-alpha-b-1",
+               "p~ has the printed mean mu/(1+alpha) + alpha b/(1+alpha)", worst_mean, 1e-10, "as above",
+               method="quadrature+newton", metric="max ||E_p~[a] - printed mean||",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("p-has-identity-covariance", "p~ has identity covariance", worst_cov, 1e-10,
+               "the tilt of N(mu, I) by e^{<a,lambda>} is N(mu + lambda, I); quadrature error as above",
+               method="quadrature+newton", metric="max |Cov_p~ - I| entrywise", numerical_class="iterative",
+               evidence="float")
     ev.tables.append(Table("FD-5: ||lambda*_N - alpha/(1+alpha)(b-mu)|| against the number of nodes per axis",
                            ["alpha"] + [f"N={N}" for N in NODES], rows))
     return ev

@@ -45,13 +45,20 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
         cases.append((f"n={n}, tau={tau:g}, zeros in pi: {zeros}", s, tau, pi, closed(s, tau, pi)))
     beat, ratio, rows = solver_gaps(cases, _J)
     for name in ("scipy", "cvxpy"):
-        ev.check(f"{name} finds no p with lower -<p,s> + tau KL(p||pi) than softmax(s/tau + log pi)", name,
-                 "min over cases of (J(p_solver) - J(closed form)) / (n eps (1 + |J|))", beat[name], ">= -1",
-                 beat[name] >= -1, "below -1 the solver would beat the closed form by more than rounding")
-        ev.check(f"{name} minimiser within the Pinsker distance of softmax(s/tau + log pi)", name,
-                 "max ||p_solver - p*||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)", ratio[name], 1.0,
-                 ratio[name] <= 1.0, "tau KL(.||pi) is tau-strongly convex in l1 on the simplex (Pinsker), so the "
-                 "ratio is <= 1 exactly when the closed form is the minimiser")
+        ev.at_least(f"{name}-finds-no-p-with-lower-p-s-tau-kl-p-pi-than",
+                    f"{name} finds no p with lower -<p,s> + tau KL(p||pi) than softmax(s/tau + log pi)",
+                    beat[name], -1,
+                    "below -1 the solver would beat the closed form by more than rounding", method=name,
+                    metric="min over cases of (J(p_solver) - J(closed form)) / (n eps (1 + |J|))",
+                    numerical_class="iterative", evidence="float")
+        ev.at_most(f"{name}-minimiser-within-the-pinsker-distance-of-softmax",
+                   f"{name} minimiser within the Pinsker distance of softmax(s/tau + log pi)",
+                   ratio[name], 1.0,
+                   "tau KL(.||pi) is tau-strongly convex in l1 on the simplex (Pinsker), so the "
+                   "ratio is <= 1 exactly when the closed form is the minimiser",
+                   method=name,
+                   metric="max ||p_solver - p*||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)",
+                   numerical_class="iterative", evidence="float")
     ev.tables.append(Table("GOAT-PRIOR: direct solves of min -<p,s> + tau KL(p||pi) against softmax(s/tau + log pi)",
                            ["case", "||p_scipy - p*||_1", "J gap (scipy)", "||p_cvxpy - p*||_1", "J gap (cvxpy)"], rows))
     return ev
@@ -106,10 +113,14 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
                 row.append(r)
             rows.append(row)
     for be in ("math", "flash"):
-        ev.check(f"torch SDPA ({be}) with attn_mask = log pi, scale = 1/tau equals GOAT softmax(s/tau + log pi) V",
-                 "torch", "max |SDPA - reference| / round-off bound over priors (per key, per head, positional, with "
-                 "zeros) and tau in {sqrt(d), 0.7}", worst[be], 1.0, worst[be] <= 1.0,
-                 "the a-priori float64 bound of checks.eot_torch.sdpa_roundoff (the mask adds eps |x| per logit)")
+        ev.at_most(f"torch-sdpa-{be}-with-attn-mask-log-pi-scale-1-tau-equals",
+                   f"torch SDPA ({be}) with attn_mask = log pi, scale = 1/tau equals GOAT softmax(s/tau + log pi) V",
+                   worst[be], 1.0,
+                   "the a-priori float64 bound of checks.eot_torch.sdpa_roundoff (the mask adds eps |x| per logit)",
+                   method="torch",
+                   metric="max |SDPA - reference| / round-off bound over priors (per key, per head, positional, with "
+                   "zeros) and tau in {sqrt(d), 0.7}",
+                   numerical_class="roundoff", evidence="float")
     # unnormalised logits as the mask: row constants cancel
     rng = context.rng("goat-logits")
     wlog = rng.normal(size=(Q.shape[1], 1, K.shape[-2])) * 2
@@ -118,18 +129,23 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
         b = sdpa(Q, K, V, "math", attn_mask=np.broadcast_to(np.log(softmax(wlog, -1)), a.shape[:-1] + (K.shape[-2],)).copy())
     _, _, x = attention_reference(Q, K, V, math.sqrt(d), bias=wlog)
     r = float(np.max(np.abs(a - b) / sdpa_roundoff(Q, K, V, math.sqrt(d), x)))
-    ev.check("prior logits w as the mask = log softmax(w) as the mask (row constants cancel)", "torch",
-             "max |SDPA(mask = w) - SDPA(mask = log softmax w)| / round-off bound", r, 1.0, r <= 1.0,
-             "softmax is invariant to a per-row constant; the bound allows for the rounding of log softmax")
+    ev.at_most("prior-logits-w-as-the-mask-log-softmax-w-as-the",
+               "prior logits w as the mask = log softmax(w) as the mask (row constants cancel)", r, 1.0,
+               "softmax is invariant to a per-row constant; the bound allows for the rounding of log softmax",
+               method="torch", metric="max |SDPA(mask = w) - SDPA(mask = log softmax w)| / round-off bound",
+               numerical_class="roundoff", evidence="float")
     # power of the comparison: the wrong scale tau log pi
     pi = cases[0][1]
     tau = math.sqrt(d)
     ref, _, x = attention_reference(Q, K, V, tau, bias=np.log(pi))
     wrong = sdpa(Q, K, V, "math", attn_mask=np.broadcast_to(tau * np.log(pi), x.shape).copy())
     rw = float(np.max(np.abs(wrong - ref) / sdpa_roundoff(Q, K, V, tau, x)))
-    ev.check("the same comparison detects attn_mask = tau log pi (a pre-scaling bias put after the scaling)", "torch",
-             "max |SDPA(mask = tau log pi) - GOAT| / round-off bound", rw, "> 1e3", rw > 1e3,
-             "the derivation shows tau log pi is the prior pi^tau/sum pi^tau; the check has the power to see it")
+    ev.at_least("the-same-comparison-detects-attn-mask-tau-log-pi",
+                "the same comparison detects attn_mask = tau log pi (a pre-scaling bias put after the scaling)",
+                rw, 1e3,
+                "the derivation shows tau log pi is the prior pi^tau/sum pi^tau; the check has the power to see it",
+                method="torch", metric="max |SDPA(mask = tau log pi) - GOAT| / round-off bound",
+                strict=True, shown="> 1e3", numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("GOAT-PRIOR: torch SDPA with attn_mask = log pi against softmax(s/tau + log pi) V "
                            "(ratio to the round-off bound)", ["prior", "tau", "math", "flash"], rows))
     ev.notes.append(f"The wrong scale attn_mask = tau log pi misses by {rw:.1e} round-off bounds: the prior must "
@@ -206,15 +222,21 @@ def _learnable_evidence() -> Evidence:
         wt = torch.tensor(w0, requires_grad=True)
         (gw,) = torch.autograd.grad(loss(wt, causal), wt)
         analytic = np.maximum(analytic, float(np.max(np.abs(gw.numpy() - dw))) / (64 * 48 * EPS * max(1.0, np.abs(dw).max())))
-    ev.check("learnable prior pi = softmax(w) through SDPA: autograd = central finite differences (float64)",
-             "finite differences", "max |autograd dL/dw - central difference| / (truncation + rounding bound)",
-             worst, 1.0, worst <= 1.0,
-             "central differences at h = 1e-5: truncation h^2 |f'''|/6 (f''' from a third difference, x2) plus "
-             "rounding 4 eps |f| / (2h) with a factor 64 for the float64 evaluation of the SDPA loss")
-    ev.check("dL/dw = sum over batch and queries of p (g - E_p g): no 1/tau, and the normaliser of pi gets no gradient",
-             "torch autograd", "max |autograd - formula| / (64 * 48 eps max|dL/dw|)", analytic, 1.0, analytic <= 1.0,
-             "both sides sum <= 48 (batch x queries) rows of n-term float64 sums; 64 eps per row is a generous "
-             "gamma bound for the chained sums")
+    ev.at_most("learnable-prior-pi-softmax-w-through-sdpa",
+               "learnable prior pi = softmax(w) through SDPA: autograd = central finite differences (float64)",
+               worst, 1.0,
+               "central differences at h = 1e-5: truncation h^2 |f'''|/6 (f''' from a third difference, x2) plus "
+             "rounding 4 eps |f| / (2h) with a factor 64 for the float64 evaluation of the SDPA loss",
+               method="finite differences",
+               metric="max |autograd dL/dw - central difference| / (truncation + rounding bound)",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("dl-dw-sum-over-batch-and-queries-of-p-g-e-p-g-no",
+               "dL/dw = sum over batch and queries of p (g - E_p g): no 1/tau, and the normaliser of pi gets no gradient",
+               analytic, 1.0,
+               "both sides sum <= 48 (batch x queries) rows of n-term float64 sums; 64 eps per row is a generous "
+               "gamma bound for the chained sums",
+               method="torch autograd", metric="max |autograd - formula| / (64 * 48 eps max|dL/dw|)",
+               numerical_class="roundoff", evidence="float")
 
     # training through SDPA: flat scores (q = 0), target attention pi_t: GD on KL(pi_t || p) learns the prior
     rng = context.rng("goat-train")
@@ -243,7 +265,8 @@ def _learnable_evidence() -> Evidence:
              final, 1e-6, final <= 1e-6 and mono,
              "KL(pi_t||softmax(w)) is convex and smooth in w (Hessian diag p - pp^T <= max p < 1): GD with step 1 "
              "decreases it monotonically; the step count gives a contraction 1e-10 near the optimum, the tolerance "
-             f"1e-6 leaves 1e4 for the approach from w = 0; observed loss {hist[-1]:.1e}")
+             f"1e-6 leaves 1e4 for the approach from w = 0; observed loss {hist[-1]:.1e}",
+             key="a-prior-trained-through-sdpa-flat-scores-gd-on", numerical_class="iterative", evidence="float")
     ev.tables.append(Table("GOAT-PRIOR: gradient of a loss w.r.t. the prior logits w through SDPA",
                            ["attention", "kernel", "prior enters as", "max |autograd - FD|", "ratio to bound"], rows))
     ev.notes.append("Fused kernels: torch 2.13's CPU flash kernel computes the forward pass with a float attn_mask but "
@@ -279,9 +302,11 @@ def uniform_numeric() -> Evidence:
     for be in ("math", "flash"):
         u = sdpa(Q, K, V, be, attn_mask=np.full(x.shape, math.log(1 / n)))
         worst = np.maximum(worst, float(np.max(np.abs(u - plain) / bound)))
-    ev.check("SDPA with attn_mask = log(1/n) = SDPA without a mask (standard attention)", "torch",
-             "max |SDPA(mask = log 1/n) - SDPA| / round-off bound, both kernels", worst, 1.0, worst <= 1.0,
-             "a constant shift of every logit cancels in the softmax; the bound covers the rounding of x + log(1/n)")
+    ev.at_most("sdpa-with-attn-mask-log-1-n-sdpa-without-a-mask",
+               "SDPA with attn_mask = log(1/n) = SDPA without a mask (standard attention)", worst, 1.0,
+               "a constant shift of every logit cancels in the softmax; the bound covers the rounding of x + log(1/n)",
+               method="torch", metric="max |SDPA(mask = log 1/n) - SDPA| / round-off bound, both kernels",
+               numerical_class="roundoff", evidence="float")
     rng = context.rng("goat-uniform")
     s = rng.normal(size=12) * 2
     u = np.full(12, 1 / 12)
@@ -291,10 +316,14 @@ def uniform_numeric() -> Evidence:
         # weak duality (GOAT-PRIOR): J_u(p) >= -tau log sum_l u_l e^{s_l/tau} for every p; a certified gap
         gap = max(_J(pu, s, tau, u) + tau * logsumexp(s / tau, b=u), 12 * EPS * (1 + abs(tau * logsumexp(s / tau))))
         worst_c = np.maximum(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))
-    ev.check("the uniform-prior problem solved by CVXPY is softmax(s/tau) (no prior term in the closed form)", "cvxpy",
-             "max ||p_cvxpy - softmax(s/tau)||_1 / sqrt(2 gap/tau), gap certified by weak duality", worst_c, 1.0,
-             worst_c <= 1.0, "tau KL(.||u) is tau-strongly convex in l1 (Pinsker): the ratio is <= 1 exactly when "
-             "softmax(s/tau) is the minimiser")
+    ev.at_most("the-uniform-prior-problem-solved-by-cvxpy-is",
+               "the uniform-prior problem solved by CVXPY is softmax(s/tau) (no prior term in the closed form)",
+               worst_c, 1.0,
+               "tau KL(.||u) is tau-strongly convex in l1 (Pinsker): the ratio is <= 1 exactly when "
+               "softmax(s/tau) is the minimiser",
+               method="cvxpy",
+               metric="max ||p_cvxpy - softmax(s/tau)||_1 / sqrt(2 gap/tau), gap certified by weak duality",
+               numerical_class="iterative", evidence="float")
     return ev
 
 
@@ -327,9 +356,13 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
     for be in ("math", "flash"):
         P = _weights_from_sdpa(np.zeros((1, 1, 3, d)), K, np.broadcast_to(logpi, (1, 1, 3, n)).copy(), be)
         worst = np.maximum(worst, float(np.max(np.abs(P - flat_target(pi)))) / (8 * n * EPS))
-    ev.check("flat scores: SDPA with attn_mask = log pi returns p = pi, the sink slot takes exactly pi_1", "torch",
-             "max |p - pi| / (8 n eps), p read out of SDPA with V = I, both kernels", worst, 1.0, worst <= 1.0,
-             "softmax(log pi) = pi exactly; exp/log and the n-term normalisation round to a few n eps")
+    ev.at_most("flat-scores-sdpa-with-attn-mask-log-pi-returns-p",
+               "flat scores: SDPA with attn_mask = log pi returns p = pi, the sink slot takes exactly pi_1",
+               worst, 1.0,
+               "softmax(log pi) = pi exactly; exp/log and the n-term normalisation round to a few n eps",
+               method="torch",
+               metric="max |p - pi| / (8 n eps), p read out of SDPA with V = I, both kernels",
+               numerical_class="roundoff", evidence="float")
     # (ii) random scores: logit bound, and tightness
     viol, rows = 0.0, []
     logit = lambda a: math.log(a / (1 - a))  # noqa: E731
@@ -345,16 +378,21 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
             shift = abs(logit(p1) - logit(pi[0]))
             viol = np.maximum(viol, shift / (Delta / tau + 1e-12))
         rows.append([spread, float(shift), float(Delta / tau)])
-    ev.check("|logit p_1 - logit pi_1| <= Delta/tau (Delta = score spread) on random scores", "torch",
-             "max over 150 random score vectors of |logit shift| / (Delta/tau)", viol, 1.0 + 1e-9, viol <= 1.0 + 1e-9,
-             "a proven bound (derivation); 1e-9 relative slack covers the rounding of the logits")
+    ev.at_most("logit-p-1-logit-pi-1-delta-tau-delta-score",
+               "|logit p_1 - logit pi_1| <= Delta/tau (Delta = score spread) on random scores", viol,
+               1.0 + 1e-9,
+               "a proven bound (derivation); 1e-9 relative slack covers the rounding of the logits",
+               method="torch", metric="max over 150 random score vectors of |logit shift| / (Delta/tau)",
+               numerical_class="roundoff", evidence="float")
     # tightness: other scores equal, s_1 = min
     s = np.full(n, 1.0)
     s[0] = 1.0 - 3.0
     p = softmax(s / tau + np.log(pi))
     tight = abs((logit(p[0]) - logit(pi[0])) - (-3.0 / tau))
-    ev.check("the bound is attained when the other scores are equal", "numpy",
-             "|logit shift - (s_1 - c)/tau|", tight, 1e-13, tight <= 1e-13, "exact identity up to rounding of logit")
+    ev.at_most("the-bound-is-attained-when-the-other-scores-are",
+               "the bound is attained when the other scores are equal", tight, 1e-13,
+               "exact identity up to rounding of logit", method="numpy",
+               metric="|logit shift - (s_1 - c)/tau|", numerical_class="roundoff", evidence="float")
     # (iii) what standard attention must pay vs GOAT, as the context grows
     m = pi[0]
     trows, worst_gap = [], 0.0
@@ -368,9 +406,12 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
         pg = softmax(np.zeros(nn) + np.log(pig))[0]
         worst_gap = np.max([worst_gap, abs(pu - m), abs(pg - m)])
         trows.append([nn, gap_u, pu, 0.0, pg])
-    ev.check("sink mass m: uniform prior needs gap tau(logit m + log(n-1)); GOAT with pi_1 = m needs none", "numpy",
-             "max over n of |p_1 - m| at those gaps", worst_gap, 1e-12, worst_gap <= 1e-12,
-             "closed-form gaps from the derivation; 1e-12 covers exp/log rounding at n = 4096")
+    ev.at_most("sink-mass-m-uniform-prior-needs-gap-tau-logit-m",
+               "sink mass m: uniform prior needs gap tau(logit m + log(n-1)); GOAT with pi_1 = m needs none",
+               worst_gap, 1e-12,
+               "closed-form gaps from the derivation; 1e-12 covers exp/log rounding at n = 4096",
+               method="numpy", metric="max over n of |p_1 - m| at those gaps", numerical_class="roundoff",
+               evidence="float")
     ev.tables.append(Table("GOAT-SINK: logit shift of the sink slot vs the bound Delta/tau (last draw per spread)",
                            ["spread", "|logit p_1 - logit pi_1|", "Delta/tau"], rows))
     ev.tables.append(Table(f"GOAT-SINK: sink mass m = {m:g} as the context grows (tau = sqrt({d}))",

@@ -43,13 +43,19 @@ def mem_radius() -> Evidence:
             true_s.append(float(np.abs(p_s - p).sum()))
             true_c.append(float(np.abs(p_c - p).sum()))
             rows.append([inst.label, r_printed, r_true, float(np.linalg.norm(inst.z)), e_pr, true_s[-1], true_c[-1]])
-    ev.check("printed radius: MEM with r^2 = 1/(2 alpha) has the minimiser of (3)", "scipy",
-             "max ||p_MEM(r^2 = 1/(2 alpha)) - p~||_1 over 9 instances (n <= 32: SLSQP's dense QP steps)", max(printed), AGREE_TOL,
-             max(printed) <= AGREE_TOL, AGREE_WHY)
-    ev.check("true radius (SciPy): MEM with r = ||lambda*||/alpha has the minimiser of (3)", "scipy",
-             "max ||p_MEM(r = ||lambda*||/alpha) - p~||_1", max(true_s), AGREE_TOL, max(true_s) <= AGREE_TOL, AGREE_WHY)
-    ev.check("true radius (CVXPY): MEM with r = ||lambda*||/alpha has the minimiser of (3)", "cvxpy",
-             "max ||p_MEM(r = ||lambda*||/alpha) - p~||_1", max(true_c), AGREE_TOL, max(true_c) <= AGREE_TOL, AGREE_WHY)
+    ev.at_most("printed-radius-mem-with-r-2-1-2-alpha-has-the",
+               "printed radius: MEM with r^2 = 1/(2 alpha) has the minimiser of (3)", max(printed),
+               AGREE_TOL, AGREE_WHY, method="scipy",
+               metric="max ||p_MEM(r^2 = 1/(2 alpha)) - p~||_1 over 9 instances (n <= 32: SLSQP's dense QP steps)",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("true-radius-scipy-mem-with-r-lambda-alpha-has",
+               "true radius (SciPy): MEM with r = ||lambda*||/alpha has the minimiser of (3)", max(true_s),
+               AGREE_TOL, AGREE_WHY, method="scipy", metric="max ||p_MEM(r = ||lambda*||/alpha) - p~||_1",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("true-radius-cvxpy-mem-with-r-lambda-alpha-has",
+               "true radius (CVXPY): MEM with r = ||lambda*||/alpha has the minimiser of (3)", max(true_c),
+               AGREE_TOL, AGREE_WHY, method="cvxpy", metric="max ||p_MEM(r = ||lambda*||/alpha) - p~||_1",
+               numerical_class="iterative", evidence="float")
     ev.tables.append(Table("FD-MEM: minimisers of MEM for the printed and the true radius against p~ of (3)",
                            ["instance", "printed r = (2 alpha)^-1/2", "true r = ||lambda*||/alpha", "||z||",
                             "||p_MEM(printed) - p~||_1", "||p_MEM(true) - p~||_1 (SciPy)", "(CVXPY)"], rows))

@@ -34,13 +34,15 @@ def primal_minimiser() -> Evidence:
         ratio.append(d1 / bound)
         val.append(abs(s.scipy.value - s.cvxpy.value) / (1 + abs(s.scipy.value)))
         rows.append([s.inst.label, s.scipy.value, s.cvxpy.value, d1, bound])
-    ev.check("SciPy and CVXPY primal minimisers agree", "scipy+cvxpy",
-             "max over instances of ||p_scipy - p_cvxpy||_1 / Pinsker bound", _worst(ratio), 1.0,
-             _worst(ratio) <= 1.0, PINSKER_WHY)
-    ev.check("SciPy and CVXPY primal values agree", "scipy+cvxpy",
-             "max |F_scipy - F_cvxpy| / (1 + |F|)", _worst(val), 1e-6, _worst(val) <= 1e-6,
-             "Clarabel stops at a relative duality gap of 1e-12, or 1e-8 where that stalls; 1e-6 leaves "
-             "room for evaluating F at its clipped, renormalised solution")
+    ev.at_most("scipy-and-cvxpy-primal-minimisers-agree", "SciPy and CVXPY primal minimisers agree",
+               _worst(ratio), 1.0, PINSKER_WHY, method="scipy+cvxpy",
+               metric="max over instances of ||p_scipy - p_cvxpy||_1 / Pinsker bound",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("scipy-and-cvxpy-primal-values-agree", "SciPy and CVXPY primal values agree", _worst(val), 1e-6,
+               "Clarabel stops at a relative duality gap of 1e-12, or 1e-8 where that stalls; 1e-6 leaves "
+               "room for evaluating F at its clipped, renormalised solution",
+               method="scipy+cvxpy", metric="max |F_scipy - F_cvxpy| / (1 + |F|)",
+               numerical_class="iterative", evidence="float")
     ev.tables.append(Table("FD-3: the primal (3) solved directly, two ways (20 instances)",
                            ["instance", "F (SciPy)", "F (CVXPY)", "||p_S - p_C||_1", "Pinsker bound"], rows))
     ev.extend(_support_limit())
@@ -64,13 +66,16 @@ def _support_limit() -> Evidence:
         p = solve_primal_scipy(inst.T, ue, inst.z, inst.alpha).p
         mass.append(float(p[off].sum()))
     slope = float(np.polyfit(np.log(epss), np.log(mass), 1)[0])
-    ev.check("mass outside supp(u) vanishes linearly as u is perturbed onto it", "scipy",
-             "fitted slope of log(mass of p~ outside supp u) against log eps, eps = 1e-2 ... 1e-8",
-             slope, "1 ± 0.05", abs(slope - 1) <= 0.05,
-             "p~_i ∝ u_i e^{<t_i,lambda>} predicts mass ∝ eps to first order; a minimiser that kept mass "
-             "off the support as eps -> 0 would give slope 0")
-    ev.check("no mass outside supp(u) at eps = 1e-8", "scipy", "mass of p~ outside supp u", mass[-1],
-             1e-6, mass[-1] <= 1e-6, "mass ≈ eps·e^{O(alpha)} at eps = 1e-8, well under 1e-6")
+    ev.within("mass-outside-supp-u-vanishes-linearly-as-u-is",
+              "mass outside supp(u) vanishes linearly as u is perturbed onto it", slope, 1, 0.05,
+              "p~_i ∝ u_i e^{<t_i,lambda>} predicts mass ∝ eps to first order; a minimiser that kept mass "
+              "off the support as eps -> 0 would give slope 0",
+              method="scipy",
+              metric="fitted slope of log(mass of p~ outside supp u) against log eps, eps = 1e-2 ... 1e-8",
+              numerical_class="iterative", evidence="float")
+    ev.at_most("no-mass-outside-supp-u-at-eps-1e-8", "no mass outside supp(u) at eps = 1e-8", mass[-1], 1e-6,
+               "mass ≈ eps·e^{O(alpha)} at eps = 1e-8, well under 1e-6", method="scipy",
+               metric="mass of p~ outside supp u", numerical_class="iterative", evidence="float")
     ev.tables.append(Table("FD-3: mass of the minimiser outside supp(u) when u is given weight eps there "
                            f"({inst.label})", ["eps", "mass outside supp u"], [[e, m] for e, m in zip(epss, mass)]))
     return ev
@@ -92,23 +97,31 @@ def strong_duality() -> Evidence:
         rec_c.append(np.abs(s.p9 - s.cvxpy.p).sum() / pinsker_bound(s.primal_at_p9, s.cvxpy.value, s.dual_value, len(s.inst.u)))
         rows.append([i.label, s.scipy.value, s.dual_value, s.scipy.value - s.dual_value,
                      float(np.abs(s.p9 - s.scipy.p).sum())])
-    ev.check("two dual solvers agree", "newton+scipy",
-             "max ||lam_newton - lam_scipy|| / (alpha (|grad_N| + |grad_S| + n eps (1+||b||)))", _worst(lam_ratio), 1.0,
-             _worst(lam_ratio) <= 1.0,
-             "-D is (1/alpha)-strongly convex, so ||lam - lam*|| <= alpha ||grad D(lam)|| for each solver; each "
-             "gradient carries a rounding error up to n eps (1 + ||b||)")
-    ev.check("strong duality: directly solved primal min = dual max", "scipy+newton",
-             "max |F(p_scipy) - D(lambda*)| / (1 + |D|)", _worst(gap_direct), 1e-10, _worst(gap_direct) <= 1e-10,
-             "both sides solved to gradient norm <= 1e-10; their value errors are O(grad^2), far below 1e-10")
-    ev.check("duality gap at (p~(lambda*), lambda*)", "newton",
-             "max (F(p~(lambda*)) - D(lambda*)) / (1 + |D|)", _worst(np.abs(gap)), 1e-12,
-             _worst(np.abs(gap)) <= 1e-12,
-             "the gap equals (1/(2 alpha))||grad D||^2-order terms at a gradient norm <= 1e-12 ||b||; 1e-12 "
-             "is the float64 resolution of F at these magnitudes")
-    ev.check("(9) recovers the SciPy primal minimiser", "scipy",
-             "max ||p~(lambda*) - p_scipy||_1 / Pinsker bound", _worst(rec_s), 1.0, _worst(rec_s) <= 1.0, PINSKER_WHY)
-    ev.check("(9) recovers the CVXPY primal minimiser", "cvxpy",
-             "max ||p~(lambda*) - p_cvxpy||_1 / Pinsker bound", _worst(rec_c), 1.0, _worst(rec_c) <= 1.0, PINSKER_WHY)
+    ev.at_most("two-dual-solvers-agree", "two dual solvers agree", _worst(lam_ratio), 1.0,
+               "-D is (1/alpha)-strongly convex, so ||lam - lam*|| <= alpha ||grad D(lam)|| for each solver; each "
+               "gradient carries a rounding error up to n eps (1 + ||b||)",
+               method="newton+scipy",
+               metric="max ||lam_newton - lam_scipy|| / (alpha (|grad_N| + |grad_S| + n eps (1+||b||)))",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("strong-duality-directly-solved-primal-min-dual",
+               "strong duality: directly solved primal min = dual max", _worst(gap_direct), 1e-10,
+               "both sides solved to gradient norm <= 1e-10; their value errors are O(grad^2), far below 1e-10",
+               method="scipy+newton", metric="max |F(p_scipy) - D(lambda*)| / (1 + |D|)",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("duality-gap-at-p-lambda-lambda", "duality gap at (p~(lambda*), lambda*)", _worst(np.abs(gap)),
+               1e-12,
+               "the gap equals (1/(2 alpha))||grad D||^2-order terms at a gradient norm <= 1e-12 ||b||; 1e-12 "
+               "is the float64 resolution of F at these magnitudes",
+               method="newton", metric="max (F(p~(lambda*)) - D(lambda*)) / (1 + |D|)",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("9-recovers-the-scipy-primal-minimiser", "(9) recovers the SciPy primal minimiser",
+               _worst(rec_s), 1.0, PINSKER_WHY, method="scipy",
+               metric="max ||p~(lambda*) - p_scipy||_1 / Pinsker bound", numerical_class="iterative",
+               evidence="float")
+    ev.at_most("9-recovers-the-cvxpy-primal-minimiser", "(9) recovers the CVXPY primal minimiser",
+               _worst(rec_c), 1.0, PINSKER_WHY, method="cvxpy",
+               metric="max ||p~(lambda*) - p_cvxpy||_1 / Pinsker bound", numerical_class="iterative",
+               evidence="float")
     ev.tables.append(Table("FD-7: primal minimum (SciPy, direct) against dual maximum (Newton on (7))",
                            ["instance", "min F", "max D", "gap", "||p~(lam*) - p_scipy||_1"], rows))
     return ev
@@ -127,10 +140,14 @@ def h_hat_through_lambda() -> Evidence:
         tol = scale * pinsker_bound(s.scipy.value, s.primal_at_p9, s.dual_value, len(s.inst.u))
         err.append(np.linalg.norm(h_primal - h10) / tol)
         err_b.append(np.linalg.norm(h10 - (i.b - s.lam / i.alpha)) / (1 + np.linalg.norm(i.b)))
-    ev.check("(10) at lambda* equals the mean of the primal minimiser", "scipy+newton",
-             "max ||E_p_scipy[t] - h_(10)(lambda*)|| / (max||t_i|| × Pinsker bound)", _worst(err), 1.0,
-             _worst(err) <= 1.0, "||T^T(p - q)|| <= max_i ||t_i|| ||p - q||_1, and ||p - q||_1 is bounded by Pinsker")
-    ev.check("h_hat = b - lambda*/alpha (dual stationarity)", "newton",
-             "max ||h_(10) - (b - lambda*/alpha)|| / (1 + ||b||)", _worst(err_b), 1e-11, _worst(err_b) <= 1e-11,
-             "this is the gradient of D at lambda*, solved to <= 1e-12 ||b||")
+    ev.at_most("10-at-lambda-equals-the-mean-of-the-primal",
+               "(10) at lambda* equals the mean of the primal minimiser", _worst(err), 1.0,
+               "||T^T(p - q)|| <= max_i ||t_i|| ||p - q||_1, and ||p - q||_1 is bounded by Pinsker",
+               method="scipy+newton",
+               metric="max ||E_p_scipy[t] - h_(10)(lambda*)|| / (max||t_i|| × Pinsker bound)",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("h-hat-b-lambda-alpha-dual-stationarity", "h_hat = b - lambda*/alpha (dual stationarity)",
+               _worst(err_b), 1e-11, "this is the gradient of D at lambda*, solved to <= 1e-12 ||b||",
+               method="newton", metric="max ||h_(10) - (b - lambda*/alpha)|| / (1 + ||b||)",
+               numerical_class="iterative", evidence="float")
     return ev

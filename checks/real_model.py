@@ -115,21 +115,26 @@ def _symbolic(ev: Evidence) -> None:
     ev.check("the key bias adds a constant per query: logit - <t_i, z_k> does not depend on x_i", "symbolic",
              "x_i in free_symbols(expand((K x_i + b_K)^T (Q x_k + b_Q)/sqrt(d') - t_i^T z_k))",
              str(xi in rest.free_symbols), "False", xi not in rest.free_symbols,
-             "a symbolic expression depends on x_i or not")
+             "a symbolic expression depends on x_i or not",
+             key="the-key-bias-adds-a-constant-per-query-logit-t-i", numerical_class="exact", evidence="proof")
     i, l, n = sp.symbols("i l n", integer=True, positive=True)
     a, v, p = sp.IndexedBase("a"), sp.IndexedBase("v"), sp.IndexedBase("p")
     c, beta = sp.Symbol("c"), sp.Symbol("b_V")
     ev.identity("a constant added to every logit cancels in the softmax (general n)",
-                sp.exp(a[i] + c) / sp.Sum(sp.exp(a[l] + c), (l, 1, n)), sp.exp(a[i]) / sp.Sum(sp.exp(a[l]), (l, 1, n)))
+                sp.exp(a[i] + c) / sp.Sum(sp.exp(a[l] + c), (l, 1, n)), sp.exp(a[i]) / sp.Sum(sp.exp(a[l]), (l, 1, n)),
+                key="a-constant-added-to-every-logit-cancels-in-the")
     lhs = sp.Sum((v[i] + beta) * p[i], (i, 1, n))
     ev.identity("the value bias comes out of the weighted sum: sum_i p_i (v_i + b_V) = sum_i p_i v_i + b_V sum_i p_i",
-                lhs, sp.Sum(v[i] * p[i], (i, 1, n)) + beta * sp.Sum(p[i], (i, 1, n)))
+                lhs, sp.Sum(v[i] * p[i], (i, 1, n)) + beta * sp.Sum(p[i], (i, 1, n)),
+                key="the-value-bias-comes-out-of-the-weighted-sum-sum")
     ev.step("and sum_i p_i = 1, so the value bias is added after the sum: V x_i + b_V -> V' t_i, then + b_V.")
     ev.identity("uniform u (u_i = 1/n) in (16) gives the plain softmax of (19) BERT (general n)",
-                (1 / n) * sp.exp(a[i]) / sp.Sum(sp.exp(a[l]) / n, (l, 1, n)), sp.exp(a[i]) / sp.Sum(sp.exp(a[l]), (l, 1, n)))
+                (1 / n) * sp.exp(a[i]) / sp.Sum(sp.exp(a[l]) / n, (l, 1, n)), sp.exp(a[i]) / sp.Sum(sp.exp(a[l]), (l, 1, n)),
+                key="uniform-u-u-i-1-n-in-16-gives-the-plain-softmax")
     ev.check("V' t_i = V x_i", "symbolic", "expand(sqrt(d') V (x_i/sqrt(d')) - V x_i)",
              str(sp.expand(sp.sqrt(dp) * V * ti - V * xi)), "exact", is_zero(sp.expand(sp.sqrt(dp) * V * ti - V * xi)),
-             "a symbolic identity holds exactly or not at all")
+             "a symbolic identity holds exactly or not at all",
+             key="v-t-i-v-x-i", numerical_class="exact", evidence="proof")
 
 
 def _t5_printed(ev: Evidence) -> None:
@@ -151,10 +156,14 @@ def _t5_printed(ev: Evidence) -> None:
     num_printed = max(float(np.abs(reparam_16(a, printed_denominator=True)[1] - a.out).max()) for a in calls)
     num_ok = max(float(np.abs(reparam_16(a)[1] - a.out).max()) for a in calls)
     tol = max(tolerances(a)[1] for a in calls)
-    ev.check("(19) T5 with u_j restored in the denominator = transformers' T5Attention (encoder, random weights)",
-             "transformers", "max |out_(19 corrected) - out_T5|; the printed form was compared too and differs "
-             f"by {num_printed:.3g} (see errata)", num_ok, tol, num_ok <= tol,
-             "float64 round-off bound of two evaluations of the same attention (attention_tol, as in FD-17)")
+    ev.at_most("19-t5-with-u-j-restored-in-the-denominator",
+               "(19) T5 with u_j restored in the denominator = transformers' T5Attention (encoder, random weights)",
+               num_ok, tol,
+               "float64 round-off bound of two evaluations of the same attention (attention_tol, as in FD-17)",
+               method="transformers",
+               metric="max |out_(19 corrected) - out_T5|; the printed form was compared too and differs "
+               f"by {num_printed:.3g} (see errata)",
+               numerical_class="roundoff", evidence="float")
     if diff_sym != 0 and num_printed > tol:
         ev.errata.append(Erratum(
             source=SEED_FILE, equation="(19)",
@@ -189,9 +198,11 @@ def bert_identity() -> Evidence:
             f"{len(sentences)} real sentences batched with padding ({int(lens.min())}-{int(lens.max())} tokens, "
             f"padded to {cap.mask.shape[1]}). Text: {models.describe_text()}. First sentence: \"{sentences[0]}\"")
     hook_vs_hs = max(float(np.abs(lc.x - cap.hidden_states[i]).max()) for i, lc in enumerate(cap.layers))
-    ev.check("the self-attention input is hidden_states[l] (output_hidden_states)", "transformers",
-             "max |x_hook - hidden_states[l]| over layers", hook_vs_hs, "exact", hook_vs_hs == 0.0,
-             "the same tensor passed on unchanged (post-LN BERT): exact")
+    ev.equal("the-self-attention-input-is-hidden-states-l",
+             "the self-attention input is hidden_states[l] (output_hidden_states)", hook_vs_hs, 0.0,
+             "the same tensor passed on unchanged (post-LN BERT): exact", method="transformers",
+             metric="max |x_hook - hidden_states[l]| over layers", numerical_class="exact",
+             evidence="float")
     rows = []
     for layer in range(len(cap.layers)):
         ep, ec, tp, tc = layer_errors(cap, layer)
@@ -199,18 +210,27 @@ def bert_identity() -> Evidence:
         epr = float(np.abs(printed_bert(cap, layer) - lc.context).max())
         pad = float(np.where(cap.mask[:, None, None, :] == 0, lc.probs, 0).max())
         rows.append([layer, ep, tp, ec, tc, epr, pad])
-        ev.check(f"layer {layer}: (16) weights = BERT's attention weights, all heads and queries", "transformers",
-                 "max |p_(16) - p_BERT|", ep, tp, ep <= tp,
-                 "float64 round-off of two evaluations of the same logits through the softmax (attention_tol: "
-                 "2 gamma(2d + d' + 2) times the absolute logit chain)")
-        ev.check(f"layer {layer}: V' sum_i p_i t_i + b_V = BERT's context layer, all heads and queries", "transformers",
-                 "max |ctx_(16) - ctx_BERT|", ec, tc, ec <= tc,
-                 "the weight bound times max|V x + b_V|, plus the rounding of V x and of the weighted sum")
-        ev.check(f"layer {layer}: (19) BERT as printed (affine K, Q, V) = BERT's context layer", "transformers",
-                 "max |ctx_(19) - ctx_BERT|", epr, tc, epr <= tc, "the same round-off bound")
-        ev.check(f"layer {layer}: padding gets weight exactly 0 (u_i = 0)", "transformers",
-                 "max BERT weight on a padding token", pad, "exact", pad == 0.0,
-                 "exp(finfo.min + logit) underflows to exactly 0 in float64")
+        ev.at_most(f"layer-{layer}-16-weights-bert-s-attention-weights-all",
+                   f"layer {layer}: (16) weights = BERT's attention weights, all heads and queries", ep,
+                   tp,
+                   "float64 round-off of two evaluations of the same logits through the softmax (attention_tol: "
+                   "2 gamma(2d + d' + 2) times the absolute logit chain)",
+                   method="transformers", metric="max |p_(16) - p_BERT|", numerical_class="roundoff",
+                   evidence="float")
+        ev.at_most(f"layer-{layer}-v-sum-i-p-i-t-i-b-v-bert-s-context-layer",
+                   f"layer {layer}: V' sum_i p_i t_i + b_V = BERT's context layer, all heads and queries",
+                   ec, tc,
+                   "the weight bound times max|V x + b_V|, plus the rounding of V x and of the weighted sum",
+                   method="transformers", metric="max |ctx_(16) - ctx_BERT|",
+                   numerical_class="roundoff", evidence="float")
+        ev.at_most(f"layer-{layer}-19-bert-as-printed-affine-k-q-v-bert-s",
+                   f"layer {layer}: (19) BERT as printed (affine K, Q, V) = BERT's context layer", epr,
+                   tc, "the same round-off bound", method="transformers",
+                   metric="max |ctx_(19) - ctx_BERT|", numerical_class="roundoff", evidence="float")
+        ev.equal(f"layer-{layer}-padding-gets-weight-exactly-0-u-i-0",
+                 f"layer {layer}: padding gets weight exactly 0 (u_i = 0)", pad, 0.0,
+                 "exp(finfo.min + logit) underflows to exactly 0 in float64", method="transformers",
+                 metric="max BERT weight on a padding token", numerical_class="exact", evidence="float")
     ev.tables.append(Table("FD-19: (16) with alpha = 1 and Sec 8's reparameterisation against transformers' "
                            "BertSelfAttention of all-MiniLM-L6-v2 (float64, padded batch)",
                            ["layer", "max |dp|", "tol p", "max |d ctx|", "tol ctx", "max |d ctx| printed (19)",

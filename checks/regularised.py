@@ -170,25 +170,40 @@ def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
             # for alpha <= 2, omega'' = p^{alpha-2} >= 1 on [0,1]: the objective is 1-strongly concave in l2
             dist = np.maximum(dist, float(np.linalg.norm(p_cvx - p_star)) / math.sqrt(2 * max(gap, floor)))
             rows.append([f"n={n}", a, int((p_star > 0).sum()), float(np.linalg.norm(p_cvx - p_star)), gap])
-    ev.check("closed forms (sort + threshold tau*) = entmax.sparsemax / entmax.entmax15 = root-find", "torch/entmax",
-             "max |ours - package| and |ours - brentq| / (4 n^2 eps (1 + max|s|)^2)", r_pkg, 1.0, r_pkg <= 1.0,
-             "cumulative sums of <= n terms plus a square root whose argument is >= 1/K^2 (so rounding is "
-             "amplified by <= K/2): an a-priori float64 bound")
-    ev.check("alpha-entmax by brentq = entmax.entmax_bisect (alpha = 1.25, 1.5, 2, 3)", "torch/entmax",
-             "max |brentq - entmax_bisect| / bisection error bound", r_bis, 1.0, r_bis <= 1.0,
-             "50 bisection halvings of a bracket of width <= 1 leave |d tau| <= 2^-49; propagated through "
-             "p = (x - tau)^{1/(alpha-1)} (Lipschitz for alpha <= 2, Hoelder for alpha > 2) and the renormalisation")
-    ev.check("KKT certificate: every closed-form and package output is optimal for <p,s> - Omega_alpha(p)", "numpy",
-             "max over outputs of the KKT violation (sum p - 1, one threshold on the support, (alpha-1)s_j <= tau* "
-             "off it) / (8 n eps), relative to 1 + max|(alpha-1) s|", kkt, 1.0, kkt <= 1.0,
-             "the KKT conditions are sufficient for a concave objective; each quantity is computed to a few n eps")
-    ev.check("CVXPY (Clarabel) finds no p with a larger objective than the closed form", "cvxpy",
-             "min over cases of (f(closed form) - f(p_cvxpy)) / (n eps (1 + |f|))", beat, ">= -1", beat >= -1,
-             "below -1 the solver would beat the closed form by more than rounding")
-    ev.check("CVXPY maximiser within the strong-concavity distance of the closed form (alpha <= 2)", "cvxpy",
-             "max ||p_cvxpy - p*||_2 / sqrt(2 max(gap, n eps (1+|f|)))", dist, 1.0, dist <= 1.0,
-             "omega'' = p^{alpha-2} >= 1 on [0,1] for alpha <= 2, so the objective is 1-strongly concave in l2 and "
-             "||p - p*||_2^2 <= 2 (f(p*) - f(p)) exactly when p* is the maximiser")
+    ev.at_most("closed-forms-sort-threshold-tau-entmax-sparsemax",
+               "closed forms (sort + threshold tau*) = entmax.sparsemax / entmax.entmax15 = root-find",
+               r_pkg, 1.0,
+               "cumulative sums of <= n terms plus a square root whose argument is >= 1/K^2 (so rounding is "
+               "amplified by <= K/2): an a-priori float64 bound",
+               method="torch/entmax",
+               metric="max |ours - package| and |ours - brentq| / (4 n^2 eps (1 + max|s|)^2)",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("alpha-entmax-by-brentq-entmax-entmax-bisect",
+               "alpha-entmax by brentq = entmax.entmax_bisect (alpha = 1.25, 1.5, 2, 3)", r_bis, 1.0,
+               "50 bisection halvings of a bracket of width <= 1 leave |d tau| <= 2^-49; propagated through "
+               "p = (x - tau)^{1/(alpha-1)} (Lipschitz for alpha <= 2, Hoelder for alpha > 2) and the renormalisation",
+               method="torch/entmax", metric="max |brentq - entmax_bisect| / bisection error bound",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("kkt-certificate-every-closed-form-and-package",
+               "KKT certificate: every closed-form and package output is optimal for <p,s> - Omega_alpha(p)",
+               kkt, 1.0,
+               "the KKT conditions are sufficient for a concave objective; each quantity is computed to a few n eps",
+               method="numpy",
+               metric="max over outputs of the KKT violation (sum p - 1, one threshold on the support, (alpha-1)s_j <= tau* "
+               "off it) / (8 n eps), relative to 1 + max|(alpha-1) s|",
+               numerical_class="roundoff", evidence="float")
+    ev.at_least("cvxpy-clarabel-finds-no-p-with-a-larger",
+                "CVXPY (Clarabel) finds no p with a larger objective than the closed form", beat, -1,
+                "below -1 the solver would beat the closed form by more than rounding", method="cvxpy",
+                metric="min over cases of (f(closed form) - f(p_cvxpy)) / (n eps (1 + |f|))",
+                numerical_class="iterative", evidence="float")
+    ev.at_most("cvxpy-maximiser-within-the-strong-concavity",
+               "CVXPY maximiser within the strong-concavity distance of the closed form (alpha <= 2)", dist,
+               1.0,
+               "omega'' = p^{alpha-2} >= 1 on [0,1] for alpha <= 2, so the objective is 1-strongly concave in l2 and "
+               "||p - p*||_2^2 <= 2 (f(p*) - f(p)) exactly when p* is the maximiser",
+               method="cvxpy", metric="max ||p_cvxpy - p*||_2 / sqrt(2 max(gap, n eps (1+|f|)))",
+               numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOT-OMEGA: exact solves (CVXPY) against the closed forms", ["case", "alpha",
                            "support size", "||p_cvxpy - p*||_2", "f(p*) - f(p_cvxpy)"], rows))
     # the entmax package docstrings write "max <x,p> - H_alpha(p)"; the code maximises <x,p> + H_alpha(p)

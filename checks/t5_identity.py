@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from attnverify import context
-from attnverify.evidence import Evidence, Inconclusive, full_simplify
+from attnverify.evidence import Evidence, Inconclusive, full_simplify, slug
 from attnverify.models import MISSING, _torch
 
 EPS = np.finfo(float).eps
@@ -220,11 +220,13 @@ def _symbolic(ev: Evidence) -> None:
     w18 = sp.exp(s[i] + bb[i] + c[i]) / sp.Sum(sp.exp(s[l] + bb[l] + c[l]), (l, 1, n))
     ev.step("The weight of t_i in (16) with alpha = 1:", (sp.Symbol("w_i^{(16)}"), w16))
     ev.step("The weight printed in (18):", (sp.Symbol("w_i^{(18)}"), w18))
-    ev.identity("(16) with u of (17) and alpha = 1 gives the weights of (18) (general n; Z_j cancels)", w16, w18)
+    ev.identity("(16) with u of (17) and alpha = 1 gives the weights of (18) (general n; Z_j cancels)", w16, w18,
+                key="16-with-u-of-17-and-alpha-1-gives-the-weights-of")
     cs = sp.Symbol("c")
     lim_u = sp.limit(sp.exp(bb[i] + cs) / Z, cs, -sp.oo)
     ev.identity("a masked word (c_i -> -infinity) has u_i = 0 and weight 0", lim_u, 0,
-                metric="lim_{c_i -> -oo} e^{b_i + c_i}/Z_j")
+                metric="lim_{c_i -> -oo} e^{b_i + c_i}/Z_j",
+                key="a-masked-word-c-i-infinity-has-u-i-0-and-weight")
     # T5's logits are not scaled: the reparameterisation must put sqrt(d') back into z
     d, dp = sp.symbols("d d'", integer=True, positive=True)
     K, Q = sp.MatrixSymbol("K", dp, d), sp.MatrixSymbol("Q", dp, d)
@@ -237,7 +239,8 @@ def _symbolic(ev: Evidence) -> None:
     res = sp.expand(t5_logit - adapted).doit()
     ev.check("adapted reparameterisation: <t_i, z_j> = <K x_i, Q y_j> with t_i = x_i/sqrt(d'), z_j = sqrt(d') K^T Q y_j",
              "symbolic", "expand((K x)^T (Q y) - (x/sqrt(d'))^T (sqrt(d') K^T Q y))", str(res), "exact",
-             is_zero(res), "a symbolic identity holds exactly or not at all")
+             is_zero(res), "a symbolic identity holds exactly or not at all",
+             key="adapted-reparameterisation-t-i-z-j-k-x-i-q-y-j", numerical_class="exact", evidence="proof")
     bad = sp.expand(t5_logit - bert_setting)
     ev.step("With BERT's setting z_j = K^T Q y_j the logit would be <K x_i, Q y_j>/sqrt(d'); the difference is "
             "not zero:", bad)
@@ -267,13 +270,17 @@ def t5_identity() -> Evidence:
             "evaluated, because no installable package ships T5 weights for offline use and the hub cannot be reached.")
     # b_{j-i} is a function of j - i only: every diagonal of the bias matrix is constant
     toe = max(float(np.abs(a.bias[:, 1:, 1:] - a.bias[:, :-1, :-1]).max()) for a in calls if a.kind != "cross")
-    ev.check("T5's position bias depends only on the relative position (b_{j-i})", "transformers",
-             "max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions", toe, "exact", toe == 0.0,
-             "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact")
+    ev.equal("t5-s-position-bias-depends-only-on-the-relative",
+             "T5's position bias depends only on the relative position (b_{j-i})", toe, 0.0,
+             "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact",
+             method="transformers", metric="max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions",
+             numerical_class="exact", evidence="float")
     own = max(float(np.abs(a.bias - a.position_bias[0]).max()) for a in calls)
-    ev.check("our b_{j-i} table equals the position bias transformers adds", "transformers",
-             "max |b_ours - position_bias| over all attentions", own, "exact", own == 0.0,
-             "both are the same table entries, copied: exact")
+    ev.equal("our-b-j-i-table-equals-the-position-bias",
+             "our b_{j-i} table equals the position bias transformers adds", own, 0.0,
+             "both are the same table entries, copied: exact", method="transformers",
+             metric="max |b_ours - position_bias| over all attentions", numerical_class="exact",
+             evidence="float")
     rows = []
     for a in calls:
         P, out = reparam_16(a)
@@ -282,16 +289,22 @@ def t5_identity() -> Evidence:
         mass = float(np.where(a.masked[:, None], a.weights, 0).max())
         rows.append([a.kind, a.layer, ew, tw, eo, to, mass])
         tag = f"{a.kind} attention, layer {a.layer}"
-        ev.check(f"{tag}: weights of (16) with u of (17) = transformers' T5 weights", "transformers",
-                 "max |p_(16) - p_T5|", ew, tw, ew <= tw,
-                 "float64 round-off of two evaluations of the same logits, propagated through the softmax "
-                 "(attention_tol: 2 gamma(2d + d') times the absolute logit chain)")
-        ev.check(f"{tag}: output W_o V' sum_i p_i t_i = transformers' T5Attention output", "transformers",
-                 "max |out_(16) - out_T5|", eo, to, eo <= to,
-                 "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o")
-        ev.check(f"{tag}: masked words get weight exactly 0 (u_i = 0)", "transformers",
-                 "max transformers weight on a word we mask", mass, "exact", mass == 0.0,
-                 "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0")
+        ev.at_most(f"{slug(tag)}-weights-16-17-t5",
+                   f"{tag}: weights of (16) with u of (17) = transformers' T5 weights", ew, tw,
+                   "float64 round-off of two evaluations of the same logits, propagated through the softmax "
+                   "(attention_tol: 2 gamma(2d + d') times the absolute logit chain)",
+                   method="transformers", metric="max |p_(16) - p_T5|", numerical_class="roundoff",
+                   evidence="float")
+        ev.at_most(f"{slug(tag)}-output-t5attention",
+                   f"{tag}: output W_o V' sum_i p_i t_i = transformers' T5Attention output", eo, to,
+                   "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o",
+                   method="transformers", metric="max |out_(16) - out_T5|", numerical_class="roundoff",
+                   evidence="float")
+        ev.equal(f"{slug(tag)}-masked-words-weight-0",
+                 f"{tag}: masked words get weight exactly 0 (u_i = 0)", mass, 0.0,
+                 "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0",
+                 method="transformers", metric="max transformers weight on a word we mask",
+                 numerical_class="exact", evidence="float")
     from attnverify.evidence import Table
 
     ev.tables.append(Table("FD-17: (16) with T5's u against transformers' T5Attention (random weights, float64)",

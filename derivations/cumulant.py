@@ -122,23 +122,25 @@ def _directional_evidence(first=None, second=None, third=None) -> Evidence:
             r"\quad \kappa_3[v,v,v]=\sum_i u_i(c_i-\langle\mu,v\rangle)^3")
     K0 = sum_simplify(K.subs(s, 0).doit())
     ev.step("At s = 0, log M(0) = log sum_i u_i = 0 because sum_i u_i = 1.", (sp.log(sp.Sum(u[i], (i, 1, n))), K0))
-    ev.identity("FD-11 log M(0) = 0", K0, 0, metric="log M(0) with sum_i u_i = 1", simplify=sum_zero)
+    ev.identity("FD-11 log M(0) = 0", K0, 0, metric="log M(0) with sum_i u_i = 1", simplify=sum_zero,
+                key="fd-11-log-m-0-0")
 
     d1, d2, d3 = (sp.diff(K, s, kk).subs(s, 0).doit() for kk in (1, 2, 3))
     ev.step("First derivative at 0 (differentiating through the sum).", _eq("K'(0)", d1))
     ev.step("Using sum_i u_i = 1 it is the mean along v.", _eq("K'(0)", sum_simplify(d1)))
     ev.identity("FD-11 d/ds log M(sv)|0 = <mu,v>", d1, first,
-                metric="d/ds log M(s v)|_{s=0} - sum_i u_i c_i, with sum_i u_i = 1", simplify=sum_zero)
+                metric="d/ds log M(s v)|_{s=0} - sum_i u_i c_i, with sum_i u_i = 1", simplify=sum_zero,
+                key="fd-11-d-ds-log-m-sv-0-mu-v")
     ev.step("Second derivative at 0.", _eq("K''(0)", d2))
     ev.step("With sum_i u_i = 1: second moment minus squared mean along v.", _eq("K''(0)", sum_simplify(d2)))
     ev.identity("FD-11 d2/ds2 log M(sv)|0 = v^T Sigma v", d2, second,
                 metric="d^2/ds^2 log M(s v)|_0 - sum_i u_i (c_i - <mu,v>)^2, with sum_i u_i = 1",
-                simplify=sum_zero)
+                simplify=sum_zero, key="fd-11-d2-ds2-log-m-sv-0-v-t-sigma-v")
     ev.step("Third derivative at 0 is the third cumulant (third central moment) along v.",
             _eq("K'''(0)", sum_simplify(d3)))
     ev.identity("FD-11 d3/ds3 log M(sv)|0 = kappa3[v,v,v]", d3, third,
                 metric="d^3/ds^3 log M(s v)|_0 - sum_i u_i (c_i - <mu,v>)^3, with sum_i u_i = 1",
-                simplify=sum_zero)
+                simplify=sum_zero, key="fd-11-d3-ds3-log-m-sv-0-kappa3-v-v-v")
     ev.step("Polarisation: <g,v> = <mu,v> for all v gives grad log M(0) = mu, and v^T H v = v^T Sigma v for all v "
             "with H, Sigma symmetric gives H = Sigma, since v^T H w = ((v+w)^T H (v+w) - (v-w)^T H (v-w))/4.",
             r"\nabla\log M(0)=\mu,\qquad \nabla^2\log M(0)=\Sigma")
@@ -167,18 +169,22 @@ def _explicit_case_evidence() -> Evidence:
             _eq("M(\\lambda)", M))
     ev.step("Gradient of log M at 0 by sp.diff.", _eq("\\nabla\\log M(0)", sp.simplify(grad)))
     ev.identity("FD-11 explicit n=3,d=2: grad log M(0) = mu", grad, mu, simplify=mat_simplify,
-                metric="grad log M(0) - sum_i u_i t_i (entrywise, simplified)")
+                metric="grad log M(0) - sum_i u_i t_i (entrywise, simplified)",
+                key="fd-11-explicit-n-3-d-2-grad-log-m-0-mu")
     ev.identity("FD-11 explicit n=3,d=2: Hess log M(0) = Sigma", hess, Sigma, simplify=mat_simplify,
-                metric="Hess log M(0) - sum_i u_i (t_i-mu)(t_i-mu)^T (entrywise, simplified)")
+                metric="Hess log M(0) - sum_i u_i (t_i-mu)(t_i-mu)^T (entrywise, simplified)",
+                key="fd-11-explicit-n-3-d-2-hess-log-m-0-sigma")
     # (24), (25) non-directionally, and Sigma = M''(0) - M'(0)M'(0)^T
     Mgrad = sp.Matrix([sp.diff(M, x) for x in (l1, l2)]).subs(at0)
     Mhess = sp.hessian(M, (l1, l2)).subs(at0)
     second_moment = sum((us[a] * T[a, :].T * T[a, :] for a in range(3)), sp.zeros(2, 2))
-    ev.identity("FD-11 explicit (24): M'(0) = mu", Mgrad, mu, simplify=mat_simplify, metric="grad M(0) - mu")
+    ev.identity("FD-11 explicit (24): M'(0) = mu", Mgrad, mu, simplify=mat_simplify, metric="grad M(0) - mu",
+                key="fd-11-explicit-24-m-0-mu")
     ev.identity("FD-11 explicit (25): M''(0) = sum u_i t_i t_i^T", Mhess, second_moment, simplify=mat_simplify,
-                metric="Hess M(0) - sum_i u_i t_i t_i^T")
+                metric="Hess M(0) - sum_i u_i t_i t_i^T", key="fd-11-explicit-25-m-0-sum-u-i-t-i-t-i-t")
     ev.identity("FD-11 explicit: M''(0) - M'(0)M'(0)^T = Sigma", Mhess - Mgrad * Mgrad.T, Sigma,
-                simplify=mat_simplify, metric="M''(0) - M'(0)M'(0)^T - sum_i u_i (t_i-mu)(t_i-mu)^T")
+                simplify=mat_simplify, metric="M''(0) - M'(0)M'(0)^T - sum_i u_i (t_i-mu)(t_i-mu)^T",
+                key="fd-11-explicit-m-0-m-0-m-0-t-sigma")
     return ev
 
 
@@ -209,11 +215,12 @@ def _appendix_a_evidence() -> Evidence:
             "(M_0, M_1, M_2) = " + sp.latex(sp.Matrix(co).T))
     ev.identity("FD-11 (23) corrected: constant term 1", co[0], 1,
                 metric="M(0) - 1 with M of (8); printed (23) LHS compared and differs, see errata",
-                simplify=sum_zero)
+                simplify=sum_zero, key="fd-11-23-corrected-constant-term-1")
     ev.identity("FD-11 (24): <M'(0), v> = <mu, v>", co[1], _mean_dir(),
-                metric="d/ds M(sv)|0 - sum_i u_i c_i", simplify=sum_zero)
+                metric="d/ds M(sv)|0 - sum_i u_i c_i", simplify=sum_zero, key="fd-11-24-m-0-v-mu-v")
     ev.identity("FD-11 (25): v^T M''(0) v = sum_i u_i <t_i,v>^2", 2 * co[2], second_moment_dir,
-                metric="d^2/ds^2 M(sv)|0 - v^T (int a a^T u) v", simplify=sum_zero)
+                metric="d^2/ds^2 M(sv)|0 - v^T (int a a^T u) v", simplify=sum_zero,
+                key="fd-11-25-v-t-m-0-v-sum-i-u-i-t-i-v-2")
 
     # (26) as printed: log(1+x) = t - t^2/2 + t^3/3 - t^4/4 + ...
     x, t = sp.symbols("x t")
@@ -231,7 +238,8 @@ def _appendix_a_evidence() -> Evidence:
                  f"series(log(1+x), x, 0, 5) - printed = {sp.sstr(diff26)}."))
     ev.identity("FD-11 (26) corrected: log(1+t) series coefficients", sp.series(sp.log(1 + t), t, 0, 5).removeO(),
                 printed26, metric="series(log(1+t), t, 0, 5) - (t - t^2/2 + t^3/3 - t^4/4); printed (26) "
-                                  "with log(1+x) compared and differs, see errata")
+                                  "with log(1+x) compared and differs, see errata",
+                key="fd-11-26-corrected-log-1-t-series-coefficients")
 
     # the display after (26): substitute M = 1 + X into log(1+X), truncate at order 2
     a1, a2, a3 = sp.symbols("a1 a2 a3")  # <M'(0),v>, v^T M''(0) v, third moment along v
@@ -243,13 +251,16 @@ def _appendix_a_evidence() -> Evidence:
     ev.step("Display after (26), along lambda = s v with X = M - 1 = s<M'(0),v> + s^2/2 v^T M''(0) v + O(s^3).",
             _eq("\\log(1+X)", logser))
     ev.identity("FD-11 Appx A line 1: log(1+X) = X - X^2/2 + o(s^2)", logser, line1,
-                metric="series(log(1+X), s, 0, 3) - truncation of X - X^2/2 at s^2")
+                metric="series(log(1+X), s, 0, 3) - truncation of X - X^2/2 at s^2",
+                key="fd-11-appx-a-line-1-log-1-x-x-x-2-2-o-s-2")
     ev.identity("FD-11 Appx A line 2: <M'(0),l> + 1/2(l^T M''(0) l - <M'(0),l>^2)", logser, line2,
-                metric="series(log(1+X), s, 0, 3) - (s a1 + s^2/2 (a2 - a1^2))")
+                metric="series(log(1+X), s, 0, 3) - (s a1 + s^2/2 (a2 - a1^2))",
+                key="fd-11-appx-a-line-2-m-0-l-1-2-l-t-m-0-l-m-0-l-2")
     # the same chain on the actual M of (8): second-order coefficient is the variance along v
     K2 = sum_simplify(_taylor_coeffs(sp.log(M), s, 2)[2])
     ev.identity("FD-11 Appx A line 2 on M of (8)", 2 * K2, second_moment_dir - _mean_dir() ** 2,
-                metric="2 [s^2] log M(sv) - (v^T M''(0) v - <M'(0),v>^2)", simplify=sum_zero)
+                metric="2 [s^2] log M(sv) - (v^T M''(0) v - <M'(0),v>^2)", simplify=sum_zero,
+                key="fd-11-appx-a-line-2-on-m-of-8")
     # Sigma = M''(0) - M'(0)M'(0)^T = int (a-mu)(a-mu)^T u, general n, general d, entrywise
     t_ = sp.IndexedBase("t")
     p, q = sp.symbols("p q", integer=True)
@@ -258,7 +269,8 @@ def _appendix_a_evidence() -> Evidence:
     rhs = sp.Sum(u[i] * (t_[i, p] - mu_p) * (t_[i, q] - mu_q), (i, 1, n))
     ev.step("Last line, entrywise for general n and d (indices p, q):", _eq("\\Sigma_{pq}", lhs))
     ev.identity("FD-11 Sigma = M''(0) - M'(0)M'(0)^T = int (a-mu)(a-mu)^T u", lhs, rhs, simplify=sum_zero,
-                metric="sum_i u_i t_ip t_iq - mu_p mu_q - sum_i u_i (t_ip - mu_p)(t_iq - mu_q), with sum_i u_i = 1")
+                metric="sum_i u_i t_ip t_iq - mu_p mu_q - sum_i u_i (t_ip - mu_p)(t_iq - mu_q), with sum_i u_i = 1",
+                key="fd-11-sigma-m-0-m-0-m-0-t-int-a-mu-a-mu-t-u")
     return ev
 
 
@@ -297,17 +309,19 @@ def _quadratic_evidence(candidate=_lambda13) -> Evidence:
     g = J.diff(lam).subs(Sig.T, Sig)  # Sigma is a covariance, hence symmetric
     ev.step("Gradient (Sigma symmetric).", _eq("\\nabla J", g.doit()))
     ev.identity("FD-13 gradient = z - (I/alpha + Sigma) lambda", g, z - (I + alpha * Sig) * lam / alpha,
-                simplify=mat_simplify, metric="grad J - (z - (I + alpha Sigma) lambda / alpha)")
+                simplify=mat_simplify, metric="grad J - (z - (I + alpha Sigma) lambda / alpha)",
+                key="fd-13-gradient-z-i-alpha-sigma-lambda")
     cand = candidate(alpha, Sig, z, I)
     ev.step("Stationarity z - lambda/alpha - Sigma lambda = 0, i.e. (I + alpha Sigma) lambda = alpha z, solved by",
             _eq("\\lambda^*", cand))
     ev.identity("FD-13 general d: candidate satisfies stationarity", (z - (I + alpha * Sig) * lam / alpha).subs(lam, cand),
-                sp.ZeroMatrix(d, 1), simplify=mat_simplify, metric="z - (I + alpha Sigma) lambda*/alpha with lambda* = (13) as printed")
+                sp.ZeroMatrix(d, 1), simplify=mat_simplify, metric="z - (I + alpha Sigma) lambda*/alpha with lambda* = (13) as printed",
+                key="fd-13-general-d-candidate-satisfies-stationarity")
     H = g.diff(lam).subs(Sig.T, Sig)
     ev.step("Hessian; for Sigma PSD and alpha > 0, x^T (I/alpha + Sigma) x >= ||x||^2/alpha > 0, so J is strictly "
             "concave and the stationary point is the unique maximiser.", r"\nabla^2 J = " + sp.latex(H))
     ev.identity("FD-13 Hessian = -(I/alpha + Sigma)", H, -(I / alpha + Sig), simplify=mat_simplify,
-                metric="Hess J + I/alpha + Sigma")
+                metric="Hess J + I/alpha + Sigma", key="fd-13-hessian-i-alpha-sigma")
 
     # explicit d = 2 by sp.solve, symmetric symbolic Sigma
     s11, s12, s22, z1, z2, m1, m2, l1, l2 = sp.symbols("sigma11 sigma12 sigma22 z1 z2 mu1 mu2 lambda1 lambda2", real=True)
@@ -317,14 +331,17 @@ def _quadratic_evidence(candidate=_lambda13) -> Evidence:
     sol = sp.solve([sp.diff(J2, l1), sp.diff(J2, l2)], [l1, l2], dict=True)
     if len(sol) != 1:
         ev.check("FD-13 d=2 unique stationary point", "symbolic", "number of solutions of grad J = 0",
-                 len(sol), 1, False, "a strictly concave quadratic has exactly one stationary point")
+                 len(sol), 1, False, "a strictly concave quadratic has exactly one stationary point",
+                 key="fd-13-d-2-unique-stationary-point", numerical_class="exact", evidence="proof")
         return ev
     sol2 = sp.Matrix([sol[0][l1], sol[0][l2]])
     ev.step("Explicit d = 2 (symmetric symbolic Sigma): sp.solve of grad J = 0 gives", _eq("\\lambda^*", sol2))
     ev.identity("FD-13 d=2: sp.solve = (13)", sol2, candidate(alpha, Sg, Z, sp.eye(2)), simplify=mat_simplify,
-                metric="solve(grad J = 0) - alpha (I + alpha Sigma)^{-1} z, entrywise")
+                metric="solve(grad J = 0) - alpha (I + alpha Sigma)^{-1} z, entrywise",
+                key="fd-13-d-2-sp-solve-13")
     H2 = sp.hessian(J2, (l1, l2))
-    ev.identity("FD-13 d=2 Hessian = -(I/alpha + Sigma)", H2, -(sp.eye(2) / alpha + Sg), simplify=mat_simplify)
+    ev.identity("FD-13 d=2 Hessian = -(I/alpha + Sigma)", H2, -(sp.eye(2) / alpha + Sg), simplify=mat_simplify,
+                key="fd-13-d-2-hessian-i-alpha-sigma")
     # negative definiteness for every PSD Sigma = R R^T (Cholesky parametrisation covers all PSD 2x2)
     r1, r2, r3 = sp.symbols("r1 r2 r3", real=True)
     R = sp.Matrix([[r1, 0], [r2, r3]])
@@ -335,7 +352,8 @@ def _quadratic_evidence(candidate=_lambda13) -> Evidence:
             r"(P_{11}, \det P) = " + sp.latex(sp.Matrix(minors).T))
     ev.check("FD-13 d=2: I/alpha + Sigma positive definite for PSD Sigma", "symbolic",
              "sympy ask(Q.positive) of the leading principal minors of I/alpha + R R^T (alpha > 0, R real)",
-             str(minors), "exact", pd, "Sylvester's criterion decides positive definiteness exactly")
+             str(minors), "exact", pd, "Sylvester's criterion decides positive definiteness exactly",
+             key="fd-13-d-2-i-alpha-sigma-positive-definite-for", numerical_class="exact", evidence="proof")
     return ev
 
 
@@ -348,22 +366,25 @@ def _footnote5_evidence() -> Evidence:
     I = sp.Identity(d)
     # (I + alpha I)^{-1} = I/(1+alpha): verify the inverse, then use it
     inv = I / (1 + alpha)
-    ev.identity("FD-13 fn5: (I + alpha I) (I/(1+alpha)) = I", (I + alpha * I) * inv, I, simplify=mat_simplify)
+    ev.identity("FD-13 fn5: (I + alpha I) (I/(1+alpha)) = I", (I + alpha * I) * inv, I, simplify=mat_simplify,
+                key="fd-13-fn5-i-alpha-i-i-1-alpha-i")
     lam13 = alpha * inv * z
     ev.step("Footnote 5: with Sigma = I_d, (13) becomes", _eq("\\lambda^*", lam13))
     ev.identity("FD-13 fn5: alpha (I + alpha I)^{-1} z = alpha/(1+alpha) z", lam13, alpha / (1 + alpha) * z,
-                simplify=mat_simplify)
+                simplify=mat_simplify, key="fd-13-fn5-alpha-i-alpha-i-1-z-alpha-1-alpha-z")
     # b = mu + z and, by (2) z = h - mu + eps, b = h + eps = z + mu
     b = sp.MatrixSymbol("b", d, 1)
     b_def = mu + z  # b := mu + z (Sec 5)
     ev.identity("FD-13 fn5: by (2) b = h + eps", b_def.subs(z, h - mu + eps), h + eps, simplify=mat_simplify,
-                metric="mu + z - (h + eps) with z = h - mu + eps from (2)")
-    ev.identity("FD-13 fn5: b - mu = z", (b - mu).subs(b, b_def), z, simplify=mat_simplify)
+                metric="mu + z - (h + eps) with z = h - mu + eps from (2)", key="fd-13-fn5-by-2-b-h-eps")
+    ev.identity("FD-13 fn5: b - mu = z", (b - mu).subs(b, b_def), z, simplify=mat_simplify,
+                key="fd-13-fn5-b-mu-z")
     sec5 = alpha / (alpha + 1) * (b - mu)  # Sec 5 as printed
     ev.step("So it equals the motivating example's lambda* (Sec 5, as printed) with b = mu + z.",
             _eq("\\lambda^*", sec5))
     ev.identity("FD-13 fn5: equals Sec 5 lambda* = alpha/(alpha+1)(b - mu)", lam13, sec5.subs(b, b_def),
-                simplify=mat_simplify, metric="alpha (I + alpha I)^{-1} z - alpha/(alpha+1) (b - mu), b = mu + z")
+                simplify=mat_simplify, metric="alpha (I + alpha I)^{-1} z - alpha/(alpha+1) (b - mu), b = mu + z",
+                key="fd-13-fn5-equals-sec-5-lambda-alpha-alpha-1-b-mu")
     return ev
 
 
@@ -392,7 +413,8 @@ def _series13_evidence() -> Evidence:
     ev.step("Route (a), general d: (I + alpha Sigma) times the truncated Neumann series leaves only an alpha^4 term,",
             ((I + alpha * Sig) * trunc - alpha * z, alpha**4 * Sig**3 * z))
     ev.identity("FD-14 general d: (I + alpha Sigma)(alpha z - alpha^2 Sigma z + alpha^3 Sigma^2 z) - alpha z = alpha^4 Sigma^3 z",
-                (I + alpha * Sig) * trunc - alpha * z, alpha**4 * Sig**3 * z, simplify=mat_simplify)
+                (I + alpha * Sig) * trunc - alpha * z, alpha**4 * Sig**3 * z, simplify=mat_simplify,
+                key="fd-14-general-d-i-alpha-sigma-alpha-z-alpha-2")
     ev.step("hence (13) = alpha z - alpha^2 Sigma z + alpha^3 Sigma^2 z + alpha^4 (I + alpha Sigma)^{-1} Sigma^3 z, "
             "and (I + alpha Sigma)^{-1} is bounded (norm <= 1) for Sigma PSD, so the last term is O(alpha^4).",
             r"\alpha(I+\alpha\Sigma)^{-1}z=\alpha z-\alpha^2\Sigma z+\alpha^3\Sigma^2 z+O(\alpha^4)")
@@ -403,7 +425,8 @@ def _series13_evidence() -> Evidence:
     ser = lam13.applyfunc(lambda e: sp.series(e, alpha, 0, 4).removeO())
     ev.identity("FD-14 d=2: series of (13) in alpha to O(alpha^4)", ser,
                 alpha * Z - alpha**2 * Sg * Z + alpha**3 * Sg**2 * Z, simplify=mat_simplify,
-                metric="series(alpha (I + alpha Sigma)^{-1} z, alpha, 0, 4) - (alpha z - alpha^2 Sigma z + alpha^3 Sigma^2 z)")
+                metric="series(alpha (I + alpha Sigma)^{-1} z, alpha, 0, 4) - (alpha z - alpha^2 Sigma z + alpha^3 Sigma^2 z)",
+                key="fd-14-d-2-series-of-13-in-alpha-to-o-alpha-4")
     return ev
 
 
@@ -442,10 +465,12 @@ def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
     for e, a in zip(eqs, (a1, a2, a3)):
         sol[a] = sp.solve(e.subs(sol), a)[0]
     ev.step("Solving order by order.", "(a_1, a_2, a_3) = " + sp.latex(sp.Tuple(sol[a1], sol[a2], sol[a3])))
-    ev.identity("FD-14 d=1 exact dual: a1 = z", sol[a1], z)
-    ev.identity("FD-14 d=1 exact dual: a2 = -sigma^2 z", sol[a2], -s2 * z)
+    ev.identity("FD-14 d=1 exact dual: a1 = z", sol[a1], z, key="fd-14-d-1-exact-dual-a1-z")
+    ev.identity("FD-14 d=1 exact dual: a2 = -sigma^2 z", sol[a2], -s2 * z,
+                key="fd-14-d-1-exact-dual-a2-sigma-2-z")
     ev.identity("FD-14 d=1 exact dual: a3 = sigma^4 z - kappa3 z^2/2", sol[a3],
-                (s2**2 * z - k3 * z**2 / 2) if a3_candidate is None else a3_candidate(s2, k3, z))
+                (s2**2 * z - k3 * z**2 / 2) if a3_candidate is None else a3_candidate(s2, k3, z),
+                key="fd-14-d-1-exact-dual-a3-sigma-4-z-kappa3-z-2-2")
     # second route: implicit differentiation of G(f(alpha), alpha) = 0
     f = sp.Function("f")
     Gf = alpha * z - f(alpha) - alpha * (Kp(f(alpha)) - mu)
@@ -460,25 +485,30 @@ def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
     ev.identity("FD-14 d=1 implicit differentiation agrees with the ansatz",
                 sp.Matrix([derivs[sp.Symbol(f"F{m}")] / sp.factorial(m) for m in (1, 2, 3)]),
                 sp.Matrix([sol[a1], sol[a2], sol[a3]]), simplify=mat_simplify,
-                metric="lambda*^{(m)}(0)/m! by implicit differentiation - ansatz coefficients, m = 1..3")
+                metric="lambda*^{(m)}(0)/m! by implicit differentiation - ansatz coefficients, m = 1..3",
+                key="fd-14-d-1-implicit-differentiation-agrees-with")
 
     lam_star = lam.subs(sol)
     err14 = sp.expand(lam_star - alpha * z)
     ev.identity("FD-14 d=1: lambda* - alpha z = -sigma^2 z alpha^2 + O(alpha^3)", err14.coeff(alpha, 2), -s2 * z,
-                metric="[alpha^2](lambda* - alpha z) + sigma^2 z  (and [alpha^1] = 0 below)")
-    ev.identity("FD-14 d=1: [alpha^1](lambda* - alpha z) = 0", err14.coeff(alpha, 1), 0)
+                metric="[alpha^2](lambda* - alpha z) + sigma^2 z  (and [alpha^1] = 0 below)",
+                key="fd-14-d-1-lambda-alpha-z-sigma-2-z-alpha-2-o")
+    ev.identity("FD-14 d=1: [alpha^1](lambda* - alpha z) = 0", err14.coeff(alpha, 1), 0,
+                key="fd-14-d-1-alpha-1-lambda-alpha-z-0")
     lam13 = alpha * z / (1 + alpha * s2)
     err13 = sp.series(lam_star - lam13, alpha, 0, 4).removeO()
     ev.step("Against the quadratic-cumulant solution (13) the first two orders cancel:",
             _eq("\\lambda^* - \\lambda_{(13)}", err13))
     ev.identity("FD-14 d=1: lambda* - (13) = -kappa3 z^2/2 alpha^3 + O(alpha^4)", err13, -k3 * z**2 / 2 * alpha**3,
-                metric="series(lambda* - alpha z/(1 + alpha sigma^2), alpha, 0, 4) + kappa3 z^2 alpha^3 / 2")
+                metric="series(lambda* - alpha z/(1 + alpha sigma^2), alpha, 0, 4) + kappa3 z^2 alpha^3 / 2",
+                key="fd-14-d-1-lambda-13-kappa3-z-2-2-alpha-3-o-alpha")
     # h_hat(lambda) = K'(lambda) (mean of the tilted distribution); compare at lambda* and at alpha z
     dh = Kp(lam_star) - Kp(alpha * z)
     dh_co = [at0(sp.diff(dh, alpha, m) / sp.factorial(m), alpha) for m in (0, 1, 2)]
     ev.identity("FD-14 d=1: h(lambda*) - h(alpha z) = -sigma^4 z alpha^2 + O(alpha^3)", sp.Matrix(dh_co),
                 sp.Matrix([0, 0, -s2**2 * z]), simplify=mat_simplify,
-                metric="Taylor coefficients 0..2 of K'(lambda*) - K'(alpha z) - (0, 0, -sigma^4 z)")
+                metric="Taylor coefficients 0..2 of K'(lambda*) - K'(alpha z) - (0, 0, -sigma^4 z)",
+                key="fd-14-d-1-h-lambda-h-alpha-z-sigma-4-z-alpha-2-o")
     return ev
 
 
@@ -522,9 +552,11 @@ def _exact_dual_d2_evidence() -> Evidence:
             "remainder only affects alpha^4): the exact maximiser of (7) is",
             r"\lambda^*=\alpha z-\alpha^2\Sigma z+\alpha^3\left(\Sigma^2 z-\tfrac12\kappa_3[z,z]\right)+O(\alpha^4),"
             r"\quad \kappa_3[z,z]_p=\sum_{q,r}\kappa_{pqr}z_qz_r")
-    ev.identity("FD-14 d=2: a1 = z", coeffs[0], Z, simplify=mat_simplify)
-    ev.identity("FD-14 d=2: a2 = -Sigma z", coeffs[1], -Sg * Z, simplify=mat_simplify)
-    ev.identity("FD-14 d=2: a3 = Sigma^2 z - kappa3[z,z]/2", coeffs[2], Sg**2 * Z - k3zz / 2, simplify=mat_simplify)
+    ev.identity("FD-14 d=2: a1 = z", coeffs[0], Z, simplify=mat_simplify, key="fd-14-d-2-a1-z")
+    ev.identity("FD-14 d=2: a2 = -Sigma z", coeffs[1], -Sg * Z, simplify=mat_simplify,
+                key="fd-14-d-2-a2-sigma-z")
+    ev.identity("FD-14 d=2: a3 = Sigma^2 z - kappa3[z,z]/2", coeffs[2], Sg**2 * Z - k3zz / 2, simplify=mat_simplify,
+                key="fd-14-d-2-a3-sigma-2-z-kappa3-z-z-2")
     return ev
 
 
@@ -539,7 +571,8 @@ def _hhat_is_grad_evidence() -> Evidence:
             _eq("\\langle\\hat h(\\lambda), v\\rangle", hhat))
     ev.identity("FD-14 h_hat(lambda) = grad log M(lambda) (directional)", dK, hhat,
                 metric="d/ds log M(lambda + s v)|0 - sum_i u_i <t_i,v> e^{w_i} / sum_j u_j e^{w_j}",
-                simplify=lambda e: sum_zero(e, normalised=False))
+                simplify=lambda e: sum_zero(e, normalised=False),
+                key="fd-14-h-hat-lambda-grad-log-m-lambda-directional")
     ev.step("At lambda = alpha z, w_i = alpha <t_i, z> and h_hat(alpha z) is exactly (16).",
             r"\hat h(\alpha z)=\sum_i t_i\,\frac{u_i e^{\alpha\langle t_i,z\rangle}}{\sum_j u_j e^{\alpha\langle t_j,z\rangle}}")
     return ev

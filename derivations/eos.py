@@ -68,7 +68,8 @@ def _chain_rule_generic(ev: Evidence, d: int = 3) -> bool:
     ev.check(f"chain rule along a segment (generic L, d = {d})", "symbolic",
              r"d/ds \nabla L(x+sv) - H(x+sv)v and d^2/ds^2 L(x+sv) - v^T H(x+sv) v, expanded, for a generic "
              f"quartic polynomial ({len(monos)} free coefficients) plus exp(<w,x>) + log(1+x_1^2) sin(x_1 x_2 x_3)",
-             "0" if ok else "nonzero", "exact", ok, "a symbolic identity holds exactly or not at all")
+             "0" if ok else "nonzero", "exact", ok, "a symbolic identity holds exactly or not at all",
+             key=f"chain-rule-along-a-segment-generic-l-d-{d}", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -93,7 +94,8 @@ def _edge_coupling(ev: Evidence) -> tuple[sp.Expr, sp.Symbol]:
     ok = len(y_sol) == 1 and len(c_sol) == 1 and full_simplify(c_sol[0] - 1 / (2 * eta)) == 0
     ev.check("the edge-coupling coefficient is uniquely fixed by GD: c = 1/(2 eta)", "symbolic",
              "solutions c of d/dg [y(c) - (x - eta g)] = 0", str(c_sol), "exactly one, = 1/(2 eta)", ok,
-             "a linear equation has one solution or none; the value is compared exactly")
+             "a linear equation has one solution or none; the value is compared exactly",
+             key="the-edge-coupling-coefficient-is-uniquely-fixed", numerical_class="exact", evidence="proof")
     return E.subs(c, 1 / (2 * eta)), c
 
 
@@ -111,7 +113,8 @@ def _stability_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
     ok = sol == sp.Interval.open(0, boundary)
     ev.check("stability region of the step recurrence is 0 < h < boundary", "symbolic",
              f"solve_univariate_inequality(|1 - eta h| < 1) == Interval.open(0, {boundary})", str(sol), "exact",
-             ok, "two intervals with symbolic endpoints are equal or not")
+             ok, "two intervals with symbolic endpoints are equal or not",
+             key="stability-region-of-the-step-recurrence-is-0-h", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -132,7 +135,8 @@ def _recurrence_identity(ev: Evidence, candidate: Callable | None = None) -> boo
     ok = res == sp.ZeroMatrix(d, 1) or res == 0
     ev.check("step recurrence delta_{t+1} = (I - eta Hbar_t) delta_t (general d)", "symbolic",
              r"expand(\delta_{t+1} - (I - \eta\bar H_t)\delta_t) with MatrixSymbol of symbolic size d", str(res),
-             "exact", ok, "a symbolic identity holds exactly or not at all")
+             "exact", ok, "a symbolic identity holds exactly or not at all",
+             key="step-recurrence-delta-t-1-i-eta-hbar-t-delta-t", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -166,7 +170,7 @@ def step_recurrence() -> Evidence:
     crit = lambda a, b: gsol.subs({x: a, y: b}, simultaneous=True)
     diff_lhs = crit(x1, x2) - crit(x0, x1)
     ev.identity("differenced criticality: grad L(theta_{t+1}) - grad L(theta_t) = -(delta_{t+1} - delta_t)/eta",
-                diff_lhs, -((x2 - x1) - (x1 - x0)) / eta)
+                diff_lhs, -((x2 - x1) - (x1 - x0)) / eta, key="differenced-criticality-grad-l-theta-t-1-grad-l")
 
     # FTC along the segment, 1-D, general L
     psi = sp.diff(Lf(theta + s * delta), s) / delta  # = L'(theta + s delta)
@@ -179,7 +183,8 @@ def step_recurrence() -> Evidence:
     ok_ftc &= full_simplify(psi.subs(s, 1) - psi.subs(s, 0) - (sp.diff(Lf(theta + delta), delta) - sp.diff(Lf(theta), theta))) == 0
     ev.check("FTC along the segment (1-D, undefined L): psi' = delta L''(theta + s delta), psi(1) - psi(0) = L'(theta+delta) - L'(theta)",
              "symbolic", "simplify of both differences", "0" if ok_ftc else "nonzero", "exact", ok_ftc,
-             "a symbolic identity holds exactly or not at all")
+             "a symbolic identity holds exactly or not at all",
+             key="ftc-along-the-segment-1-d-undefined-l-psi-delta", numerical_class="exact", evidence="proof")
     ev.step(r"$d$ dimensions, as a directional statement: for every fixed $v$, $\psi_v(s) = v^\top\nabla L(\theta_t + s\delta_t)$ "
             r"is a scalar function with $\psi_v'(s) = v^\top\nabla^2L(\theta_t+s\delta_t)\,\delta_t$ (chain rule, checked next "
             r"on a generic function); the 1-D step applied to $\psi_v$ for all $v$ gives the mean-value form.",
@@ -201,7 +206,8 @@ def step_recurrence() -> Evidence:
     okq = res == sp.ZeroMatrix(d, 1) or res == 0
     ev.check("quadratic model: delta_{t+1} = (I - eta H) delta_t (general d)", "symbolic",
              r"expand(\delta_{t+1} - (I-\eta H)\delta_t), MatrixSymbol H of size d x d", str(res), "exact", okq,
-             "a symbolic identity holds exactly or not at all")
+             "a symbolic identity holds exactly or not at all",
+             key="quadratic-model-delta-t-1-i-eta-h-delta-t", numerical_class="exact", evidence="proof")
 
     _stability_evidence(ev, 2 / eta)
     hs = sp.Symbol("h", real=True)
@@ -209,7 +215,8 @@ def step_recurrence() -> Evidence:
             r"which is $<1$ iff $\operatorname{spec}\bar H_t \subset (0, 2/\eta)$. At the boundary $h = 2/\eta$ the factor is "
             r"$-1$: the step flips sign without shrinking (the period-two threshold of EOS-P2).",
             sp.Eq(1 - eta * hs, (1 - eta * hs).subs(hs, 2 / eta)))
-    ev.identity("factor at the boundary h = 2/eta is -1", (1 - eta * hs).subs(hs, 2 / eta), -1)
+    ev.identity("factor at the boundary h = 2/eta is -1", (1 - eta * hs).subs(hs, 2 / eta), -1,
+                key="factor-at-the-boundary-h-2-eta-is-1")
     _localisation(ev)
     return ev
 
@@ -239,13 +246,15 @@ def _localisation(ev: Evidence) -> None:
     ev.check("d = 2 counterexample: no s in [0, 1] with H(theta_t + s delta_t) = Hbar_t", "symbolic",
              "solve(H(s) - Hbar = 0, s) restricted to [0, 1]", str(inside), "empty", ok,
              "the entries need s^2-type equations with different roots (1 - 1/sqrt 3 vs sqrt(7/3) - 1): "
-             "a finite solve is exact")
+             "a finite solve is exact",
+             key="d-2-counterexample-no-s-in-0-1-with-h-theta-t-s", numerical_class="exact", evidence="proof")
     # the scalar localisation along the step direction does hold (IVT on a continuous function)
     q = Hs[0, 0]
     s_star = [r for r in sp.solve(sp.Eq(q, Hbar[0, 0]), s) if 0 < r < 1]
     ev.check("the Rayleigh quotient along the step localises: e1^T H(s*) e1 = e1^T Hbar e1 for an interior s*", "symbolic",
              "interior roots of e1^T H(s) e1 = e1^T Hbar e1", str(s_star), "exactly one root in (0, 1)",
-             len(s_star) == 1, "q(s) is monotone on [0, 1] here, so the mean is attained at exactly one interior point")
+             len(s_star) == 1, "q(s) is monotone on [0, 1] here, so the mean is attained at exactly one interior point",
+             key="the-rayleigh-quotient-along-the-step-localises", numerical_class="exact", evidence="proof")
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +269,8 @@ def _loss_formula_evidence(ev: Evidence, candidate: Callable | None = None) -> b
     cand = (candidate or (lambda e, G, h: -e * G * (1 - e * h / 2)))(eta, G2, hh)
     ev.step(r"Collecting terms: the claimed closed form, with $\hat h = g^\top\tilde H g/\|g\|^2$.",
             sp.Eq(sp.Symbol(r"L(\theta_{t+1}) - L(\theta_t)"), cand))
-    return ev.identity("loss change = -eta ||g||^2 (1 - eta hhat / 2), exact", derived, cand)
+    return ev.identity("loss change = -eta ||g||^2 (1 - eta hhat / 2), exact", derived, cand,
+                       key="loss-change-eta-g-2-1-eta-hhat-2-exact")
 
 
 def _sign_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
@@ -277,7 +287,8 @@ def _sign_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
     ev.check("the loss change flips sign exactly at hhat = boundary", "symbolic",
              f"reduce_inequalities(Delta L < 0), (Delta L > 0) for hhat > 0 == hhat < {boundary}, hhat > {boundary}",
              f"{dec}, {inc}", "exact",
-             ok, "intervals with symbolic endpoints are equal or not")
+             ok, "intervals with symbolic endpoints are equal or not",
+             key="the-loss-change-flips-sign-exactly-at-hhat", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -307,16 +318,18 @@ def loss_change() -> Evidence:
     ev.step(r"Taylor with integral remainder for a general smooth scalar $\varphi$: $F(s) = \varphi(s) + (1-s)\varphi'(s)$ "
             r"is an antiderivative of $(1-s)\varphi''(s)$, so $\varphi(1) - \varphi(0) = \varphi'(0) + \int_0^1(1-s)\varphi''(s)\,ds$.",
             sp.Eq(sp.Derivative(sp.Symbol("F"), s), sp.diff(F, s)))
-    ev.identity("F'(s) = (1 - s) phi''(s) (general phi)", sp.diff(F, s), (1 - s) * sp.diff(phi(s), s, 2))
+    ev.identity("F'(s) = (1 - s) phi''(s) (general phi)", sp.diff(F, s), (1 - s) * sp.diff(phi(s), s, 2),
+                key="f-s-1-s-phi-s-general-phi")
     ev.identity("F(1) - F(0) = phi(1) - phi(0) - phi'(0)", F.subs(s, 1) - F.subs(s, 0),
-                phi(1) - phi(0) - sp.diff(phi(s), s).subs(s, 0))
+                phi(1) - phi(0) - sp.diff(phi(s), s).subs(s, 0), key="f-1-f-0-phi-1-phi-0-phi-0")
     ev.step(r"With $\varphi(s) = L(\theta_t - s\eta g)$ (the GD segment): $\varphi'(0) = -\eta\|g\|^2$ and "
             r"$\varphi''(s) = \eta^2 g^\top\nabla^2 L(\theta_t - s\eta g)\,g$ (chain rule, checked on a generic function):",
             r"L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2 + \eta^2\, g^\top\Big[\int_0^1(1-s)\nabla^2L(\theta_t-s\eta g)\,ds\Big] g "
             r"= -\eta\|g\|^2 + \tfrac{\eta^2}{2}\, g^\top\tilde H_t\, g")
     _chain_rule_generic(ev)
     w = sp.integrate(2 * (1 - s), (s, 0, 1))
-    ev.identity("the weights 2(1 - s) integrate to 1 (Htilde is an average of Hessians)", w, 1)
+    ev.identity("the weights 2(1 - s) integrate to 1 (Htilde is an average of Hessians)", w, 1,
+                key="the-weights-2-1-s-integrate-to-1-htilde-is-an")
     _loss_formula_evidence(ev)
 
     # exactness on a non-polynomial loss: SymPy integrates the remainder in closed form
@@ -327,7 +340,7 @@ def loss_change() -> Evidence:
     ev.step(r"Exactness (not only second order) on a non-polynomial loss, $L = e^x$: the remainder integral evaluated in closed form.",
             sp.Eq(sp.Symbol(r"\int_0^1 (1-s)\,e^{\theta+s\delta}\delta^2 ds"), sp.simplify(rhs - delta * sp.exp(theta))))
     ev.identity("exact for L = exp: L(theta+delta) - L(theta) = L'(theta) delta + int_0^1 (1-s) L''(theta+s delta) delta^2 ds",
-                lhs, rhs)
+                lhs, rhs, key="exact-for-l-exp-l-theta-delta-l-theta-l-theta")
 
     # the two averages differ: cubic L, uniform weights vs 2(1-s)
     a3 = sp.Symbol("a", nonzero=True)
@@ -344,7 +357,8 @@ def loss_change() -> Evidence:
     ok = full_simplify(Hbar - L2.subs(x, theta + delta / 2)) == 0 and full_simplify(Htil - L2.subs(x, theta + delta / 3)) == 0 and miss != 0
     ev.check("Htilde (weight 2(1-s)) makes the formula exact; the uniform average Hbar does not", "symbolic",
              "cubic L: Hbar - L''(theta + delta/2), Htilde - L''(theta + delta/3), and the miss of the Hbar-formula",
-             f"miss = {miss}", "first two 0, miss != 0", ok, "exact symbolic comparison")
+             f"miss = {miss}", "first two 0, miss != 0", ok, "exact symbolic comparison",
+             key="htilde-weight-2-1-s-makes-the-formula-exact-the", numerical_class="exact", evidence="proof")
 
     _sign_evidence(ev, 2 / eta)
 
@@ -354,7 +368,8 @@ def loss_change() -> Evidence:
     tele = sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)).doit()
     ev.step(r"Telescoping (general $T$), with $w_t = \|g_t\|^2$ and the per-step identity in each summand:",
             sp.Eq(sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)), tele))
-    ev.identity("telescoping sum of loss changes = L_T - L_0 (general T)", tele, Lb[T] - Lb[0])
+    ev.identity("telescoping sum of loss changes = L_T - L_0 (general T)", tele, Lb[T] - Lb[0],
+                key="telescoping-sum-of-loss-changes-l-t-l-0-general")
     ev.step("Hence the summed formula:", r"L(\theta_T) - L(\theta_0) = -\eta\sum_{t=0}^{T-1}\|g_t\|^2\Big(1-\frac{\eta\hat h_t}{2}\Big)")
     W, M, L0, LT = sp.symbols("W M L_0 L_T", real=True)  # W = sum w_t, M = sum w_t hhat_t
     Msol = sp.solve(sp.Eq(LT - L0, -eta * W + eta ** 2 / 2 * M), M)[0]
@@ -362,14 +377,15 @@ def loss_change() -> Evidence:
             r"the summed formula is linear in $M$ and gives the $\|g\|^2$-weighted mean of $\hat h_t$ exactly:",
             sp.Eq(M / W, sp.expand(Msol / W)))
     ev.identity("weighted mean of hhat_t = 2/eta - 2 (L_0 - L_T)/(eta^2 sum ||g_t||^2)", Msol / W,
-                2 / eta - 2 * (L0 - LT) / (eta ** 2 * W))
+                2 / eta - 2 * (L0 - LT) / (eta ** 2 * W), key="weighted-mean-of-hhat-t-2-eta-2-l-0-l-t-eta-2")
     ev.step(r"Consequences: if $L \ge L_{\inf}$ and $\hat h_t \le (2-\epsilon)/\eta$ for all $t$, then "
             r"$\sum_t\|g_t\|^2 \le 2(L_0 - L_{\inf})/(\eta\epsilon)$ (the gradients are square-summable); and if the "
             r"loss stays bounded while $\sum_t\|g_t\|^2 \to \infty$ (GD does not converge), the weighted mean of "
             r"$\hat h_t$ tends to $2/\eta$ exactly (no gap). On a period-two orbit ($L_T = L_0$, $T$ even) it equals $2/\eta$.",
             r"\hat h_t \le \frac{2-\epsilon}{\eta}\ \Rightarrow\ 1 - \frac{\eta\hat h_t}{2} \ge \frac{\epsilon}{2}")
     eps_ = sp.Symbol("epsilon", positive=True)
-    ev.identity("per-step factor at hhat = (2 - epsilon)/eta equals epsilon/2", 1 - eta * ((2 - eps_) / eta) / 2, eps_ / 2)
+    ev.identity("per-step factor at hhat = (2 - epsilon)/eta equals epsilon/2", 1 - eta * ((2 - eps_) / eta) / 2, eps_ / 2,
+                key="per-step-factor-at-hhat-2-epsilon-eta-equals")
     ev.step(r"Localisation: the weight $2(1-s)\ge 0$ integrates to 1, so by the mean value theorem for integrals "
             r"$\hat h_t = u^\top\nabla^2L(\theta_t - \zeta_t\eta g)\,u$, $u = g/\|g\|$, for some $\zeta_t\in(0,1)$ "
             r"(a Rayleigh quotient along the step, not an eigenvalue); the point differs from EOS-REC's (1/3 vs 1/2 for a cubic).")
@@ -407,10 +423,12 @@ def _amplitude_1d(ev: Evidence, kappa_candidate: Callable | None = None):
             r"half-amplitude $\rho$ alone.", sp.Eq(2 / eta, h_ + kappa * rho ** 2 + kappa4 * rho ** 4 + sp.Order(rho ** 6)))
     ok0 = Dser.coeff(rho, 0) == h_ and Dser.coeff(rho, 1) == 0 and Dser.coeff(rho, 3) == 0
     cand = (kappa_candidate or kappa_1d)()
-    ev.identity("half-amplitude coefficient kappa = L''''/6 - L'''^2/(2 L'')", kappa, cand)
+    ev.identity("half-amplitude coefficient kappa = L''''/6 - L'''^2/(2 L'')", kappa, cand,
+                key="half-amplitude-coefficient-kappa-l-6-l-2-2-l")
     ev.check("leading term of the half-amplitude equation is L'' (so eta_c = 2/L'') and it is even in rho", "symbolic",
              "coefficients rho^0, rho^1, rho^3 of the expansion", str([Dser.coeff(rho, k) for k in (0, 1, 3)]),
-             "[h, 0, 0]", ok0, "exact coefficient comparison")
+             "[h, 0, 0]", ok0, "exact coefficient comparison",
+             key="leading-term-of-the-half-amplitude-equation-is-l", numerical_class="exact", evidence="proof")
     return sol, kappa, kappa4
 
 
@@ -428,7 +446,8 @@ def _side_evidence(ev: Evidence, side: Callable | None = None) -> bool:
         ok &= good
         ev.check(f"period-two orbits appear {side(sgn)} eta_c = 2/L'' when kappa {'>' if sgn > 0 else '<'} 0", "symbolic",
                  "reduce_inequalities((2/eta - h)/kappa > 0, eta > 0)", str(sol), f"eta {side(sgn)} 2/h", good,
-                 "interval endpoints compared exactly")
+                 "interval endpoints compared exactly",
+                 key=f"period-two-orbits-{side(sgn)}-eta-c", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -470,7 +489,8 @@ def _lyapunov_schmidt(ev: Evidence, d: int, kappa_formula: Callable | None = Non
     ok &= res == 0
     ev.check(f"d = {d}, generic cubic + quartic: kappa_1 = Q_1111/6 - 1/2 sum_k T_11k^2/h_k, orbit along e_1", "symbolic",
              "lower orders vanish for r = rho e_1 + O(rho^3), m = O(rho^2); residual of kappa_1", str(res), "exact", ok,
-             "exact order-by-order solution of a polynomial system")
+             "exact order-by-order solution of a polynomial system",
+             key=f"d-{d}-generic-cubic-quartic-kappa-1-q-1111-6-1-2-sum-k-t", numerical_class="exact", evidence="proof")
     if d == 2:
         ev.step(r"The transverse correction $r_2 = w_2\rho^3$ needs $h_k \ne h_1$ (non-resonance): in $d=2$ the "
                 r"denominator of $w_2$ is", sp.factor(sp.denom(sp.together(sol[w[0]]))))
@@ -493,7 +513,8 @@ def _directions(ev: Evidence, d: int = 3) -> bool:
             r"$\lambda_0 = \lim 2/\eta$: the half-amplitude direction must be an eigenvector $e_i$ and $\eta_c = 2/h_i$.",
             r"(H - \lambda_0 I)\,e = 0,\ \|e\| = 1\ \Rightarrow\ e = \pm e_i,\ \lambda_0 = h_i")
     ev.check(f"order-rho equation: half-amplitude directions are exactly the eigenvectors (d = {d}, distinct h_i)", "symbolic",
-             "solve((H - lambda_0) e = 0, |e| = 1) vs {(+-e_i, h_i)}", str(got), str(want), ok, "finite solution sets compared")
+             "solve((H - lambda_0) e = 0, |e| = 1) vs {(+-e_i, h_i)}", str(got), str(want), ok, "finite solution sets compared",
+             key=f"order-rho-equation-half-amplitude-{d}-distinct-h-i", numerical_class="exact", evidence="proof")
     return ok
 
 
@@ -531,7 +552,8 @@ def period_two() -> Evidence:
     ok = (len(sol) == 1 and full_simplify(sol[0][y] - (x - eta * gx)) == 0
           and full_simplify(sol[0][y] - eta * sol[0][gy] - x) == 0)
     ev.check("grad E = 0 <=> y = G(x) and x = G(y)", "symbolic", "solve(dE/dx = dE/dy = 0) for (y, L'(y))",
-             str(sol), "y = x - eta L'(x), L'(y) = -L'(x)  (i.e. x = y - eta L'(y))", ok, "exact solve of a linear system")
+             str(sol), "y = x - eta L'(x), L'(y) = -L'(x)  (i.e. x = y - eta L'(y))", ok, "exact solve of a linear system",
+             key="grad-e-0-y-g-x-and-x-g-y", numerical_class="exact", evidence="proof")
     ev.step(r"Hence $y = G(x)$ and $L'(y) = -L'(x)$, i.e. $x = G(y)$: $x = y$ gives a fixed point ($\nabla L(x) = 0$), "
             r"$x\ne y$ a period-two orbit. With $x = m + r$, $y = m - r$ the two conditions become a sum and a difference equation:",
             r"\nabla L(m+r) + \nabla L(m-r) = 0,\qquad \nabla L(m+r) - \nabla L(m-r) = \tfrac{4}{\eta}\,r")
@@ -539,8 +561,10 @@ def period_two() -> Evidence:
     e1 = (dEx + dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
     e2 = (dEx - dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
     sub = {x: m + r, y: m - r}
-    ev.identity("sum of the two conditions", e1.subs(sub).doit(), (Lf(x).diff(x) + Lf(y).diff(y)).subs(sub).doit())
-    ev.identity("difference of the two conditions", e2.subs(sub).doit(), ((Lf(x).diff(x) - Lf(y).diff(y)) - 4 * r / eta).subs(sub).doit())
+    ev.identity("sum of the two conditions", e1.subs(sub).doit(), (Lf(x).diff(x) + Lf(y).diff(y)).subs(sub).doit(),
+                key="sum-of-the-two-conditions")
+    ev.identity("difference of the two conditions", e2.subs(sub).doit(), ((Lf(x).diff(x) - Lf(y).diff(y)) - 4 * r / eta).subs(sub).doit(),
+                key="difference-of-the-two-conditions")
 
     _sol, kappa, kappa4 = _amplitude_1d(ev)
     _side_evidence(ev)
@@ -554,7 +578,8 @@ def period_two() -> Evidence:
     ev.step(r"Orbit multiplier $\mu = G'(m+\rho)G'(m-\rho)$ on the branch: $\kappa<0$ gives stable orbits past $\eta_c$ "
             r"(supercritical flip), $\kappa>0$ unstable orbits before $\eta_c$ (subcritical).",
             sp.Eq(sp.Symbol(r"\mu"), mu2 + sp.Order(rho ** 4)))
-    ev.identity("orbit multiplier mu = 1 + 8 kappa rho^2 / L'' + O(rho^4)", mu2, 1 + 8 * kappa * rho ** 2 / h_)
+    ev.identity("orbit multiplier mu = 1 + 8 kappa rho^2 / L'' + O(rho^4)", mu2, 1 + 8 * kappa * rho ** 2 / h_,
+                key="orbit-multiplier-mu-1-8-kappa-rho-2-l-o-rho-4")
 
     # model functions of the numeric check
     th = sp.Symbol("theta", real=True)
@@ -565,7 +590,8 @@ def period_two() -> Evidence:
     # the symmetric quartic is exact: m = 0 and 2/eta = 1 + c rho^2 with no remainder
     Lp = th + cq * th ** 3
     ev.identity("symmetric quartic: m = 0 solves the sum equation and 2/eta = 1 + c rho^2 exactly",
-                (Lp.subs(th, rho) - Lp.subs(th, -rho)) / (2 * rho) + (Lp.subs(th, rho) + Lp.subs(th, -rho)), 1 + cq * rho ** 2)
+                (Lp.subs(th, rho) - Lp.subs(th, -rho)) / (2 * rho) + (Lp.subs(th, rho) + Lp.subs(th, -rho)), 1 + cq * rho ** 2,
+                key="symmetric-quartic-m-0-solves-the-sum-equation")
 
     ev.step(r"$d$ dimensions (eigenbasis $H = \operatorname{diag}(h_k)$, third/fourth derivative tensors $T, Q$): "
             r"with $r = \rho e_1 + O(\rho^3)$, $m = -\tfrac12\rho^2 H^{-1}T(e_1,e_1,\cdot) + O(\rho^4)$ the same reduction gives",

@@ -151,7 +151,7 @@ def replace_indexed(expr, base, fn):
     return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base, lambda e: fn(*e.indices))
 
 
-def against_printed(ev, name, derived, printed, source, where, printed_latex, note="", simplify=None):
+def against_printed(ev, key, name, derived, printed, source, where, printed_latex, note="", simplify=None):
     """Compare a derived line with the line as printed; an erratum only if they differ."""
     simp = simplify or sum_simplify
     residual = simp(sp.sympify(derived) - sp.sympify(printed))
@@ -159,6 +159,7 @@ def against_printed(ev, name, derived, printed, source, where, printed_latex, no
         return ev.check(
             name, "symbolic", f"derived line − printed line {where} ({source})", "0", "exact", True,
             "a symbolic identity holds exactly or not at all",
+            key=key, numerical_class="exact", evidence="proof",
         )
     ev.errata.append(Erratum(source=source, equation=where, printed=printed_latex,
                              corrected=as_latex(derived), note=note or f"derived − printed = {residual}"))
@@ -168,6 +169,7 @@ def against_printed(ev, name, derived, printed, source, where, printed_latex, no
         "(see errata); the derived (corrected) line is the one carried forward",
         str(residual), "exact", True,
         "a typo in an intermediate printed line does not change the claim, which is checked separately",
+        key=key, numerical_class="exact", evidence="proof",
     )
 
 
@@ -214,7 +216,8 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     ev.step("Lagrangian with multiplier lambda for sum_j p_j = 1", eq(r"\mathcal{L}(p,\lambda)", L))
     L_printed = -sp.Sum(p[j] * s[j], (j, 1, n)) + tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)) \
         + lam * (1 - sp.Sum(p[j], (j, 1, n)))
-    against_printed(ev, "Lagrangian = 003 §2 as printed", L, L_printed, SRC_003, "§2",
+    against_printed(ev, "lagrangian-003-2-as-printed", "Lagrangian = 003 §2 as printed",
+                    L, L_printed, SRC_003, "§2",
                     r"-\sum_j p_j (q^T k_j) + \tau \sum_j p_j \log p_j + \lambda (1 - \sum_j p_j)")
 
     # §3 stationarity, differentiating through the Sum (KroneckerDelta), 1 <= k <= n
@@ -223,7 +226,8 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     stat = resolve_in_range(dL, k, 1, n)
     ev.step("Resolve the delta for 1 <= k <= n: the stationarity condition (KKT)", sp.Eq(stat, 0))
     stat_printed = -s[k] + tau * (1 + sp.log(p[k])) - lam
-    against_printed(ev, "stationarity = 003 §3 as printed", stat, stat_printed, SRC_003, "§3",
+    against_printed(ev, "stationarity-003-3-as-printed", "stationarity = 003 §3 as printed",
+                    stat, stat_printed, SRC_003, "§3",
                     r"\frac{\partial \mathcal{L}}{\partial p_j} = -(q^T k_j) + \tau (1 + \log p_j) - \lambda = 0")
 
     # §4: solve for tau log p_k
@@ -231,17 +235,20 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     (ell_sol,) = sp.solve(sp.Eq(stat.subs(sp.log(p[k]), ell), 0), ell)
     tlog = tau * ell_sol
     ev.step("Solve the stationarity condition for tau log p_k", (tau * sp.log(p[k]), sp.expand(tlog)))
-    against_printed(ev, "tau log p_k = 003 §4 as printed", tlog, s[k] + lam - tau, SRC_003, "§4 (first line)",
+    against_printed(ev, "tau-log-p-k-003-4-as-printed", "tau log p_k = 003 §4 as printed",
+                    tlog, s[k] + lam - tau, SRC_003, "§4 (first line)",
                     r"\tau \log p_j = q^T k_j + \lambda - \tau")
 
     # exponentiate
     pk = sp.exp(tlog / tau)
     pk_printed = sp.exp(s[k] / tau) * sp.exp((lam - tau) / tau)
     ev.step("Exponentiate", (p[k], pk_printed))
-    against_printed(ev, "p_k after exponentiating = 003 §4 as printed", pk, pk_printed, SRC_003, "§4 (second line)",
+    against_printed(ev, "p-k-after-exponentiating-003-4-as-printed", "p_k after exponentiating = 003 §4 as printed",
+                    pk, pk_printed, SRC_003, "§4 (second line)",
                     r"p_j = \exp(q^T k_j/\tau) \cdot \exp((\lambda - \tau)/\tau)")
     ev.identity("p_k from exponentiating satisfies the stationarity condition",
-                resolve_in_range(dL, k, 1, n).subs(p[k], pk), 0, simplify=sum_simplify)
+                resolve_in_range(dL, k, 1, n).subs(p[k], pk), 0, simplify=sum_simplify,
+                key="p-k-from-exponentiating-satisfies-the")
 
     # normaliser: c = exp((lambda - tau)/tau) is the same for all j; sum_j p_j = 1 fixes it
     cc = sp.Symbol("c", positive=True)
@@ -251,7 +258,8 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     (c_sol,) = sp.solve(sp.Eq(sp.factor_terms(constraint), 1), cc)
     Z_derived = 1 / c_sol
     ev.step("Hence c = 1/Z with the partition function", (sp.Symbol("Z"), Z_derived))
-    against_printed(ev, "Z = 003 §4 as printed", Z_derived, _Z(l), SRC_003, "§4 (partition function)",
+    against_printed(ev, "z-003-4-as-printed", "Z = 003 §4 as printed",
+                    Z_derived, _Z(l), SRC_003, "§4 (partition function)",
                     r"Z = \sum_{l=1}^m \exp(q^T k_l / \tau)")
     (lam_sol,) = sp.solve(sp.Eq(sp.exp((lam - tau) / tau), c_sol), lam)
     ev.step("and the multiplier", (lam, lam_sol))
@@ -260,7 +268,8 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     ev.step("Substitute back: the softmax", eq(r"p_k^\star", sp.simplify(p_star)))
     ok = ev.identity("derived minimiser = softmax(s/tau) of 003 §4 (the claim's closed form)",
                      p_star, candidate(k), simplify=sum_simplify,
-                     metric=r"derived $p_k^\star$ − printed $\exp(s_k/\tau)/\sum_l \exp(s_l/\tau)$")
+                     metric=r"derived $p_k^\star$ − printed $\exp(s_k/\tau)/\sum_l \exp(s_l/\tau)$",
+                     key="derived-minimiser-softmax-s-tau-of-003-4-the")
 
     # the candidate itself: stationary with one lambda for all indices, and normalised
     (lam_k,) = sp.solve(stat, lam)  # lambda from the stationarity line at index k
@@ -270,8 +279,10 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
 
     ev.step("Multiplier implied by the candidate at index k (from the stationarity line)", (lam, readable(sum_normal(lam_of(k)))))
     ev.identity("candidate satisfies stationarity with one lambda for every index (lambda_k = lambda_m)",
-                lam_of(k), lam_of(m), simplify=sum_simplify)
-    ev.identity("candidate sums to 1 over j = 1..n", sp.Sum(candidate(j), (j, 1, n)), 1, simplify=sum_simplify)
+                lam_of(k), lam_of(m), simplify=sum_simplify,
+                key="candidate-satisfies-stationarity-with-one-lambda")
+    ev.identity("candidate sums to 1 over j = 1..n", sp.Sum(candidate(j), (j, 1, n)), 1, simplify=sum_simplify,
+                key="candidate-sums-to-1-over-j-1-n")
     ev.step("J is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
     if not ok:
         ev.finding = "the derived minimiser is softmax(s/tau), not the candidate closed form"
@@ -308,12 +319,14 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     d2 = sp.simplify(d2)
     ev.step("Second derivative at t = 0 (differentiated under the sum)", eq(r"\frac{d^2}{dt^2}\mathcal{J}(p+tv)\big|_{t=0}", d2))
     ev.identity("d^2/dt^2 J(p + t v)|_0 = tau sum_j v_j^2 / p_j (general n)",
-                d2, sp.Sum(candidate(p[j], v[j]), (j, 1, n)), simplify=sum_simplify)
+                d2, sp.Sum(candidate(p[j], v[j]), (j, 1, n)), simplify=sum_simplify,
+                key="d-2-dt-2-j-p-t-v-0-tau-sum-j-v-j-2-p-j-general-n")
 
     # Hessian entries, general n
     H = resolve_in_range(sp.diff(J, p[k], p[m]), k, 1, n)
     ev.step("Hessian entries (general n)", eq(r"\partial^2_{p_k p_m}\mathcal{J}", H))
-    ev.identity("Hessian = tau diag(1/p_k) (general n)", H, tau * sp.KroneckerDelta(k, m) / p[k])
+    ev.identity("Hessian = tau diag(1/p_k) (general n)", H, tau * sp.KroneckerDelta(k, m) / p[k],
+                key="hessian-tau-diag-1-p-k-general-n")
 
     # positivity of each term: p_j > 0, tau > 0, v_j real and nonzero
     P, V = sp.Symbol("P", positive=True), sp.Symbol("V", real=True, nonzero=True)
@@ -324,7 +337,8 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     ev.check("second variation positive definite on R^n (hence on the tangent space)", "symbolic",
              "sign of each summand tau v_j^2/p_j for p_j>0, v_j real (>=0) and v_j != 0 (>0)",
              f"nonneg={nonneg}, pos={pos}", "exact", pos is True and nonneg is True,
-             "a sum of nonnegative terms with at least one positive term is positive")
+             "a sum of nonnegative terms with at least one positive term is positive",
+             key="second-variation-positive-definite-on-r-n-hence", numerical_class="exact", evidence="proof")
 
     # explicit n = 3: Hessian matrix and its restriction to the tangent plane
     ps = sp.symbols("p1:4", positive=True)
@@ -338,7 +352,8 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     ok3 = (H3 - tau * sp.diag(*[1 / q for q in ps])).is_zero_matrix and all(mi.is_positive for mi in minors)
     ev.check("n = 3: Hessian = tau diag(1/p) and tangent-plane restriction positive definite", "symbolic",
              "H - tau diag(1/p) = 0 and leading minors of B^T H B > 0 (Sylvester)",
-             ", ".join(sp.latex(mi) for mi in minors), "exact", ok3, "Sylvester's criterion is exact")
+             ", ".join(sp.latex(mi) for mi in minors), "exact", ok3, "Sylvester's criterion is exact",
+             key="n-3-hessian-tau-diag-1-p-and-tangent-plane", numerical_class="exact", evidence="proof")
 
     # interiority: d/dx (x log x) -> -infinity as x -> 0+
     x, q = sp.Symbol("x", positive=True), sp.Symbol("q", positive=True)
@@ -349,7 +364,8 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     rate = sp.limit(sp.diff(tau * (t * q) * sp.log(t * q), t).subs(t, x), x, 0, "+")
     ev.check("minimiser is interior: one-sided derivative of J from a boundary point is -infinity", "symbolic",
              r"$\lim_{t\to 0^+} \frac{d}{dt}\,\tau (tq)\log(tq)$ for q > 0", str(rate), "exact", rate == -sp.oo,
-             "an infinite descent rate at every boundary point excludes it as a minimiser")
+             "an infinite descent rate at every boundary point excludes it as a minimiser",
+             key="minimiser-is-interior-one-sided-derivative-of-j", numerical_class="exact", evidence="proof")
     ev.step("A strictly convex function on the convex simplex has at most one minimiser; by compactness and "
             "the infinite inward slope it exists and lies in the open simplex, where it is the softmax of EOT-KKT")
     return ev
@@ -382,12 +398,14 @@ def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
     ev.step("Optimal value: substitute p* = softmax(s/tau) into J", eq(r"\mathcal{J}(p^\star)", J_star))
     ev.step("Since tau log p*_j = s_j - tau log Z, each term is p*_j(-s_j + tau log p*_j) = -tau log Z p*_j, "
             "and sum_j p*_j = 1", eq(r"\mathcal{J}(p^\star)", readable(sum_normal(J_star))))
-    ok = ev.identity("min J = -tau log sum_j exp(s_j/tau) (general n)", J_star, candidate(), simplify=sum_simplify)
+    ok = ev.identity("min J = -tau log sum_j exp(s_j/tau) (general n)", J_star, candidate(), simplify=sum_simplify,
+                     key="min-j-tau-log-sum-j-exp-s-j-tau-general-n")
 
     F = tau * sp.log(Z)
     grad = resolve_in_range(sp.diff(F, s[k]), k, 1, n)
     ev.step("Gradient of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial_{s_k} F", grad))
-    ev.identity("d/ds_k [tau logsumexp(s/tau)] = p*_k (general n)", grad, softmax(k), simplify=sum_simplify)
+    ev.identity("d/ds_k [tau logsumexp(s/tau)] = p*_k (general n)", grad, softmax(k), simplify=sum_simplify,
+                key="d-ds-k-tau-logsumexp-s-tau-p-k-general-n")
 
     # Fenchel reading: tau lse(s/tau) = sup_p <p,s> - tau sum p log p over the simplex
     gap = F - (sp.Sum(p[j] * s[j], (j, 1, n)) - tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)))
@@ -395,11 +413,13 @@ def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
     ev.step("Fenchel–Young gap for any p in the simplex (sum_j p_j = 1) is tau KL(p || p*)",
             sp.latex(gap) + r" = \tau \sum_{j=1}^{n} p_j \log \frac{p_j}{p^\star_j} = \tau\,\mathrm{KL}(p \,\|\, p^\star)")
     ev.identity("tau lse(s/tau) - (<p,s> - tau sum p log p) = tau KL(p||p*) on the simplex (general n)",
-                sum_normal(gap - kl, rules=[(sp.Sum(p[j], (j, 1, n)), 1)]), 0, simplify=sum_simplify)
+                sum_normal(gap - kl, rules=[(sp.Sum(p[j], (j, 1, n)), 1)]), 0, simplify=sum_simplify,
+                key="tau-lse-s-tau-p-s-tau-sum-p-log-p-tau-kl-p-p-on")
     ev.step("KL >= 0 with equality iff p = p* (Gibbs), so the sup over the simplex is attained at p* and "
             "equals tau lse(s/tau): the log-sum-exp is the conjugate of tau times negative entropy on the simplex, "
             "and min J = -sup(<p,s> - tau sum p log p) = -tau lse(s/tau)")
-    ev.identity("-J(p*) = <p*,s> - tau sum p* log p* = tau lse(s/tau)", -J_star, F, simplify=sum_simplify)
+    ev.identity("-J(p*) = <p*,s> - tau sum p* log p* = tau lse(s/tau)", -J_star, F, simplify=sum_simplify,
+                key="j-p-p-s-tau-sum-p-log-p-tau-lse-s-tau")
     if not ok:
         ev.finding = "min J equals -tau log sum_j exp(s_j/tau)"
     return ev

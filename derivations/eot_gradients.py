@@ -96,13 +96,15 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     Jac = resolve(dp, [k])
     ev.step("Resolve the delta inside the sum for 1 <= k <= n: the softmax Jacobian", eq(r"\partial_{s_k} p_j", Jac))
     ev.identity("softmax Jacobian = (1/tau)(delta_jk p_j - p_j p_k), general n", Jac,
-                (sp.KroneckerDelta(j, k) * softmax(j) - softmax(j) * softmax(k)) / tau, simplify=sum_simplify)
+                (sp.KroneckerDelta(j, k) * softmax(j) - softmax(j) * softmax(k)) / tau, simplify=sum_simplify,
+                key="softmax-jacobian-1-tau-delta-jk-p-j-p-j-p-k")
 
     dL = resolve(sp.Sum(g[j] * dp, (j, 1, n)), [k])
     ev.step("Chain rule: dL/ds_k = sum_j g_j dp_j/ds_k, the delta picks j = k", eq(r"\frac{\partial L}{\partial s_k}", dL))
     ok = ev.identity("backprop dL/ds_k = (1/tau) p_k (g_k - E_p[g]) (general n; the claim)", dL, candidate(k),
                      simplify=sum_simplify,
-                     metric=r"chain-rule $\partial L/\partial s_k$ − candidate closed form")
+                     metric=r"chain-rule $\partial L/\partial s_k$ − candidate closed form",
+                     key="backprop-dl-ds-k-1-tau-p-k-g-k-e-p-g-general-n")
 
     # policy-gradient reading: score function, baseline, advantage
     logp = sp.expand_log(sp.log(softmax(j)), force=True)
@@ -110,7 +112,7 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     ev.step("Score function of the policy p: log p_j = s_j/tau - log Z, differentiated through the sum",
             eq(r"\partial_{s_k}\log p_j", score))
     ev.identity("score function = (delta_jk - p_k)/tau (general n)", score, (sp.KroneckerDelta(j, k) - softmax(k)) / tau,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="score-function-delta-jk-p-k-tau-general-n")
     # from here on p is any point of the open simplex (rule sum_j p_j = 1); the score is (delta_jk - p_k)/tau
     simplex = [(sp.Sum(P[j], (j, 1, n)), 1)]
     onsimplex = lambda e: on_simplex(e, simplex)  # noqa: E731
@@ -119,16 +121,17 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     reinforce = resolve(Ep(lambda i: g[i] * sc(i), pp=P), [k])
     ev.step("REINFORCE with g held fixed (the surrogate E_{j~p}[g_j]): the delta picks j = k",
             eq(r"\mathbb{E}_{j\sim p}[g_j\,\partial_{s_k}\log p_j]", reinforce))
-    ev.identity("REINFORCE expectation = (1/tau) p_k (g_k - E_p[g]) (general n)", reinforce - grad_p, 0, simplify=onsimplex)
+    ev.identity("REINFORCE expectation = (1/tau) p_k (g_k - E_p[g]) (general n)", reinforce - grad_p, 0, simplify=onsimplex,
+                key="reinforce-expectation-1-tau-p-k-g-k-e-p-g")
     mean_score = resolve(Ep(sc, pp=P), [k])
     ev.identity("E_p[score] = 0, so any constant baseline b leaves the expectation unchanged (general n)",
-                mean_score, 0, simplify=onsimplex)
+                mean_score, 0, simplify=onsimplex, key="e-p-score-0-so-any-constant-baseline-b-leaves")
     Gbar = Ep(lambda i: g[i], idx=l, pp=P)
     adv = resolve(Ep(lambda i: (g[i] - Gbar) * sc(i), pp=P), [k])
     ev.step("Advantage A_j = g_j - E_p[g] (baseline b = E_p[g]): the advantage-based policy gradient",
             eq(r"\mathbb{E}_{j\sim p}[A_j\,\partial_{s_k}\log p_j]", adv))
     ev.identity("advantage policy gradient E_p[A d log p] = (1/tau) p_k (g_k - E_p[g]) = backprop (general n)",
-                adv - grad_p, 0, simplify=onsimplex)
+                adv - grad_p, 0, simplify=onsimplex, key="advantage-policy-gradient-e-p-a-d-log-p-1-tau-p")
 
     # SDPA: s_j = <q, k_j>, tau = sqrt(d); out = sum_j p_j v_j
     ev.step("In SDPA s_j = <q, k_j>, tau = sqrt(d) and out = sum_j p_j v_j, so g_j = <dL/d out, v_j> and "
@@ -149,7 +152,8 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     ev.step("Variance reduction of baseline b over no baseline, with b* = E_p[g w]/E_p[w] (the optimal scalar baseline)",
             eq(r"\mathrm{Var}X_0 - \mathrm{Var}X_b", red))
     ev.identity("Var X_0 - Var X_b = E_p[w](b*^2 - (b - b*)^2)/tau^2 (general n)", second(0) - second(b), red,
-                simplify=lambda e: sp.simplify(sum_normal(sp.expand(e))))
+                simplify=lambda e: sp.simplify(sum_normal(sp.expand(e))),
+                key="var-x-0-var-x-b-e-p-w-b-2-b-b-2-tau-2-general-n")
     ev.step("Hence b = E_p[g] reduces the variance iff |E_p[g] - b*| < |b*|; it always does when the offset of g "
             "dominates its spread (g ~ c 1 + small), but not for every g: the numeric check exhibits both cases")
     if not ok:
@@ -188,7 +192,8 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     F = tau * sp.log(sp.Sum(sp.exp(s[l] / tau), (l, 1, n)))
     Hess = resolve(sp.diff(resolve(sp.diff(F, s[j]), [j]), s[k]), [k])
     ev.step("Hessian of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial^2_{s_j s_k} F", Hess))
-    ev.identity("Hessian of tau logsumexp(s/tau) = softmax Jacobian (general n)", Hess, Jac, simplify=sum_simplify)
+    ev.identity("Hessian of tau logsumexp(s/tau) = softmax Jacobian (general n)", Hess, Jac, simplify=sum_simplify,
+                key="hessian-of-tau-logsumexp-s-tau-softmax-jacobian")
 
     # (3) Fisher information of the categorical family p_x(theta) = exp(theta_x)/sum exp(theta_l)
     pth = lambda i: sp.exp(theta[i]) / sp.Sum(sp.exp(theta[l]), (l, 1, n))  # noqa: E731
@@ -201,25 +206,28 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
             eq(r"\mathcal{I}_{jk}(\theta)", fisher))
     ok = ev.identity("Fisher information I(theta) = diag p(theta) - p p^T (general n)",
                      fisher, candidate(pth, j, k),
-                     simplify=sum_simplify, metric=r"$\mathbb{E}_x[\partial_j\log p_x\,\partial_k\log p_x]$ − candidate")
+                     simplify=sum_simplify, metric=r"$\mathbb{E}_x[\partial_j\log p_x\,\partial_k\log p_x]$ − candidate",
+                     key="fisher-information-i-theta-diag-p-theta-p-p-t")
     neg_hess = resolve(sp.diff(sp.diff(-logp, theta[j]), theta[k]), [j, k])
     ev.step("Exponential family: -d^2 log p_x does not depend on x, so I = -E[d^2 log p_x] = d^2 log Z",
             eq(r"-\partial^2_{\theta_j\theta_k}\log p_x", neg_hess))
     ev.identity("-Hessian of log p_x = diag p - p p^T (information equality, general n)", neg_hess,
-                candidate(pth, j, k), simplify=sum_simplify)
+                candidate(pth, j, k), simplify=sum_simplify, key="hessian-of-log-p-x-diag-p-p-p-t-information")
     # scaling: theta = s/tau
     at = lambda e: e.replace(lambda a: isinstance(a, sp.Indexed) and a.base == theta,  # noqa: E731
                              lambda a: s[a.indices[0]] / tau)
     I_at = at(candidate(pth, j, k))
     ev.step("Evaluate at theta = s/tau, where p(theta) = p*", eq(r"\frac1\tau\mathcal{I}_{jk}(s/\tau)", I_at / tau))
-    ev.identity("softmax Jacobian = (1/tau) I(theta)|_{theta = s/tau} (general n)", Jac, I_at / tau, simplify=sum_simplify)
+    ev.identity("softmax Jacobian = (1/tau) I(theta)|_{theta = s/tau} (general n)", Jac, I_at / tau, simplify=sum_simplify,
+                key="softmax-jacobian-1-tau-i-theta-theta-s-tau")
     ev.step("In s-coordinates the Fisher metric pulls back by d theta/ds = I/tau: I_s = I(theta)/tau^2. So "
             "Jacobian = Hessian = (1/tau) I(theta) = tau I_s (the 'scaling' of the claim, made explicit)")
 
     # singular along 1; natural gradient
     null = sp.Sum(candidate(pth, j, k), (k, 1, n))
     ev.identity("I(theta) 1 = 0: the Fisher matrix is singular along the all-ones direction (general n)",
-                resolve(null, [j]), 0, simplify=sum_simplify)
+                resolve(null, [j]), 0, simplify=sum_simplify,
+                key="i-theta-1-0-the-fisher-matrix-is-singular-along")
     ev.step("For p > 0, I v = diag(p)(v - <p,v> 1) = 0 forces v = <p,v> 1: the kernel is exactly span(1), the "
             "direction along which softmax is invariant; I is positive definite on the tangent space 1^perp")
     Gbar = Ep(lambda i: g[i], idx=l, pp=P)
@@ -230,11 +238,14 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     ev.step("The Euclidean gradient in theta is I g = diag(p) A; applying I to the advantage A = g - E_p[g] 1",
             eq(r"(\mathcal{I}A)_j", IA))
     ev.identity("I A = grad_theta L: the advantage solves the natural-gradient equation (general n)",
-                IA - grad_theta, 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[k], (k, 1, n)), 1)]))
+                IA - grad_theta, 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[k], (k, 1, n)), 1)]),
+                key="i-a-grad-theta-l-the-advantage-solves-the")
     ev.identity("E_p[A] = 0: A is the p-centred solution (others differ by multiples of 1)",
-                Ep(A, idx=k, pp=P), 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[k], (k, 1, n)), 1)]))
+                Ep(A, idx=k, pp=P), 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[k], (k, 1, n)), 1)]),
+                key="e-p-a-0-a-is-the-p-centred-solution-others")
     gmean = sp.Sum(g[l], (l, 1, n)) / n
-    ev.identity("g - mean(g) 1 lies in 1^perp (general n)", sp.Sum(g[k] - gmean, (k, 1, n)), 0, simplify=sum_simplify)
+    ev.identity("g - mean(g) 1 lies in 1^perp (general n)", sp.Sum(g[k] - gmean, (k, 1, n)), 0, simplify=sum_simplify,
+                key="g-mean-g-1-lies-in-1-perp-general-n")
     ev.step("I^+ b is the unique solution of I x = b in range(I) = (ker I)^perp = 1^perp (I symmetric). Since "
             "I(g - mean(g) 1) = I g = grad_theta L (I 1 = 0) and g - mean(g) 1 is in 1^perp:",
             r"\mathcal{I}^{+}\nabla_\theta L = g - \bar g\,\mathbf 1,\qquad \bar g = \tfrac1n\textstyle\sum_l g_l")
@@ -253,7 +264,8 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     ev.step("KL trust region: minimise <grad_theta L, delta> s.t. KL(p || p(theta + delta)) <= eps. Gradient of the "
             "constraint, through the sums", eq(r"\partial_{\delta_k}\mathrm{KL}(p\|p(\theta+\delta))", dKL))
     ev.identity("d KL(p || p(theta+delta))/d delta_k = p(theta+delta)_k - p_k on the simplex (general n)",
-                dKL - (qd(k) - P[k]), 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[j], (j, 1, n)), 1)]))
+                dKL - (qd(k) - P[k]), 0, simplify=lambda e: on_simplex(e, [(sp.Sum(P[j], (j, 1, n)), 1)]),
+                key="d-kl-p-p-theta-delta-d-delta-k-p-theta-delta-k-p")
     ev.step("Lagrange with grad_theta L = p * A: p*A + nu (p_new - p) = 0, so for every radius the step moves p "
             "exactly along the Fisher-Rao gradient -p*A (checked by SLSQP in the numeric check)",
             r"p_{\mathrm{new}} = p - \tfrac{1}{\nu}\, p \odot \big(g - \mathbb{E}_p[g]\big)")
@@ -264,7 +276,8 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
             + r",\quad \det\mathcal{I} = " + sp.latex(sp.simplify(I3.det())))
     ev.check("n = 3: det I = 0 and rank I = 2 (singular along 1 only)", "symbolic", "det I, rank I",
              f"{sp.simplify(I3.det())}, {I3.rank(simplify=True)}", "exact",
-             sp.simplify(I3.det()) == 0 and I3.rank(simplify=True) == 2, "exact matrix algebra")
+             sp.simplify(I3.det()) == 0 and I3.rank(simplify=True) == 2, "exact matrix algebra",
+             key="n-3-det-i-0-and-rank-i-2-singular-along-1-only", numerical_class="exact", evidence="proof")
     if not ok:
         ev.finding = "the categorical Fisher information is diag(p) - p p^T"
     return ev
@@ -294,7 +307,8 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
     cst = sp.Symbol("c", real=True)
     shifted = resolve(sp.exp((s[j] + cst) / tau) / sp.Sum(sp.exp((s[l] + cst) / tau), (l, 1, n)), [j])
     ev.identity("shift invariance softmax((s + c)/tau) = softmax(s/tau) (general n): WLOG max_j s_j = 0",
-                shifted, softmax(j), simplify=sum_simplify)
+                shifted, softmax(j), simplify=sum_simplify,
+                key="shift-invariance-softmax-s-c-tau-softmax-s-tau")
 
     # tau -> infinity, eps = 1/tau
     e = sp.Symbol("epsilon", positive=True)
@@ -303,16 +317,19 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
             "denominator >= n exp(-eps R) > 0, so the limit is the value at eps = 0", eq("p_j(\\epsilon)", pe))
     at0 = pe.subs(e, 0).doit()
     ev.step("Value at eps = 0", eq(r"\lim_{\tau\to\infty} p_j", at0))
-    ok_inf = ev.identity("lim_{tau->inf} softmax(s/tau)_j = 1/n (general n)", at0, inf_limit(n))
+    ok_inf = ev.identity("lim_{tau->inf} softmax(s/tau)_j = 1/n (general n)", at0, inf_limit(n),
+                         key="lim-tau-inf-softmax-s-tau-j-1-n-general-n")
     d1 = resolve(sp.diff(pe, e), [j]).subs(e, 0).doit()
     ev.step("First-order term: d p_j/d eps at eps = 0 (through the sum)", eq(r"\partial_\epsilon p_j|_{0}", d1))
     sbar = sp.Sum(s[l], (l, 1, n)) / n
-    ev.identity("p_j = 1/n + (s_j - mean s)/(n tau) + O(1/tau^2) (general n)", d1, (s[j] - sbar) / n, simplify=sum_simplify)
+    ev.identity("p_j = 1/n + (s_j - mean s)/(n tau) + O(1/tau^2) (general n)", d1, (s[j] - sbar) / n, simplify=sum_simplify,
+                key="p-j-1-n-s-j-mean-s-n-tau-o-1-tau-2-general-n")
     d2 = sp.diff(pe, e, 2)
     Es = sp.Sum(pe.xreplace({j: l}) * s[l], (l, 1, n))
     Es2 = sp.Sum(pe.xreplace({j: l}) * s[l] ** 2, (l, 1, n))
     rem = pe * ((s[j] - Es) ** 2 - (Es2 - Es**2))
-    ev.identity("d^2 p_j/d eps^2 = p_j[(s_j - E_p s)^2 - Var_p s] (general n)", d2, rem, simplify=sum_simplify)
+    ev.identity("d^2 p_j/d eps^2 = p_j[(s_j - E_p s)^2 - Var_p s] (general n)", d2, rem, simplify=sum_simplify,
+                key="d-2-p-j-d-eps-2-p-j-s-j-e-p-s-2-var-p-s-general")
     ev.step("Both (s_j - E_p s)^2 and Var_p s lie in [0, R^2], R = max s - min s, and n p_j <= e^{eps R}; Taylor with "
             "remainder gives the proven O(1/tau) rate",
             r"\Big|\,n\tau\big(p_j - \tfrac1n\big) - (s_j - \bar s)\Big| \le \frac{R^2 e^{R/\tau}}{2\tau},\qquad "
@@ -337,20 +354,23 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
     lim_r = sp.limit((n - mm) * sp.exp(-D / tau), tau, 0, "+")
     ev.step("SymPy limit of the upper bound", (sp.Limit((n - mm) * sp.exp(-D / tau), tau, 0, "+"), lim_r))
     ev.check("r(tau) -> 0 as tau -> 0+ (squeeze with the SymPy limit of the bound)", "symbolic",
-             r"$\lim_{\tau\to0^+}(n-m)e^{-\Delta/\tau}$", str(lim_r), "exact", lim_r == 0, "SymPy limit, exact")
+             r"$\lim_{\tau\to0^+}(n-m)e^{-\Delta/\tau}$", str(lim_r), "exact", lim_r == 0, "SymPy limit, exact",
+             key="r-tau-0-as-tau-0-squeeze-with-the-sympy-limit-of", numerical_class="exact", evidence="proof")
     lim_in = sp.limit(p_in.xreplace({r_def: rr}), rr, 0, "+")
     ev.step("Hence on A", (sp.Limit(1 / (mm + rr), rr, 0, "+"), lim_in))
     ok0 = ev.identity("lim_{tau->0} p_j = 1/|A| on the argmax set (general n, ties allowed; e_argmax when m = 1)",
-                      lim_in, zero_limit(mm))
+                      lim_in, zero_limit(mm), key="lim-tau-0-p-j-1-a-on-the-argmax-set-general-n")
     lim_out = sp.limit(sp.exp(-D / tau) / mm, tau, 0, "+")
     ev.check("off the argmax set 0 < p_j <= exp(-Delta/tau)/m -> 0", "symbolic",
-             r"$\lim_{\tau\to0^+} e^{-\Delta/\tau}/m$", str(lim_out), "exact", lim_out == 0, "SymPy limit, exact")
+             r"$\lim_{\tau\to0^+} e^{-\Delta/\tau}/m$", str(lim_out), "exact", lim_out == 0, "SymPy limit, exact",
+             key="off-the-argmax-set-0-p-j-exp-delta-tau-m-0", numerical_class="exact", evidence="proof")
     dist = mm * (1 / mm - p_in) + sp.Sum(p_out, (j, mm + 1, n))
     ev.step("L1 distance to the uniform distribution u_A on A (on A, 1/(m+r) <= 1/m)", eq(r"\|p - u_A\|_1", dist))
     # r is the name of the sum: factor the common denominator out of the second sum, then name it
     dist_r = (mm * (1 / mm - 1 / (mm + rr)) + sum_normal(sp.Sum(p_out * Zs, (j, mm + 1, n))) / (mm + rr))
     dist_r = dist_r.xreplace({sum_normal(r_def): rr})
-    ev.identity("||p - u_A||_1 = 2 r/(m + r) (general n)", dist_r, 2 * rr / (mm + rr))
+    ev.identity("||p - u_A||_1 = 2 r/(m + r) (general n)", dist_r, 2 * rr / (mm + rr),
+                key="p-u-a-1-2-r-m-r-general-n")
     ev.step("Rate: exp(-Delta/tau) <= r <= (n - m) exp(-Delta/tau) (the index at gap Delta is one term), hence",
             r"\frac{2}{n}\,e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \frac{2(n-m)}{m}\,e^{-\Delta/\tau}")
 
@@ -365,7 +385,8 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
             + r";\quad \lim_{\tau\to\infty}: " + sp.latex(tuple(big)))
     ok3 = tie == [sp.Rational(1, 2)] * 2 + [0] and dis == [1, 0, 0] and big == [sp.Rational(1, 3)] * 3
     ev.check("n = 3 limits by SymPy: tie -> (1/2, 1/2, 0), distinct -> (1, 0, 0), tau -> inf -> 1/3", "symbolic",
-             "sp.limit of each component", f"{tie}; {dis}; {big}", "exact", ok3, "SymPy limits are exact")
+             "sp.limit of each component", f"{tie}; {dis}; {big}", "exact", ok3, "SymPy limits are exact",
+             key="n-3-limits-by-sympy-tie-1-2-1-2-0-distinct-1-0-0", numerical_class="exact", evidence="proof")
     if not (ok0 and ok_inf):
         ev.finding = "softmax(s/tau) tends to the uniform distribution on argmax s as tau -> 0 and to 1/n as tau -> inf"
     return ev

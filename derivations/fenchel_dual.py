@@ -115,13 +115,14 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     ev.identity("(a) the stationary point satisfies the stationarity line for its multiplier",
                 sp.solve(stat, nu0)[0].xreplace({k: i}).subs(p[i], p_opt(i)),
                 sp.solve(stat, nu0)[0].xreplace({k: j}).subs(p[j], p_opt(j)), simplify=sum_simplify,
-                metric="multiplier nu_0 implied at index i minus at index j (must not depend on the index)")
+                metric="multiplier nu_0 implied at index i minus at index j (must not depend on the index)",
+                key="a-the-stationary-point-satisfies-the")
     fstar_val = sp.Sum(p_opt(i) * theta[i], (i, 1, n)) - _on_p(_KL(), p_opt)
     fstar = sp.log(sp.Sum(u[j] * sp.exp(theta[j]), (j, 1, n)))
     ev.step("Value at the maximiser (the objective is concave: Hessian -diag(1/p), cf. EOT-UNIQ)",
             r"f^*(\theta) = " + sp.latex(readable(sum_normal(fstar_val))))
     ev.identity("(a) KL conjugate: f*(theta) = log sum_i u_i exp(theta_i) (general n)", fstar_val, fstar,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="a-kl-conjugate-f-theta-log-sum-i-u-i-exp-theta-i")
 
     # (b) conjugate of the quadratic, separable over coordinates
     gobj = sp.Sum(y[a] * h[a], (a, 1, d)) - alpha / 2 * _sqnorm(b[a] - h[a])
@@ -134,9 +135,10 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     gval = replace_indexed(gobj, h, lambda idx: hc.xreplace({c: idx}))
     gstar = sp.Sum(y[a] * b[a], (a, 1, d)) + _sqnorm(y[a]) / (2 * alpha)
     ev.check("(b) concavity of the inner problem", "symbolic", "d^2/dh_c^2 of the objective", str(curv), "exact",
-             (-curv).is_positive is True, "a negative constant curvature makes the stationary point the maximum")
+             (-curv).is_positive is True, "a negative constant curvature makes the stationary point the maximum",
+             key="b-concavity-of-the-inner-problem", numerical_class="exact", evidence="proof")
     ev.identity("(b) quadratic conjugate: g*(y) = <y,b> + ||y||^2/(2 alpha) (general d)", gval, gstar,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="b-quadratic-conjugate-g-y-y-b-y-2-2-alpha")
 
     # (c) Fenchel–Rockafellar: max_lambda -f*(T lambda) - g*(-lambda)
     D = -fstar.replace(lambda e: isinstance(e, sp.Indexed) and e.base == theta, lambda e: _dot_t(e.indices[0])) \
@@ -144,10 +146,12 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     ev.step("(c) Dual: D(lambda) = -f*(T lambda) - g*(-lambda), with (T lambda)_i = <t_i, lambda>", eq(r"D(\lambda)", D))
     D_mu_z = replace_indexed(D, b, lambda idx: mu[idx] + z[idx])
     ok7 = ev.identity("dual objective = (7) as printed, with M of (8) and b = mu + z (general n, d)",
-                      D_mu_z, candidate(), simplify=sum_simplify)
+                      D_mu_z, candidate(), simplify=sum_simplify,
+                      key="dual-objective-7-as-printed-with-m-of-8-and-b-mu")
     # weak duality through Fenchel–Young, with an exact gap formula
     swap = ev.identity("<p, T lambda> = <T^T p, lambda> (exchange of the finite sums)",
-                       sp.Sum(p[i] * _dot_t(i), (i, 1, n)), sp.Sum(lam[a] * _mean(), (a, 1, d)), simplify=sum_simplify)
+                       sp.Sum(p[i] * _dot_t(i), (i, 1, n)), sp.Sum(lam[a] * _mean(), (a, 1, d)), simplify=sum_simplify,
+                       key="p-t-lambda-t-t-p-lambda-exchange-of-the-finite")
     gap = _primal() - D
     kl_part = sp.Sum(p[i] * sp.log(p[i] / _ptilde(i)), (i, 1, n))
     quad_part = _sqnorm(alpha * (b[a] - _mean()) - lam[a]) / (2 * alpha)
@@ -156,27 +160,31 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
             r" - \lambda\right\|^2 \ge 0")
     ev.identity("gap identity P(p) - D(lambda) = KL(p||p~_lambda) + ||alpha(b - E_p t) - lambda||^2/(2 alpha) on the simplex",
                 sum_normal(gap - kl_part - quad_part, rules=[(sp.Sum(p[i], (i, 1, n)), 1)]), 0, simplify=sum_simplify,
-                metric="sum_normal(P - D - KL - quadratic) with sum_i p_i = 1")
+                metric="sum_normal(P - D - KL - quadratic) with sum_i p_i = 1",
+                key="gap-identity-p-p-d-lambda-kl-p-p-lambda-alpha-b")
 
     # (d) stationarity of (7) and the primal first-order conditions at p~ of (9)
     gradD = resolve_in_range(sp.diff(_dual_printed(), lam[c]), c, 1, d)
     ev.step("(d) Gradient of (7) in lambda_c, through the sums", eq(r"\partial_{\lambda_c} D", gradD))
     E_pt = sp.Sum(t[i, c] * _ptilde(i), (i, 1, n))
     ev.identity("grad of (7) = b - lambda/alpha - E_{p~}[t] with p~ of (9) (general n, d)",
-                gradD, mu[c] + z[c] - lam[c] / alpha - E_pt, simplify=sum_simplify)
+                gradD, mu[c] + z[c] - lam[c] / alpha - E_pt, simplify=sum_simplify,
+                key="grad-of-7-b-lambda-alpha-e-p-t-with-p-of-9")
     ev.step("So at a maximiser lambda*: h_hat = E_{p~}[t] = b - lambda*/alpha, i.e. lambda* = alpha (b - h_hat)",
             eq(r"\hat h_c", b[c] - lam[c] / alpha))
     ev.identity("(9) as printed (discrete u) = maximiser of (a) at theta = T lambda",
-                p_opt(k, th=_dot_t), _ptilde(k), simplify=sum_simplify)
+                p_opt(k, th=_dot_t), _ptilde(k), simplify=sum_simplify,
+                key="9-as-printed-discrete-u-maximiser-of-a-at-theta")
     gradP = resolve_in_range(sp.diff(_primal(), p[k]), k, 1, n)
     ev.step("Primal gradient in p_k (through the sums)", eq(r"\partial_{p_k} P", gradP))
     ev.identity("primal gradient = alpha <E_p t - b, t_k> + log(p_k/u_k) + 1",
                 gradP, alpha * sp.Sum((_mean() - b[a]) * t[k, a], (a, 1, d)) + sp.log(p[k] / u[k]) + 1,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="primal-gradient-alpha-e-p-t-b-t-k-log-p-k-u-k-1")
     at_pt = gradP.xreplace({_mean(): b[a] - lam[a] / alpha}).subs(p[k], _ptilde(k))
     ev.step("At p = p~(lambda*), using E_{p~}[t] = b - lambda*/alpha", eq(r"\partial_{p_k} P(\tilde p)", readable(sum_normal(at_pt))))
     ev.identity("primal gradient at p~(lambda*) = 1 - log M(lambda*) for every k (constant: KKT on the simplex)",
-                at_pt, 1 - sp.log(_M()), simplify=sum_simplify)
+                at_pt, 1 - sp.log(_M()), simplify=sum_simplify,
+                key="primal-gradient-at-p-lambda-1-log-m-lambda-for")
     ev.step("The primal is convex and p~ > 0 on supp(u), so a gradient constant over k is the KKT condition "
             "on the simplex: p~ of (9) is the primal minimiser")
 
@@ -187,7 +195,8 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
                                     sp.Sum(lam[a] * (b[a] - lam[a] / alpha), (a, 1, d)))])
     ev.step("(e) Primal value at p~ (with E_{p~}[t] = b - lambda*/alpha and sum_i p~_i = 1)",
             eq(r"P(\tilde p)", readable(Pt_val)))
-    gap0 = ev.identity("zero duality gap: P(p~(lambda*)) = D(lambda*) (general n, d)", Pt_val, D, simplify=sum_simplify)
+    gap0 = ev.identity("zero duality gap: P(p~(lambda*)) = D(lambda*) (general n, d)", Pt_val, D, simplify=sum_simplify,
+                       key="zero-duality-gap-p-p-lambda-d-lambda-general-n-d")
 
     # explicit n = 3, d = 2
     ok_small = _small_case()
@@ -195,7 +204,8 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
             "and zero gap re-checked with plain matrices")
     ev.check("n = 3, d = 2 explicit: grad (7) = b - lambda/alpha - E_p~ t; primal gradient constant; gap 0",
              "symbolic", "three residuals simplified", str(ok_small), "exact", all(ok_small.values()),
-             "a symbolic identity holds exactly or not at all")
+             "a symbolic identity holds exactly or not at all",
+             key="n-3-d-2-explicit-grad-7-b-lambda-alpha-e-p-t", numerical_class="exact", evidence="proof")
     if not (ok7 and swap and gap0):
         ev.finding = "the Fenchel dual of (3) is max <lambda,b> - ||lambda||^2/(2 alpha) - log M(lambda)"
     return ev
@@ -261,15 +271,16 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
     o3 = alpha / 2 * sq + K
     ev.step("(27): penalised negative log-likelihood", (sp.Symbol("O_{27}"), o27))
     ev.step("(28) as printed", (sp.Symbol("O_{28}"), o28))
-    ev.identity("(27) = eta * (28)", o27, eta * o28, simplify=sum_simplify)
+    ev.identity("(27) = eta * (28)", o27, eta * o28, simplify=sum_simplify, key="27-eta-28")
     factor = sp.simplify(sum_normal(o27) / sum_normal(o28))
     ev.step("Ratio of the objectives (27)/(28)", eq(r"O_{27}/O_{28}", factor))
     ev.check("(27)/(28) is a positive constant, so they have the same argmin", "symbolic",
              "ratio O_27/O_28: free of h and K, and positive", str(factor), "exact",
              not (factor.free_symbols & ({K} | sq.free_symbols - {eta, sigma})) and factor.is_positive is True,
-             "multiplying an objective by a positive constant keeps its argmin")
+             "multiplying an objective by a positive constant keeps its argmin",
+             key="27-28-is-a-positive-constant-so-they-have-the", numerical_class="exact", evidence="proof")
     ev.identity("(28) = (3) with alpha^{-1} = eta sigma^2 (as printed)", o28, o3.subs(alpha, alpha_of(eta, sigma)),
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="28-3-with-alpha-1-eta-sigma-2-as-printed")
 
     # Bayesian: -log posterior = -log likelihood (30) - log prior (29) + const
     C1, C2, C3 = sp.symbols("C_1 C_2 C_3", positive=True)  # normalising constants
@@ -280,10 +291,10 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
             eq(r"-\log f(\theta | \mu+z, \vartheta)", sp.expand(sp.expand_log(neg_log_post, force=True))))
     const = -sp.log(C1) - sp.log(C2) + sp.log(C3)
     ev.identity("-log posterior = (1/(2 sigma^2))||b - h||^2 + eta K + const", neg_log_post, o27 + const,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="log-posterior-1-2-sigma-2-b-h-2-eta-k-const")
     first_printed = sq / (2 * sigma**2) + eta * K
     ev.identity("first printed argmin line = -log posterior - const (Appx B)", first_printed, neg_log_post - const,
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="first-printed-argmin-line-log-posterior-const")
     derived_last = sp.expand(first_printed / eta, deep=False)
     last_printed = printed_last(sq, eta, sigma, K)
     ev.step("Dividing by eta > 0 gives the corrected last line", eq("O", derived_last))
@@ -324,7 +335,8 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
               "checked against (3)") if residual != 0 else "printed last line compared with the derived line: equal",
              str(sp.simplify(sum_normal(derived_last - o3.subs(alpha, alpha_of(eta, sigma))))), "exact",
              sum_simplify(derived_last - o3.subs(alpha, alpha_of(eta, sigma))) == 0,
-             "a symbolic identity holds exactly or not at all; the typo does not change the claim")
+             "a symbolic identity holds exactly or not at all; the typo does not change the claim",
+             key="last-line-of-the-bayesian-derivation-1-eta-first", numerical_class="exact", evidence="proof")
     return ev
 
 
@@ -358,14 +370,16 @@ def _mem_evidence(alpha_of_nu: Callable = lambda v: 2 * v) -> Evidence:
     ev.step("Stationarity of the MEM Lagrangian in p_k", sp.Eq(g_mem, 0))
     ev.step("Stationarity of (3) with the simplex multiplier", sp.Eq(g_3, 0))
     ev.identity("MEM stationarity = stationarity of (3) with alpha = 2 nu (general n, d)",
-                g_mem, g_3.subs(alpha, alpha_of_nu(nu)), simplify=sum_simplify)
+                g_mem, g_3.subs(alpha, alpha_of_nu(nu)), simplify=sum_simplify,
+                key="mem-stationarity-stationarity-of-3-with-alpha-2")
     ev.step("Take nu = alpha/2 > 0 (dual feasible) and p = p~_alpha, the minimiser of (3): stationarity holds. "
             "Complementary slackness with nu > 0 needs the constraint active: r^2 = ||b - h_hat||^2")
     hhat = lambda idx: b[idx] - lam[idx] / alpha  # noqa: E731  (FD-7 (d): h_hat = b - lambda*/alpha)
     r2 = _sqnorm(b[a] - hhat(a))
     ev.step("With h_hat = b - lambda*/alpha (dual stationarity, FD-7)", eq(r"\|b - \hat h\|^2", readable(sum_normal(r2))))
     ev.identity("active radius: ||b - h_hat||^2 = ||lambda*||^2 / alpha^2, i.e. r = ||lambda*||/alpha",
-                r2, _sqnorm(lam[a]) / alpha**2, simplify=sum_simplify)
+                r2, _sqnorm(lam[a]) / alpha**2, simplify=sum_simplify,
+                key="active-radius-b-h-hat-2-lambda-2-alpha-2-i-e-r")
     ev.step("KL is convex and the constraint is a convex quadratic in p, so KKT is sufficient: p~_alpha solves "
             "MEM exactly for r = ||lambda*||/alpha")
 

@@ -30,7 +30,7 @@ def _mgf_evidence() -> Evidence:
     ev.step("One coordinate: the MGF of N(m, 1) by direct integration.",
             (sp.Integral(phi * sp.exp(x * l), (x, -sp.oo, sp.oo)), sp.simplify(mgf1)))
     ev.identity("FD-5 1-d MGF = exp(m l + l^2/2)", mgf1, sp.exp(m * l + l**2 / 2),
-                metric="integrate(phi(x-m) e^{x l}) - exp(m l + l^2/2)")
+                metric="integrate(phi(x-m) e^{x l}) - exp(m l + l^2/2)", key="fd-5-1-d-mgf-exp-m-l-l-2-2")
     ev.step("N(mu, I_d) has density prod_k phi(a_k - mu_k) and exp<a,lambda> = prod_k exp(a_k lambda_k), so the "
             "integral separates (Fubini) into a product of one-coordinate MGFs, for every d.",
             r"\int u(a)e^{\langle a,\lambda\rangle}da=\prod_{k=1}^d e^{\mu_k\lambda_k+\lambda_k^2/2}"
@@ -38,9 +38,11 @@ def _mgf_evidence() -> Evidence:
     # (12) is exact: the cumulant generating function is exactly quadratic (per coordinate, hence in sum)
     logmgf = sp.expand_log(sp.log(mgf1.rewrite(sp.exp)), force=True)
     ev.identity("FD-5 (12) exact for Gaussian u: log MGF - quadratic = 0", logmgf, m * l + l**2 / 2,
-                metric="log MGF_1(l) - (m l + l^2/2); summing over coordinates gives log M - <mu,l> - ||l||^2/2")
+                metric="log MGF_1(l) - (m l + l^2/2); summing over coordinates gives log M - <mu,l> - ||l||^2/2",
+                key="fd-5-12-exact-for-gaussian-u-log-mgf-quadratic-0")
     ev.identity("FD-5 Sigma = I from the cumulant (second derivative in one coordinate)", sp.diff(logmgf, l, 2), 1,
-                metric="d^2/dl^2 log MGF_1 - 1; mixed partials vanish by separability")
+                metric="d^2/dl^2 log MGF_1 - 1; mixed partials vanish by separability",
+                key="fd-5-sigma-i-from-the-cumulant-second-derivative")
     return ev
 
 
@@ -54,29 +56,34 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
     ev.step("Substitute log M = <mu,lambda> + ||lambda||^2/2 into (6) (general d, MatrixSymbol).", _eq("J(\\lambda)", J))
     g = J.diff(lam)
     ev.step("Gradient.", _eq("\\nabla J", g))
-    ev.identity("FD-5 gradient = b - lambda/alpha - mu - lambda", g, b - lam / alpha - mu - lam, simplify=mat_simplify)
+    ev.identity("FD-5 gradient = b - lambda/alpha - mu - lambda", g, b - lam / alpha - mu - lam, simplify=mat_simplify,
+                key="fd-5-gradient-b-lambda-alpha-mu-lambda")
     H = g.diff(lam)
     ev.identity("FD-5 Hessian = -(1/alpha + 1) I (negative definite as alpha > 0)", H, -(1 / alpha + 1) * I,
-                simplify=mat_simplify)
+                simplify=mat_simplify, key="fd-5-hessian-1-alpha-1-i-negative-definite-as")
     ev.check("FD-5 1/alpha + 1 > 0", "symbolic", "ask(Q.positive(1/alpha + 1)), alpha > 0",
              str(1 / alpha + 1), "exact", bool(sp.ask(sp.Q.positive(1 / alpha + 1))),
-             "strict concavity makes the stationary point the unique maximiser")
+             "strict concavity makes the stationary point the unique maximiser",
+             key="fd-5-1-alpha-1-0", numerical_class="exact", evidence="proof")
     cand = lam_candidate(alpha, b, mu)
     ev.step("Stationarity b - lambda/alpha - mu - lambda = 0 gives (1 + 1/alpha) lambda = b - mu, i.e.",
             _eq("\\lambda^*", cand))
     ev.identity("FD-5 lambda* satisfies stationarity (compared with printed alpha/(alpha+1)(b - mu))",
                 g.subs(lam, cand), sp.ZeroMatrix(d, 1), simplify=mat_simplify,
-                metric="b - lambda*/alpha - mu - lambda* with lambda* = alpha/(alpha+1)(b-mu) as printed")
+                metric="b - lambda*/alpha - mu - lambda* with lambda* = alpha/(alpha+1)(b-mu) as printed",
+                key="fd-5-lambda-satisfies-stationarity-compared-with")
     # explicit d = 2 by sp.solve
     l1, l2, b1, b2, m1, m2 = sp.symbols("lambda1 lambda2 b1 b2 mu1 mu2", real=True)
     L, B, MU = sp.Matrix([l1, l2]), sp.Matrix([b1, b2]), sp.Matrix([m1, m2])
     J2 = (L.T * B)[0] - (L.T * L)[0] / (2 * alpha) - (MU.T * L)[0] - (L.T * L)[0] / 2
     sol = sp.solve([sp.diff(J2, l1), sp.diff(J2, l2)], [l1, l2], dict=True)
-    ev.check("FD-5 d=2 unique stationary point", "symbolic", "number of solutions of grad J = 0",
-             len(sol), 1, len(sol) == 1, "a strictly concave quadratic has exactly one stationary point")
+    ev.equal("fd-5-d-2-unique-stationary-point", "FD-5 d=2 unique stationary point", len(sol), 1,
+             "a strictly concave quadratic has exactly one stationary point", method="symbolic",
+             metric="number of solutions of grad J = 0", shown=1, numerical_class="exact", evidence="proof")
     if len(sol) == 1:
         ev.identity("FD-5 d=2: sp.solve = alpha/(alpha+1)(b - mu)", sp.Matrix([sol[0][l1], sol[0][l2]]),
-                    lam_candidate(alpha, B, MU), simplify=mat_simplify)
+                    lam_candidate(alpha, B, MU), simplify=mat_simplify,
+                    key="fd-5-d-2-sp-solve-alpha-alpha-1-b-mu")
 
     # completing the square, general d, by components (IndexedBase, symbolic d)
     k, p = sp.symbols("k p", integer=True)
@@ -88,14 +95,17 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
     diffE = sp.Sum(sp.expand(E1.function - E2.function), (k, 1, d))
     ev.step("Their difference, summand expanded:", "E_1 - E_2 = " + sp.latex(diffE))
     ev.identity("FD-5 E1 - E2 is independent of a (d/da_p through the sum)", sp.diff(E1 - E2, a_[p]).doit(), 0,
-                metric="d/da_p (E_1 - E_2) with KroneckerDelta from differentiating through Sum")
+                metric="d/da_p (E_1 - E_2) with KroneckerDelta from differentiating through Sum",
+                key="fd-5-e1-e2-is-independent-of-a-d-da-p-through")
     ev.identity("FD-5 E1 - E2 = <mu,lambda> + ||lambda||^2/2", diffE,
                 sp.Sum(m_[k] * l_[k] + l_[k] ** 2 / 2, (k, 1, d)), simplify=lambda e: sp.simplify(e.doit()),
-                metric="summand of E_1 - E_2 minus (mu_k lambda_k + lambda_k^2/2)")
+                metric="summand of E_1 - E_2 minus (mu_k lambda_k + lambda_k^2/2)",
+                key="fd-5-e1-e2-mu-lambda-lambda-2-2")
     mean = mu + cand
     ev.step("So p* = N(mu + lambda*, I_d), with mean", _eq("\\mu + \\lambda^*", mean))
     ev.identity("FD-5 mean mu + lambda* = printed mu/(1+alpha) + alpha b/(1+alpha)", mean,
-                mean_candidate(alpha, b, mu), simplify=mat_simplify)
+                mean_candidate(alpha, b, mu), simplify=mat_simplify,
+                key="fd-5-mean-mu-lambda-printed-mu-1-alpha-alpha-b-1")
     return ev
 
 
@@ -106,7 +116,8 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
     phi = lambda c: sp.exp(-(x - c) ** 2 / 2) / sp.sqrt(2 * sp.pi)  # noqa: E731
     kl1 = sp.integrate(phi(m) * (sp.log(phi(m)) - sp.log(phi(mu1))), (x, -sp.oo, sp.oo), conds="none")
     ev.step("Primal route. One coordinate: KL(N(m,1) || N(mu,1)) by integration.", _eq(r"\mathrm{KL}_1", sp.factor(kl1)))
-    ev.identity("FD-5 KL(N(m,1)||N(mu,1)) = (m - mu)^2/2", kl1, (m - mu1) ** 2 / 2)
+    ev.identity("FD-5 KL(N(m,1)||N(mu,1)) = (m - mu)^2/2", kl1, (m - mu1) ** 2 / 2,
+                key="fd-5-kl-n-m-1-n-mu-1-m-mu-2-2")
     ev.step("KL of product measures adds over coordinates, and E_{N(m,I)}[a] = m, so (3) restricted to N(m, I_d) is",
             r"F(m)=\tfrac{\alpha}{2}\|b-m\|^2+\tfrac12\|m-\mu\|^2")
     d = sp.Symbol("d", integer=True, positive=True)
@@ -114,12 +125,13 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
     F = alpha / 2 * (b - M).T * (b - M) + (M - mu).T * (M - mu) / 2
     gF = F.diff(M)
     ev.identity("FD-5 primal gradient = (1+alpha) m - alpha b - mu", gF, (1 + alpha) * M - alpha * b - mu,
-                simplify=mat_simplify)
+                simplify=mat_simplify, key="fd-5-primal-gradient-1-alpha-m-alpha-b-mu")
     ev.identity("FD-5 primal Hessian = (1+alpha) I (positive definite)", gF.diff(M), (1 + alpha) * sp.Identity(d),
-                simplify=mat_simplify)
+                simplify=mat_simplify, key="fd-5-primal-hessian-1-alpha-i-positive-definite")
     cand = mean_candidate(alpha, b, mu)
     ev.identity("FD-5 primal minimiser m* = mu/(1+alpha) + alpha b/(1+alpha) (printed)", gF.subs(M, cand),
-                sp.ZeroMatrix(d, 1), simplify=mat_simplify, metric="grad F at the printed mean")
+                sp.ZeroMatrix(d, 1), simplify=mat_simplify, metric="grad F at the printed mean",
+                key="fd-5-primal-minimiser-m-mu-1-alpha-alpha-b-1")
     # zero duality gap in one coordinate (w = b - mu): primal value at m* equals dual value at lambda*
     bb, w = sp.symbols("b w", real=True)
     mstar = mean_candidate(alpha, bb, mu1)
@@ -129,7 +141,8 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
     ev.step("Primal value at m* and dual value (6) at lambda*, per coordinate:",
             "P^* = D^* = " + sp.latex(sp.factor(primal)))
     ev.identity("FD-5 zero duality gap: primal(m*) = dual(lambda*)", primal, dual,
-                metric="alpha/2 (b-m*)^2 + (m*-mu)^2/2 - [b l* - l*^2/(2 alpha) - mu l* - l*^2/2], per coordinate")
+                metric="alpha/2 (b-m*)^2 + (m*-mu)^2/2 - [b l* - l*^2/(2 alpha) - mu l* - l*^2/2], per coordinate",
+                key="fd-5-zero-duality-gap-primal-m-dual-lambda")
     ev.step("By weak duality every p has primal value >= the dual value, so the Gaussian p* attaining it minimises (3) "
             "over all p, not only over Gaussians.", r"\min_p(3)=\tfrac{\alpha}{2(1+\alpha)}\|b-\mu\|^2")
     return ev

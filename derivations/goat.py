@@ -72,10 +72,13 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     (lam_sol,) = sp.solve(sp.Eq(sp.exp((lam - tau) / tau), c_sol), lam)
     ev.step("and the multiplier", (lam, lam_sol))
     ev.identity("stationarity holds at p* with this one lambda for every k (general n)",
-                stat.subs(p[k], p_star).subs(lam, lam_sol), 0, simplify=sum_simplify)
-    ev.identity("p* sums to 1 (general n)", sp.Sum(p_star.xreplace({k: j}), (j, 1, n)), 1, simplify=sum_simplify)
+                stat.subs(p[k], p_star).subs(lam, lam_sol), 0, simplify=sum_simplify,
+                key="stationarity-holds-at-p-with-this-one-lambda-for")
+    ev.identity("p* sums to 1 (general n)", sp.Sum(p_star.xreplace({k: j}), (j, 1, n)), 1, simplify=sum_simplify,
+                key="p-sums-to-1-general-n")
     ok = ev.identity("p* = softmax(s/tau + log pi) (the claim; general n)", p_star, candidate(k), simplify=sum_simplify,
-                     metric=r"derived $p^\star_k$ − candidate $\operatorname{softmax}(s/\tau + \log\pi)_k$")
+                     metric=r"derived $p^\star_k$ − candidate $\operatorname{softmax}(s/\tau + \log\pi)_k$",
+                     key="p-softmax-s-tau-log-pi-the-claim-general-n")
     ev.step("As a logit bias", r"p^\star = \operatorname{softmax}\big(s/\tau + \log\pi\big)")
 
     # global optimality and uniqueness without convexity arguments: Fenchel-Young / Gibbs
@@ -84,7 +87,8 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     ev.step("For every p in the simplex, J_pi(p) = -tau log sum_l pi_l e^{s_l/tau} + tau KL(p || p*)",
             eq(r"\mathcal{J}_\pi(p) - \tau\,\mathrm{KL}(p\|p^\star)", Fval))
     ev.identity("J_pi(p) - tau KL(p||p*) = -tau log sum_l pi_l exp(s_l/tau) on the simplex (general n)",
-                sum_normal(J - kl - Fval, rules=SIMPLEX), 0, simplify=sum_simplify)
+                sum_normal(J - kl - Fval, rules=SIMPLEX), 0, simplify=sum_simplify,
+                key="j-pi-p-tau-kl-p-p-tau-log-sum-l-pi-l-exp-s-l-tau")
     ev.step("KL >= 0 with equality iff p = p*: p* is the unique global minimiser, min J_pi = -tau log E_pi[e^{s/tau}]")
 
     # what a fused kernel needs: SDPA(q, K, V; scale, attn_mask) = softmax(scale * q.K + attn_mask) V
@@ -95,9 +99,10 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
             r"\operatorname{softmax}(s/\tau + M)_j\,v_j")
     sdpa = biased_softmax(lambda a: mask(a) + kappa, k)
     ev.identity("softmax(s/tau + attn_mask + kappa) = GOAT p* for attn_mask = log pi, any row constant kappa (general n)",
-                sdpa, p_star, simplify=sum_simplify)
+                sdpa, p_star, simplify=sum_simplify, key="softmax-s-tau-attn-mask-kappa-goat-p-for-attn")
     ev.identity("a bias b added BEFORE scaling, softmax((s + b)/tau), needs b = tau log pi (general n)",
-                biased_softmax(lambda a: tau * sp.log(pi[a]) / tau, k), p_star, simplify=sum_simplify)
+                biased_softmax(lambda a: tau * sp.log(pi[a]) / tau, k), p_star, simplify=sum_simplify,
+                key="a-bias-b-added-before-scaling-softmax-s-b-tau")
     # the wrong scale: mask = tau log pi gives the tempered prior pi^tau / sum pi^tau
     wrong = biased_softmax(lambda a: tau * sp.log(pi[a]), k).subs({s[k]: 0}).replace(
         lambda e: isinstance(e, sp.Indexed) and e.base == s, lambda e: sp.S.Zero)
@@ -109,7 +114,8 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
              r"$a^\tau/(a^\tau + (1-a)^\tau) - a$ at $a = 1/4$, $\tau = 2$; and at $\tau = 1$",
              f"{wrong2.subs({a: sp.Rational(1, 4), tau: 2})}, {sp.simplify(wrong2.subs(tau, 1))}", "exact",
              wrong2.subs({a: sp.Rational(1, 4), tau: 2}) != 0 and sp.simplify(wrong2.subs(tau, 1)) == 0,
-             "exact rational arithmetic: a non-zero residual is a counterexample")
+             "exact rational arithmetic: a non-zero residual is a counterexample",
+             key="attn-mask-tau-log-pi-is-not-goat-unless-tau-1-or", numerical_class="exact", evidence="proof")
 
     # learnable prior through logits: pi = softmax(w) -> mask = w works (row constant)
     pi_w = lambda a: sp.exp(w[a]) / sp.Sum(sp.exp(w[l]), (l, 1, n))  # noqa: E731
@@ -117,7 +123,8 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     ev.step("Learnable prior pi = softmax(w): log pi_j = w_j - log sum_l e^{w_l}, a row constant away from w",
             eq(r"\log\pi_j", logpi_w(j)))
     ev.identity("softmax(s/tau + log softmax(w)) = softmax(s/tau + w): the logits w can be the mask (general n)",
-                biased_softmax(logpi_w, k), biased_softmax(lambda a: w[a], k), simplify=sum_simplify)
+                biased_softmax(logpi_w, k), biased_softmax(lambda a: w[a], k), simplify=sum_simplify,
+                key="softmax-s-tau-log-softmax-w-softmax-s-tau-w-the")
 
     # gradient w.r.t. the mask: (1/tau) disappears, the advantage stays
     pM = lambda a: biased_softmax(lambda b: M[b], a)  # noqa: E731
@@ -125,7 +132,8 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     ev.step("Gradient of a loss L(p) with g = dL/dp w.r.t. the mask M, through the sum", eq(r"\partial L/\partial M_k", dLdM))
     EpG = sp.Sum(pM(l) * g[l], (l, 1, n))
     ev.identity("dL/dM_k = p_k (g_k - E_p[g]) (no 1/tau: the mask is added after scaling; general n)",
-                dLdM, pM(k) * (g[k] - EpG), simplify=sum_simplify)
+                dLdM, pM(k) * (g[k] - EpG), simplify=sum_simplify,
+                key="dl-dm-k-p-k-g-k-e-p-g-no-1-tau-the-mask-is-added")
     Gm = sp.IndexedBase("G", real=True)  # G_j = dL/dM_j of one query row
     dw = resolve(sp.Sum(Gm[j] * sp.diff(logpi_w(j), w[k]), (j, 1, n)), [k])
     ev.step("Through M = log softmax(w): dL/dw_k = sum_j (dL/dM_j)(delta_jk - pi_k)", eq(r"\partial L/\partial w_k", dw))
@@ -133,7 +141,7 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
             "receives no gradient: dL/dw_k = sum over query rows of dL/dM_k (checked against finite differences)")
     ev.identity("sum_j p_j (g_j - E_p g) = 0 (general n)",
                 sp.Sum(p[j] * (g[j] - sp.Sum(p[l] * g[l], (l, 1, n))), (j, 1, n)), 0,
-                simplify=lambda e: on_simplex(e, SIMPLEX))
+                simplify=lambda e: on_simplex(e, SIMPLEX), key="sum-j-p-j-g-j-e-p-g-0-general-n")
     if not ok:
         ev.finding = "the minimiser of -<p,s> + tau KL(p||pi) is softmax(s/tau + log pi)"
     return ev
@@ -164,25 +172,29 @@ def _uniform_evidence(uniform: Callable = lambda nn: 1 / nn) -> Evidence:
     ev.step("Uniform prior pi_j = 1/n in softmax(s/tau + log pi)", eq(r"\operatorname{softmax}(s/\tau + \log\pi)_k",
                                                                      biased_softmax(lambda a: sp.log(u), k)))
     ok = ev.identity("pi = 1/n: softmax(s/tau + log pi) = softmax(s/tau) (general n)",
-                     biased_softmax(lambda a: sp.log(u), k), biased_softmax(lambda a: 0, k), simplify=sum_simplify)
+                     biased_softmax(lambda a: sp.log(u), k), biased_softmax(lambda a: 0, k), simplify=sum_simplify,
+                     key="pi-1-n-softmax-s-tau-log-pi-softmax-s-tau")
     klu = tau * sp.Sum(p[j] * sp.log(p[j] / u), (j, 1, n))
     negH = tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n))
     ev.step("The objectives differ by a constant on the simplex", eq(r"\tau\,\mathrm{KL}(p\|\tfrac1n\mathbf 1) + \tau H(p)",
                                                                       sp.simplify(sum_normal(klu - negH, rules=SIMPLEX))))
     ev.identity("tau KL(p || 1/n) = -tau H(p) + tau log n on the simplex (general n)",
-                sum_normal(klu - negH, rules=SIMPLEX), tau * sp.log(n), simplify=sum_simplify)
+                sum_normal(klu - negH, rules=SIMPLEX), tau * sp.log(n), simplify=sum_simplify,
+                key="tau-kl-p-1-n-tau-h-p-tau-log-n-on-the-simplex")
     ev.step("So the GOAT problem with the uniform prior is the EOT problem of 003 shifted by tau log n: same minimiser "
             "(standard SDPA), optimal values differ by tau log n")
     ev.identity("min values: -tau log sum_l (1/n) e^{s_l/tau} = -tau lse(s/tau) + tau log n (general n)",
                 -tau * sp.log(sp.Sum(u * sp.exp(s[l] / tau), (l, 1, n))),
-                -tau * sp.log(sp.Sum(sp.exp(s[l] / tau), (l, 1, n))) + tau * sp.log(n), simplify=sum_simplify)
+                -tau * sp.log(sp.Sum(sp.exp(s[l] / tau), (l, 1, n))) + tau * sp.log(n), simplify=sum_simplify,
+                key="min-values-tau-log-sum-l-1-n-e-s-l-tau-tau-lse-s")
     # converse: only the uniform prior (up to nothing) reproduces standard attention for all s
     flat = biased_softmax(lambda a: sp.log(pi[a]), k).replace(lambda e: isinstance(e, sp.Indexed) and e.base == s,
                                                                lambda e: sp.S.Zero)
     ev.step("Conversely, at flat scores s = 0 GOAT returns the prior itself, standard attention returns 1/n",
             eq(r"\operatorname{softmax}(\log\pi)_k", flat))
     ev.identity("softmax(0 + log pi) = pi (general n): standard attention for all s forces pi = 1/n",
-                on_simplex(flat, [(sp.Sum(pi[l], (l, 1, n)), 1)]), pi[k])
+                on_simplex(flat, [(sp.Sum(pi[l], (l, 1, n)), 1)]), pi[k],
+                key="softmax-0-log-pi-pi-general-n-standard-attention")
     if not ok:
         ev.finding = "the uniform prior pi = 1/n gives softmax(s/tau)"
     return ev
@@ -210,7 +222,8 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
         lambda e: isinstance(e, sp.Indexed) and e.base == s, lambda e: cst)
     ev.step("Flat scores s_j = c (no key is relevant to the query): the GOAT attention is", eq("p_k", flat))
     ok = ev.identity("flat scores: p = pi exactly, so a slot with prior mass pi_1 takes exactly pi_1 (general n)",
-                     on_simplex(flat, [(sp.Sum(pi[l], (l, 1, n)), 1)]), flat_value(k))
+                     on_simplex(flat, [(sp.Sum(pi[l], (l, 1, n)), 1)]), flat_value(k),
+                     key="flat-scores-p-pi-exactly-so-a-slot-with-prior")
 
     # odds of the sink slot 1 against the rest
     Zr = sp.Sum(pi[l] * sp.exp(s[l] / tau), (l, 2, n))
@@ -218,14 +231,15 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
     odds = p1 / (1 - p1)
     ev.step("Sink slot 1: split the partition function into slot 1 and the rest", eq("p_1", p1))
     ev.identity("odds p_1/(1 - p_1) = pi_1 e^{s_1/tau} / sum_{l>=2} pi_l e^{s_l/tau} (general n)",
-                odds, pi[1] * sp.exp(s[1] / tau) / Zr)
+                odds, pi[1] * sp.exp(s[1] / tau) / Zr, key="odds-p-1-1-p-1-pi-1-e-s-1-tau-sum-l-2-pi-l-e-s-l")
     ev.step("With rho_l = pi_l/(1 - pi_1) (a distribution on l >= 2), the logit shift is the score of slot 1 minus a "
             "rho-weighted log-mean-exp of the other scores, which lies between their min and max",
             r"\operatorname{logit}p_1 - \operatorname{logit}\pi_1 = \frac{s_1}{\tau} - \log\sum_{l\ge2}\rho_l e^{s_l/\tau}"
             r"\in\Big[\frac{s_1 - \max_{l\ge2}s_l}{\tau},\ \frac{s_1 - \min_{l\ge2}s_l}{\tau}\Big]")
     ratio = odds / (pi[1] / (1 - pi[1]))  # exp(logit p_1 - logit pi_1)
     ev.identity("exp(logit p_1 - logit pi_1) = e^{s_1/tau} / sum_{l>=2} rho_l e^{s_l/tau} (general n)",
-                ratio, sp.exp(s[1] / tau) / (Zr / (1 - pi[1])), simplify=sum_simplify)
+                ratio, sp.exp(s[1] / tau) / (Zr / (1 - pi[1])), simplify=sum_simplify,
+                key="exp-logit-p-1-logit-pi-1-e-s-1-tau-sum-l-2-rho-l")
     ev.step("Hence, with the score spread Delta = max_j s_j - min_j s_j, the sink mass is pinned by its prior",
             r"\big|\operatorname{logit}p_1 - \operatorname{logit}\pi_1\big| \le \Delta/\tau,\qquad "
             r"\sigma\big(\operatorname{logit}\pi_1 - \Delta/\tau\big) \le p_1 \le \sigma\big(\operatorname{logit}\pi_1 + \Delta/\tau\big)")
@@ -234,7 +248,8 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
     tight = ratio.replace(lambda e: isinstance(e, sp.Indexed) and e.base == s and e.indices[0] != 1, lambda e: cc)
     ev.identity("equal scores c on l >= 2: logit p_1 - logit pi_1 = (s_1 - c)/tau exactly (the bound is attained)",
                 tight - sp.exp((s[1] - cc) / tau), 0,
-                simplify=lambda e: on_simplex(e, [(sp.Sum(pi[l], (l, 2, n)), 1 - pi[1])]))
+                simplify=lambda e: on_simplex(e, [(sp.Sum(pi[l], (l, 2, n)), 1 - pi[1])]),
+                key="equal-scores-c-on-l-2-logit-p-1-logit-pi-1-s-1-c")
 
     # what standard attention must pay: score gap for sink mass m
     m, gap = sp.Symbol("m", positive=True), sp.Symbol("gamma", real=True)
@@ -244,13 +259,16 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
     ev.step("Standard attention (uniform prior), other scores equal: p_1 = 1/(1 + (n - 1) e^{-gamma/tau}); sink mass m "
             "needs the score gap", (gap, gap_u))
     ev.identity("uniform prior: p_1 = m at gap tau (logit m + log(n - 1)), growing with the context length n",
-                pu.subs(gap, gap_u), m, simplify=lambda e: sp.simplify(sp.powsimp(sp.expand_log(e, force=True))))
+                pu.subs(gap, gap_u), m, simplify=lambda e: sp.simplify(sp.powsimp(sp.expand_log(e, force=True))),
+                key="uniform-prior-p-1-m-at-gap-tau-logit-m-log-n-1")
     pg = 1 / (1 + (1 - pi[1]) / pi[1] * sp.exp(-gap / tau))
     gap_g = tau * (sp.log(m / (1 - m)) - sp.log(pi[1] / (1 - pi[1])))
     ev.identity("GOAT prior, other scores equal: p_1 = m at gap tau (logit m - logit pi_1), independent of n",
-                pg.subs(gap, gap_g), m, simplify=lambda e: sp.simplify(sp.powsimp(sp.expand_log(e, force=True))))
+                pg.subs(gap, gap_g), m, simplify=lambda e: sp.simplify(sp.powsimp(sp.expand_log(e, force=True))),
+                key="goat-prior-other-scores-equal-p-1-m-at-gap-tau")
     ev.check("GOAT prior pi_1 = m: the needed gap is 0", "symbolic", "gap at pi_1 = m", str(sp.simplify(gap_g.subs(pi[1], m))),
-             "exact", sp.simplify(gap_g.subs(pi[1], m)) == 0, "exact")
+             "exact", sp.simplify(gap_g.subs(pi[1], m)) == 0, "exact",
+             key="goat-prior-pi-1-m-the-needed-gap-is-0", numerical_class="exact", evidence="proof")
     ev.step("A sink slot with a zero value vector (v_1 = 0) scales the output by 1 - p_1: with GOAT this is set by "
             "the prior at flat scores instead of by a key that must outscore every other key by tau(logit m + log(n-1))")
     ev.notes.append("What is checked is the precise mechanism the abstract's 'EOT-based explanation' can rest on: "
@@ -287,13 +305,15 @@ def _support_evidence(off_support_mass: Callable = lambda: 0) -> Evidence:
     ev.step("A prior with zeros: pi_j = 0 off the support S. The KL term of a p with p_j = q > 0 off S is",
             (sp.Limit(q * sp.log(q / e), e, 0, "+"), blow))
     ev.check("KL(p||pi) = +infinity unless p vanishes off supp(pi)", "symbolic",
-             r"$\lim_{\epsilon\to0^+} q\log(q/\epsilon)$, $q>0$", str(blow), "exact", blow == sp.oo, "SymPy limit, exact")
+             r"$\lim_{\epsilon\to0^+} q\log(q/\epsilon)$, $q>0$", str(blow), "exact", blow == sp.oo, "SymPy limit, exact",
+             key="kl-p-pi-infinity-unless-p-vanishes-off-supp-pi", numerical_class="exact", evidence="proof")
     mS = sp.Symbol("m", integer=True, positive=True)
     ev.step("So feasible p live on S (relabelled 1..m): the problem is GOAT-PRIOR on S with prior pi|_S, and for pi "
             "uniform on S (pi_j = 1/m) the EOT problem of 003 restricted to S")
     pS = biased_softmax(lambda a: sp.log(1 / mS), k, hi=mS)
     ev.identity("uniform prior on S: p*_k = e^{s_k/tau}/sum_{l in S} e^{s_l/tau}, k in S (general m)",
-                pS, biased_softmax(lambda a: 0, k, hi=mS), simplify=sum_simplify)
+                pS, biased_softmax(lambda a: 0, k, hi=mS), simplify=sum_simplify,
+                key="uniform-prior-on-s-p-k-e-s-k-tau-sum-l-in-s-e-s")
     # a float mask -beta off S tends to the boolean mask
     beta = sp.Symbol("beta", positive=True)
     A_, B_ = sp.symbols("A B", positive=True)  # A = sum_{l in S} e^{s_l/tau}, B = sum_{l not in S} e^{s_l/tau}
@@ -303,8 +323,9 @@ def _support_evidence(off_support_mass: Callable = lambda: 0) -> Evidence:
     ev.step("Additive mask 0 on S and -beta off S (A, B: the partition sums over S and off S)",
             r"p_{k\in S} = " + sp.latex(pin) + r",\quad p_{j\notin S} = " + sp.latex(pout))
     ok = ev.identity("beta -> infinity: the float mask -beta tends to the boolean mask (p_k -> e^{s_k/tau}/A on S)",
-                     lin, sp.exp(s[k] / tau) / A_)
-    ok &= ev.identity("beta -> infinity: mass off S tends to 0", lout, off_support_mass())
+                     lin, sp.exp(s[k] / tau) / A_, key="beta-infinity-the-float-mask-beta-tends-to-the")
+    ok &= ev.identity("beta -> infinity: mass off S tends to 0", lout, off_support_mass(),
+                      key="beta-infinity-mass-off-s-tends-to-0")
     ev.step("torch SDPA with a boolean attn_mask (True = attend) or is_causal (S_i = {j <= i}, top-left aligned) "
             "uses exp(-inf) = 0 off S, i.e. beta = infinity: it is the EOT solution on each query's support, times V. "
             "With s_j = <q, k_j> and tau = sqrt(d):",

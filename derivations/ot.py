@@ -157,19 +157,23 @@ def entropic_ot_kkt() -> Evidence:
     d1 = sp.diff(summand, Xp)
     sol = sp.solve(sp.Eq(d1, 0), Xp)
     ev.step("Stationarity in X_ij:", _eq(r"\partial_{X_{ij}}\ell", d1))
-    ev.check("FD-20 one stationary point per entry", "symbolic", "number of solutions of d ell / dX_ij = 0", len(sol), 1,
-             len(sol) == 1, "ell is strictly convex in X_ij > 0 (second derivative gamma / X_ij), so at most one")
+    ev.equal("fd-20-one-stationary-point-per-entry", "FD-20 one stationary point per entry", len(sol), 1,
+             "ell is strictly convex in X_ij > 0 (second derivative gamma / X_ij), so at most one",
+             method="symbolic", metric="number of solutions of d ell / dX_ij = 0", shown=1,
+             numerical_class="exact", evidence="proof")
     Xstar = sol[0]
     ev.step("so X_ij = exp((f_i + g_j - M_ij)/gamma - 1); writing fhat_i = f_i - gamma absorbs the -1:", _eq("X_{ij}", Xstar))
     ev.identity("FD-20 Gibbs form of the plan", Xstar, sp.exp((fh + g0 - m) / gam).subs(fh, f0 - gam),
-                metric="solve(d ell/dX = 0) - exp((fhat_i + g_j - M_ij)/gamma), fhat = f - gamma")
-    ev.identity("FD-20 strict convexity: d^2 ell / dX^2 = gamma / X", sp.diff(summand, Xp, 2), gam / Xp)
+                metric="solve(d ell/dX = 0) - exp((fhat_i + g_j - M_ij)/gamma), fhat = f - gamma",
+                key="fd-20-gibbs-form-of-the-plan")
+    ev.identity("FD-20 strict convexity: d^2 ell / dX^2 = gamma / X", sp.diff(summand, Xp, 2), gam / Xp,
+                key="fd-20-strict-convexity-d-2-ell-dx-2-gamma-x")
     gibbs = sp.exp((fh + g0 - m) / gam)
     val = sp.expand_log(m * gibbs + gam * gibbs * sp.log(gibbs), force=True)
     ev.step("Value of one entry of <M, X> - gamma H(X) at the Gibbs plan:", _eq(r"M_{ij}X_{ij} + \gamma X_{ij}\log X_{ij}", sp.simplify(val)))
     ev.identity("FD-20 entrywise value = X_ij (fhat_i + g_j)", val, gibbs * (fh + g0),
                 metric="M X + gamma X log X - X (fhat + g) at X = Gibbs; summing over i, j with X1 = p, X^T 1 = u "
-                       "gives W = <fhat, p> + <g, u>")
+                       "gives W = <fhat, p> + <g, u>", key="fd-20-entrywise-value-x-ij-fhat-i-g-j")
     ev.step("Summing over i, j and using the marginals: the value is linear in the potentials.",
             r"\mathcal W_\gamma(p,u;M) = \sum_{ij} X_{ij}(\hat f_i + g_j) = \langle \hat f, p\rangle + \langle g, u\rangle")
     # conventions
@@ -180,12 +184,14 @@ def entropic_ot_kkt() -> Evidence:
     ev.step("POT minimises <M, X> + reg * Omega(X) with Omega(X) = sum X log X; with reg = gamma this is (20)'s "
             "objective term by term:", _eq(r"-\gamma H(X) - \gamma\,\Omega(X)", sp.simplify(-gam * H20 - gam * pot)))
     ev.identity("FD-20 (20) = POT's objective", (-gam * H20 - gam * pot).doit(), 0,
-                metric="-gamma H(X) - gamma Omega_POT(X) for general N", simplify=lambda e: sp.simplify(sp.expand(e)))
+                metric="-gamma H(X) - gamma Omega_POT(X) for general N", simplify=lambda e: sp.simplify(sp.expand(e)),
+                key="fd-20-20-pot-s-objective")
     shift = sp.simplify(-gam * Hp1 + gam * H20)
     ev.step("The '+1' convention H'(X) = -sum X (log X - 1) differs by gamma sum_ij X_ij = gamma (X has total mass 1):",
             _eq(r"-\gamma H'(X) - (-\gamma H(X))", shift))
     ev.identity("FD-20 '+1' convention shifts W by -gamma", shift.subs(sp.Sum(Xs[i, j], (i, 1, N), (j, 1, N)), 1), -gam,
-                metric="-gamma H'(X) + gamma H(X) with sum_ij X_ij = 1 (same plan, value shifted by -gamma), general N")
+                metric="-gamma H'(X) + gamma H(X) with sum_ij X_ij = 1 (same plan, value shifted by -gamma), general N",
+                key="fd-20-1-convention-shifts-w-by-gamma")
     ev.step("Bounds used by the numeric check of the limit gamma -> 0: 0 <= H(X) <= log(N_p N_u) on U(p, u), hence "
             "W_0 - gamma log(N_p N_u) <= W_gamma <= W_0 with W_0 the unregularised OT cost.",
             r"\mathcal W_0 - \gamma\log(N_pN_u) \le \mathcal W_\gamma \le \mathcal W_0")
@@ -235,9 +241,12 @@ def _column_sup_evidence(column_value=None) -> Evidence:
     nu_star = gam * sp.log(Z / c) - gam
     ev.step("Candidate maximiser (the multiplier fixed by the mass constraint):", _eq("x_k", xk) + r",\quad " + _eq(r"\nu", nu_star))
     ev.identity("FD-33 column stationarity", sp.expand_log(dL.subs({x[k]: xk, nu: nu_star}), force=True), 0,
-                metric="d L / d x_k at the candidate, for general N", simplify=lambda e: sp.simplify(sp.expand_log(e, force=True)))
-    ev.identity("FD-33 column mass", sp.Sum(xk.subs(k, i), (i, 1, N)), c, metric="sum_i x_i - c for general N", simplify=_zero())
-    ev.identity("FD-33 column concavity: d^2/dx_k^2 = -gamma/x_k", _in_range(sp.diff(L, x[k], 2).doit()), -gam / x[k])
+                metric="d L / d x_k at the candidate, for general N", simplify=lambda e: sp.simplify(sp.expand_log(e, force=True)),
+                key="fd-33-column-stationarity")
+    ev.identity("FD-33 column mass", sp.Sum(xk.subs(k, i), (i, 1, N)), c, metric="sum_i x_i - c for general N", simplify=_zero(),
+                key="fd-33-column-mass")
+    ev.identity("FD-33 column concavity: d^2/dx_k^2 = -gamma/x_k", _in_range(sp.diff(L, x[k], 2).doit()), -gam / x[k],
+                key="fd-33-column-concavity-d-2-dx-k-2-gamma-x-k")
     ev.step("The column objective is strictly concave (Hessian -gamma diag(1/x)), so this stationary point is its maximiser.")
     per_term = sp.expand(sp.expand_log(sv[k] - gam * sp.log(xk), force=True))
     ev.step("At the maximiser s_k - gamma log x_k no longer depends on k:", _eq(r"s_k - \gamma\log x_k", per_term))
@@ -245,7 +254,8 @@ def _column_sup_evidence(column_value=None) -> Evidence:
     cand = gam * c * (sp.log(Z) - sp.log(c)) if column_value is None else column_value(c, Z)
     ev.identity("FD-33 column value = gamma c (log sum_i e^{s_i/gamma} - log c)", value, cand,
                 metric="sum_i x_i (s_i - gamma log x_i) at the maximiser - candidate, general N",
-                simplify=lambda e: _zero()(sp.expand_log(e, force=True)))
+                simplify=lambda e: _zero()(sp.expand_log(e, force=True)),
+                key="fd-33-column-value-gamma-c-log-sum-i-e-s-i-gamma")
     return ev
 
 
@@ -263,7 +273,8 @@ def _conjugate_evidence(candidate=None) -> Evidence:
     per_col = gam * sp.Sum(u[j] * (sp.log(_lse_col(lambda r: g[r], j)) - sp.log(u[j])), (j, 1, N))
     ev.step("Summing the column values gamma u_j (log sum_i e^{(g_i - M_ij)/gamma} - log u_j) over j:", _eq(r"\mathcal W_\gamma^*(g)", derived))
     ev.identity("FD-33 W*(g) = gamma (H(u) + sum_j u_j log sum_i e^{(g_i - M_ij)/gamma})", per_col, cand,
-                metric="sum of the column values - candidate closed form, general N", simplify=_zero())
+                metric="sum of the column values - candidate closed form, general N", simplify=_zero(),
+                key="fd-33-w-g-gamma-h-u-sum-j-u-j-log-sum-i-e-g-i-m")
     # (33) as printed
     printed = conjugate_printed()
     affine = sp.Sum(u[j] * g[j], (j, 1, N)) + gam * (-sp.Sum(u[j] * sp.log(u[j]), (j, 1, N))
@@ -272,7 +283,8 @@ def _conjugate_evidence(candidate=None) -> Evidence:
             "the log: the printed W* is affine in p, with gradient u(t).", _eq(r"\mathcal W^*_{(33)}(g)", printed))
     pull = sp.Sum(u[j] * (g[j] / gam + sp.log(sp.Sum(sp.exp(-M[j, i] / gam), (i, 1, N)))), (j, 1, N))
     ev.identity("FD-33 printed (33) is affine in g", gam * (-sp.Sum(u[j] * sp.log(u[j]), (j, 1, N)) + pull), affine,
-                metric="(33) as printed, with exp(p(t)/gamma) pulled out of the inner sum, minus <u,g> + const", simplify=_zero())
+                metric="(33) as printed, with exp(p(t)/gamma) pulled out of the inner sum, minus <u,g> + const", simplify=_zero(),
+                key="fd-33-printed-33-is-affine-in-g")
     d_pr, d_de = _eval(printed), _eval(derived)
     ev.step("On a numeric instance (N = 2, gamma = 1/2) the printed and derived conjugates differ:",
             rf"\mathcal W^*_{{(33)}} = {d_pr:.6f},\quad \mathcal W^*_{{\rm derived}} = {d_de:.6f}")
@@ -289,18 +301,23 @@ def _conjugate_evidence(candidate=None) -> Evidence:
     grad = _in_range(sp.diff(derived, g[k]).doit())
     ev.step("Differentiating the derived W* in g_k (through both sums):", _eq(r"\partial_{g_k}\mathcal W_\gamma^*", grad))
     ev.identity("FD-33 gradient = sum_j u_j softmax_k((g - M_.j)/gamma)", grad, grad_derived(), simplify=_zero(),
-                metric="d W*/d g_k - sum_j u_j e^{(g_k - M_kj)/gamma} / sum_l e^{(g_l - M_lj)/gamma}, general N")
+                metric="d W*/d g_k - sum_j u_j e^{(g_k - M_kj)/gamma} / sum_l e^{(g_l - M_lj)/gamma}, general N",
+                key="fd-33-gradient-sum-j-u-j-softmax-k-g-m-j-gamma")
     g_pr = grad_printed()
     ev.step("(34) as printed normalises column t' with M(t', t'') instead of M(t'', t'):", _eq(r"[\nabla\mathcal W^*]_{(34)}", g_pr))
     ev.identity("FD-33 (34) as printed = gradient, for symmetric M (footnote 9)", _symmetrise(g_pr), _symmetrise(grad_derived()),
-                simplify=_zero(), metric="(34) printed - derived gradient with M_ij = A_ij + A_ji, general N")
+                simplify=_zero(), metric="(34) printed - derived gradient with M_ij = A_ij + A_ji, general N",
+                key="fd-33-34-as-printed-gradient-for-symmetric-m")
     e_pr, e_de = _eval(g_pr.subs(k, 1)), _eval(grad_derived(1))
     ev.step("For non-symmetric M, (34) as printed is not the gradient (N = 2, gamma = 1/2, component 1):",
             rf"[\nabla]_{{(34)}} = {e_pr:.6f},\quad [\nabla]_{{\rm derived}} = {e_de:.6f}")
-    ev.check("FD-33 (34) as printed needs symmetric M", "symbolic",
-             "|[(34) printed - derived gradient]_1| on a non-symmetric N = 2 instance", abs(e_pr - e_de), "> 1e-6",
-             abs(e_pr - e_de) > 1e-6, "records the assumption: (34) holds for symmetric M, not for all M; 1e-6 is far "
-             "above the 30-digit evaluation error")
+    ev.at_least("fd-33-34-as-printed-needs-symmetric-m", "FD-33 (34) as printed needs symmetric M",
+                abs(e_pr - e_de), 1e-6,
+                "records the assumption: (34) holds for symmetric M, not for all M; 1e-6 is far "
+                "above the 30-digit evaluation error",
+                method="symbolic",
+                metric="|[(34) printed - derived gradient]_1| on a non-symmetric N = 2 instance",
+                strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
     total = _sums(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)))
     ev.step("Fenchel-Young / Danskin: the gradient is the maximising p, the first marginal of the column maximisers "
             "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", _eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
@@ -347,31 +364,38 @@ def _preference_evidence(candidate=None) -> Evidence:
     cand = der if candidate is None else candidate
     ev.step("The derived gradient (34) at g = 0:", _eq(r"\tilde u_k", der))
     ev.identity("FD-37 u~ = grad W*(0)", _g_zero(_in_range(sp.diff(conjugate_derived(), g[k]).doit())), cand,
-                simplify=_zero(), metric="d W*/d g_k at g = 0 - candidate u~_k, general N")
+                simplify=_zero(), metric="d W*/d g_k at g = 0 - candidate u~_k, general N",
+                key="fd-37-u-grad-w-0")
     swapped = sp.Sum(u[j] * sp.Sum(sp.exp(-M[i, j] / gam), (i, 1, N)) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N))
     ev.step("Summing over k and exchanging the two finite sums: each column's softmax sums to 1.", _eq(r"\sum_k \tilde u_k", swapped))
     ev.identity("FD-37 exchange of the sums in sum_k u~_k", sp.Sum(cand.subs(k, i), (i, 1, N)), swapped, simplify=_zero_swap,
-                metric="sum_k u~_k - (sums exchanged), general N")
+                metric="sum_k u~_k - (sums exchanged), general N",
+                key="fd-37-exchange-of-the-sums-in-sum-k-u-k")
     ev.identity("FD-37 u~ lies on the simplex", swapped, 1, simplify=_zero(normalised=(u,)),
-                metric="sum_j u_j (sum_i e^{-M_ij/gamma}) / (sum_l e^{-M_lj/gamma}) - 1 with sum u = 1, general N")
+                metric="sum_j u_j (sum_i e^{-M_ij/gamma}) / (sum_l e^{-M_lj/gamma}) - 1 with sum u = 1, general N",
+                key="fd-37-u-lies-on-the-simplex")
     pr = ut_printed()
     ev.step("(37) as printed normalises with M(t', t'') (row t' of M) instead of M(t'', t') (column t'):", _eq(r"\tilde u_{(37)}(t_k)", pr))
     ev.identity("FD-37 (37) as printed = u~ for symmetric M (footnote 9)", _symmetrise(pr), _symmetrise(der), simplify=_zero(),
-                metric="(37) printed - derived with M_ij = A_ij + A_ji, general N")
+                metric="(37) printed - derived with M_ij = A_ij + A_ji, general N",
+                key="fd-37-37-as-printed-u-for-symmetric-m-footnote-9")
     p1, d1 = _eval(pr.subs(k, 1)), _eval(der.subs(k, 1))
     s_pr = _eval(pr.subs(k, 1)) + _eval(pr.subs(k, 2))
     ev.step("Non-symmetric M (N = 2, gamma = 1/2): (37) as printed differs from the minimiser and is not even a "
             "distribution:", rf"\tilde u_{{(37)}}(t_1) = {p1:.6f},\ \tilde u(t_1) = {d1:.6f},\ \sum_t\tilde u_{{(37)}}(t) = {s_pr:.6f}")
-    ev.check("FD-37 (37) as printed needs symmetric M", "symbolic", "|1 - sum_t u~_(37)(t)| on a non-symmetric N = 2 instance",
-             abs(1 - s_pr), "> 1e-6", abs(1 - s_pr) > 1e-6,
-             "records the assumption: (37) is the minimiser for symmetric M only (more precisely, when every column of "
-             "e^{-M/gamma} has the same sum as the matching row)")
+    ev.at_least("fd-37-37-as-printed-needs-symmetric-m", "FD-37 (37) as printed needs symmetric M",
+                abs(1 - s_pr), 1e-6,
+                "records the assumption: (37) is the minimiser for symmetric M only (more precisely, when every column of "
+                "e^{-M/gamma} has the same sum as the matching row)",
+                method="symbolic", metric="|1 - sum_t u~_(37)(t)| on a non-symmetric N = 2 instance",
+                strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
     # (38): the mean, for any M
     mean_der = sp.Sum(cand.subs(k, i) * a[i], (i, 1, N))
     mean_pr = sp.Sum(sp.Sum(u[j] * sp.exp(-M[i, j] / gam) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N)) * a[i], (i, 1, N))
     ev.step("(38) along a direction v (a_i = <t_i, v>), as printed:", _eq(r"\langle\tilde\mu, v\rangle_{(38)}", mean_pr))
     ev.identity("FD-37 (38) = mean of u~, any M", mean_pr, mean_der, simplify=_zero(),
-                metric="(38) printed - sum_i u~_i a_i, general N, no symmetry assumed")
+                metric="(38) printed - sum_i u~_i a_i, general N, no symmetry assumed",
+                key="fd-37-38-mean-of-u-any-m")
     # gamma -> 0
     d1_, d2_ = sp.symbols("Delta_1 Delta_2", positive=True)
     w_jj = 1 / (1 + sp.exp(-d1_ / gam) + sp.exp(-d2_ / gam))
@@ -379,12 +403,14 @@ def _preference_evidence(candidate=None) -> Evidence:
     ev.step("gamma -> 0: in column j the softmax weight of i = j is 1 / sum_k e^{-(M_kj - M_jj)/gamma}; with the gaps "
             "Delta_k = M_kj - M_jj > 0 for k != j (footnote 9: M(t,t) < M(t',t)), each term e^{-Delta_k/gamma} -> 0, so "
             "the weight -> 1 and u~ -> u. Explicit N = 3:", _eq(r"\lim_{\gamma\to0^+}" + sp.latex(w_jj), lim))
-    ev.identity("FD-37 gamma -> 0: diagonal weight -> 1 under footnote 9", lim, 1)
+    ev.identity("FD-37 gamma -> 0: diagonal weight -> 1 under footnote 9", lim, 1,
+                key="fd-37-gamma-0-diagonal-weight-1-under-footnote-9")
     lim_tie = sp.limit(w_jj.subs(d1_, 0), gam, 0, "+")
     ev.step("If the diagonal is not the strict column minimum (a tie Delta_1 = 0, as in the grouped cost of FD-G), "
             "the weight tends to 1/2 and u~ does not tend to u:", _eq(r"\lim_{\gamma\to0^+}\big(\cdot\big)\big|_{\Delta_1=0}", lim_tie))
     ev.check("FD-37 the strict diagonal condition is needed", "symbolic", "limit of the diagonal weight with one tie",
-             str(lim_tie), "!= 1", lim_tie != 1, "a tie in a column keeps mass off the diagonal for every gamma")
+             str(lim_tie), "!= 1", lim_tie != 1, "a tie in a column keeps mass off the diagonal for every gamma",
+             key="fd-37-the-strict-diagonal-condition-is-needed", numerical_class="exact", evidence="proof")
     ev.step("The condition needed is on columns (M_jj < M_ij, i != j, for every j with u_j > 0), exactly footnote 9's "
             "M(t,t) < M(t',t); symmetry is not needed for the limit of the derived u~. (37) as printed would need the row "
             "condition M_jj < M_ji instead; the two agree for symmetric M. Non-negativity of M is never used: adding a "
@@ -437,18 +463,21 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     rhs39 = Z * sp.Sum(sp.exp(-m[i] / gam) / Z * sp.exp(s * a[i] / gam), (i, 1, N))
     ev.identity("FD-22 (39): sum_i e^{(s a_i - m_i)/gamma} = Z sum_i q_i e^{s a_i/gamma}", lhs39, rhs39,
                 simplify=lambda e: _zero()(sp.powsimp(sp.expand(e), combine="exp")),
-                metric="difference of the two sums, general N (so log of both sides gives (39))")
+                metric="difference of the two sums, general N (so log of both sides gives (39))",
+                key="fd-22-39-sum-i-e-s-a-i-m-i-gamma-z-sum-i-q-i-e-s")
     Kf = sp.log(sp.Sum(q[i] * sp.exp(s * a[i] / gam), (i, 1, N)))
     mean = sp.Sum(q[i] * a[i], (i, 1, N))
     var = sp.Sum(q[i] * (a[i] - mean) ** 2, (i, 1, N))
     d0, d1, d2 = (sp.diff(Kf, s, r).subs(s, 0).doit() for r in (0, 1, 2))
     ev.step("(40): the cumulant log M_t(lambda/gamma) along lambda = s v; its derivatives at s = 0 (sum_i q_i = 1):",
             _eq(r"K_t(s)", Kf))
-    ev.identity("FD-22 (40) order 0: log M_t(0) = 0", d0, 0, simplify=_zero(normalised=(q,)), metric="K_t(0), sum q = 1")
+    ev.identity("FD-22 (40) order 0: log M_t(0) = 0", d0, 0, simplify=_zero(normalised=(q,)), metric="K_t(0), sum q = 1",
+                key="fd-22-40-order-0-log-m-t-0-0")
     ev.identity("FD-22 (40)-(41) order 1: mu_t^T v / gamma", d1, mean / gam, simplify=_zero(normalised=(q,)),
-                metric="K_t'(0) - sum_i q_i a_i / gamma, general N")
+                metric="K_t'(0) - sum_i q_i a_i / gamma, general N", key="fd-22-40-41-order-1-mu-t-t-v-gamma")
     ev.identity("FD-22 (40), (42) order 2: v^T Sigma_t v / gamma^2", d2, var / gam**2, simplify=_zero(normalised=(q,)),
-                metric="K_t''(0) - sum_i q_i (a_i - mu_t^T v)^2 / gamma^2, general N; printed (42) compared, see errata")
+                metric="K_t''(0) - sum_i q_i (a_i - mu_t^T v)^2 / gamma^2, general N; printed (42) compared, see errata",
+                key="fd-22-40-42-order-2-v-t-sigma-t-v-gamma-2")
     # (42) as printed sums over t (the subscript) instead of t'
     q2 = sp.IndexedBase("Q")  # Q[t, t'] = q_t(t')
     mu_t = lambda tt: sp.Sum(q2[tt, i] * a[i], (i, 1, N))  # noqa: E731
@@ -472,10 +501,12 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     ev.step("(43) with q_j(i) = e^{-M_ij/gamma} / sum_l e^{-M_lj/gamma} (column j, as (36) requires):",
             _eq(r"\sum_j u_j\langle\mu_{t_j}, v\rangle", uq))
     ev.identity("FD-22 (43): sum_t u(t) mu_t = mu~ (any M)", uq, mu38, simplify=_zero_swap,
-                metric="sum_j u_j mu_j^T v - sum_i u~_i a_i (exchange of finite sums), general N")
+                metric="sum_j u_j mu_j^T v - sum_i u~_i a_i (exchange of finite sums), general N",
+                key="fd-22-43-sum-t-u-t-mu-t-mu-any-m")
     uq_pr = sp.Sum(u[j] * sp.Sum(sp.exp(-M[j, i] / gam) / sp.Sum(sp.exp(-M[j, l] / gam), (l, 1, N)) * a[i], (i, 1, N)), (j, 1, N))
     ev.identity("FD-22 (43) as printed (row-normalised q_t) = (38) for symmetric M", _symmetrise(uq_pr), _symmetrise(mu38),
-                simplify=_zero_swap, metric="(43) printed - (38) with M_ij = A_ij + A_ji, general N")
+                simplify=_zero_swap, metric="(43) printed - (38) with M_ij = A_ij + A_ji, general N",
+                key="fd-22-43-as-printed-row-normalised-q-t-38-for")
     # quadratic model and stationarity, general d
     d = sp.Symbol("d", integer=True, positive=True)
     Sig, lam = sp.MatrixSymbol("Sigmabar", d, d), sp.MatrixSymbol("lambda", d, 1)
@@ -490,10 +521,12 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     target = (z - lam / alpha - Sig * lam / gam).subs(mut, mbar)
     ev.identity("FD-22 gradient of the model = z - (I/alpha + Sigmabar/gamma) lambda", grad.subs(mut, mbar), target,
                 simplify=_mat_zero,
-                metric="grad J with mbar = mu~ minus z - lambda/alpha - Sigmabar lambda/gamma, general d (MatrixSymbol)")
+                metric="grad J with mbar = mu~ minus z - lambda/alpha - Sigmabar lambda/gamma, general d (MatrixSymbol)",
+                key="fd-22-gradient-of-the-model-z-i-alpha-sigmabar")
     ev.identity("FD-22 I/alpha + Sigmabar/gamma = (I + (alpha/gamma) Sigmabar)/alpha", I / alpha + Sig / gam,
                 (I + (alpha / gam) * Sig) / alpha, simplify=_mat_zero,
-                metric="expand(I/alpha + Sigmabar/gamma - (I + alpha/gamma Sigmabar)/alpha) is the zero matrix, general d")
+                metric="expand(I/alpha + Sigmabar/gamma - (I + alpha/gamma Sigmabar)/alpha) is the zero matrix, general d",
+                key="fd-22-i-alpha-sigmabar-gamma-i-alpha-gamma")
     # explicit d = 2 check of the candidate, and its expansion in c = alpha/gamma
     s11, s12, s22, z1, z2, c = sp.symbols("sigma11 sigma12 sigma22 z1 z2 c", real=True)
     Sg = sp.Matrix([[s11, s12], [s12, s22]])
@@ -503,7 +536,8 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     ev.step("Explicit d = 2 (symmetric symbolic Sigmabar): the closed form printed before (44),", _eq(r"\lambda^*", sp.simplify(cand)))
     ev.identity("FD-22 d=2: lambda* = (I + alpha/gamma Sigmabar)^{-1} alpha z solves the model", resid, sp.zeros(2, 1),
                 simplify=_mat_zero,
-                metric="z - (I/alpha + Sigmabar/gamma) lambda*, entrywise")
+                metric="z - (I/alpha + Sigmabar/gamma) lambda*, entrywise",
+                key="fd-22-d-2-lambda-i-alpha-gamma-sigmabar-1-alpha")
     lam_c = candidate(alpha, alpha / c, Sg, Zv, sp.eye(2))
     ser = lam_c.applyfunc(lambda e: sp.collect(sp.expand(sp.series(e, c, 0, 2).removeO()), c))
     first = alpha * Zv - c * alpha * Sg * Zv
@@ -511,7 +545,8 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
             "so lambda* -> alpha z with relative error O(alpha/gamma), which gives (44):", _eq(r"\lambda^*", ser))
     ev.identity("FD-22 d=2: lambda* = alpha z - c alpha Sigmabar z + O(c^2)", ser, first,
                 simplify=_mat_zero,
-                metric="order-1 Taylor polynomial in c = alpha/gamma of lambda* minus (alpha z - c alpha Sigmabar z)")
+                metric="order-1 Taylor polynomial in c = alpha/gamma of lambda* minus (alpha z - c alpha Sigmabar z)",
+                key="fd-22-d-2-lambda-alpha-z-c-alpha-sigmabar-z-o-c")
     ev.step("The dropped remainder gamma O(||lambda/gamma||^3) changes the gradient by O(||lambda||^2/gamma^2), i.e. "
             "lambda* by O(alpha^3/gamma^2). Since Sigmabar <= max ||t||^2 I, the error of lambda* ~ alpha z is bounded "
             "by a constant (||z||, the template scale) times alpha/gamma relative to alpha: alpha/gamma small suffices, "
@@ -523,9 +558,11 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     grad_at = grad_derived().replace(lambda w: isinstance(w, sp.Indexed) and w.base == g, lambda w: alpha * a[w.indices])
     ev.step("(35) at lambda = alpha z is grad W*(alpha T z); write a_i = <t_i, z> (so v = z):", _eq(r"p^*(t_k)", grad_at))
     ev.identity("FD-22 (22) as printed = grad W*(alpha T z), any M", p22, grad_at, simplify=_zero(),
-                metric="(22) printed (Z_i with M(t', t_i)) - derived, general N")
+                metric="(22) printed (Z_i with M(t', t_i)) - derived, general N",
+                key="fd-22-22-as-printed-grad-w-alpha-t-z-any-m")
     ev.identity("FD-22 (44) as printed = (22) for symmetric M", _symmetrise(p44), _symmetrise(p35), simplify=_zero(),
-                metric="(44) printed (denominator M(t', t'')) - (22), with M_ij = A_ij + A_ji, general N")
+                metric="(44) printed (denominator M(t', t'')) - (22), with M_ij = A_ij + A_ji, general N",
+                key="fd-22-44-as-printed-22-for-symmetric-m")
     e44, e22 = _eval(p44.subs(k, 1), {a: [1.0, -2.0]}), _eval(p22.subs(k, 1), {a: [1.0, -2.0]})
     ev.step("For non-symmetric M, (44) and (35)/(36) as printed (which use M(t', t'')) differ from (22), which has the "
             "orientation the derivation gives (N = 2, alpha = 1, gamma = 1/2):",
@@ -558,18 +595,21 @@ def _group_evidence(candidate=None) -> Evidence:
     ev.step("(22) for t in the group G of t_i, with M = 0 inside a group and +inf across: every term with t_j not in G "
             "has exp(-inf/gamma) = 0, and so has every t' not in G inside Z_i; t_i is the only input template in G.",
             r"p^*(t) = u_i \frac{e^{\alpha\langle t,z\rangle/\gamma}}{\sum_{t'\in\mathcal G} e^{\alpha\langle t',z\rangle/\gamma}}")
-    ev.identity("FD-G exp(-M/gamma) = 0 across groups", sp.exp(-sp.oo / gam), 0)
+    ev.identity("FD-G exp(-M/gamma) = 0 across groups", sp.exp(-sp.oo / gam), 0,
+                key="fd-g-exp-m-gamma-0-across-groups")
     pt = ui * sp.exp(alpha * (sg + eps * de[k]) / gam) / sp.Sum(sp.exp(alpha * (sg + eps * de[l]) / gam), (l, 1, G))
     equal = pt.subs(eps, 0).doit()
     cand = ui / G if candidate is None else candidate(ui, G)
     ev.step("With equal inner products <t, z> = s on G (|G| = G symbolic):", _eq(r"p^*(t_k)", sp.simplify(equal)))
-    ev.identity("FD-G p*(t) = u_i/|G|", equal, cand, metric="(22) on the group with equal inner products - candidate, general |G|")
+    ev.identity("FD-G p*(t) = u_i/|G|", equal, cand, metric="(22) on the group with equal inner products - candidate, general |G|",
+                key="fd-g-p-t-u-i-g")
     first = _in_range(sp.diff(pt, eps).subs(eps, 0).doit())
     dbar = sp.Sum(de[l], (l, 1, G)) / G
     ev.step("Unequal inner products s + epsilon delta_t: first order in epsilon,", _eq(r"\partial_\epsilon p^*(t_k)|_0", sp.simplify(first)))
     ev.identity("FD-G first-order move = u_i/|G| (alpha/gamma)(delta_t - mean delta)", first,
                 ui / G * (alpha / gam) * (de[k] - dbar), simplify=lambda e: sp.simplify(_sums(sp.simplify(e))),
-                metric="d p*(t_k)/d epsilon at 0 - u_i/|G| (alpha/gamma)(delta_k - mean delta), general |G|")
+                metric="d p*(t_k)/d epsilon at 0 - u_i/|G| (alpha/gamma)(delta_k - mean delta), general |G|",
+                key="fd-g-first-order-move-u-i-g-alpha-gamma-delta-t")
     ev.step("So the weights stay near u_i/|G| only while alpha * (spread of <t, z> on G) / gamma is small; 'approximately "
             "equal inner products' must be read on the scale gamma/alpha. The grouped cost violates footnote 9's strict "
             "M(t,t) < M(t',t) (ties inside a group), which is what lets mass spread inside the group.")

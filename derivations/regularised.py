@@ -69,29 +69,34 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
     (lam_sol,) = sp.solve(sp.Eq(sp.factor_terms(sp.powsimp(sp.expand(Zc))), 1), lam)
     soft = pk.subs(lam, lam_sol)
     ev.identity("Shannon instance = softmax(s/tau) (EOT-KKT recovered from the template; general n)", soft,
-                sp.exp(s[k] / tau) / sp.Sum(sp.exp(s[j] / tau), (j, 1, n)), simplify=sum_simplify)
+                sp.exp(s[k] / tau) / sp.Sum(sp.exp(s[j] / tau), (j, 1, n)), simplify=sum_simplify,
+                key="shannon-instance-softmax-s-tau-eot-kkt-recovered")
 
     # --- sparsemax: omega = p^2/2
     pk = _stationary_p(lambda q: q**2 / 2, ev, "sparsemax, omega = p^2/2")
     ev.identity("sparsemax: p_k = s_k - lambda on the support, and omega'(0) = 0, so p_k = [s_k - tau*]_+ with tau* = lambda",
-                pk, s[k] - lam)
+                pk, s[k] - lam, key="sparsemax-p-k-s-k-lambda-on-the-support-and")
     thr = sparse_thr(K)
     ev.step("Sort s_1 >= ... >= s_n; on the support {1..K}, sum_{i<=K} (s_i - tau*) = 1 gives the threshold",
             eq(r"\tau^\star_K", thr))
-    ok_norm = ev.identity("sum_{i<=K} (s_i - tau*_K) = 1 (general K)", sp.Sum(s[i] - thr, (i, 1, K)), 1, simplify=sum_simplify)
+    ok_norm = ev.identity("sum_{i<=K} (s_i - tau*_K) = 1 (general K)", sp.Sum(s[i] - thr, (i, 1, K)), 1, simplify=sum_simplify,
+                          key="sum-i-k-s-i-tau-k-1-general-k")
     f = lambda kk: 1 + kk * s[kk] - sp.Sum(s[i], (i, 1, kk))  # noqa: E731
     ev.identity("support condition: K (s_K - tau*_K) = 1 + K s_K - sum_{i<=K} s_i, so s_K > tau*_K iff f(K) > 0",
-                K * (s[K] - thr), f(K), simplify=sum_simplify)
+                K * (s[K] - thr), f(K), simplify=sum_simplify,
+                key="support-condition-k-s-k-tau-k-1-k-s-k-sum-i-k-s")
     ev.identity("f(k+1) - f(k) = k (s_{k+1} - s_k) <= 0 for sorted s: f decreases from f(1) = 1, so "
                 "K = max{k : 1 + k s_k > sum_{i<=k} s_i} is well defined",
                 f(k + 1) - f(k), k * (s[k + 1] - s[k]),
                 simplify=lambda e: sum_simplify(sp.expand(e.replace(
                     lambda a: isinstance(a, sp.Sum) and a.limits[0][2] == k + 1,
-                    lambda a: sp.Sum(a.function, (a.limits[0][0], 1, k)) + a.function.xreplace({a.limits[0][0]: k + 1})))))
+                    lambda a: sp.Sum(a.function, (a.limits[0][0], 1, k)) + a.function.xreplace({a.limits[0][0]: k + 1})))),
+                key="f-k-1-f-k-k-s-k-1-s-k-0-for-sorted-s-f-decreases")
     ev.identity("excluded scores: f(K+1) = K (s_{K+1} - tau*_K), so f(K+1) <= 0 iff s_{K+1} <= tau*_K (dual feasibility, "
                 "mu_j = tau* - s_j >= 0 off the support)",
                 f(K + 1).replace(lambda a: isinstance(a, sp.Sum), lambda a: sp.Sum(s[i], (i, 1, K)) + s[K + 1]),
-                K * (s[K + 1] - thr), simplify=sum_simplify)
+                K * (s[K + 1] - thr), simplify=sum_simplify,
+                key="excluded-scores-f-k-1-k-s-k-1-tau-k-so-f-k-1-0")
     ev.step("So p = [s - tau*]_+ with tau*_K satisfies all KKT conditions: it is the sparsemax, the Euclidean projection "
             "of s onto the simplex (<p,s> - ||p||^2/2 = -||p - s||^2/2 + ||s||^2/2)")
 
@@ -100,28 +105,33 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
     lim1 = sp.limit(om(x), beta, 0, "+")
     ev.step("Tsallis: omega_alpha(p) = (p^alpha - p)/(alpha(alpha - 1)), alpha = 1 + beta > 1; as alpha -> 1 it "
             "becomes Shannon's p log p", (sp.Limit(om(x), beta, 0, "+"), lim1))
-    ev.identity("lim_{alpha->1} (x^alpha - x)/(alpha(alpha-1)) = x log x", lim1, x * sp.log(x))
+    ev.identity("lim_{alpha->1} (x^alpha - x)/(alpha(alpha-1)) = x log x", lim1, x * sp.log(x),
+                key="lim-alpha-1-x-alpha-x-alpha-alpha-1-x-log-x")
     pa = sp.Symbol("P", positive=True)  # p_k on the support, solved from omega'(p_k) = s_k - lambda
     dom = sp.diff(om(pa), pa)
     ev.step("omega'_alpha(p) (finite at 0 for alpha > 1: bounds can be active, the attention can be sparse)",
             eq(r"\omega_\alpha'(P)", sp.simplify(dom)))
     w0a = sp.limit(dom, pa, 0, "+")
     ev.check("omega'_alpha(0+) = -1/(alpha(alpha - 1)) is finite for alpha > 1", "symbolic", r"$\lim_{p\to0^+}\omega_\alpha'(p)$",
-             str(w0a), "exact", sp.simplify(w0a + 1 / (alpha * (alpha - 1))) == 0, "SymPy limit, exact")
+             str(w0a), "exact", sp.simplify(w0a + 1 / (alpha * (alpha - 1))) == 0, "SymPy limit, exact",
+             key="omega-alpha-0-1-alpha-alpha-1-is-finite-for", numerical_class="exact", evidence="proof")
     tstar = sp.Symbol(r"\tau^\star", real=True)
     y = sp.Symbol("y", positive=True)  # y = p_k^{alpha - 1}
     dom_y = (alpha * y - 1) / (alpha * (alpha - 1))
-    ev.identity("omega'_alpha(p) = (alpha p^{alpha-1} - 1)/(alpha(alpha-1))", dom, dom_y.subs(y, pa ** (alpha - 1)))
+    ev.identity("omega'_alpha(p) = (alpha p^{alpha-1} - 1)/(alpha(alpha-1))", dom, dom_y.subs(y, pa ** (alpha - 1)),
+                key="omega-alpha-p-alpha-p-alpha-1-1-alpha-alpha-1")
     sol_pow = sp.solve(sp.Eq(dom_y, s[k] - lam), y)
     ev.step("Solve omega'(p_k) = s_k - lambda for p_k^{alpha-1}", (pa ** (alpha - 1), sol_pow[0]))
     ev.identity("p_k^{alpha-1} = (alpha-1) s_k - tau* with tau* = (alpha-1) lambda - 1/alpha",
-                sol_pow[0], (alpha - 1) * s[k] - ((alpha - 1) * lam - 1 / alpha))
+                sol_pow[0], (alpha - 1) * s[k] - ((alpha - 1) * lam - 1 / alpha),
+                key="p-k-alpha-1-alpha-1-s-k-tau-with-tau-alpha-1")
     ev.step("The zero branch: p_k = 0 iff s_k - lambda <= omega'(0) iff (alpha-1) s_k <= tau*, the same threshold, so",
             eq(r"p_k", sp.Symbol(r"\big[(\alpha-1)s_k - \tau^\star\big]_+^{1/(\alpha-1)}")))
     ev.identity("alpha = 2: omega_2(x) = x^2/2 - x/2, so Omega_2 = ||p||^2/2 - 1/2 on the simplex (the sparsemax regulariser)",
-                om(x).subs(beta, 1), x**2 / 2 - x / 2)
+                om(x).subs(beta, 1), x**2 / 2 - x / 2, key="alpha-2-omega-2-x-x-2-2-x-2-so-omega-2-p-2-2-1-2")
     ev.identity("alpha = 2: [(alpha-1) s_k - tau*]^{1/(alpha-1)} = s_k - tau*, the sparsemax form",
-                entmax_form(sp.Integer(2), tstar), s[k] - tstar)
+                entmax_form(sp.Integer(2), tstar), s[k] - tstar,
+                key="alpha-2-alpha-1-s-k-tau-1-alpha-1-s-k-tau-the")
     # alpha = 3/2: quadratic threshold on the support {1..K}, a_i = s_i/2
     S1, S2 = sp.symbols("S_1 S_2", real=True)  # S1 = sum_{i<=K} a_i, S2 = sum_{i<=K} a_i^2
     t15 = (S1 - sp.sqrt(S1**2 - K * (S2 - 1))) / K
@@ -131,10 +141,11 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
     quadS = K * tstar**2 - 2 * tstar * S1 + S2 - 1
     ev.identity("the sum expands to K tau*^2 - 2 tau* S1 + S2 (S1 = sum a_i, S2 = sum a_i^2)",
                 quad - 1, quadS.subs({S1: sp.Sum(s[i] / 2, (i, 1, K)), S2: sp.Sum(s[i] ** 2 / 4, (i, 1, K))}),
-                simplify=sum_simplify)
+                simplify=sum_simplify, key="the-sum-expands-to-k-tau-2-2-tau-s1-s2-s1-sum-a")
     ev.step("The smaller root (tau* < a_i on the support, and the roots are symmetric about the mean of a)",
             (tstar, t15))
-    ev.identity("tau*_{3/2} solves the quadratic", quadS.subs(tstar, t15), 0, simplify=lambda e: sp.simplify(sp.expand(e)))
+    ev.identity("tau*_{3/2} solves the quadratic", quadS.subs(tstar, t15), 0, simplify=lambda e: sp.simplify(sp.expand(e)),
+                key="tau-3-2-solves-the-quadratic")
     ev.step("Temperature: argmax <p,s> - T Omega(p) = argmax <p, s/T> - Omega(p), so every instance takes a temperature "
             "as s -> s/T; Shannon with T = tau is EOT attention (softmax(s/tau)), alpha = 2 is sparsemax(s/T)")
     if not ok_norm:

@@ -34,7 +34,7 @@ def project(tmp_path, monkeypatch):
             from .helper import SCALE  # a lazy import is followed too
             log("f")
             ev = Evidence()
-            ev.check("c", "numeric", "m", 0.5 * SCALE, 1.0, True, "w")
+            ev.check("c", "numeric", "m", 0.5 * SCALE, 1.0, True, "w", key="c")
             return ev
 
         def with_figure():
@@ -46,7 +46,7 @@ def project(tmp_path, monkeypatch):
             ax.plot([0, 1])
             ev = Evidence()
             ev.figures.append(Figure(context.save_figure(fig, "fake"), "a line"))
-            ev.check("c", "numeric", "m", 0.0, 1.0, True, "w")
+            ev.check("c", "numeric", "m", 0.0, 1.0, True, "w", key="c")
             return ev
 
         def crashes():

@@ -34,8 +34,8 @@ def _claim(**kw):
 
 def test_status_rule():
     ok, bad = Evidence(), Evidence()
-    ok.check("a", "numeric", "m", 0.0, 1e-9, True)
-    bad.check("a", "numeric", "m", 1.0, 1e-9, False)
+    ok.check("a", "numeric", "m", 0.0, 1e-9, True, key="a")
+    bad.check("a", "numeric", "m", 1.0, 1e-9, False, key="a")
     c = _claim(checks=["m:f"])
     assert decide(c, ok, [])[0] == "verified"
     assert decide(c, bad, [])[0] == "refuted"
@@ -52,7 +52,7 @@ def test_inconclusive_and_crash_are_not_verified(monkeypatch):
 
     def passes():
         ev = Evidence()
-        ev.check("ok", "numeric", "m", 0.0, 1.0, True)
+        ev.check("ok", "numeric", "m", 0.0, 1.0, True, key="ok")
         return ev
 
     def undecided():
@@ -111,3 +111,43 @@ def test_wrong_recovery_formula_fails_pinsker_check():
     assert right <= 1
     # the wrong p is not a near-minimiser: its value gap is large
     assert F_wrong - s.dual_value > 1e-6
+
+
+def test_every_check_needs_a_key_unique_within_its_claim(monkeypatch):
+    import sys
+    import types
+
+    from attnverify.evidence import Check, DuplicateKey
+
+    with pytest.raises(TypeError):
+        Evidence().check("a", "numeric", "m", 0.0, 1.0, True)  # no key
+    with pytest.raises(ValueError, match="no key"):
+        Check("a", "numeric", "m", 0.0, 1.0, True)
+    ev = Evidence()
+    ev.at_most("gap", "duality gap", 0.0, 1e-9, "w", method="newton")
+    with pytest.raises(DuplicateKey, match="'gap'"):
+        ev.at_most("gap", "another duality gap", 0.0, 1e-9, "w", method="newton")
+
+    # two functions of one claim with the same key: the claim is not verified, and the reason names claim and key
+    mod = types.ModuleType("fake_dup")
+
+    def one():
+        e = Evidence()
+        e.at_most("gap", "duality gap", 0.0, 1e-9, "w", method="newton")
+        return e
+
+    mod.one = mod.two = one
+    monkeypatch.setitem(sys.modules, "fake_dup", mod)
+    r = run_claim(_claim(checks=["fake_dup:one", "fake_dup:two"]), log=lambda s: None)
+    assert r["status"] == "inconclusive" and "X-1" in r["reason"] and "'gap'" in r["reason"]
+    assert r["decided_by"] == ["fake_dup:one", "fake_dup:two"]
+
+
+def test_comparison_helpers_record_the_tolerance_text():
+    ev = Evidence()
+    assert ev.at_least("a", "a", 0.2, 0.1, "w", method="pot", strict=True, shown="> 1e-1")
+    assert not ev.at_least("b", "b", 0.1, 0.1, "w", method="pot", strict=True)
+    assert ev.within("c", "c", 2.05, 2, 0.1, "w", method="scipy", shown="2 +- 0.1")
+    assert ev.equal("d", "d", 1, 1, "w", method="symbolic", shown=1)
+    assert [c.tolerance for c in ev.checks] == ["> 1e-1", "> 0.1", "2 +- 0.1", 1]
+    assert not ev.at_most("e", "e", float("nan"), 1.0, "w", method="numpy")

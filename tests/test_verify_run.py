@@ -99,5 +99,5 @@ def test_check_values_are_valid_json():
     import math
     from attnverify.evidence import Check
 
-    d = Check("x", "numeric", "m", math.nan, 1.0, False).as_dict()
+    d = Check("x", "numeric", "m", math.nan, 1.0, False, key="x").as_dict()
     json.loads(json.dumps(d, allow_nan=False))
