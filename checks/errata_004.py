@@ -11,6 +11,8 @@ Source: 004_830fd89135933577.txt, Sec 6-9.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import dataclasses
 
 import numpy as np
@@ -34,6 +36,7 @@ def _sqdist(T):
 BOX = 10.0  # the printed set is unbounded below along its affine directions: a box makes the LP finite
 
 
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_transport_polytope(form: str) -> tuple[float, str]:
     from scipy.optimize import linprog
 
@@ -85,6 +88,7 @@ def fd20_polytope() -> Evidence:
 # FD-37, Sec 9 experiment: OT-ViT uses M(a, b) = -a^T b + C, while footnote 9 assumes
 # M(t,t) < M(t',t) for all t' != t (the condition under which u~ -> u as gamma -> 0, Prop 1).
 # =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_vit_cost(form: str) -> tuple[float, str]:
     rng = context.rng("errata-004-vit-cost")
     N, d = 6, 4
@@ -132,6 +136,7 @@ def fd37_vit_cost() -> Evidence:
 # FD-16, end of Sec 6: "(16) aligns with the original attention mechanisms discussed by Bahdanau et al.
 # (2014) and Luong et al. (2015), where u is set to a uniform distribution."
 # =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_bahdanau(form: str) -> tuple[float, str]:
     rng = context.rng("errata-004-bahdanau")
     n, d, k = 9, 4, 6
@@ -192,6 +197,7 @@ def _weights_ratio(t5, calls, **kw) -> float:
     return worst
 
 
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_t5_scale(form: str) -> tuple[float, str]:
     t5, calls = _t5()
     r = _weights_ratio(t5, calls, scale_fix=(form == "corrected"))
@@ -214,6 +220,7 @@ T5_SCALE = Hypothesis(
 )
 
 
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_t5_cross_u(form: str) -> tuple[float, str]:
     t5, calls = _t5()
     cross = [a for a in calls if a.kind == "cross"]

@@ -20,6 +20,8 @@ Source: 004_830fd89135933577.txt.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from dataclasses import dataclass
 from typing import Callable
 
@@ -101,6 +103,7 @@ def _kl_finite_case() -> bool:
     return bool(np.isfinite(kl))
 
 
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_kl_only_if(form: str) -> tuple[int, str]:
     div, c = _kl_series_diverges()
     cases = [  # (name, supp p within supp u, KL finite, A finite)
@@ -143,6 +146,7 @@ def _kl(p, u) -> sp.Expr:
     return sp.limit(total, e, 0, "+") if total.has(e) else sp.nsimplify(total)
 
 
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_kl_orientation(form: str) -> tuple[int, str]:
     half = sp.Rational(1, 2)
     cases = [((1, 0), (half, half)), ((half, half), (1, 0))]  # (p, u)
@@ -168,6 +172,7 @@ KL_ORIENTATION = Hypothesis(
 
 
 # Sec 3.2, IC: "z = f_evd, which predicts the shift of mu from h.  So mu + z estimates h."
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_shift_direction(form: str) -> tuple[int, str]:
     h, mu = sp.symbols("h mu", real=True)
     Ez = h - mu  # (2): z = h - mu + eps, E eps = 0
@@ -202,6 +207,7 @@ def fd3_hypotheses() -> Evidence:
 # FD-11 / Thm 2 / Appx A: "the expansion implicitly assumes that W ... has bounded moments";
 # "Given u with bounded moments, for a small enough alpha > 0 ..."; Appx A "Assume u has bounded moments."
 # =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_bounded_moments(form: str) -> tuple[int, str]:
     x = sp.Symbol("x", real=True)
     a = sp.Symbol("a", positive=True)
@@ -256,6 +262,7 @@ def fd11_hypotheses() -> Evidence:
 # =====================================================================================================
 # FD-19, Sec 8: "Let x_i in R^d for i in 1, 2..., n, y_j in R^d for i in 1, 2..., m"
 # =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_sec8_index(form: str) -> tuple[int, str]:
     m = 4
     y = sp.IndexedBase("y")
@@ -287,6 +294,7 @@ def fd19_definitions() -> Evidence:
 # =====================================================================================================
 # FD-22, (43): sum_{t in A} u(t) mu_t = sum_{i=1}^N u(t) sum_{t'} q_t(t') t' = ... (and the display before it)
 # =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
 def _v_43_index(form: str) -> tuple[float, str]:
     rng = context.rng("hypotheses-004-43")
     N, d, gamma = 4, 2, 0.7
