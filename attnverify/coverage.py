@@ -136,13 +136,14 @@ def _part_ids(claim: dict) -> set[str]:
     return {p["id"] for p in parts}
 
 
-def build_abstracts(results: dict, entries: list[dict] | None = None) -> list[dict]:
-    """The ``abstracts`` list for this run; a mapped sentence must name claims/parts of the run."""
+def build_abstracts(results: dict, entries: list[dict] | None = None, registry: list | None = None) -> list[dict]:
+    """The ``abstracts`` list for this run; a mapped sentence must name claims/parts of the run.
+    ``registry``: the run's claims (attnverify.registry.Claim), read from claims.toml if not given."""
     from .registry import load_claims
 
     entries = load_sentences() if entries is None else entries
     claims = _claims(results)
-    registry_parts = {c.id: {p["id"] for p in c.part} for c in load_claims()}
+    registry_parts = {c.id: {p["id"] for p in c.part} for c in (load_claims() if registry is None else registry)}
     out, problems = [], []
     for e in entries:
         refs = list(e.get("claims", []))
@@ -167,8 +168,8 @@ def build_abstracts(results: dict, entries: list[dict] | None = None) -> list[di
     return out
 
 
-def attach(results: dict) -> dict:
+def attach(results: dict, registry: list | None = None) -> dict:
     """Add ``coverage`` and ``abstracts`` to results.json's dict (in place; returned for chaining)."""
     results["coverage"] = build_coverage(results)
-    results["abstracts"] = build_abstracts(results)
+    results["abstracts"] = build_abstracts(results, registry=registry)
     return results

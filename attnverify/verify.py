@@ -132,4 +132,4 @@ def run_all(select=None, log=print, cache=None) -> dict:
     # issue 16: every display of 004/003 and every abstract sentence accounted for, held to this run
     from .coverage import attach
 
-    return attach(out)
+    return attach(out, claims)

@@ -256,4 +256,71 @@ def fd19_t5_setting() -> Evidence:
     return ev
 
 
-HYPOTHESES = [POLYTOPE, VIT_COST, BAHDANAU, T5_SCALE, T5_CROSS_U]
+# =====================================================================================================
+# FD-17, Sec 7 after (18): "the indicator function serves as the mask function to prevent the model from
+# assigning weights to the masked words" ((17): u(t_i) = 0 if the i-th word is masked, in the
+# filling-in-the-blanks task).
+# =====================================================================================================
+N_MLM = 8  # one padded batch of real sentences, masked by transformers' own MLM collator
+
+
+@lru_cache(maxsize=1)
+def _mlm_attention():
+    """MiniLM (BERT) on a batch prepared for masked-language-model training by transformers'
+    DataCollatorForLanguageModeling: (attention weights (L, B, H, n, n), padding, masked-word, attention_mask)."""
+    from attnverify import models
+
+    torch, transformers = models._torch()
+    model, tok = models.load_minilm()
+    sents = models.corpus(N_MLM)
+    feats = [{k: v for k, v in tok(s).items() if k in ("input_ids", "attention_mask")} for s in sents]
+    torch.manual_seed(context.SEED)  # the collator draws the masked positions with torch's generator
+    coll = transformers.DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15, return_tensors="pt")
+    batch = coll(feats)
+    with torch.no_grad():
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
+    A = np.stack([a.numpy() for a in out.attentions])
+    am = batch["attention_mask"].numpy()
+    masked = batch["labels"].numpy() != -100  # the words the model must fill in
+    return A, am == 0, masked, am
+
+
+@lru_cache(maxsize=None)
+def _v_masked_words(form: str) -> tuple[float, str]:
+    A, pad, masked, am = _mlm_attention()
+    keys = (masked | pad) if form == "printed" else pad  # where the form puts u_i = 0, i.e. weight 0
+    live = ~pad  # queries that are words
+    q = live[None, :, None, :]  # broadcast over layers and heads
+    mass = np.einsum("lbhqk,bk->lbhq", A, keys.astype(float))  # weight each query gives to those keys
+    worst = float(np.where(q, mass, -np.inf).max())
+    on_masked = float(np.where(q, np.einsum("lbhqk,bk->lbhq", A, masked.astype(float)), np.inf).min())
+    what = "masked words and padding" if form == "printed" else "padding"
+    return worst, (f"{int(masked.sum())} masked words in {len(am)} sentences, attention_mask 1 on all of them: "
+                   f"{bool(am[masked].all())}; the largest weight a word gives to {what} (all layers and heads) = "
+                   f"{worst:.3g}; the smallest weight a word gives to the masked words = {on_masked:.3g}")
+
+
+MASKED_WORDS = Hypothesis(
+    key="sec7-18-mask-removes-padding-not-masked-words",
+    equation="Sec 7, after (18) (what the mask of T5/BERT attention removes)",
+    printed=r"\mathbf 1_{\rm masked}(i) = -\infty \text{ on the masked words: the mask function prevents the model from "
+            r"assigning weights to the masked words}",
+    corrected=r"\text{the } -\infty \text{ of the attention mask is on padding (and, in a decoder, on future words); the masked "
+              r"words of the fill-in-the-blank task are input tokens ([MASK] / sentinels) with } u_i > 0",
+    statement="the words the form gives u_i = 0 receive no attention weight in BERT trained for filling in the blanks "
+              "(MiniLM, inputs from transformers' DataCollatorForLanguageModeling)",
+    violation=_v_masked_words, tol=1e-12, fail_at=1e-3,
+    why="transformers adds the dtype minimum to masked logits, so their weight is exactly 0 up to float64 round-off "
+        "(1e-12 is far above it); a word that is attended has weight far above 1e-3 in a softmax over <= 62 words",
+    method="transformers", numerical_class="roundoff", evidence="float",
+)
+
+
+def fd17_masked_words() -> Evidence:
+    """FD-17: which words the mask of (18) removes in a real BERT prepared for filling in the blanks."""
+    ev = Evidence()
+    record(ev, MASKED_WORDS)
+    return ev
+
+
+HYPOTHESES = [POLYTOPE, VIT_COST, BAHDANAU, T5_SCALE, T5_CROSS_U, MASKED_WORDS]

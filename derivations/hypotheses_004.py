@@ -336,4 +336,38 @@ def fd22_indices() -> Evidence:
     return ev
 
 
-HYPOTHESES = [KL_ONLY_IF, KL_ORIENTATION, SHIFT_DIRECTION, BOUNDED_MOMENTS, SEC8_INDEX, IDX_43]
+# =====================================================================================================
+# FD-B, Appx B: "This implies the log likelihood function l(z) ∝ -1/(2 sigma^2) ||(mu + z) - h||^2"
+# =====================================================================================================
+@lru_cache(maxsize=None)  # pure in form: computed once per process (tests, mutants call it often)
+def _v_log_likelihood(form: str) -> tuple[int, str]:
+    b, h = sp.symbols("b h", real=True)  # b = mu + z, one coordinate (the d-dimensional case is a sum of these)
+    sigma = sp.Symbol("sigma", positive=True)
+    ell = sp.expand_log(sp.log(sp.exp(-(b - h) ** 2 / (2 * sigma**2)) / sp.sqrt(2 * sp.pi * sigma**2)), force=True)
+    g = -(b - h) ** 2 / (2 * sigma**2)
+    rel = sp.simplify(ell / g) if form == "printed" else sp.simplify(ell - g)  # "∝": ratio constant; "+ const": difference
+    depends = sorted(str(v) for v in rel.free_symbols & {b, h})
+    return int(bool(depends)), f"{'l / g' if form == 'printed' else 'l - g'} = {rel}, depends on {depends or 'neither b nor h'}"
+
+
+LOG_LIKELIHOOD = Hypothesis(
+    key="appx-b-log-likelihood-up-to-an-additive-constant",
+    equation="Appx B, maximum-likelihood paragraph (before (27))",
+    printed=r"\ell(\mathbf z) \propto -\frac{1}{2\sigma^2}\|(\boldsymbol\mu + \mathbf z) - \mathbf h\|^2",
+    corrected=r"\ell(\mathbf z) = -\frac{1}{2\sigma^2}\|(\boldsymbol\mu + \mathbf z) - \mathbf h\|^2 + \text{const}"
+              r"\ \ (\text{const} = -\tfrac d2\log(2\pi\sigma^2))",
+    statement="the Gaussian log-likelihood of (2) and the quadratic are related as the form says (a constant ratio, "
+              "or a constant difference)",
+    violation=_v_log_likelihood, tol=0, fail_at=1,
+    why="SymPy simplifies the ratio and the difference exactly; whether b or h remains in it is exact",
+)
+
+
+def fdb_likelihood() -> Evidence:
+    """FD-B: the relation between the log-likelihood and the quadratic term of (27)."""
+    ev = Evidence()
+    record(ev, LOG_LIKELIHOOD)
+    return ev
+
+
+HYPOTHESES = [KL_ONLY_IF, KL_ORIENTATION, SHIFT_DIRECTION, BOUNDED_MOMENTS, SEC8_INDEX, IDX_43, LOG_LIKELIHOOD]

@@ -17,13 +17,15 @@ HYP_MODULES = {"derivations.hypotheses_004": "FD", "checks.errata_004": "FD"}
 CLAIM_OF = {  # module attribute -> the claim whose function records it
     "KL_ONLY_IF": "FD-3", "KL_ORIENTATION": "FD-3", "SHIFT_DIRECTION": "FD-3", "BOUNDED_MOMENTS": "FD-11",
     "SEC8_INDEX": "FD-19", "IDX_43": "FD-22", "POLYTOPE": "FD-20", "VIT_COST": "FD-37", "BAHDANAU": "FD-16",
-    "T5_SCALE": "FD-19", "T5_CROSS_U": "FD-19",
+    "T5_SCALE": "FD-19", "T5_CROSS_U": "FD-19", "MASKED_WORDS": "FD-17",
+    "LOG_LIKELIHOOD": "FD-B",
 }
 MODULE_OF = {"KL_ONLY_IF": "derivations.hypotheses_004", "KL_ORIENTATION": "derivations.hypotheses_004",
              "SHIFT_DIRECTION": "derivations.hypotheses_004", "BOUNDED_MOMENTS": "derivations.hypotheses_004",
              "SEC8_INDEX": "derivations.hypotheses_004", "IDX_43": "derivations.hypotheses_004",
              "POLYTOPE": "checks.errata_004", "VIT_COST": "checks.errata_004", "BAHDANAU": "checks.errata_004",
-             "T5_SCALE": "checks.errata_004", "T5_CROSS_U": "checks.errata_004"}
+             "T5_SCALE": "checks.errata_004", "T5_CROSS_U": "checks.errata_004", "MASKED_WORDS": "checks.errata_004",
+             "LOG_LIKELIHOOD": "derivations.hypotheses_004"}
 
 
 def _as(form):

@@ -144,7 +144,8 @@ def test_each_erratum_mutant_fails_a_check(m):
 
     ((target, _),) = m.patch.items()
     fn = {"FD-3": "fd3_hypotheses", "FD-11": "fd11_hypotheses", "FD-19": None, "FD-22": "fd22_indices",
-          "FD-16": "fd16_bahdanau", "FD-20": "fd20_polytope", "FD-37": "fd37_vit_cost"}
+          "FD-16": "fd16_bahdanau", "FD-20": "fd20_polytope", "FD-37": "fd37_vit_cost",
+          "FD-17": "fd17_masked_words", "FD-B": "fdb_likelihood"}
     mod, attr = target.split(":")
     name = fn[m.claim] or ("fd19_definitions" if mod.startswith("derivations") else "fd19_t5_setting")
     with patched(m.patch):
