@@ -74,11 +74,15 @@ FAST = ("FD-3", "FD-B", "FD-11", "FD-37", "FD-G", "FD-VIT")  # about a second ea
 
 
 @pytest.fixture(scope="module")
-def run_results():
+def run_results(tmp_path_factory):
     """A real run of a few fast claims (the build holds every full `verify` to the whole table)."""
     from attnverify.verify import run_claim
 
-    rs = [run_claim(c, log=lambda s: None) for c in load_claims() if c.id in FAST]
+    saved, context.FIGURE_DIR = context.FIGURE_DIR, tmp_path_factory.mktemp("figures")  # never into docs/
+    try:
+        rs = [run_claim(c, log=lambda s: None) for c in load_claims() if c.id in FAST]
+    finally:
+        context.FIGURE_DIR = saved
     return {"claims": rs, "errata": [dict(e, claim=r["id"]) for r in rs for e in r["errata"]]}
 
 
