@@ -143,7 +143,7 @@ def build_abstracts(results: dict, entries: list[dict] | None = None, registry: 
 
     entries = load_sentences() if entries is None else entries
     claims = _claims(results)
-    registry_parts = {c.id: {p["id"] for p in c.part} for c in (load_claims() if registry is None else registry)}
+    registry_parts = {c.id: {p.id for p in c.parts} for c in (load_claims() if registry is None else registry)}
     out, problems = [], []
     for e in entries:
         refs = list(e.get("claims", []))

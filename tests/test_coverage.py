@@ -161,8 +161,8 @@ def test_each_erratum_mutant_fails_a_check(m):
 def test_tables_values_and_verdict():
     ev = vit_tables.tables()
     by = {c.key: c for c in ev.checks}
-    part = next(c for c in load_claims() if c.id == "FD-VIT").part[0]
-    assert set(part["checks"]) == set(by)  # the part names exactly the checks the module records
+    part = next(p for c in load_claims() if c.id == "FD-VIT" for p in c.parts if p.id == "FD-VIT/tables")
+    assert set(part.checks) == set(by)  # the part names exactly the checks the module records
     assert by["tables-cifar100-column-equals-table-1-at-best-lr"].passed
     assert not by["tables-fashion-mnist-ot-vit-significantly-better"].passed
     assert abs(by["tables-cifar10-ot-vit-significantly-better"].value - 0.021 / ((0.01**2 + 0.02**2) ** 0.5 / 1.96)) < 1e-3
