@@ -152,4 +152,5 @@ def tables() -> Evidence:
                       f"{', '.join(d for d in DATASETS if d not in weak)}; on {' and '.join(weak)} the difference is "
                       f"not significant at 5% (z-test from the intervals), so 'consistently outperforms' is not "
                       f"supported by the tables")
+        ev.part_finding("FD-VIT/tables", ev.finding)
     return ev
