@@ -29,8 +29,7 @@ An entry::
     # reason = "..."
 
 Keys go before the sub-tables (TOML). ``statement`` is our reading ("made precise as"); ``quote``
-is what the paper says. 
-Adding a claim = one derivation function, one check function, one entry here.
+is what the paper says. Adding a claim = one derivation function, one check function, one entry here.
 
 :func:`load_claims` resolves every ``module:function`` reference when it reads the file, so a typo
 is a one-line :class:`RegistryError` (exit status 2 from the command line), not a claim that turns
@@ -114,21 +113,21 @@ def _claim(entry: dict) -> Claim:
         c.quote = Quote(**quote) if quote is not None else None
         c.parts = [Part(**p) for p in parts]
     except TypeError as e:  # a missing or unknown field
-        raise ValueError(f"claims.toml, claim {where}: {e}") from None
+        raise RegistryError(f"claims.toml, claim {where}: {e}") from None
     if c.parts and c.status:
-        raise ValueError(f"claims.toml, claim {c.id}: a claim with parts takes its status from them; "
+        raise RegistryError(f"claims.toml, claim {c.id}: a claim with parts takes its status from them; "
                          "fix the status on the part instead")
     pids = [p.id for p in c.parts]
     for p in c.parts:
         if not p.id.startswith(c.id + "/"):
-            raise ValueError(f"claims.toml, claim {c.id}: part ID {p.id!r} must start with '{c.id}/'")
+            raise RegistryError(f"claims.toml, claim {c.id}: part ID {p.id!r} must start with '{c.id}/'")
         if pids.count(p.id) > 1:
-            raise ValueError(f"claims.toml, claim {c.id}: duplicate part ID {p.id!r}")
+            raise RegistryError(f"claims.toml, claim {c.id}: duplicate part ID {p.id!r}")
         if p.status is not None and p.status not in FIXED_STATUSES:
-            raise ValueError(f"claims.toml, part {p.id}: a fixed status must be one of {FIXED_STATUSES}")
+            raise RegistryError(f"claims.toml, part {p.id}: a fixed status must be one of {FIXED_STATUSES}")
     for s in [c.status] + [p.status for p in c.parts]:
         if s is not None and s not in FIXED_STATUSES:
-            raise ValueError(f"claims.toml, claim {c.id}: a fixed status must be one of {FIXED_STATUSES}")
+            raise RegistryError(f"claims.toml, claim {c.id}: a fixed status must be one of {FIXED_STATUSES}")
     return c
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import platform
 import sys
@@ -53,8 +54,9 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     has no sensitivity: an engine error); else verified."""
     if not keys:
         return Decision("inconclusive", NOT_CHECKED_YET, f"{label}: {NOT_CHECKED_YET}")
-    present = [c for k in keys for c in by_key.get(k, [])]
-    missing = [k for k in keys if k not in by_key]
+    matched = {k: _matching(k, by_key) for k in keys}
+    present = list({id(c): c for k in keys for m in matched[k] for c in by_key[m]}.values())
+    missing = [k for k in keys if not matched[k]]
     broken = {id(c): sensitivity_problem(c) for c in present if sensitivity_problem(c)}
     flipping = [c for c in present if id(c) not in broken and c.threshold_kind == "judgement"
                 and c.sensitivity["verdict_over_range"] == "flips"]
@@ -62,8 +64,13 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     failed = [c for c in present if not c.passed and id(c) not in undecidable]
     if failed:
         c = failed[0]
+        stable = ""
+        if c.threshold_kind == "judgement":  # says that moving the judgement within its range changes nothing
+            lo, hi = c.sensitivity["declared_range"]
+            stable = f"; a judgement call that fails over its whole declared range [{_fmt(lo)}, {_fmt(hi)}]"
         return Decision("refuted", "failing checks: " + ", ".join(dict.fromkeys(x.key for x in failed)),
-                        f"{label} refuted by check `{c.key}` ({_fmt(c.value)} against {_fmt(c.tolerance)})")
+                        f"{label} refuted by check `{c.key}` (value {_fmt(c.value)}, tolerance {_fmt(c.tolerance)}"
+                        f"{stable})")
     if missing:
         why = "checks did not run: " + ", ".join(missing) + ("; " + "; ".join(problems) if problems else "")
         return Decision("inconclusive", why, f"{label}: {why}")
@@ -73,8 +80,17 @@ def _group(label: str, keys: list[str], by_key: dict[str, list[Check]], problems
     if flipping:
         lines = [_flip_line(c) for c in flipping]
         return Decision("inconclusive", "; ".join(lines), f"{label}: {lines[0]}")
-    n = len(present)
-    return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of {label} passed")
+    n, j = len(present), sum(c.threshold_kind == "judgement" for c in present)
+    tail = f" ({j} judgement {'call' if j == 1 else 'calls'} stable over {'its' if j == 1 else 'their'} declared range" \
+           f"{'' if j == 1 else 's'})" if j else ""
+    return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of {label} passed{tail}")
+
+
+def _matching(pattern: str, by_key: dict) -> list[str]:
+    """The check keys a part names: a key, or a shell pattern ("layer-*-weights") for a family of keys."""
+    if any(ch in pattern for ch in "*?["):
+        return [k for k in by_key if fnmatch.fnmatchcase(k, pattern)]
+    return [pattern] if pattern in by_key else []
 
 
 def _worst(ds: list[Decision]) -> Decision:
@@ -112,8 +128,9 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
         ds.append(d)
         finding = ev.part_findings.get(p.id, "")
         parts.append({"id": p.id, "title": p.title, "statement": p.statement.strip(), "status": d.status,
-                      "checks": list(p.checks), "finding": finding or d.decided})
-    named = {k for p in claim.parts for k in p.checks}
+                      "checks": [m for k in p.checks for m in (_matching(k, by_key) or [k])],
+                      "finding": finding or d.decided})
+    named = {m for p in claim.parts for k in p.checks for m in _matching(k, by_key)}
     loose = [k for k in by_key if k not in named]
     if loose:
         ds.append(_group(f"{claim.id} (checks in no part)", loose, by_key, []))
@@ -121,15 +138,20 @@ def judge(claim: Claim, ev: Evidence, problems: list[str]) -> Decision:
         ds.append(Decision("inconclusive", "; ".join(problems), f"{claim.id}: " + "; ".join(problems)))
     w = _worst(ds)
     if w.status == "verified":
-        n = sum(len(by_key.get(k, [])) for k in named) + sum(len(by_key[k]) for k in loose)
+        n = len(ev.checks)
         ids = ", ".join(p.id for p in claim.parts)
-        tail = f" (and {len(loose)} checks in no part)" if loose else ""
+        tail = f" (and {len(loose)} {'check' if len(loose) == 1 else 'checks'} in no part)" if loose else ""
+        j = sum(c.threshold_kind == "judgement" for c in ev.checks)
+        tail += f"; {j} judgement {'call' if j == 1 else 'calls'} stable over {'its' if j == 1 else 'their'} " \
+                f"declared range{'' if j == 1 else 's'}" if j else ""
         return Decision("verified", f"all {n} checks ran and passed", f"all {n} checks of parts {ids} passed{tail}",
                         parts)
     reason = "; ".join(f"{pd['id']}: {d.reason}" for pd, d in zip(parts, ds) if d.status == w.status)
     extra = [d.reason for d in ds[len(parts):] if d.status == w.status]
     reason = "; ".join([r for r in [reason] + extra if r])
-    return Decision(w.status, reason, w.decided, parts)
+    others = sum(d.status == w.status for d in ds) - 1
+    decided = w.decided + (f" (and {others} more {w.status})" if others else "")
+    return Decision(w.status, reason, decided, parts)
 
 
 def decide(claim: Claim, ev: Evidence, problems: list[str]) -> tuple[str, str]:
@@ -182,7 +204,9 @@ def run_claim(claim: Claim, log=print) -> dict:
     if d.parts:
         out["parts"] = d.parts
     out.update({
-        "finding": ev.finding,
+        # a refuted claim says what is true instead: its own finding, else that of its refuted parts
+        "finding": ev.finding or " ".join(f"{p['id']}: {p['finding']}" for p in d.parts
+                                          if p["status"] == "refuted" and p["id"] in ev.part_findings),
         "checks": [c.as_dict() for c in ev.checks],
         "derivation": [{"text": s.text, "latex": s.latex} for s in ev.steps],
         "figures": [{"path": f.path, "caption": f.caption} for f in ev.figures],

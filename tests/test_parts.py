@@ -1,7 +1,9 @@
 """Claims in parts, and judgement calls with their sensitivity (issue 15; CLAIMS.md, "What a claim's
 status judges" and "Judgement calls")."""
 
+import re
 import sys
+from pathlib import Path
 import types
 
 import pytest
@@ -9,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from attnverify.evidence import Check, Evidence, sensitivity_problem
-from attnverify.registry import Claim, Part, Quote, _claim
+from attnverify.registry import Claim, Part, Quote, _claim, load_claims
 from attnverify.verify import WORST_FIRST, judge, run_claim
 
 
@@ -102,8 +104,8 @@ def test_judged_exact_flip_point_for_a_threshold():
     assert not c.passed and c.threshold_kind == "judgement"
     assert c.sensitivity["verdict_over_range"] == "flips" and c.sensitivity["flips_at"] == pytest.approx(0.111)
     assert _judged(0.03).checks[0].sensitivity == {
-        "parameter": "threshold on the mean deviation", "declared_range": [0.05, 0.2], "why_this_range": "test",
-        "flips_at": None, "verdict_over_range": "stable"}
+        "parameter": "threshold on the mean deviation", "declared_range": [0.05, 0.2], "nominal": 0.1,
+        "why_this_range": "test", "flips_at": None, "verdict_over_range": "stable"}
     assert _judged(0.5).checks[0].sensitivity["verdict_over_range"] == "stable"  # fails over the whole range
     lo = _judged(0.3, threshold=0.5, rng=(0.2, 1.0), kind="at_least").checks[0]
     assert lo.passed is False and lo.sensitivity["flips_at"] == pytest.approx(0.3)
@@ -191,3 +193,62 @@ def test_run_claim_emits_quote_reading_parts_decided(monkeypatch):
     assert [p["id"] for p in r["parts"]] == ["X-1/a", "X-1/b"]
     assert set(r["parts"][0]) == {"id", "title", "statement", "status", "checks", "finding"}
     assert r["parts"][1]["finding"].startswith("b is false") and r["decided"].startswith("X-1/b refuted")
+
+
+def test_a_part_may_name_a_family_of_keys_by_pattern():
+    c = _claim_with([("layers", ["layer-*-ok"]), ("t5", ["t5"])])
+    d = judge(c, _ev(**{"layer-0-ok": True, "layer-1-ok": True, "t5": True}), [])
+    assert d.status == "verified" and d.parts[0]["checks"] == ["layer-0-ok", "layer-1-ok"]
+    d = judge(c, _ev(**{"layer-0-ok": True, "layer-1-ok": False, "t5": True}), [])
+    assert d.parts[0]["status"] == "refuted" and "layer-1-ok" in d.decided
+    d = judge(c, _ev(t5=True), [])  # a pattern that matches nothing: the part's checks did not run
+    assert d.parts[0]["status"] == "inconclusive"
+
+
+def _claims_md():
+    for up in Path(__file__).resolve().parents:
+        if (up / "shared" / "CLAIMS.md").is_file():
+            return up / "shared" / "CLAIMS.md"
+    return None
+
+
+def test_the_parts_claims_md_requires_exist():
+    md = _claims_md()
+    if md is None:
+        pytest.skip("../shared/CLAIMS.md not found next to the checkout")
+    required = set(re.findall(r"`((?:FD|EOT|GOAT|EOS)-[A-Z0-9]+/[a-z0-9-]+)`", md.read_text()))
+    have = {p.id for c in load_claims() for p in c.parts}
+    assert required and required <= have, sorted(required - have)
+
+
+def test_only_placeholder_parts_have_no_checks():
+    """A part without checks is 'not checked yet' (inconclusive): only the parts other helpers fill."""
+    empty = {p.id for c in load_claims() for p in c.parts if not p.checks and not p.status}
+    assert empty <= {"FD-FIG4/layers", "FD-FIG4/heads", "FD-FIG4/gauge", "FD-VIT/tables", "FD-VIT/reduced"}
+
+
+def test_a_stable_failing_judgement_refutes_and_says_it_is_stable():
+    c = _claim_with([("a", ["j"])])
+    d = judge(c, _judged(0.5), [])
+    assert d.status == "refuted" and "fails over its whole declared range [0.05, 0.2]" in d.decided
+
+
+def test_mutants_of_a_not_checkable_claim_with_checks_are_judged_by_them():
+    """GOAT-SINK is not-checkable as a whole but its corollary part runs checks: a mutant that makes one of
+    them fail is caught; a not-checkable claim without checks still cannot judge its mutants."""
+    from attnverify.mutate import judge as judge_mutant
+
+    ref = {"status": "not-checkable", "reason": "r", "failed": [], "checks": 12}
+    assert judge_mutant(ref, {"status": "refuted", "reason": "x", "failed": ["k"], "crashed": False})[0]
+    assert not judge_mutant(ref, {"status": "not-checkable", "reason": "r", "failed": [], "crashed": False})[0]
+    assert not judge_mutant(dict(ref, checks=0), {"status": "refuted", "reason": "x", "failed": ["k"],
+                                                  "crashed": False})[0]
+
+
+def test_verified_with_a_stable_judgement_says_so():
+    c = _claim_with([("a", ["j", "k1"])])
+    ev = _judged(0.03)
+    ev.extend(_ev(k1=True))
+    d = judge(c, ev, [])
+    assert d.status == "verified" and "1 judgement call stable over its declared range" in d.decided
+    assert "stable over its declared range" in judge(_claim_with([]), ev, []).decided  # no parts: the claim itself

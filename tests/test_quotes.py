@@ -1,5 +1,6 @@
 """Every claim carries the paper's own words: its quote occurs verbatim (up to whitespace) in its seed."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,27 @@ def test_reading_is_one_sentence():
     """`reading` says in one sentence what our reading adds (no paragraph smuggled in)."""
     long = [c.id for c in CLAIMS if c.reading and (len(c.reading) > 400 or "\n" in c.reading.strip())]
     assert not long, f"readings longer than one sentence: {long}"
+
+
+QUOTED = re.compile(r"(?:^|[\s(])'([^']+?)'(?=[\s,.;:)]|$)")
+
+
+def _quoted_fragments(text: str) -> list[str]:
+    """Words our readings and part titles put in quotes: each piece (split at '...') must be the paper's."""
+    return [piece.strip() for frag in QUOTED.findall(text) for piece in frag.split("...") if piece.strip()]
+
+
+@pytest.mark.skipif(SEEDS is None, reason="../shared/seeds not found next to the checkout")
+@pytest.mark.parametrize("claim", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_words_put_in_quotes_are_the_papers(claim):
+    """A reading or a part title that quotes the paper quotes it verbatim (case aside): our words are never
+    shown as the paper's."""
+    seed = _norm((SEEDS / claim.quote.source).read_text()).lower()
+    texts = [claim.reading] + [p.title for p in claim.parts]
+    bad = [f for t in texts for f in _quoted_fragments(t) if _norm(f).lower() not in seed]
+    assert not bad, f"{claim.id}: quoted but not in {claim.quote.source}: {bad}"
+
+
+def test_the_quoted_fragment_finder():
+    assert _quoted_fragments("'Unique' is made precise; the paper's words") == ["Unique"]
+    assert _quoted_fragments("Sec 7's 'by setting u ... equivalent to' (x)") == ["by setting u", "equivalent to"]
