@@ -21,12 +21,6 @@ hold the pretrained MiniLM and its run on the corpus, which no mutant touches.
 
 from __future__ import annotations
 
-import os
-
-# the same single-threaded BLAS as `attnverify verify` (see cli.py), set before numpy is imported
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = os.environ.get("ATTNVERIFY_THREADS", "1")
-
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
@@ -37,6 +31,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from . import atomic  # noqa: E402
 
 PACKAGES = ("attnverify", "checks", "derivations", "mutants")
 KEEP_CACHES = {"attnverify.models"}  # pretrained weights and their run on the corpus: no mutant touches them
@@ -109,8 +105,7 @@ def run_once(claim, patch=None) -> dict:
     finally:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
-            "failed": [c["key"] for c in r["checks"] if not c["passed"]],
-            "checks": len(r["checks"]),
+            "failed": [c["key"] for c in r["checks"] if not c["passed"]], "checks": [c["key"] for c in r["checks"]],
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
 
@@ -119,6 +114,15 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
     """(killed, how) for one mutant run against the reference run of its claim."""
     if res.get("never_called"):
         return False, f"not injected: {', '.join(res['never_called'])} was never called while the claim ran"
+    if ref["status"] == "inconclusive":
+        # an inconclusive reference whose checks all ran (undecided because a judgement call flips inside its
+        # declared range, e.g. EOS-SHARP) still judges a mutant by a check that fails only under the mutation
+        if ref["crashed"] or not ref.get("checks"):
+            return False, f"cannot be judged: the unmutated claim is {ref['status']} ({ref['reason']})"
+        new = [c for c in res["failed"] if c not in ref["failed"]]
+        if res["status"] != "verified" and new:
+            return True, f"check failed: {new[0]}" + (f" (and {len(new) - 1} more)" if len(new) > 1 else "")
+        return False, f"no check failed that passes without the mutation (reference inconclusive: {ref['reason'][:120]})"
     # a not-checkable claim whose checks ran (GOAT-SINK: a checked corollary beside a part with no precise
     # statement) judges its mutants by its checks like a refuted one
     if ref["status"] not in ("verified", "refuted", "not-checkable") or (ref["status"] == "not-checkable"
@@ -194,7 +198,8 @@ def render(results, families, seconds) -> str:
         "the claim is not `verified` because of it: against a reference run without the mutation, a check fails that "
         "passed there, or the status changes (a patch that is never called counts as a survivor). "
         "Catalogue: `mutants/`; runner: `attnverify/mutate.py`. "
-        "Not mutated: FD-FIG4 (a one-minute real-model run), EOS-SHARP (long training), FD-FIG3 and FD-VIT.",
+        "Not mutated: FD-FIG4 (a one-minute real-model run) and FD-FIG3. The training claims (EOS-SHARP, FD-VIT, "
+        "GOAT-EXTRAP, mutants/training.py) are: each of their mutants is a full training run.",
         "## Kill rate per family", fam,
         "## Survivors", "\n".join(f"- {r['id']}: {r['how']}" for r in surv) if surv else "None.",
         "## Kills by a crash rather than a failing check",
@@ -208,6 +213,7 @@ def main(argv=None) -> int:
     from mutants import FAMILIES, catalogue
 
     from . import context
+    from .threads import limited
 
     ap = argparse.ArgumentParser(prog="python -m attnverify.mutate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", metavar="PATTERN", help="only mutants whose id contains one of these")
@@ -228,7 +234,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="attnverify-mutate-") as tmp:
         context.FIGURE_DIR = Path(tmp) / "figures"  # mutated figures never reach docs/
-        results = run(mutants, log=lambda s: print(s, flush=True))
+        with limited():  # the same single-threaded BLAS as `attnverify verify` (attnverify/threads.py)
+            results = run(mutants, log=lambda s: print(s, flush=True))
     seconds = time.perf_counter() - t0
     print()
     print(_md(["family", "mutants", "killed", "survived", "kill rate"], family_table(results, FAMILIES)))
@@ -238,7 +245,7 @@ def main(argv=None) -> int:
     print(f"{len(results)} mutants, {len(results) - len(surv)} killed, {len(surv)} survived, {seconds:.0f} s")
     if not args.only and not args.no_write:
         Path(args.docs).mkdir(parents=True, exist_ok=True)
-        (Path(args.docs) / "mutate.md").write_text(render(results, FAMILIES, seconds))
+        atomic.write_text(Path(args.docs) / "mutate.md", render(results, FAMILIES, seconds))
         print(f"wrote {args.docs}/mutate.md")
     return 1 if surv else 0
 
