@@ -171,19 +171,19 @@ def _order_certified(claim, err_bounds, order, coef_fn, label) -> Evidence:
 
     ev = Evidence()
     worst, worst_coef, rows = 0.0, 0.0, []
-    step = np.log(FIT_ALPHAS[1] / FIT_ALPHAS[0])
     for inst, certs in _order_certs():
         bounds = [err_bounds(inst, a, c) for a, c in zip(FIT_ALPHAS, certs)]
         if any(not (lo > 0) for lo, _, _ in bounds):
             raise Inconclusive(f"{claim}: an error enclosure contains 0 ({inst.label}): no slope can be certified")
         with C.precision(C.PREC):
-            la = arb(float(step))
             slopes = []
-            for (lo1, hi1, _), (lo2, hi2, _) in zip(bounds, bounds[1:]):
+            for k, ((lo1, hi1, _), (lo2, hi2, _)) in enumerate(zip(bounds, bounds[1:])):
+                la = (arb(float(FIT_ALPHAS[k + 1])) / arb(float(FIT_ALPHAS[k]))).log()  # the grid's own ratio, enclosed
                 s_lo = ((arb(lo2) / arb(hi1)).log() / la).lower()
                 s_hi = ((arb(hi2) / arb(lo1)).log() / la).upper()
                 slopes.append((_lo(s_lo), _hi(s_hi)))
-        dev = max(max(abs(lo - order), abs(hi - order)) for lo, hi in slopes)
+        with C.precision(C.PREC):  # the distance of each interval's ends from the order, rounded up
+            dev = max(max(_hi(arb(hi) - order), _hi(order - arb(lo))) for lo, hi in slopes)
         worst = max(worst, dev)
         # the leading coefficient at the smallest alpha: ||err / alpha^k - pred|| / ||pred||, enclosed
         pred = coef_fn(inst.T, inst.u, inst.z)
