@@ -255,7 +255,7 @@ def full_gradient(ts: TemplateSet, Z, lam, alpha):
     lamn = certificate.norm_rows(lam)
     ymax = np.abs(y).max(axis=1)
     dy = 3 * EPS * ymax + (ts.d + 2) * EPS * ts.tcmax * lamn
-    t2 = np.einsum("nd,nd->n", ts.Tc, ts.Tc)
+    t2 = np.vecdot(ts.Tc, ts.Tc)
     cn = certificate.norm_rows(P @ ts.Tc)
     m1 = np.abs(Pm) @ np.sqrt(t2)
     rounding = (2 * (ts.d + 2) * EPS * (certificate.norm_rows(Z) + lamn / alpha + certificate.norm_rows(c))
@@ -264,7 +264,7 @@ def full_gradient(ts: TemplateSet, Z, lam, alpha):
     delta = first + rest + rounding
     # outside S an error of p moves c only through e_i (||E||_2 ||dp||_2, dp_i <= 2.5 dy p_i): the logit error
     # (large when ||lambda|| is, through the part of lambda outside S) barely reaches the gradient there
-    delta_perp = rounding + ts.e_norm * np.minimum(2.5 * dy, 2.0) * np.sqrt(np.einsum("kn,kn->k", P, P))
+    delta_perp = rounding + ts.e_norm * np.minimum(2.5 * dy, 2.0) * np.sqrt(np.vecdot(P, P))
     return g, (delta, delta_perp, rest + rounding, dy), P, y
 
 
@@ -285,7 +285,7 @@ def certify_points(T, u, Z, lam, alpha, rtol: float = 1e-10, ts: TemplateSet | N
     B, _ = certificate.bound(alpha, gn1, delta, g2b, np.zeros(len(lam)), lamn, rtol,
                              ts.A if ts.r else None, P, ts.spread, ts.coupling)
     K = certificate.log_partition(y, np.exp(ts.lu))
-    Dval = np.einsum("kd,kd->k", lam, Z) - certificate.half_sq_over_alpha(lam, alpha) - K
+    Dval = np.vecdot(lam, Z) - certificate.half_sq_over_alpha(lam, alpha) - K
     gn = np.sqrt(gn1**2 + gn2**2)
     rel_gap = certificate.relative_gap(alpha, gn + delta + delta_perp, Dval + 0.5 * alpha * gn**2, Dval,
                                        gn + delta_round + delta_perp, dy, ts.n_on)
@@ -578,20 +578,43 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
     y = np.matmul(w, pb["AT"])
     y += base
     Kl, P, Pm = tilt(y, U)
-    fa = np.einsum("bkr,bkr->bk", w, zq) - _hsq(w, pb["alpha"]) - Kl
+    fa = np.vecdot(w, zq) - _hsq(w, pb["alpha"]) - Kl
     state = dict(w=w, base=base, zq=zq, zn=zn, zperp=zperp, y=y, P=P, Pm=Pm, K=Kl, fa=fa,
                  it=np.zeros((B, K), int), cg=np.zeros((B, K), int), bi=bi, ki=ki, act=valid.copy(),
                  gprev=np.full((B, K), np.inf))  # gprev: the previous step's gradient norm (stagnation test)
 
-    def store(mask):
+    def store(mask, gm_all, gn_all):
+        """Write the rows in mask to their problems, with the final quantities the verdict needs
+        (the tight error bounds are computed here, for these rows only)."""
         s = state
         bb, kk = s["bi"][mask], s["ki"][mask]
+        pos = np.flatnonzero(mask.ravel()) // mask.shape[1]  # the (current) problem slot of each row
+        # per-row problem constants (each row its own "problem", K = 1): only the small ones
+        sub = {k: pb[k][pos] for k in ("alpha", "amax", "n_on", "r", "full", "e_err", "e_norm", "a2", "anorm", "ubar")}
+        y, w, zq, P, Pm, Kl = (s[k][mask][:, None] for k in ("y", "w", "zq", "P", "Pm", "K"))
+        zn = s["zn"][mask][:, None]
+        gm = gm_all[mask][:, None]
+        gn1 = gn_all[mask]
+        delta1, g2b, (d_round, dy) = _gradient_error(sub, y, w, zq, gm + sub["ubar"][:, None, :], gm, zn, P, Pm, Kl,
+                                                     parts=True)
+        pmn = certificate.norm_rows(Pm[:, 0])
         for b in np.unique(bb):
             sel = bb == b
             o = outs[b]
-            o["w"][kk[sel]] = s["w"][mask][sel][:, :sets[b].r]
-            o["iterations"][kk[sel]] = s["it"][mask][sel]
-            o["cg_iterations"][kk[sel]] = s["cg"][mask][sel]
+            rb, nb = sets[b].r, sets[b].n_on
+            idx = kk[sel]
+            o["w"][idx] = w[sel, 0, :rb]
+            o["iterations"][idx] = s["it"][mask][sel]
+            o["cg_iterations"][idx] = s["cg"][mask][sel]
+            f = o.setdefault("fin", dict(gn1=np.zeros(len(o["Z"])), delta1=np.zeros(len(o["Z"])),
+                                         g2b=np.zeros(len(o["Z"])), d_round=np.zeros(len(o["Z"])),
+                                         dy=np.zeros(len(o["Z"])), pmn=np.zeros(len(o["Z"])),
+                                         y=np.zeros((len(o["Z"]), nb)), P=np.zeros((len(o["Z"]), nb)),
+                                         done=np.zeros(len(o["Z"]), bool)))
+            f["gn1"][idx], f["delta1"][idx], f["g2b"][idx] = gn1[sel], delta1[sel, 0], g2b[sel, 0]
+            f["d_round"][idx], f["dy"][idx], f["pmn"][idx] = d_round[sel, 0], dy[sel, 0], pmn[sel]
+            f["y"][idx], f["P"][idx] = y[sel, 0, :nb], P[sel, 0, :nb]
+            f["done"][idx] = True
 
     for step in range(maxiter + 1):
         s = state
@@ -601,8 +624,8 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         g = s["zq"] - s["w"] / al
         g -= gm
         abar = gm + pb["ubar"][:, None, :]  # E_p[a] (for the preconditioner and the error bound)
-        gn = np.sqrt(np.einsum("bkr,bkr->bk", g, g))
-        delta1, g2b = _gradient_error(pb, s["y"], s["w"], s["zq"], abar, gm, s["zn"], s["P"], s["Pm"], s["K"])
+        gn = np.sqrt(np.vecdot(g, g))
+        delta1, g2b = _gradient_error_cheap(pb, s["y"], s["w"], s["zq"], abar, gm, s["zn"], s["Pm"], s["K"])
         lamn = np.hypot(a1 * s["zperp"], certificate.norm_rows(s["w"]))
         # stop: the global bound certifies, or the gradient is at its evaluation error and stopped
         # decreasing (delta_1 is a worst-case bound, so one more step is taken while it still helps)
@@ -610,12 +633,12 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         s["gprev"] = gn
         stop = s["act"] & ok
         if stop.any():
-            store(stop)
+            store(stop, gm, gn)
         s["act"] = s["act"] & ~ok
         if not s["act"].any():
             return
         if step == maxiter:
-            store(s["act"])
+            store(s["act"], gm, gn)
             return
         if 2 * np.count_nonzero(s["act"]) < s["act"].size:  # compact once half the slots are idle
             keepb, order, cnt = _repack_index(s["act"])
@@ -669,11 +692,31 @@ def _problem_constants(sets, outs, A, dt):
         d=np.array([ts.d for ts in sets], float), full=np.array([ts.full for ts in sets]),
         dmu=np.array([ts.dmu for ts in sets]), e_err=np.array([ts.e_err for ts in sets]),
         e_norm=np.array([ts.e_norm for ts in sets]),
-        a2=_pad([np.einsum("nr,nr->n", ts.A, ts.A) for ts in sets], (B, n)),
-        anorm=_pad([np.sqrt(np.einsum("nr,nr->n", ts.A, ts.A)) for ts in sets], (B, n)),
+        a2=_pad([np.vecdot(ts.A, ts.A) for ts in sets], (B, n)),
+        anorm=_pad([np.sqrt(np.vecdot(ts.A, ts.A)) for ts in sets], (B, n)),
         U=_pad([np.exp(ts.lu) for ts in sets], (B, n)),
         ubar=_pad([np.exp(ts.lu) @ ts.A for ts in sets], (B, r)),
     )
+
+
+def _gradient_error_cheap(pb, y, w, zq, abar, gm, zn, Pm, K):
+    """An upper bound on _gradient_error's (delta_1, gamma_2) at a third of the cost, for the stopping test:
+    sum_i |p_i - u_i| ||a_i|| <= amax ||p - u||_1, sum_i p_i ||a_i||^2 <= amax^2, ||p||_2 <= 1, ||p - u||_2 <= ||p - u||_1."""
+    al = pb["alpha"][:, None]
+    ymax = np.abs(y).max(axis=-1)
+    wn = np.sqrt(np.vecdot(w, w))
+    amax = pb["amax"][:, None]
+    n = pb["n_on"][:, None]
+    r = pb["r"][:, None]
+    dy = 3 * EPS * ymax + (r + 2) * EPS * amax * wn + np.where(pb["full"][:, None], 0.0, al * zn * pb["e_err"][:, None])
+    zqn = np.sqrt(np.vecdot(zq, zq))
+    abn = np.sqrt(np.vecdot(abar, abar))
+    gmn = np.sqrt(np.vecdot(gm, gm))
+    l1 = np.abs(Pm).sum(axis=-1)
+    delta1 = (tilt_error(dy, amax * l1, amax**2 + 0 * l1, abn, K, ymax, n)
+              + 2 * (r + 2) * EPS * (zqn + wn / al + gmn))
+    g2b = pb["e_norm"][:, None] * (l1 + np.minimum(2.5 * dy + (n + 8) * EPS, 2.0))
+    return delta1, g2b
 
 
 def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
@@ -685,14 +728,14 @@ def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
     of the sum; the final combination adds a few eps of its terms."""
     al = pb["alpha"][:, None]
     ymax = np.abs(y).max(axis=-1)
-    wn = np.sqrt(np.einsum("bkr,bkr->bk", w, w))
+    wn = np.sqrt(np.vecdot(w, w))
     amax = pb["amax"][:, None]
     n = pb["n_on"][:, None]
     r = pb["r"][:, None]
     dy = 3 * EPS * ymax + (r + 2) * EPS * amax * wn + np.where(pb["full"][:, None], 0.0, al * zn * pb["e_err"][:, None])
-    zqn = np.sqrt(np.einsum("bkr,bkr->bk", zq, zq))
-    abn = np.sqrt(np.einsum("bkr,bkr->bk", abar, abar))
-    gmn = np.sqrt(np.einsum("bkr,bkr->bk", gm, gm))
+    zqn = np.sqrt(np.vecdot(zq, zq))
+    abn = np.sqrt(np.vecdot(abar, abar))
+    gmn = np.sqrt(np.vecdot(gm, gm))
     m1 = np.einsum("bkn,bn->bk", np.abs(Pm), pb["anorm"])
     m2 = np.einsum("bkn,bn->bk", P, pb["a2"])
     first, rest = tilt_error(dy, m1, m2, abn, K, ymax, n, parts=True)
@@ -700,8 +743,8 @@ def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
     delta1 = first + rest
     # outside the basis: -sum_i p_i e_i = -sum_i (p_i - u_i) e_i (sum_i u_i e_i = 0), at most ||E||_2 ||p - u||_2,
     # plus what the rounding of p (dy) adds
-    pmn = np.sqrt(np.einsum("bkn,bkn->bk", Pm, Pm))
-    pn = np.sqrt(np.einsum("bkn,bkn->bk", P, P))
+    pmn = np.sqrt(np.vecdot(Pm, Pm))
+    pn = np.sqrt(np.vecdot(P, P))
     g2b = pb["e_norm"][:, None] * (pmn + np.minimum(2.5 * dy + (n + 8) * EPS, 2.0) * pn)
     if parts:  # for the gap at the computed p: the rounding part and the logit error
         return delta1, g2b, (rest, dy)
@@ -711,7 +754,7 @@ def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
 def _hsq(w, alpha):
     """||w||^2 / (2 alpha) per row of (B, K, r), alpha (B,): no under/overflow at extreme alpha."""
     s = w * (1.0 / np.sqrt(2.0 * alpha))[:, None, None]
-    return np.einsum("bkr,bkr->bk", s, s)
+    return np.vecdot(s, s)
 
 
 def _shifted_exp(L):
@@ -742,12 +785,12 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
     alpha = pb["alpha"]
     AT, A = pb["AT"], pb["A"]
     t = np.ones(gn.shape)
-    slope = np.einsum("bkr,bkr->bk", g, step)
+    slope = np.vecdot(g, step)
     cand = w + step
     Y = np.matmul(cand, AT)
     Y += base
     Kl, P, Pm = tilt(Y, U)  # the next Newton step's p: kept, not recomputed
-    lin = np.einsum("bkr,bkr->bk", cand, zq)
+    lin = np.vecdot(cand, zq)
     f = lin - _hsq(cand, alpha) - Kl
     # float64 resolution of f: its terms (<w, z_q>, ||w||^2 / 2 alpha, the log-partition and its logits)
     resolution = 64 * EPS * (np.abs(fa) + np.abs(lin) + np.abs(Y).max(axis=-1) + 1.0)
@@ -773,9 +816,9 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
         Y[bb, kk] = base[bb, kk] + np.einsum("ir,irn->in", cand[bb, kk], AT[bb])
         Kb, P[bb, kk], Pm[bb, kk] = tilt(Y[bb, kk], pb["U"][bb])
         Kl[bb, kk] = Kb
-        lin_b = np.einsum("ir,ir->i", cand[bb, kk], zq[bb, kk])
+        lin_b = np.vecdot(cand[bb, kk], zq[bb, kk])
         sb = cand[bb, kk] * (1.0 / np.sqrt(2.0 * alpha[bb]))[:, None]
-        f[bb, kk] = lin_b - np.einsum("ir,ir->i", sb, sb) - Kb
+        f[bb, kk] = lin_b - np.vecdot(sb, sb) - Kb
         still = f[bb, kk] < fa[bb, kk] + 1e-4 * t[bb, kk] * slope[bb, kk]
         bad = bad[still]
     return cand, Y, P, Pm, Kl, f
@@ -793,25 +836,25 @@ def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
     res = g.copy()
     zr = jacobi * res
     dvec = zr.copy()
-    rz = np.einsum("bkr,bkr->bk", res, zr)
+    rz = np.vecdot(res, zr)
     tol2 = rtol * rtol
     cnt = np.zeros(g.shape[:2], int)
-    live = np.einsum("bkr,bkr->bk", g, g) > 0
+    live = np.vecdot(g, g) > 0
     done = ~live
     ia = inv_alpha[:, None, None]
     for _ in range(maxcg):
         cnt += ~done  # solved slots stay in the batch until compaction, frozen (zero direction)
         Ad = np.matmul(dvec, AT)
-        c = np.einsum("bkn,bkn->bk", P, Ad)
+        c = np.vecdot(P, Ad)
         Ad -= c[..., None]
         Ad *= P
         Hd = np.matmul(Ad, A)
         Hd += ia * dvec
-        dHd = np.einsum("bkr,bkr->bk", dvec, Hd)
+        dHd = np.vecdot(dvec, Hd)
         step = rz / np.where(dHd > 0, dHd, 1)  # frozen slots have dvec = 0, hence step 0
         s += step[..., None] * dvec
         res -= step[..., None] * Hd
-        rr = np.einsum("bkr,bkr->bk", res, res)
+        rr = np.vecdot(res, res)
         done = done | (rr <= tol2)
         ndone = np.count_nonzero(done)
         if ndone == done.size:
@@ -829,7 +872,7 @@ def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
             res = res * ~done[..., None]
             rz = np.where(done, 1, rz)
         zr = jacobi * res
-        rz_new = np.einsum("bkr,bkr->bk", res, zr)
+        rz_new = np.vecdot(res, zr)
         beta = rz_new / np.where(rz != 0, rz, 1)
         dvec *= beta[..., None]
         dvec += zr
@@ -864,14 +907,24 @@ def _finish(ts, o, rtol):
     zero = ~np.any(Z != 0, axis=1)
     lam[zero] = 0.0  # z = 0: lambda* = 0 exactly
     lamn = certificate.norm_rows(lam)
-    if ts.r:
+    fin = o.get("fin")
+    if ts.r and fin is not None and fin["done"][~zero].all():
+        # the quantities stored when each row stopped (tight bounds computed there)
+        gn1, delta1, g2b, d_round, dy, P, y = (fin[k] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "P", "y"))
+        U = np.exp(ts.lu)
+        K = certificate.log_partition(y, U)
+        zperp = 0.0 if ts.full else _perp_norm(zn, certificate.norm_rows(zq))
+        Dval = 0.5 * alpha * zperp**2 + np.vecdot(w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
+        pmn = fin["pmn"]
+        P[zero] = U
+    elif ts.r:
         y = _base_logits(ts, o) + w @ ts.A.T
         U = np.exp(ts.lu)
         K, P, Pm = tilt(y, U)
         gm = Pm @ ts.A
         g1 = zq - w / alpha - gm
         gn1 = certificate.norm_rows(g1)
-        a2 = np.einsum("nr,nr->n", ts.A, ts.A)
+        a2 = np.vecdot(ts.A, ts.A)
         pb = dict(alpha=np.array([alpha]), amax=np.array([ts.amax]), n_on=np.array([float(ts.n_on)]),
                   r=np.array([float(ts.r)]), full=np.array([ts.full]), e_err=np.array([ts.e_err]),
                   e_norm=np.array([ts.e_norm]), a2=a2[None], anorm=np.sqrt(a2)[None])
@@ -881,7 +934,8 @@ def _finish(ts, o, rtol):
         # D = alpha ||z_perp||^2 / 2 + <w, z_q> - ||w||^2 / (2 alpha) - K, K = log sum_i u_i e^{<t_i - mu, lambda>}
         K = certificate.log_partition(y, U)
         zperp = 0.0 if ts.full else _perp_norm(zn, certificate.norm_rows(zq))
-        Dval = 0.5 * alpha * zperp**2 + np.einsum("kr,kr->k", w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
+        Dval = 0.5 * alpha * zperp**2 + np.vecdot(w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
+        pmn = certificate.norm_rows(Pm)
     else:
         P = None
         gn1 = delta1 = np.zeros(m)
@@ -893,7 +947,7 @@ def _finish(ts, o, rtol):
     Pval = Dval + 0.5 * alpha * gn1**2
     if ts.r:
         # at the computed p: its gradient's rounding, the part outside the basis and lambda's rounding
-        g_at_p = gn1 + d_round + ts.e_norm * certificate.norm_rows(Pm) + delta_out / alpha
+        g_at_p = gn1 + d_round + ts.e_norm * pmn + delta_out / alpha
         rel_gap = certificate.relative_gap(alpha, gup, Pval, Dval, g_at_p, dy, ts.n_on)
     else:
         rel_gap = certificate.relative_gap(alpha, gup, Pval, Dval)

@@ -66,12 +66,12 @@ def norm_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, float)
     if x.ndim == 1:
         return float(norm_rows(x[None])[0])
-    out = np.sqrt(np.einsum("...i,...i->...", x, x))
+    out = np.sqrt(np.vecdot(x, x))
     bad = ~((out > 1e-150) & (out < 1e150)) & np.any(x != 0, axis=-1)
     if bad.any():
         xb = x[bad]
         m = np.abs(xb).max(axis=-1)
-        out[bad] = m * np.sqrt(np.einsum("...i,...i->...", xb / m[..., None], xb / m[..., None]))
+        out[bad] = m * np.sqrt(np.vecdot(xb / m[..., None], xb / m[..., None]))
     return out
 
 
@@ -97,7 +97,7 @@ def log_partition(y: np.ndarray, w: np.ndarray) -> np.ndarray:
 def half_sq_over_alpha(v: np.ndarray, alpha: float) -> np.ndarray:
     """||v||^2 / (2 alpha) per row, without underflow or overflow of ||v||^2 at extreme alpha."""
     s = v * (1.0 / np.sqrt(2.0 * alpha))
-    return np.einsum("ij,ij->i", s, s)
+    return np.vecdot(s, s)
 
 
 def mean_error(dx, m2, mean_norm, amax, n):
