@@ -191,7 +191,7 @@ def prepare(T: np.ndarray, u: np.ndarray) -> TemplateSet:
 SMALL_LOGIT = 1.0  # tilt forms p - u by expm1 where every |y_i| <= SMALL_LOGIT
 
 
-def tilt(y, U):
+def tilt(y, U, return_ymax=False):
     r"""The tilted distribution for logits y = <t_i - mu, lambda> (..., n) and weights U (..., n) (u, 0 = padding):
     returns (K, p, p - u) with K = log sum_i u_i e^{y_i} and p_i = u_i e^{y_i} / e^K.
 
@@ -208,13 +208,16 @@ def tilt(y, U):
     K = m + np.log(ssum)
     P = e / ssum[..., None]
     Pm = P - U
-    small = np.abs(y).max(axis=-1) <= SMALL_LOGIT
+    ymax = np.maximum(m, -y.min(axis=-1))  # max |y_i| (m >= 0)
+    small = ymax <= SMALL_LOGIT
     if small.any():
         if small.all():
             Pm = np.expm1(y - K[..., None]) * U
         else:
             Us = np.broadcast_to(U, y.shape)[small]
             Pm[small] = np.expm1(y[small] - K[small][..., None]) * Us
+    if return_ymax:
+        return K, P, Pm, ymax
     return K, P, Pm
 
 
@@ -556,7 +559,8 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
     K = max(len(o["Z"]) for o in outs)
     A = _pad([ts.A for ts in sets], (B, n, r))
     # padded templates and queries: logit 0 and weight u = 0, so p_i = 0 exactly and they enter no sum
-    base = _pad([_base_logits(ts, o) for ts, o in zip(sets, outs)], (B, K, n))
+    base = (_pad([_base_logits(ts, o) for ts, o in zip(sets, outs)], (B, K, n))
+            if any(ts.E is not None for ts in sets) else None)  # None: every base logit is 0
     zq = _pad([o["zq"] for o in outs], (B, K, r))
     zn = _pad([o["zn"] for o in outs], (B, K))
     valid = _pad([np.ones(len(o["Z"]), bool) for o in outs], (B, K), False, bool)
@@ -576,10 +580,11 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
     w *= pb["alpha"][:, None, None]
     w *= valid[..., None]
     y = np.matmul(w, pb["AT"])
-    y += base
-    Kl, P, Pm = tilt(y, U)
+    if base is not None:
+        y += base
+    Kl, P, Pm, ym = tilt(y, U, True)
     fa = np.vecdot(w, zq) - _hsq(w, pb["alpha"]) - Kl
-    state = dict(w=w, base=base, zq=zq, zn=zn, zperp=zperp, y=y, P=P, Pm=Pm, K=Kl, fa=fa,
+    state = dict(w=w, base=base, zq=zq, zn=zn, zperp=zperp, y=y, P=P, Pm=Pm, K=Kl, fa=fa, ymax=ym,
                  it=np.zeros((B, K), int), cg=np.zeros((B, K), int), bi=bi, ki=ki, act=valid.copy(),
                  gprev=np.full((B, K), np.inf))  # gprev: the previous step's gradient norm (stagnation test)
 
@@ -625,7 +630,7 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         g -= gm
         abar = gm + pb["ubar"][:, None, :]  # E_p[a] (for the preconditioner and the error bound)
         gn = np.sqrt(np.vecdot(g, g))
-        delta1, g2b = _gradient_error_cheap(pb, s["y"], s["w"], s["zq"], abar, gm, s["zn"], s["Pm"], s["K"])
+        delta1, g2b = _gradient_error_cheap(pb, s["ymax"], s["w"], s["zq"], abar, gm, s["zn"], s["Pm"], s["K"])
         lamn = np.hypot(a1 * s["zperp"], certificate.norm_rows(s["w"]))
         # stop: the global bound certifies, or the gradient is at its evaluation error and stopped
         # decreasing (delta_1 is a worst-case bound, so one more step is taken while it still helps)
@@ -642,7 +647,7 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
             return
         if 2 * np.count_nonzero(s["act"]) < s["act"].size:  # compact once half the slots are idle
             keepb, order, cnt = _repack_index(s["act"])
-            state = {k: _take(v, keepb, order) for k, v in s.items()}
+            state = {k: (_take(v, keepb, order) if v is not None else None) for k, v in s.items()}
             state["act"] = np.arange(order.shape[1])[None] < cnt[:, None]
             pb = {k: v[keepb] for k, v in pb.items()}
             g, gn, abar, delta1, g2b, lamn = (_take(v, keepb, order) for v in (g, gn, abar, delta1, g2b, lamn))
@@ -669,7 +674,7 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         step_ = shat.astype(float)
         step_ *= (gsafe / pb["amax"][:, None] / pb["amax"][:, None])[..., None]
         s["cg"] += count * act
-        s["w"], s["y"], s["P"], s["Pm"], s["K"], s["fa"] = _armijo(s["w"], step_, g, gsafe, s["fa"], s["base"], s["zq"],
+        s["w"], s["y"], s["P"], s["Pm"], s["K"], s["fa"], s["ymax"] = _armijo(s["w"], step_, g, gsafe, s["fa"], s["base"], s["zq"],
                                                                    pb, U, act)
         s["it"] += act
 
@@ -699,11 +704,10 @@ def _problem_constants(sets, outs, A, dt):
     )
 
 
-def _gradient_error_cheap(pb, y, w, zq, abar, gm, zn, Pm, K):
+def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
     """An upper bound on _gradient_error's (delta_1, gamma_2) at a third of the cost, for the stopping test:
     sum_i |p_i - u_i| ||a_i|| <= amax ||p - u||_1, sum_i p_i ||a_i||^2 <= amax^2, ||p||_2 <= 1, ||p - u||_2 <= ||p - u||_1."""
     al = pb["alpha"][:, None]
-    ymax = np.abs(y).max(axis=-1)
     wn = np.sqrt(np.vecdot(w, w))
     amax = pb["amax"][:, None]
     n = pb["n_on"][:, None]
@@ -712,7 +716,7 @@ def _gradient_error_cheap(pb, y, w, zq, abar, gm, zn, Pm, K):
     zqn = np.sqrt(np.vecdot(zq, zq))
     abn = np.sqrt(np.vecdot(abar, abar))
     gmn = np.sqrt(np.vecdot(gm, gm))
-    l1 = np.abs(Pm).sum(axis=-1)
+    l1 = 2.0  # ||p - u||_1 <= 2
     delta1 = (tilt_error(dy, amax * l1, amax**2 + 0 * l1, abn, K, ymax, n)
               + 2 * (r + 2) * EPS * (zqn + wn / al + gmn))
     g2b = pb["e_norm"][:, None] * (l1 + np.minimum(2.5 * dy + (n + 8) * EPS, 2.0))
@@ -774,9 +778,10 @@ def _repack_index(act):
 
 
 def _take(v, keepb, order):
-    v = v[keepb]
-    idx = order.reshape(order.shape + (1,) * (v.ndim - 2))
-    return np.take_along_axis(v, idx, axis=1)
+    """v (B, K, ...) -> (len(keepb), K2, ...): the slots order[j] of problem keepb[j] (one flat gather)."""
+    B, K = v.shape[:2]
+    flat = (keepb[:, None] * K + order).ravel()
+    return v.reshape((B * K,) + v.shape[2:])[flat].reshape(order.shape + v.shape[2:])
 
 
 def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
@@ -788,12 +793,13 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
     slope = np.vecdot(g, step)
     cand = w + step
     Y = np.matmul(cand, AT)
-    Y += base
-    Kl, P, Pm = tilt(Y, U)  # the next Newton step's p: kept, not recomputed
+    if base is not None:
+        Y += base
+    Kl, P, Pm, ymax = tilt(Y, U, True)  # the next Newton step's p: kept, not recomputed
     lin = np.vecdot(cand, zq)
     f = lin - _hsq(cand, alpha) - Kl
     # float64 resolution of f: its terms (<w, z_q>, ||w||^2 / 2 alpha, the log-partition and its logits)
-    resolution = 64 * EPS * (np.abs(fa) + np.abs(lin) + np.abs(Y).max(axis=-1) + 1.0)
+    resolution = 64 * EPS * (np.abs(fa) + np.abs(lin) + ymax + 1.0)
     bad = np.argwhere(act & (f < fa + 1e-4 * slope))
     for _ in range(60):
         if len(bad) == 0:
@@ -813,15 +819,17 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
                 break
         t[bb, kk] /= 2
         cand[bb, kk] = w[bb, kk] + t[bb, kk, None] * step[bb, kk]
-        Y[bb, kk] = base[bb, kk] + np.einsum("ir,irn->in", cand[bb, kk], AT[bb])
-        Kb, P[bb, kk], Pm[bb, kk] = tilt(Y[bb, kk], pb["U"][bb])
+        Y[bb, kk] = np.einsum("ir,irn->in", cand[bb, kk], AT[bb])
+        if base is not None:
+            Y[bb, kk] += base[bb, kk]
+        Kb, P[bb, kk], Pm[bb, kk], ymax[bb, kk] = tilt(Y[bb, kk], pb["U"][bb], True)
         Kl[bb, kk] = Kb
         lin_b = np.vecdot(cand[bb, kk], zq[bb, kk])
         sb = cand[bb, kk] * (1.0 / np.sqrt(2.0 * alpha[bb]))[:, None]
         f[bb, kk] = lin_b - np.vecdot(sb, sb) - Kb
         still = f[bb, kk] < fa[bb, kk] + 1e-4 * t[bb, kk] * slope[bb, kk]
         bad = bad[still]
-    return cand, Y, P, Pm, Kl, f
+    return cand, Y, P, Pm, Kl, f, ymax
 
 
 def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):

@@ -67,7 +67,9 @@ def norm_rows(x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         return float(norm_rows(x[None])[0])
     out = np.sqrt(np.vecdot(x, x))
-    bad = ~((out > 1e-150) & (out < 1e150)) & np.any(x != 0, axis=-1)
+    bad = ~((out > 1e-150) & (out < 1e150))
+    if bad.any():
+        bad &= np.any(x != 0, axis=-1)
     if bad.any():
         xb = x[bad]
         m = np.abs(xb).max(axis=-1)
