@@ -485,9 +485,11 @@ def _run_batch(batch, sets, checked, rtol, maxiter, pieces):
 
 def _merge(parts, ts, rtol, m, d) -> BatchSolution:
     def cat(k, dt=float):
+        if len(parts) == 1:
+            return parts[0][k]
         return np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, dt)
 
-    lam = np.concatenate([p["lam"] for p in parts]) if parts else np.zeros((0, d))
+    lam = cat("lam") if parts else np.zeros((0, d))
     conv = cat("converged", bool)
     rb = cat("rel_bound")
     return BatchSolution(lam, conv, cat("iterations", int), cat("grad_norm"), ts.r, cat("cg_iterations", int), ts.Q,
@@ -912,7 +914,7 @@ def _finish(ts, o, rtol):
         lam = v @ ts.Q.T
         lam += alpha * Z
         delta_out = 6 * EPS * alpha * zn + (ts.r + 2) * EPS * vn
-    zero = ~np.any(Z != 0, axis=1)
+    zero = zn == 0  # (norm_rows is exactly 0 only for z = 0)
     lam[zero] = 0.0  # z = 0: lambda* = 0 exactly
     lamn = certificate.norm_rows(lam)
     fin = o.get("fin")

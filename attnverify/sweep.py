@@ -457,6 +457,15 @@ class SweepError(RuntimeError):
     pass
 
 
+def has_dask() -> bool:
+    """True if dask.distributed can be imported (then :func:`run` can use an embedded LocalCluster)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @dataclass
 class RunStats:
     out: Path
