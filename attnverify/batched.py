@@ -110,6 +110,8 @@ class BatchSolution:
     rtol: float = 1e-10
     message: str = ""
     p: np.ndarray | None = None  # (m, n) the tilted distributions at lam, from the solver's own logits (if asked)
+    coords: np.ndarray | None = None  # (m, r) w = Q^T lam, the S-coordinates the solver iterated on
+    zcoords: np.ndarray | None = None  # (m, r) Q^T z
 
     @property
     def success(self) -> bool:
@@ -492,8 +494,12 @@ def _merge(parts, ts, rtol, m, d) -> BatchSolution:
     lam = cat("lam") if parts else np.zeros((0, d))
     conv = cat("converged", bool)
     rb = cat("rel_bound")
-    return BatchSolution(lam, conv, cat("iterations", int), cat("grad_norm"), ts.r, cat("cg_iterations", int), ts.Q,
-                         cat("bound"), rb, cat("rel_gap"), rtol, certificate.message(conv, rb, rtol) if m else "no queries")
+    out = BatchSolution(lam, conv, cat("iterations", int), cat("grad_norm"), ts.r, cat("cg_iterations", int), ts.Q,
+                        cat("bound"), rb, cat("rel_gap"), rtol, certificate.message(conv, rb, rtol) if m else "no queries")
+    if parts:
+        out.coords, out.zcoords = (np.concatenate([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]
+                                   for k in ("coords", "zcoords"))
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -525,7 +531,8 @@ def _solve_sets(sets, Zs, alphas, rtol, maxiter):
                           np.float32 if single else np.float64)
     for ts, o in zip(sets, out):
         _finish(ts, o, rtol)
-        del o["Z"], o["zq"], o["w"]
+        o["coords"], o["zcoords"] = o.pop("w"), o.pop("zq")
+        del o["Z"]
     return out
 
 

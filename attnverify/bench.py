@@ -557,7 +557,7 @@ def main(argv=None) -> int:
         run_workload(w, 0.25 if a.quick else 1.0, log)
     million = None if a.quick or a.million == 0 else run_million(a.million, log)
     try:
-        sweep_res = run_sweep_workload(sweep_workload(8 if a.quick else SWEEP_SENTENCES), log)
+        sweep_res = run_sweep_workload(sweep_workload(2 if a.quick else SWEEP_SENTENCES), log)
     except Exception as e:  # no torch / model: the sweep row is left out, with a note
         log(f"note: sweep workload skipped ({e})")
         sweep_res = None

@@ -307,7 +307,7 @@ def _stack_chunks(sizes, budget):
 def _columns(T, u, Z, alpha, sol, heads, n, g, layer, spec, cross):
     """The per-query rows of one (sentence, layer, alpha) from its solution (with the Newton fallback)."""
     Qb = sol.basis  # the solver's orthonormal basis of S (the same for every alpha)
-    ZQ = Z @ Qb  # z in S coordinates
+    ZQ = sol.zcoords  # z in S coordinates (Q^T z, as the solver formed it)
     z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
     Ac = (T - T.T @ u) @ Qb
     sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
@@ -326,18 +326,24 @@ def _columns(T, u, Z, alpha, sol, heads, n, g, layer, spec, cross):
             cross["layer"].append(layer)
             cross["diff"].append(float(np.linalg.norm(lam[0] - ns.lam)))
             cross["tol"].append(float(sol.bound[0]) + ns.bound)  # the two certified bounds
-    D = lam - alpha * Z  # lies in S
+    # S-coordinates of lambda: the solver's own (no d-dimensional product), recomputed for re-solved rows
+    W = sol.coords.copy()
+    redo = status != 0
+    if redo.any():
+        W[redo] = lam[redo] @ Qb
+    DQ = W - alpha * ZQ  # lambda - alpha z lies in S: these are its coordinates, ||D|| = ||DQ||
+    dn = np.linalg.norm(DQ, axis=1)
+    lamn = np.linalg.norm(lam, axis=1)
+    wn = np.linalg.norm(W, axis=1)
     # (13): lambda_13 = alpha (I + alpha Sigma)^-1 z = alpha z - alpha^2 (I + alpha Sigma)^-1 Sigma z,
     # whose correction also lies in S: lambda* - lambda_13 = Q (Q^T D + alpha^2 (I + a Sigma_S)^-1 Sigma_S Q^T z)
     M13 = alpha**2 * np.linalg.solve(np.eye(len(sig_s)) + alpha * sig_s, sig_s)
-    D13 = np.linalg.norm(D @ Qb + ZQ @ M13.T, axis=1)
+    D13 = np.linalg.norm(DQ + ZQ @ M13.T, axis=1)
     m = len(Z)
     return {"alpha": np.full(m, alpha), "sentence": np.full(m, g, np.int32), "layer": np.full(m, layer, np.int16),
             "head": np.repeat(np.asarray(heads, np.int16), n), "token": np.tile(np.arange(n, dtype=np.int16), len(heads)),
             "n": np.full(m, n, np.int16),
-            "full": np.linalg.norm(D, axis=1) / np.linalg.norm(lam, axis=1),
-            "restricted": np.linalg.norm(D, axis=1) / np.linalg.norm(lam @ Qb, axis=1),
-            "full13": D13 / np.linalg.norm(lam, axis=1), "restricted13": D13 / np.linalg.norm(lam @ Qb, axis=1),
+            "full": dn / lamn, "restricted": dn / wn, "full13": D13 / lamn, "restricted13": D13 / wn,
             "z_share": z_share, "grad_norm": gn, "rel_bound": rb,
             "iterations": sol.iterations.astype(np.int32), "status": status}
 
