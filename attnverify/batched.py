@@ -876,7 +876,7 @@ def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
         ndone = np.count_nonzero(done)
         if ndone == done.size:
             break
-        if 2 * ndone >= done.size:  # compact once half the slots are solved
+        if 4 * ndone >= done.size:  # compact once a quarter of the slots are solved
             out[bi[done], ki[done]] = s[done]
             count[bi[done], ki[done]] = cnt[done]
             keepb, order, kc = _repack_index(~done)
