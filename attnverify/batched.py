@@ -351,11 +351,21 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
         chunk = int(np.clip(2**18 // max(ts.n_on, 1), 16, 1024))
     workers = 1 if workers is None else max(1, int(workers))
     parts = [(s, min(s + chunk, m)) for s in range(0, m, chunk)]
-    res = [None] * len(parts)
+    d, r = T.shape[1], ts.r
+    # outputs preallocated and filled chunk by chunk: memory is O(chunk) besides the (m, d) answer
+    out = BatchSolution(np.empty((m, d)), np.zeros(m, bool), np.zeros(m, int), np.zeros(m), r, np.zeros(m, int), ts.Q,
+                        np.zeros(m), np.zeros(m), np.zeros(m), rtol, "", np.zeros((m, len(u))) if return_p else None,
+                        np.zeros((m, r)), np.zeros((m, r)))
+    fields = ("lam", "converged", "iterations", "grad_norm", "cg_iterations", "bound", "rel_bound", "rel_gap", "coords",
+              "zcoords")
 
     def run(i):
         s, e = parts[i]
-        res[i] = _solve_sets([ts], [Z[s:e]], np.array([alpha]), rtol, maxiter)[0]
+        o = _solve_sets([ts], [Z[s:e]], np.array([alpha]), rtol, maxiter)[0]
+        for k in fields:
+            getattr(out, k)[s:e] = o[k]
+        if return_p:
+            out.p[s:e][:, u > 0] = o["p"]
 
     with one_blas_thread():
         if workers <= 1 or len(parts) <= 1:
@@ -364,11 +374,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
         else:
             with ThreadPoolExecutor(min(workers, len(parts))) as pool:
                 list(pool.map(run, range(len(parts))))
-    out = _merge([r for r in res], ts, rtol, m, T.shape[1])
-    if return_p:
-        out.p = np.zeros((m, len(u)))
-        if m:
-            out.p[:, u > 0] = np.concatenate([r["p"] for r in res])
+    out.message = certificate.message(out.converged, out.rel_bound, rtol) if m else "no queries"
     return out
 
 
@@ -533,6 +539,7 @@ def _solve_sets(sets, Zs, alphas, rtol, maxiter):
         _finish(ts, o, rtol)
         o["coords"], o["zcoords"] = o.pop("w"), o.pop("zq")
         del o["Z"]
+        o.pop("fin", None)
     return out
 
 
