@@ -245,7 +245,7 @@ def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAUL
     >>> c.certified, c.radius_lambda >= 0.01
     (False, True)
     >>> from attnverify.batched import solve_dual
-    >>> certify(T, u, z, 1.0, solve_dual(T, u, z, 1.0).lam).certified
+    >>> certify(T, u, z, 1.0, solve_dual_instance(T, u, z, 1.0).lam).certified
     True
     """
     lam_hat = np.asarray(lam_hat, float)

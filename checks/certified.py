@@ -160,7 +160,7 @@ def _order_certs():
     for inst in instances():
         row = []
         for a in FIT_ALPHAS:
-            sol = solve_dual(inst.T, inst.u, inst.z, a, rtol=1e-14)
+            sol = solve_dual_instance(inst.T, inst.u, inst.z, a, rtol=1e-14)
             row.append(_cert(inst.T, inst.u, inst.z, a, sol.lam))
         out.append((inst, row))
     return tuple(out)
@@ -338,7 +338,7 @@ def mem_radius_certified() -> Evidence:
 # =============================================================================================
 def _enclose_e(T, u, z, a) -> tuple[float, float]:
     """A certified enclosure [lo, hi] of e = ||h_(16) - h_hat|| / ||h_hat - mu|| for one instance at alpha = a."""
-    sol = solve_dual(T, u, z, a, rtol=1e-12)
+    sol = solve_dual_instance(T, u, z, a, rtol=1e-12)
     c = _cert(T, u, z, a, sol.lam)
     n_lo, n_hi = c.h_distance(dual.attention_16(T, u, z, a))
     with C.precision(c.prec):

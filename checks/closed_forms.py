@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnverify import context, dual
-from attnverify.batched import solve_dual
+from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
 
 from .instances import random_instance
@@ -46,7 +46,7 @@ def _third_cumulant_zz(T, u, z):
 
 
 def _exact(inst, alpha):
-    sol = solve_dual(inst.T, inst.u, inst.z, alpha, rtol=1e-14)
+    sol = solve_dual_instance(inst.T, inst.u, inst.z, alpha, rtol=1e-14)
     if not sol.converged and sol.grad_norm > 1e-13 * max(1, np.linalg.norm(inst.b)):
         raise Inconclusive(f"the batched dual solver did not converge on (7) at alpha={alpha:g}")
     return sol.lam

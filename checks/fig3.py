@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnverify import context, dual
-from attnverify.batched import solve_dual
+from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table, slug
 from attnverify.primal import solve_primal_cvxpy
 from checks import fig3_scale as fs
@@ -33,7 +33,7 @@ Z_FIG = np.array([0.9, 0.6])
 
 
 def _exact_h(T, u, z, a):
-    sol = solve_dual(T, u, z, a, rtol=1e-12)
+    sol = solve_dual_instance(T, u, z, a, rtol=1e-12)
     if not sol.converged:
         raise Inconclusive(f"the batched dual solver did not converge on (7) at alpha={a}")
     return dual.h_hat(T, u, sol.lam)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from attnverify import context, dual
-from attnverify.batched import solve_dual
+from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Table
 
 NODES = [4, 8, 16, 32]
@@ -37,7 +37,7 @@ def gaussian_by_quadrature() -> Evidence:
         errs = []
         for N in NODES:
             A, W = _rule(mu, N)
-            sol = solve_dual(A, W, z + (mu - A.T @ W), alpha, rtol=1e-12)  # z such that b = E_W[a] + z
+            sol = solve_dual_instance(A, W, z + (mu - A.T @ W), alpha, rtol=1e-12)  # z such that b = E_W[a] + z
             errs.append(float(np.linalg.norm(sol.lam - closed)))
         p = dual.tilted(A, W, sol.lam)
         mean = A.T @ p

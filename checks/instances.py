@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from attnverify import context, dual
-from attnverify.batched import solve_dual
+from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Inconclusive
 from attnverify.primal import PrimalSolution, solve_primal_cvxpy, solve_primal_scipy
 
@@ -55,7 +55,7 @@ def instances(label="primal-dual") -> list[Instance]:
 
 
 def exact_dual(inst: Instance) -> dual.DualSolution:
-    sol = solve_dual(inst.T, inst.u, inst.z, inst.alpha, rtol=1e-12)
+    sol = solve_dual_instance(inst.T, inst.u, inst.z, inst.alpha, rtol=1e-12)
     if not sol.converged:
         raise Inconclusive(f"the batched dual solver did not converge on (7) for {inst.label}: |grad| = {sol.grad_norm:.1e}")
     return sol

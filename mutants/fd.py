@@ -149,11 +149,11 @@ def _head_parts_no_value_scale(orig):
 def _solver_nan(orig):
     """A dual solver that returns NaN and reports convergence."""
 
-    def solve_dual(*args, **kwargs):
+    def solve_dual_instance(*args, **kwargs):
         sol = orig(*args, **kwargs)
         return dataclasses.replace(sol, lam=np.full(np.shape(sol.lam), np.nan), converged=True)
 
-    return solve_dual
+    return solve_dual_instance
 
 
 MUTANTS = [
@@ -213,5 +213,5 @@ MUTANTS = [
     Mutant("FD-16/nan", "FD", "(16) evaluates to NaN (0/0 from an underflowing normaliser)",
            patch={f"{D}:attention_16": lambda orig: lambda T, u, z, alpha: np.full(np.shape(T)[1], np.nan)}),
     Mutant("FD-5/solver-nan", "FD", "the dual solver returns NaN and reports convergence (quadrature check)",
-           patch={"checks.gaussian_numeric:solve_dual": _solver_nan}),
+           patch={"checks.gaussian_numeric:solve_dual_instance": _solver_nan}),
 ]

@@ -12,6 +12,8 @@ bound is computed from the gradients each solver reached, not chosen.  The CVXPY
 is at the 1e-8 relative level the issue asks for.  The duality gap at p~(lambda) equals
 alpha ||grad D||^2 / 2 exactly, so it is checked against 1e-10 relative plus the float64
 rounding of the objective values themselves (a few eps times the largest term).
+Since issue 18 the agreement with the references uses each solver's certified bound on
+||lambda - lambda*|| (attnverify.certificate) in place of alpha ||grad D||.
 """
 
 import numpy as np
@@ -54,10 +56,6 @@ def _grad(T, u, z, alpha, lam):
     return T.T @ u + z - lam / alpha - T.T @ dual.tilted(T, u, lam)
 
 
-def _floor(T, u, lam):
-    return dual._gradient_floor(T, u, lam)
-
-
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(head())
 def test_batched_agrees_with_scipy_and_newton(inst):
@@ -69,10 +67,10 @@ def test_batched_agrees_with_scipy_and_newton(inst):
         lam = sol.lam[k]
         b = T.T @ u + z
         g = np.linalg.norm(_grad(T, u, z, alpha, lam))
-        assert g <= max(1e-10 * max(np.linalg.norm(b), 1), _floor(T, u, lam))  # the stated target
-        # an independent algorithm on the full problem
-        ref = dual.solve_dual_newton(T, u, z, alpha, rtol=1e-12)
-        assert np.linalg.norm(lam - ref.lam) <= alpha * (g + ref.grad_norm) * (1 + 1e-6) + 8 * EPS * np.linalg.norm(lam)
+        assert sol.rel_bound[k] <= 1e-10 and sol.rel_gap[k] <= 1e-10  # the certified verdict (issue 18)
+        # an independent algorithm on the full problem: within the two certified bounds
+        ref = dual.solve_dual_newton(T, u, z, alpha)
+        assert np.linalg.norm(lam - ref.lam) <= sol.bound[k] + ref.bound
 
         # per-instance SciPy, tight: trust-exact with the analytic Hessian
         def negD(x):
@@ -89,7 +87,7 @@ def test_batched_agrees_with_scipy_and_newton(inst):
         res = minimize(negD, alpha * z, jac=True, hess=hessD, method="trust-exact",
                        options={"gtol": 1e-10 * max(np.linalg.norm(b), 1), "maxiter": 500})
         gs = np.linalg.norm(_grad(T, u, z, alpha, res.x))
-        assert np.linalg.norm(lam - res.x) <= alpha * (g + gs) * (1 + 1e-6) + 8 * EPS * np.linalg.norm(lam)
+        assert np.linalg.norm(lam - res.x) <= sol.bound[k] + alpha * gs * (1 + 1e-6) + 8 * EPS * np.linalg.norm(lam)
         # duality gap at p~(lambda*): exactly alpha ||g||^2 / 2, plus rounding of the two values
         p = dual.tilted(T, u, lam)
         F = dual.primal_objective(T, u, z, alpha, p)
@@ -137,7 +135,8 @@ def test_nonconvergence_is_reported_not_hidden():
     for k in range(20):
         g = np.linalg.norm(_grad(T, u, Z[k], 100.0, sol.lam[k]))
         assert sol.grad_norm[k] == pytest.approx(g, rel=1e-6)
-        assert sol.converged[k] == (g <= max(1e-10 * max(np.linalg.norm(b[k]), 1), _floor(T, u, sol.lam[k])))
+        # the verdict is the certified one (issue 18): bound <= rtol ||lambda|| and relative gap <= rtol
+        assert sol.converged[k] == (sol.rel_bound[k] <= 1e-10 and sol.rel_gap[k] <= 1e-10)
 
 
 def test_memory_is_bounded_by_chunks():
@@ -173,7 +172,6 @@ def test_corners_of_the_range(alpha, max_logit, n, d):
     sol = solve_dual_batched(T, u, Z, alpha)
     assert np.all(np.isfinite(sol.lam)) and sol.converged.all()
     for k in range(5):
-        ref = dual.solve_dual_newton(T, u, Z[k], alpha, rtol=1e-12)
+        ref = dual.solve_dual_newton(T, u, Z[k], alpha)
         assert ref.converged
-        bound = alpha * (sol.grad_norm[k] + ref.grad_norm) * (1 + 1e-6) + 8 * EPS * np.linalg.norm(ref.lam)
-        assert np.linalg.norm(sol.lam[k] - ref.lam) <= bound
+        assert np.linalg.norm(sol.lam[k] - ref.lam) <= sol.bound[k] + ref.bound
