@@ -244,7 +244,7 @@ def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAUL
     >>> c = certify(T, u, z, 1.0, np.array([0.4, -0.2]))  # a poor guess: certified radius, not certified
     >>> c.certified, c.radius_lambda >= 0.01
     (False, True)
-    >>> from attnverify.batched import solve_dual
+    >>> from attnverify.batched import solve_dual_instance
     >>> certify(T, u, z, 1.0, solve_dual_instance(T, u, z, 1.0).lam).certified
     True
     """

@@ -24,7 +24,7 @@ from flint import arb
 
 from attnverify import certify as C
 from attnverify import dual
-from attnverify.batched import solve_dual
+from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Inconclusive, Table
 
 CERT = {"evidence": "certificate"}
