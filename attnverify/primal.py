@@ -24,7 +24,7 @@ from scipy.special import logsumexp
 
 from .dual import primal_objective
 from .evidence import Inconclusive
-from .validate import MIN_ALPHA, alpha_, dual_args, positive, scores, simplex, vector
+from .validate import MIN_ALPHA, dual_args, positive, positive_scale, scores, simplex, vector
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
 
@@ -187,7 +187,7 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
 def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
     """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003); with a prior pi,
     of -<p,s> + tau KL(p||pi) on supp(pi) (GOAT, 002), started at pi and zero off its support."""
-    s, tau = scores(s), alpha_(tau, "tau")
+    s, tau = scores(s), positive_scale(tau, "tau")
     S, start = np.ones(len(s), bool), np.full(len(s), 1 / len(s))
     if prior is not None:
         prior = simplex("prior", prior, len(s), of="s has")
@@ -217,7 +217,7 @@ def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
     min -<p,s> + tau KL(p||pi) on supp(pi) (rel_entr), zero off its support."""
     import cvxpy as cp
 
-    s, tau = scores(s), alpha_(tau, "tau")
+    s, tau = scores(s), positive_scale(tau, "tau")
     S = np.ones(len(s), bool) if prior is None else simplex("prior", prior, len(s), of="s has") > 0
 
     def build():

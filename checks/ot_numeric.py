@@ -235,14 +235,14 @@ def _printed_33(g, u, M, gamma):
     """(33) as printed: gamma (H(u) + sum_t u(t) log sum_t' exp((p(t) - M(t,t'))/gamma))."""
     c = u > 0
     A = (g[c][:, None] - M[c, :]) / gamma
-    return float(gamma * (-np.sum(u[c] * np.log(u[c])) + u[c] @ ota._lse(A, axis=1)))
+    return float(gamma * (-np.sum(u[c] * np.log(u[c])) + u[c] @ ota.lse(A, axis=1)))
 
 
 def _printed_34(g, u, M, gamma):
     """(34) as printed: sum_t' u(t') e^{(p(t) - M(t,t'))/gamma} / sum_t'' e^{(p(t'') - M(t',t''))/gamma}."""
     c = u > 0
-    logden = ota._lse((g[None, :] - M[c, :]) / gamma, axis=1)  # one per t' (row t' of M)
-    return np.exp(ota._lse((g[:, None] - M[:, c]) / gamma - logden[None, :] + np.log(u[c])[None, :], axis=1))
+    logden = ota.lse((g[None, :] - M[c, :]) / gamma, axis=1)  # one per t' (row t' of M)
+    return np.exp(ota.lse((g[:, None] - M[:, c]) / gamma - logden[None, :] + np.log(u[c])[None, :], axis=1))
 
 
 def conjugate_numeric() -> Evidence:
@@ -424,7 +424,7 @@ def _mean_38(T, u, M, gamma):
     """(38) as printed: sum_{t,t'} u(t') e^{-M(t,t')/gamma} / sum_t'' e^{-M(t'',t')/gamma} t."""
     c = u > 0
     A = -M[:, c] / gamma
-    W = np.exp(A - ota._lse(A, axis=0)[None, :]) * u[c][None, :]
+    W = np.exp(A - ota.lse(A, axis=0)[None, :]) * u[c][None, :]
     return T.T @ W.sum(1)
 
 
