@@ -81,9 +81,10 @@ class SinkhornResult:
     value: float  # W_gamma = <M, X> - gamma H(X) at the returned plan
     linear: float  # <M, X> (what ot.sinkhorn2 returns)
     entropy: float  # H(X) = -sum X log X
-    marginal_err: float  # ||X^T 1 - u||_1
+    marginal_err: float  # ||X^T 1 - u||_1: the accuracy figure
     iterations: int
     converged: bool
+    message: str = ""
 
 
 def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
@@ -138,15 +139,9 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     F = np.full(M.shape[0], -np.inf)
     G = np.full(M.shape[1], -np.inf)
     F[rows], G[cols] = f, g
-    return SinkhornResult(X, F, G, linear - gamma * H, linear, H, err, it, converged)
-
-
-def entropic_ot(p, u, M, gamma, **kw) -> float:
-    r""":math:`\mathcal W_\gamma(p, u; M)` of (20) (see :func:`sinkhorn_log`); raises if Sinkhorn did not converge."""
-    r = sinkhorn_log(p, u, M, gamma, **kw)
-    if not r.converged:
-        raise RuntimeError(f"Sinkhorn did not reach marginal error {kw.get('tol', 1e-13)} (got {r.marginal_err:.2e})")
-    return r.value
+    msg = (f"Sinkhorn {'reached' if converged else 'did not reach'} marginal error {tol:.1e} "
+           f"(got {err:.2e} after {it} iterations)")
+    return SinkhornResult(X, F, G, linear - gamma * H, linear, H, err, it, converged, msg)
 
 
 # -- (33), (34), (37): conjugate, its gradient, the true preference ------------------------------------
@@ -216,8 +211,9 @@ class OTDualSolution:
     lam: np.ndarray  # lambda*, (d,)
     p: np.ndarray  # p* = grad W*(T lambda*), (N,)
     value: float  # D(lambda*)
-    grad_norm: float  # ||grad D(lambda*)||
+    grad_norm: float  # ||grad D(lambda*)||: the accuracy figure (||lambda - lambda*|| <= alpha grad_norm)
     converged: bool
+    message: str = ""
 
 
 def _dual_parts(lam, T, u, M, gamma):
@@ -277,7 +273,10 @@ def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSoluti
     gn = float(np.linalg.norm(gvec))
     p, _ = _dual_parts(lam, T, u, M, gamma)
     floor = 64 * np.finfo(float).eps * (scale + np.linalg.norm(lam) / alpha + np.abs(T).max() * np.sqrt(T.shape[1]))
-    return OTDualSolution(lam, p, ot_dual_objective(lam, T, u, Z, M, alpha, gamma), gn, bool(gn <= max(gtol * scale, floor)))
+    target = max(gtol * scale, floor)
+    ok = bool(gn <= target)
+    msg = f"trust-exact + Newton polish on (36): ||grad D|| = {gn:.1e} {'<=' if ok else '>'} {target:.1e}"
+    return OTDualSolution(lam, p, ot_dual_objective(lam, T, u, Z, M, alpha, gamma), gn, ok, msg)
 
 
 # -- (22): the OT-based attention -------------------------------------------------------------------

@@ -22,8 +22,6 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from .dual import primal_objective
-from .evidence import Inconclusive
 from .validate import MIN_ALPHA, dual_args, positive, positive_scale, scores, simplex, vector
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
@@ -31,10 +29,53 @@ _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SL
 
 @dataclass
 class PrimalSolution:
-    p: np.ndarray  # (n,), zero outside supp(u)
+    """What every primal solver returns (SciPy's ``OptimizeResult`` is the model).
+
+    A solver never raises because it stopped short: it returns ``converged=False`` with its
+    ``message``, and the caller (a check) decides whether that makes its claim inconclusive.
+    ``accuracy`` is the solver's own measure of how far it is from the optimum, on the scale its
+    ``message`` names: the gradient norm in the simplex coordinates (trust-exact), or the
+    feasibility violation of the returned point before clipping (SLSQP, Clarabel).
+    """
+
+    p: np.ndarray  # (n,), zero outside supp(u); NaN where the solver returned nothing
     value: float
     method: str
+    converged: bool = True
+    message: str = ""
+    accuracy: float = 0.0
     status: str = "optimal"  # the solver's own verdict; Clarabel may say "optimal_inaccurate"
+
+
+def primal_objective(T, u, z, alpha, p) -> float:
+    r"""The objective of (3) at p (:math:`0 \log 0 = 0`):
+
+    .. math::
+        F(p) = \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p \,\|\, u), \qquad b = T^\top u + z.
+
+    Parameters
+    ----------
+    T : (n, d) templates; u : (n,) prior on the simplex; z : (d,) evidence; alpha : float > 0;
+    p : (n,) a point of the simplex.
+
+    Returns
+    -------
+    float
+        F(p); ``inf`` if p puts mass where u has none.
+    """
+    T, u, z, alpha, p = dual_args(T, u, z, alpha, p=p)
+    b = T.T @ u + z
+    r = b - T.T @ p
+    s = p > 0
+    if np.any(s & (u <= 0)):
+        return float("inf")  # KL is infinite off supp(u)
+    kl = float(np.sum(p[s] * (np.log(p[s]) - np.log(u[s]))))
+    return float(alpha / 2 * r @ r + kl)
+
+
+def _infeasibility(x) -> float:
+    """|sum x - 1| + max(0, -min x): how far a solver's raw point is from the simplex."""
+    return float(abs(np.sum(x) - 1.0) + max(0.0, -float(np.min(x))))
 
 
 def _support(u):
@@ -69,7 +110,8 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
     Ts, lu = T[idx], np.log(u[idx])
     if len(idx) == 1:
         p = _embed(len(u), idx, np.ones(1))
-        return PrimalSolution(p, primal_objective(T, u, z, alpha, p), "scipy-trust-exact")
+        return PrimalSolution(p, primal_objective(T, u, z, alpha, p), "scipy-trust-exact", True,
+                              "one template in supp(u): p = u")
 
     def parts(th):
         x = lu + np.append(th, 0.0)
@@ -93,9 +135,10 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
                    options={"gtol": 1e-13, "maxiter": 1000})
     p, F, g, w = parts(res.x)
     # trust-exact may stop at round-off ("bad approximation"); judge by the gradient instead
-    if not np.all(np.isfinite(w)) or np.linalg.norm(w) > gtol:
-        raise Inconclusive(f"trust-exact on the primal (3) stopped at gradient {np.linalg.norm(w):.1e}: {res.message}")
-    return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact")
+    gn = float(np.linalg.norm(w))
+    ok = bool(np.all(np.isfinite(w)) and gn <= gtol)
+    msg = f"trust-exact on the primal (3) stopped at gradient {gn:.1e}" + ("" if ok else f" > {gtol:g}: {res.message}")
+    return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact", ok, msg, gn)
 
 
 def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
@@ -111,16 +154,27 @@ def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
         obj = alpha / 2 * cp.sum_squares(b - Ts.T @ p) + cp.sum(cp.rel_entr(p, us))
         return cp.Problem(cp.Minimize(obj), [cp.sum(p) == 1]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(u), "cvxpy-clarabel", msg)
     ps = np.clip(p.value, 0, None)
     ps /= ps.sum()
     p_full = _embed(len(u), idx, ps)
     # the objective at the returned (clipped, renormalised) point, not the solver's own figure
-    return PrimalSolution(p_full, primal_objective(T, u, z, alpha, p_full), "cvxpy-clarabel", prob.status)
+    return PrimalSolution(p_full, primal_objective(T, u, z, alpha, p_full), "cvxpy-clarabel", True, msg,
+                          _infeasibility(p.value), prob.status)
 
 
-def _solve_cvxpy(build):
-    """Solve a freshly built (problem, variable) pair; returns the solved pair."""
+def _failed(n, method, message) -> PrimalSolution:
+    return PrimalSolution(np.full(n, np.nan), float("nan"), method, False, message, float("inf"), "failed")
+
+
+def solve_cvxpy(build):
+    """Solve a freshly built (problem, variable) pair by Clarabel.
+
+    Returns ``(problem, variable, message)``; the variable is None if Clarabel gave no usable
+    point (the message says why). Nothing is raised: the caller decides what a failure means.
+    """
     import cvxpy as cp
 
     # Tolerances near float64 with many iterative-refinement steps first: without refinement the
@@ -138,10 +192,10 @@ def _solve_cvxpy(build):
                 warnings.simplefilter("ignore")
                 prob.solve(solver=cp.CLARABEL, max_iter=500, **opts)
         except cp.error.SolverError as e:
-            raise Inconclusive(f"Clarabel failed: {e}") from e
+            return prob, None, f"Clarabel failed: {e}"
         if prob.status in accept and var.value is not None:
-            return prob, var
-    raise Inconclusive(f"Clarabel status {prob.status}")
+            return prob, var, f"Clarabel status {prob.status}"
+    return prob, None, f"Clarabel status {prob.status}"
 
 
 def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
@@ -158,11 +212,12 @@ def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
     res = minimize(lambda p: _kl_and_grad(p, us), us.copy(), jac=True, method="SLSQP",
                    bounds=[(0.0, 1.0)] * len(idx), constraints=cons,
                    options={"ftol": 1e-15, "maxiter": 2000})
-    if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the MEM problem did not converge: {res.message}")
+    # "Positive directional derivative": SLSQP's line search found no descent at round-off, i.e. it is done
+    ok = bool(res.success or "Positive directional derivative" in res.message)
     ps = np.clip(res.x, 0, None)
     ps /= ps.sum()
-    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "scipy-slsqp")
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "scipy-slsqp", ok,
+                          f"SLSQP on the MEM problem: {res.message}", _infeasibility(res.x))
 
 
 def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
@@ -178,10 +233,13 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
         return cp.Problem(cp.Minimize(cp.sum(cp.rel_entr(p, us))),
                           [cp.sum(p) == 1, cp.norm(b - Ts.T @ p, 2) <= r]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(u), "cvxpy-clarabel", msg)
     ps = np.clip(p.value, 0, None)
     ps /= ps.sum()
-    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel")
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel", True, msg,
+                          _infeasibility(p.value), prob.status)
 
 
 def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
@@ -205,11 +263,11 @@ def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
                    constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1,
                                  "jac": lambda p: np.ones_like(p)}],
                    options={"ftol": 1e-15, "maxiter": 2000})
-    if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem did not converge: {res.message}")
+    ok = bool(res.success or "Positive directional derivative" in res.message)
     out = np.zeros(len(s))
     out[S] = np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
-    return out
+    return PrimalSolution(out, float(res.fun), "scipy-slsqp", ok,
+                          f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem: {res.message}", _infeasibility(res.x))
 
 
 def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
@@ -227,7 +285,10 @@ def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
         return cp.Problem(cp.Minimize(-p @ s[S] + tau * cp.sum(cp.rel_entr(p, np.asarray(prior, float)[S]))),
                           [cp.sum(p) == 1]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(s), "cvxpy-clarabel", msg)
     out = np.zeros(len(s))
     out[S] = np.clip(p.value, 0, None) / np.clip(p.value, 0, None).sum()
-    return out
+    value = -prob.value if prior is None else prob.value  # the maximised form has the opposite sign
+    return PrimalSolution(out, float(value), "cvxpy-clarabel", True, msg, _infeasibility(p.value), prob.status)

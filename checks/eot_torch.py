@@ -138,6 +138,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
     rows, worst = [], {}
     cvx_ratio = 0.0
     from attnverify.primal import solve_eot_cvxpy
+    from checks._common import require
 
     for label, Q, K, V, mask, kw in _sdpa_cases():
         d = Q.shape[-1]
@@ -161,7 +162,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
             S = np.ones(K.shape[-2], bool) if mask is None else np.broadcast_to(mask, p.shape)[b, h, i]
             s = (K[b, h] @ Q[b, h, i])[S]
             tau = tau_fn(d)
-            pS = solve_eot_cvxpy(s, tau)
+            pS = require(solve_eot_cvxpy(s, tau)).p
             # weak duality: J(p) >= -tau lse(s/tau) for every p (EOT-LSE), so this gap is certified
             J = -pS @ s + tau * np.sum(pS[pS > 0] * np.log(pS[pS > 0]))
             gap = max(J + tau * logsumexp(s / tau), len(s) * EPS * (1 + abs(J)))

@@ -15,7 +15,7 @@ from scipy.special import logsumexp, softmax
 from attnverify import context
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_eot_cvxpy
-from checks.eot_numeric import solver_gaps
+from checks._common import require, solver_gaps
 from checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
 
 # ---------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def uniform_numeric() -> Evidence:
     u = np.full(12, 1 / 12)
     worst_c = 0.0
     for tau in (0.5, 2.0):
-        pu = solve_eot_cvxpy(s, tau, prior=u)
+        pu = require(solve_eot_cvxpy(s, tau, prior=u)).p
         # weak duality (GOAT-PRIOR): J_u(p) >= -tau log sum_l u_l e^{s_l/tau} for every p; a certified gap
         gap = max(_J(pu, s, tau, u) + tau * logsumexp(s / tau, b=u), 12 * EPS * (1 + abs(tau * logsumexp(s / tau))))
         worst_c = np.maximum(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))

@@ -85,7 +85,8 @@ def kkt_residual(p, s, alpha):
 def _cvxpy_solve(s, alpha):
     import cvxpy as cp
 
-    from attnverify.primal import _solve_cvxpy
+    from attnverify.evidence import Inconclusive
+    from attnverify.primal import solve_cvxpy
 
     def build():
         p = cp.Variable(len(s), nonneg=True)
@@ -95,7 +96,9 @@ def _cvxpy_solve(s, alpha):
             obj = cp.Maximize(p @ s - cp.sum(cp.power(p, alpha) - p) / (alpha * (alpha - 1)))
         return cp.Problem(obj, [cp.sum(p) == 1]), p
 
-    _, var = _solve_cvxpy(build)
+    _, var, msg = solve_cvxpy(build)
+    if var is None:
+        raise Inconclusive(msg)
     v = np.clip(var.value, 0, None)
     return v / v.sum()
 
