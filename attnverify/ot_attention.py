@@ -67,7 +67,7 @@ def lse(x: np.ndarray, axis) -> np.ndarray:
         return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis=axis)
 
 
-def _xlogx(x: np.ndarray) -> float:
+def xlogx(x: np.ndarray) -> float:
     s = x > 0
     return float(np.sum(x[s] * np.log(x[s])))
 
@@ -102,11 +102,32 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     :math:`\mathcal W_\gamma = \langle f, p\rangle + \langle g, u\rangle`, and f is the gradient of
     :math:`\mathcal W_\gamma(\cdot, u; M)` up to an additive constant.
 
-    Shapes: p (N_p,), u (N_u,) on their simplices (zeros allowed: those rows / columns of X are 0),
-    M (N_p, N_u) with entries in R or +inf; gamma > 0; ``init`` an optional starting row potential f (N_p,)
-    (a warm start, e.g. the f of a nearby p).
+    Parameters
+    ----------
+    p : array_like, shape (N_p,)
+        Row marginal on the simplex (zeros allowed: those rows of X are 0).
+    u : array_like, shape (N_u,)
+        Column marginal on the simplex (zeros allowed).
+    M : array_like, shape (N_p, N_u)
+        Cost, entries in R or +inf (transport forbidden).
+    gamma : float
+        Entropic regularisation, gamma > 0.
+    tol : float
+        Target for the column-marginal error (raised to the float64 floor above).
+    max_iter : int
+        Iteration limit; reaching it returns ``converged=False``.
+    init : array_like, shape (N_p,), optional
+        Starting row potential f (a warm start, e.g. the f of a nearby p).
 
-    Reference: Cuturi (2013); Peyre & Cuturi, Computational Optimal Transport (2019), Sec 4.4.
+    Returns
+    -------
+    SinkhornResult
+        Plan, potentials, W_gamma and its parts, ``marginal_err`` (the accuracy figure), ``iterations``,
+        ``converged`` and ``message``. Nothing is raised when Sinkhorn stops short.
+
+    References
+    ----------
+    Cuturi (2013); Peyre & Cuturi, Computational Optimal Transport (2019), Sec 4.4.
     """
     gamma = positive_scale(gamma, "gamma")
     M = array("M", M, 2, allow_posinf=True)
@@ -135,7 +156,7 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     X[np.ix_(rows, cols)] = Xr
     fin = Xr > 0  # +inf costs carry no mass
     linear = float(np.sum(Mr[fin] * Xr[fin]))
-    H = -_xlogx(Xr)
+    H = -xlogx(Xr)
     F = np.full(M.shape[0], -np.inf)
     G = np.full(M.shape[1], -np.inf)
     F[rows], G[cols] = f, g
@@ -238,7 +259,26 @@ def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSoluti
     The objective is smooth and strongly concave (Hessian :math:`\preceq -I/\alpha`), so the maximiser is
     unique and :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D(\lambda)\|`.
 
-    Shapes: T (N, d), u (N,), z (d,), M (N, N); alpha, gamma > 0.
+    Parameters
+    ----------
+    T : array_like, shape (N, d)
+        Templates of A (rows).
+    u : array_like, shape (N,)
+        Preference on the simplex.
+    z : array_like, shape (d,)
+        One query.
+    M : array_like, shape (N, N)
+        Cost (see :func:`ot_attention`).
+    alpha, gamma : float
+        alpha > 0, gamma > 0.
+    gtol : float
+        Gradient-norm target, relative to max(||mu~ + z||, 1).
+
+    Returns
+    -------
+    OTDualSolution
+        lambda*, p* = grad W*(T lambda*), D(lambda*), ``grad_norm`` (the accuracy figure:
+        :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D\|`), ``converged`` and ``message``.
     """
     from scipy.optimize import minimize
 
@@ -309,17 +349,24 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
 
     Parameters
     ----------
-    T : (N, d) templates of A (rows).
-    u : (N,) preference on the simplex; zeros allowed (templates of A that are not in the input).
-    z : (d,) or (m, d) queries (the evidence z of each query).
-    M : (N, N) cost, ``M[i, j] = M(t_i, t_j)`` (first index: the attended template t, second: the
+    T : array_like, shape (N, d)
+        Templates of A (rows).
+    u : array_like, shape (N,)
+        Preference on the simplex; zeros allowed (templates of A that are not in the input).
+    z : array_like, shape (d,) or (m, d)
+        Queries (the evidence z of each query).
+    M : array_like, shape (N, N)
+        Cost, ``M[i, j] = M(t_i, t_j)`` (first index: the attended template t, second: the
         template t_i carrying u's mass); ``+inf`` forbids transport. NaN and -inf are rejected.
-    alpha, gamma : float > 0.
-    return_weights : also return the weights p* (shape (m, N), or (N,) for one query).
+    alpha, gamma : float
+        alpha > 0, gamma > 0.
+    return_weights : bool
+        Also return the weights p* (shape (m, N), or (N,) for one query).
 
     Returns
     -------
-    h : (m, d), or (d,) for z of shape (d,); and the weights if asked.
+    h : ndarray, shape (m, d), or (d,) for z of shape (d,)
+        The attention output; with ``return_weights``, ``(h, p)``.
 
     Evaluated in the log domain: :math:`\log p^*(t) = \mathrm{LSE}_i\big(\log u_i + A_{ti} - \mathrm{LSE}_{t'} A_{t'i}\big)`
     with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small gamma does not underflow.

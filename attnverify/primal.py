@@ -1,12 +1,20 @@
 r"""Direct solves of the primal problems, independent of the dual and of any closed form.
 
-Problem (3):   min_{p in simplex, supp p ⊆ supp u}  alpha/2 ||b - T^T p||^2 + KL(p || u)
-MEM (Sec 4):   min_{p in simplex, supp p ⊆ supp u}  KL(p || u)   s.t.  ||b - T^T p||^2 <= r^2
+Problem (3) and the maximum-entropy problem MEM (Sec 4), both over p in the simplex with
+:math:`\operatorname{supp} p \subseteq \operatorname{supp} u`:
+
+.. math::
+    \min_p \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p \,\|\, u), \qquad
+    \min_p \mathrm{KL}(p \,\|\, u) \ \text{ s.t. } \ \|b - T^\top p\|^2 \le r^2.
 
 Two independent routes for each:
+
 * SciPy: (3) by trust-region Newton over the open simplex (every p in it, not only the
   exponential family (9)); MEM by SLSQP directly on p (bounds, equality, the ball constraint).
 * CVXPY: the same problem as an exponential-cone program (``rel_entr``), solved by Clarabel.
+
+Every solver returns a :class:`PrimalSolution` (``converged``, ``message``, ``accuracy``) and
+never raises because it stopped short; the checks decide what that means for a claim.
 
 Shapes: T (n, d), u (n,), z (d,), alpha > 0, r > 0. Templates with u_i = 0 are dropped
 before solving (KL(p||u) is finite only if p_i = 0 there) and their p_i is returned as 0.
@@ -95,14 +103,37 @@ def _kl_and_grad(p, u):
 
 
 def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
-    """Problem (3) by SciPy's trust-region Newton (``trust-exact``) on the open simplex.
+    r"""Problem (3) by SciPy's trust-region Newton (``trust-exact``) on the open simplex.
 
-    p = softmax(log u + theta) with theta_last = 0 maps R^{m-1} one-to-one onto the relative
-    interior of the simplex on supp(u) (m = |supp u|); the minimiser lies there because
-    d KL / d p_i -> -inf as p_i -> 0.  The exact Hessian in theta is
-    J (alpha T T^T + diag 1/p) J + diag(w) - p w^T - w p^T, with J = diag p - p p^T,
-    g = grad_p F and w = p * (g - <p, g>).  This parameterisation is of the whole
-    simplex, not of the exponential family (9) under test.
+    :math:`p = \mathrm{softmax}(\log u + \theta)` with :math:`\theta_m = 0` maps
+    :math:`\mathbb R^{m-1}` one-to-one onto the relative interior of the simplex on supp(u)
+    (m = |supp u|); the minimiser lies there because :math:`\partial\,\mathrm{KL}/\partial p_i \to -\infty`
+    as :math:`p_i \to 0`. The exact Hessian in :math:`\theta` is
+
+    .. math::
+        J(\alpha T T^\top + \operatorname{diag}(1/p))J + \operatorname{diag}(w) - p w^\top - w p^\top,
+        \qquad J = \operatorname{diag} p - p p^\top,\quad w = p \odot (g - \langle p, g\rangle),
+
+    with :math:`g = \nabla_p F`. This parameterisation is of the whole simplex, not of the
+    exponential family (9) under test.
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex; zeros mask templates.
+    z : array_like, shape (d,)
+        Evidence; b = T^T u + z.
+    alpha : float
+        alpha > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp u), the objective F(p), ``converged``, ``message`` and ``accuracy``.
+    gtol : float
+        Converged when the gradient in theta has norm <= gtol (``accuracy`` is that norm).
     """
     T, u, z, alpha = dual_args(T, u, z, alpha)
     b = T.T @ u + z
@@ -142,7 +173,26 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
 
 
 def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
-    """Problem (3) as an exponential-cone program (CVXPY + Clarabel)."""
+    """Problem (3) as an exponential-cone program (CVXPY + Clarabel, see :func:`solve_cvxpy`).
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex; zeros mask templates.
+    z : array_like, shape (d,)
+        Evidence; b = T^T u + z.
+    alpha : float
+        alpha > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp u), the objective F(p), ``converged``, ``message`` and ``accuracy``.
+        ``accuracy`` is the distance of Clarabel's raw point from the simplex; the value is F at the
+        clipped, renormalised point, not the solver's own figure.
+    """
     import cvxpy as cp
 
     T, u, z, alpha = dual_args(T, u, z, alpha)
@@ -199,7 +249,28 @@ def solve_cvxpy(build):
 
 
 def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
-    """MEM: min KL(p||u) s.t. ||b - T^T p||^2 <= r^2, by SLSQP on the simplex."""
+    r"""MEM by SLSQP on the simplex:
+
+    .. math::
+        \min_p \mathrm{KL}(p \,\|\, u) \ \text{ s.t. } \ \|b - T^\top p\|^2 \le r^2.
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex.
+    b : array_like, shape (d,)
+        Centre of the ball.
+    r : float
+        Radius, r > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p, the value KL(p || u), ``converged``, ``message`` and ``accuracy`` (the feasibility of the
+        solver's raw point).
+    """
     T, u = dual_args(T, u)
     b, r = vector("b", b, T.shape[1]), positive("r", r, MIN_ALPHA**0.5, "r^2 would underflow")
     s, idx = _support(u)
@@ -221,7 +292,25 @@ def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
 
 
 def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
-    """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel)."""
+    """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel).
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex.
+    b : array_like, shape (d,)
+        Centre of the ball.
+    r : float
+        Radius, r > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p, the value KL(p || u), ``converged``, ``message`` and ``accuracy`` (the feasibility of the
+        solver's raw point).
+    """
     import cvxpy as cp
 
     T, u = dual_args(T, u)
@@ -242,9 +331,30 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
                           _infeasibility(p.value), prob.status)
 
 
-def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
-    """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003); with a prior pi,
-    of -<p,s> + tau KL(p||pi) on supp(pi) (GOAT, 002), started at pi and zero off its support."""
+def solve_eot_scipy(s, tau, prior=None) -> PrimalSolution:
+    r"""The entropic problem of 003 (with a prior pi, GOAT of 002) by SLSQP on the simplex:
+
+    .. math::
+        \min_p -\langle p, s\rangle - \tau H(p) \qquad\text{or}\qquad
+        \min_{\operatorname{supp} p \subseteq \operatorname{supp}\pi} -\langle p, s\rangle + \tau\,\mathrm{KL}(p \,\|\, \pi),
+
+    started at the uniform distribution (at pi).
+
+    Parameters
+    ----------
+    s : array_like, shape (n,)
+        Scores.
+    tau : float
+        Temperature, tau > 0.
+    prior : array_like, shape (n,), optional
+        Prior pi on the simplex (GOAT); None is the plain entropic problem.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp pi), the minimised objective, ``converged``, ``message`` and ``accuracy``
+        (the feasibility of the solver's raw point).
+    """
     s, tau = scores(s), positive_scale(tau, "tau")
     S, start = np.ones(len(s), bool), np.full(len(s), 1 / len(s))
     if prior is not None:
@@ -270,9 +380,25 @@ def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
                           f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem: {res.message}", _infeasibility(res.x))
 
 
-def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
-    """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p); with a prior pi,
-    min -<p,s> + tau KL(p||pi) on supp(pi) (rel_entr), zero off its support."""
+def solve_eot_cvxpy(s, tau, prior=None) -> PrimalSolution:
+    r"""The problem of :func:`solve_eot_scipy` as an exponential-cone program (CVXPY + Clarabel):
+    :math:`\max_p \langle p, s\rangle + \tau\sum_j \mathrm{entr}(p_j)`, or with a prior the ``rel_entr`` form.
+
+    Parameters
+    ----------
+    s : array_like, shape (n,)
+        Scores.
+    tau : float
+        Temperature, tau > 0.
+    prior : array_like, shape (n,), optional
+        Prior pi on the simplex (GOAT); None is the plain entropic problem.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp pi), the minimised objective, ``converged``, ``message`` and ``accuracy``
+        (the feasibility of the solver's raw point).
+    """
     import cvxpy as cp
 
     s, tau = scores(s), positive_scale(tau, "tau")

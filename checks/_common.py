@@ -5,6 +5,8 @@
   stopped short leaves the claim undecided.
 * :func:`solver_gaps`: the exact entropic problem solved by SciPy and CVXPY against a closed form
   (EOT-KKT, GOAT-PRIOR).
+
+Figures get matplotlib from :func:`attnverify.context.pyplot`, the one place that selects Agg.
 """
 
 from __future__ import annotations

@@ -201,9 +201,9 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
     return ev
 
 
-def sdpa_equivalence() -> Evidence:
+def sdpa_equivalence(*, tau_fn=math.sqrt) -> Evidence:
     """EOT-SDPA numerically: with s_j = <q,k_j> and tau = sqrt(d), sum_j p*_j v_j equals torch SDPA (float64)."""
-    return _sdpa_evidence()
+    return _sdpa_evidence(tau_fn=tau_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -311,9 +311,9 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
     return ev
 
 
-def policy_gradient_autograd() -> Evidence:
+def policy_gradient_autograd(*, dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
     """EOT-PG numerically: (1/tau) p (g - E_p g) against torch.autograd, on losses of p and through SDPA."""
-    return _pg_evidence()
+    return _pg_evidence(dS_fn=dS_fn, tau_fn=tau_fn)
 
 
 def _reinforce_cases():
@@ -510,9 +510,9 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
     return ev
 
 
-def fisher_numeric() -> Evidence:
+def fisher_numeric(*, fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidence:
     """EOT-FISHER numerically: jacobian, hessian and explicit Fisher sum agree; natural gradient and KL step."""
-    return _fisher_evidence()
+    return _fisher_evidence(fisher_fn=fisher_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -592,10 +592,7 @@ def _limits_evidence(zero_target=None) -> Evidence:
 
 
 def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     d0 = np.array([r[1] for r in rows0])
@@ -618,6 +615,6 @@ def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
                         "right: O(1/tau) approach to 1/n).")
 
 
-def limits_numeric() -> Evidence:
+def limits_numeric(*, zero_target=None) -> Evidence:
     """EOT-LIMITS numerically: the proven bounds hold on grids of tau (tau -> 0 with a tie, tau -> inf)."""
-    return _limits_evidence()
+    return _limits_evidence(zero_target=zero_target)

@@ -64,9 +64,9 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
     return ev
 
 
-def prior_against_solvers() -> Evidence:
+def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
     """GOAT-PRIOR numerically: SciPy and CVXPY solve the KL-regularised problem; the closed form is the minimiser."""
-    return _prior_solver_evidence()
+    return _prior_solver_evidence(closed=closed)
 
 
 # ---------------------------------------------------------------------------
@@ -153,9 +153,9 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
     return ev
 
 
-def prior_sdpa() -> Evidence:
+def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
     """GOAT-PRIOR through torch SDPA: attn_mask = log pi (and scale = 1/tau) computes GOAT on both kernels."""
-    return _sdpa_evidence()
+    return _sdpa_evidence(mask_fn=mask_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -420,6 +420,6 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
     return ev
 
 
-def sink_numeric() -> Evidence:
+def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
     """GOAT-SINK numerically: flat scores give p = pi; the logit bound; the score gap standard attention needs."""
-    return _sink_evidence()
+    return _sink_evidence(flat_target=flat_target)

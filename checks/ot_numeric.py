@@ -94,15 +94,6 @@ def _slope(x, y):
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # =====================================================================================================
 # FD-20: log-domain Sinkhorn against POT
 # =====================================================================================================
@@ -472,7 +463,7 @@ def _gamma_limit(rng) -> Evidence:
     Mn[:, jj] += 2 * M.max()
     e_ns = np.array([np.abs(ota.true_preference(u, Mn, g_) - u).sum() for g_ in gammas])
     e_ns37 = np.array([np.abs(_printed_37(u, Mn, g_) - u).sum() for g_ in gammas])
-    plt = _plt()
+    plt = context.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.semilogy(1 / gammas, e_sym, "o-", label="symmetric M, footnote 9 (derived = printed (37))")
     ax.semilogy(1 / gammas, bound, "k--", lw=0.8, label=r"bound $2(N-1)e^{-\Delta/\gamma}$")
@@ -643,7 +634,7 @@ def exact_vs_22() -> Evidence:
 
 
 def _fd22_figure(A_alpha, eA, B_gamma, eB, C_alpha, eC, eCt, c, al, ga, E, eAn, e44n) -> Figure:
-    plt = _plt()
+    plt = context.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
     ax.loglog(A_alpha, eA, "o-", label=r"$\gamma=1$, $x=\alpha$")
@@ -780,7 +771,7 @@ def grouped_cost() -> Evidence:
                     f"(first order). At spread 1 (alpha * spread / gamma = 2) the deviation is {d22s[-1]:.3f} for (22) and "
                     f"{dexs[-1]:.3f} for the exact minimiser: 'approximately equal inner products' must be read on the "
                     "scale gamma/alpha.")
-    plt = _plt()
+    plt = context.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.loglog(alpha * spreads / gamma, d22s, "o-", label="(22)")
     ax.loglog(alpha * spreads / gamma, dexs, "s--", label="exact minimiser of (21)")

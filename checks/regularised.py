@@ -223,10 +223,7 @@ def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
 
 
 def _figure(spm) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     t = np.linspace(-3, 3, 301)
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
@@ -241,6 +238,6 @@ def _figure(spm) -> Figure:
                         "template argmax <p,s> - Omega(p); Tsallis alpha > 1 reaches exactly 0 and 1 at finite scores.")
 
 
-def omega_numeric() -> Evidence:
+def omega_numeric(*, sparse_thr=sparsemax_threshold) -> Evidence:
     """EOT-OMEGA numerically: sparsemax and alpha-entmax closed forms vs `entmax`, CVXPY and a KKT certificate."""
-    return _omega_evidence()
+    return _omega_evidence(sparse_thr=sparse_thr)
