@@ -100,23 +100,30 @@ def cmd_verify(args) -> int:
 def cmd_regress(args) -> int:
     from . import context
     from .registry import load_claims
-    from .regress import compare, n_checks, render, same_environment
+    from .regress import BaselineError, compare, load_baseline, moved_within_rule, n_checks, render, same_environment
     from .report import write_all
     from .verify import run_all
 
-    path = Path(args.baseline)
     try:
-        baseline = json.loads(path.read_text())
-    except OSError as e:
-        return _fail(f"{path}: cannot read the baseline ({e.strerror}); make one with `make verify`")
-    except json.JSONDecodeError as e:
-        return _fail(f"{path}: not valid JSON ({e.msg} at line {e.lineno})")
+        baseline, where = load_baseline(args.baseline, Path.cwd())
+    except BaselineError as e:
+        return _fail(str(e))
     select = _selection(args)
     log = (lambda s: None) if args.quiet else (lambda s: print(s, flush=True))
+    print(f"regress: baseline {where}", flush=True)
     with tempfile.TemporaryDirectory(prefix="attnverify-regress-") as tmp:
         out = Path(args.out) if args.out else Path(tmp)
         context.FIGURE_DIR = out / "figures"
-        fresh = run_all(select=select, log=log, cache=None)  # a regression run recomputes everything
+        # recompute means recompute: the sweep's files go to a fresh folder, not .cache/sweeps
+        saved = os.environ.get("ATTNVERIFY_SWEEPS")
+        os.environ["ATTNVERIFY_SWEEPS"] = str(Path(tmp) / "sweeps")
+        try:
+            fresh = run_all(select=select, log=log, cache=None)  # a regression run recomputes everything
+        finally:
+            if saved is None:
+                os.environ.pop("ATTNVERIFY_SWEEPS", None)
+            else:
+                os.environ["ATTNVERIFY_SWEEPS"] = saved
         if args.out:
             write_all(fresh, out)
     if select is not None and not fresh["claims"]:
@@ -125,8 +132,9 @@ def cmd_regress(args) -> int:
     changes = compare(baseline, fresh, ran=ran if select is not None else None,
                       registered={c.id for c in load_claims()})
     compared = ran & {c["id"] for c in baseline.get("claims", [])}
-    print(render(changes, str(path), len(compared), n_checks(baseline, compared),
-                 same_environment(baseline, fresh)), flush=True)
+    same = same_environment(baseline, fresh)
+    print(render(changes, where, len(compared), n_checks(baseline, compared), same,
+                 None if same else moved_within_rule(baseline, fresh)), flush=True)
     return 1 if any(c.failure for c in changes) else 0
 
 
@@ -196,7 +204,8 @@ def main(argv=None) -> int:
     v.set_defaults(func=cmd_verify)
     g = sub.add_parser("regress", help="re-run the claims and compare with the committed baseline; "
                                        "exit 1 on any regression")
-    g.add_argument("--baseline", default="docs/results.json", help="default: docs/results.json")
+    g.add_argument("--baseline", metavar="FILE", help="default: the committed docs/results.json "
+                   "(git show HEAD:docs/results.json); outside git, the file docs/results.json")
     g.add_argument("-k", metavar="PATTERN", help="only claims whose ID or title contains PATTERN")
     g.add_argument("--only", nargs="+", metavar="ID", help="only these claim IDs")
     g.add_argument("--out", metavar="DIR", help="also write the fresh results and report to DIR")

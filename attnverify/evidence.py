@@ -27,6 +27,34 @@ class Inconclusive(Exception):
     """Raised by a derivation or check that could not decide (solver failed, dependency missing)."""
 
 
+SENSITIVITY_FIELDS = ("parameter", "declared_range", "why_this_range", "flips_at", "verdict_over_range")
+
+
+def sensitivity_problem(check: "Check") -> str:
+    """Why a judgement check's ``sensitivity`` is malformed ("" if it is fine, or the check is numerical).
+
+    A judgement check without a declared range and its verdict over it is an engine error: its
+    verdict could rest on a threshold nobody tested (CLAIMS.md, "Judgement calls")."""
+    if check.threshold_kind != "judgement":
+        return ""
+    s = check.sensitivity
+    if not isinstance(s, dict):
+        return f"judgement check {check.key!r} carries no sensitivity"
+    missing = [f for f in SENSITIVITY_FIELDS if f not in s]
+    if missing:
+        return f"judgement check {check.key!r}: sensitivity lacks {', '.join(missing)}"
+    r = s["declared_range"]
+    if not (isinstance(r, (list, tuple)) and len(r) == 2 and float(r[0]) < float(r[1])):
+        return f"judgement check {check.key!r}: declared_range must be [lo, hi] with lo < hi"
+    if s["verdict_over_range"] not in ("stable", "flips"):
+        return f"judgement check {check.key!r}: verdict_over_range must be 'stable' or 'flips'"
+    if (s["verdict_over_range"] == "flips") != (s["flips_at"] is not None):
+        return f"judgement check {check.key!r}: flips_at must be given exactly when the verdict flips"
+    if not s["why_this_range"]:
+        return f"judgement check {check.key!r}: the declared range needs a reason"
+    return ""
+
+
 class DuplicateKey(ValueError):
     """Two checks of one claim share a key: regress, the tests and the report could not tell them apart."""
 
@@ -129,7 +157,11 @@ class Evidence:
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # empirical claims: [{"transformation", "leaves_unchanged", "parameter", "values": [{"parameter", "metric"}],
+    # "conclusion"}]: a transformation that leaves the model unchanged, and the metric along it
+    invariance: list[dict] = field(default_factory=list)
     finding: str = ""  # for a refuted claim: what is true instead
+    part_findings: dict = field(default_factory=dict)  # part ID -> what is true of that part (issue 15)
 
     # -- building helpers -------------------------------------------------
     def step(self, text: str, expr: Any = None) -> Any:
@@ -189,6 +221,69 @@ class Evidence:
         text = shown if shown is not None else f"{target:g} ± {tol:g}"
         return self._record(key, name, method, metric, value, text, bool(ok), why, fields)
 
+    def judged(self, key, name, value, threshold, why, *, parameter, declared_range, why_this_range, method,
+               verdict_at=None, kind="at_most", grid=21, log=False, bisect=40, metric="", tolerance=None,
+               **fields) -> bool:
+        r"""A judgement call ("small", "close", a setup the paper does not fix), with its sensitivity.
+
+        The verdict at the nominal ``threshold`` is the check's ``passed``; the verdict is also evaluated
+        over ``declared_range`` = [lo, hi] (declared in the code before the run; ``why_this_range`` says
+        why it is the plausible range of the judgement ``parameter``), and the check records
+        ``sensitivity`` = {parameter, declared_range, why_this_range, flips_at, verdict_over_range}.
+
+        ``verdict_at(x) -> bool`` is the verdict were the judgement parameter ``x``. By default the
+        parameter is the threshold itself and the verdict is ``value <= x`` (``kind="at_most"``) or
+        ``value >= x`` (``kind="at_least"``): monotone in ``x``, so the flip point is exactly ``x = value``.
+        Otherwise the verdict is evaluated on ``grid`` points spanning the range (geometric if ``log``)
+        plus the nominal, and each change between neighbours is located by ``bisect`` bisection steps;
+        ``flips_at`` is the crossing nearest the nominal threshold (``None`` if the verdict is stable).
+        ``tolerance``: what to record as the check's tolerance when the judgement parameter is not the
+        bound on ``value`` itself (a setup such as a scale, with ``verdict_at``); default the threshold.
+        """
+        lo, hi = (float(v) for v in declared_range)
+        if not (lo < hi and lo <= float(threshold) <= hi):
+            raise ValueError(f"judgement check {key!r}: declared range [{lo:g}, {hi:g}] must contain the "
+                             f"threshold {threshold:g}")
+        if not why_this_range or not parameter:
+            raise ValueError(f"judgement check {key!r}: the declared range needs its parameter and a reason")
+        default = verdict_at is None
+        if default:
+            if kind not in ("at_most", "at_least"):
+                raise ValueError(f"judgement check {key!r}: kind must be 'at_most' or 'at_least'")
+            v = float(value) if _finite_or_nan(value) else float("nan")
+            verdict_at = (lambda x: v <= x) if kind == "at_most" else (lambda x: v >= x)
+        xs = np.geomspace(lo, hi, grid) if log else np.linspace(lo, hi, grid)
+        xs = np.unique(np.append(xs, float(threshold)))
+        vs = [bool(verdict_at(float(x))) for x in xs]
+        crossings = []
+        for a, b, va, vb in zip(xs[:-1], xs[1:], vs[:-1], vs[1:]):
+            if va == vb:
+                continue
+            if default:  # exact: the comparison changes at x = value
+                crossings.append(float(value))
+                continue
+            for _ in range(bisect):
+                m = 0.5 * (a + b)
+                if bool(verdict_at(float(m))) == va:
+                    a = m
+                else:
+                    b = m
+            crossings.append(float(0.5 * (a + b)))
+        flips_at = min(crossings, key=lambda c: abs(c - float(threshold))) if crossings else None
+        ok = bool(verdict_at(float(threshold)))
+        sens = {"parameter": parameter, "declared_range": [lo, hi], "nominal": float(threshold),
+                "why_this_range": why_this_range,
+                "flips_at": float(f"{flips_at:.6e}") if flips_at is not None else None,
+                "verdict_over_range": "flips" if crossings else "stable"}
+        tol = threshold if kind == "at_most" or not default else f">= {threshold:g}"
+        tol = tol if tolerance is None else tolerance
+        fields.update(threshold_kind="judgement", sensitivity=sens)
+        return self._record(key, name, method, metric, value, tol, ok, why, fields)
+
+    def part_finding(self, part_id: str, text: str) -> None:
+        """What is true of one part of a compound claim (shown in the part's row; issue 15)."""
+        self.part_findings[part_id] = (self.part_findings.get(part_id, "") + " " + text).strip()
+
     def _record(self, key, name, method, metric, value, tol, ok, why, fields) -> bool:
         self._add(Check(name, method, metric, value, tol, ok, why, key=key, **fields))
         return ok
@@ -215,8 +310,11 @@ class Evidence:
         self.figures += other.figures
         self.tables += other.tables
         self.notes += other.notes
+        self.invariance += other.invariance
         if other.finding:
             self.finding = (self.finding + " " + other.finding).strip()
+        for pid, text in other.part_findings.items():
+            self.part_finding(pid, text)
 
 
 def _finite_or_nan(value) -> bool:

@@ -110,6 +110,7 @@ def run_once(claim, patch=None) -> dict:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
             "failed": [c["key"] for c in r["checks"] if not c["passed"]],
+            "checks": len(r["checks"]),
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
 
@@ -118,7 +119,10 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
     """(killed, how) for one mutant run against the reference run of its claim."""
     if res.get("never_called"):
         return False, f"not injected: {', '.join(res['never_called'])} was never called while the claim ran"
-    if ref["status"] not in ("verified", "refuted"):
+    # a not-checkable claim whose checks ran (GOAT-SINK: a checked corollary beside a part with no precise
+    # statement) judges its mutants by its checks like a refuted one
+    if ref["status"] not in ("verified", "refuted", "not-checkable") or (ref["status"] == "not-checkable"
+                                                                        and not ref.get("checks")):
         return False, f"cannot be judged: the unmutated claim is {ref['status']} ({ref['reason']})"
     if res["status"] == "verified":
         return False, "the claim is still verified"

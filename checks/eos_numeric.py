@@ -265,6 +265,35 @@ def _two_cycle_weighted_mean(eta=2.04, burn=3000, T=40):
     return M / W, tol, abs(xs[-1] - xs[-3])
 
 
+def _no_gap_numeric(n_grid=20001):
+    """EOS-LOSS/nogap in floats, independently of the SymPy derivation: on the d = 2 step of
+    L = x^4/12 + y^2 (1-x)^2/2 from (-1, 0) with eta = 3, Htilde by 64-node Gauss-Legendre, then
+    certified lower bounds (grid minimum minus a Lipschitz slack) of min_s ||H(s) - Htilde||_F and of
+    min_s lambda_max(H(s)) - hhat."""
+    def grad(t):
+        x, y = t
+        return np.array([x ** 3 / 3 - y * y * (1 - x), y * (1 - x) ** 2])
+
+    def hess(t):
+        x, y = t
+        return np.array([[x * x + y * y, -2 * y * (1 - x)], [-2 * y * (1 - x), (1 - x) ** 2]])
+
+    th0, eta = np.array([-1.0, 0.0]), 3.0
+    g = grad(th0)
+    delta = -eta * g
+    s, w = GL64
+    Ht = sum(wi * 2 * (1 - si) * hess(th0 + si * delta) for si, wi in zip(s, w))
+    hh = g @ Ht @ g / (g @ g)
+    ss = np.linspace(0, 1, n_grid)
+    Hs = np.array([hess(th0 + si * delta) for si in ss])
+    dist = np.sqrt(((Hs - Ht) ** 2).sum(axis=(1, 2)))
+    top = np.linalg.eigvalsh(Hs)[:, -1]
+    # on this segment |dH/ds|_F <= 2 |x'| (|x| + |1 - x|) <= 2 * 1 * 3 = 6 (x from -1 to 0, y = 0), and
+    # lambda_max is 6-Lipschitz too: between grid points the minima are at most 6 h/2 lower
+    slack = 6 * (ss[1] - ss[0]) / 2 + 64 * EPS
+    return float(dist.min() - slack), float(top.min() - hh - slack), float(hh)
+
+
 def loss_change_numeric(*, loss_formula=None) -> Evidence:
     """L(theta_{t+1}) - L(theta_t) = -eta ||g||^2 (1 - eta hhat/2), hhat = g^T Htilde g / ||g||^2 with
     Htilde = 2 int (1-s) H(theta - s eta g) ds by quadrature, on 150 random (theta, eta) per loss
@@ -337,6 +366,19 @@ def loss_change_numeric(*, loss_formula=None) -> Evidence:
                metric="max over 3 trajectories (T = 60) of |difference| / (sum of per-step tolerances)",
                numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-LOSS: telescoping on GD trajectories", ["loss", "eta", "T", "L_T - L_0", "sum of formula", "|diff|/tol"], trows))
+    dist, gap, hh = _no_gap_numeric()
+    ev.at_most("nogap-numeric-htilde-is-the-hessian-at-a-point",
+               "as printed: Htilde_t is the true Hessian at a point of the step (d = 2 counterexample, floats)", dist,
+               64 * EPS, "a certified lower bound of min_s ||H(s) - Htilde_t||_F (grid of 20001 points minus the "
+               "Lipschitz slack); equality somewhere would make it <= rounding (64 eps)", method="quadrature",
+               metric="min over s in [0, 1] of ||H(theta_t + s delta_t) - Htilde_t||_F (lower bound)",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("nogap-numeric-hhat-is-the-top-eigenvalue",
+               "as printed ('no gap'): hhat_t is the largest Hessian eigenvalue at a point of the step (floats)", gap,
+               64 * EPS, f"a certified lower bound of min_s lambda_max(H(s)) - hhat_t (hhat_t = {hh:.15g}); no gap "
+               "somewhere would make it <= rounding", method="quadrature",
+               metric="min over s in [0, 1] of lambda_max(H(theta_t + s delta_t)) - hhat_t (lower bound)",
+               numerical_class="roundoff", evidence="float")
     mean, tol2, closed = _two_cycle_weighted_mean()
     gap = abs(mean - 2 / 2.04)
     ev.at_most("on-a-period-two-orbit-the-g-2-weighted-mean-of",

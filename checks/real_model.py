@@ -164,6 +164,23 @@ def _t5_printed(ev: Evidence) -> None:
                metric="max |out_(19 corrected) - out_T5|; the printed form was compared too and differs "
                f"by {num_printed:.3g} (see errata)",
                numerical_class="roundoff", evidence="float")
+    # FD-19/T5 as printed (CLAIMS.md: a part false as printed is refuted, the corrected form is the finding)
+    ev.check("(19) T5 as printed: the attention weights sum to 1 (n = 2, u = (1/4, 3/4), s = (0, 1))", "symbolic",
+             "sum_i u_i e^{s_i} / sum_j e^{s_j} on the explicit instance",
+             f"{sp.simplify(total)} = {float(total):.4f}", "exactly 1", sp.simplify(total - 1) == 0,
+             "exact symbolic arithmetic: the weights of an attention (a convex combination) sum to 1 or they do not",
+             key="19-t5-as-printed-weights-sum-to-1", numerical_class="exact", evidence="proof")
+    ev.at_most("19-t5-as-printed-equals-t5attention",
+               "(19) T5 as printed (no u_j in the denominator) = transformers' T5Attention (encoder, random weights)",
+               num_printed, tol, "the same float64 round-off bound as for the corrected form (attention_tol)",
+               method="transformers", metric="max |out_(19 printed) - out_T5|", numerical_class="roundoff",
+               evidence="float")
+    ev.part_finding("FD-19/T5", f"False as printed: the T5 formula of (19) has no u_j in its denominator, so its "
+                    f"weights do not sum to 1 ({float(total):.3f} on n = 2, u = (1/4, 3/4), s = (0, 1)) and it is off "
+                    f"transformers' T5Attention by up to {num_printed:.3g} (tolerance {tol:.2g}). What is true: "
+                    "with u_j restored in the denominator, sum_i V x_i u_i e^{s_i} / sum_j u_j e^{s_j}, it is T5's "
+                    f"attention to round-off ({num_ok:.2g}), i.e. (16) with u of (17); T5 does not divide by "
+                    "sqrt(d'), so the form holds with Q = sqrt(d') W_q, z = sqrt(d') W_k^T W_q y_k (see Errata).")
     if diff_sym != 0 and num_printed > tol:
         ev.errata.append(Erratum(
             source=SOURCE_004, equation="(19)",
@@ -235,6 +252,11 @@ def bert_identity() -> Evidence:
                            "BertSelfAttention of all-MiniLM-L6-v2 (float64, padded batch)",
                            ["layer", "max |dp|", "tol p", "max |d ctx|", "tol ctx", "max |d ctx| printed (19)",
                             "weight on padding"], rows))
+    ev.part_finding("FD-19/BERT", f"Holds to float64 round-off in all {len(cap.layers)} layers and every head of "
+                    "all-MiniLM-L6-v2 (a distilled BERT, the model available offline) on real text, once BERT's biases "
+                    "are placed as the text omits them: z = K^T (Q x_k + b_Q) (the key bias cancels in the softmax) "
+                    "and + b_V after the sum; padding has u_i = 0. The printed BERT form of (19) holds with affine "
+                    "K, Q, V.")
     # what the biases and the scale do (the must-fail directions, reported)
     nb = layer_errors(cap, 0, query_bias=False)[1]
     sd = layer_errors(cap, 0, scale_dim=cap.hidden_states[0].shape[2])[1]

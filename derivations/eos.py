@@ -27,7 +27,7 @@ from typing import Callable
 
 import sympy as sp
 
-from attnverify.evidence import Evidence, Inconclusive, full_simplify
+from attnverify.evidence import Erratum, Evidence, Inconclusive, full_simplify
 from attnverify.sources import SOURCE_002
 
 
@@ -221,6 +221,22 @@ def step_recurrence(*, candidate: Callable | None = None, boundary_factor=2) -> 
     return ev
 
 
+def segment_counterexample():
+    r"""The $d = 2$ counterexample to a matrix mean value theorem on one GD step (EOS-REC, EOS-LOSS):
+    $L(x,y) = x^4/12 + y^2(1-x)^2/2$, $\theta_t = (-1, 0)$, $\eta = 3$.
+
+    Returns the gradient $g$ at $\theta_t$, the step's end $\theta_{t+1}$ and the Hessian
+    $H(s) = \nabla^2 L(\theta_t + s\delta_t)$ on the step segment, $s\in[0,1]$ (SymPy, exact)."""
+    x, y = sp.symbols("x y", real=True)
+    L = x ** 4 / 12 + y ** 2 * (1 - x) ** 2 / 2
+    th0 = sp.Matrix([-1, 0])
+    g0 = sp.Matrix([sp.diff(L, v) for v in (x, y)]).subs({x: th0[0], y: th0[1]})
+    th1 = th0 - 3 * g0
+    H = sp.hessian(L, (x, y))
+    seg = {x: th0[0] + s * (th1[0] - th0[0]), y: th0[1] + s * (th1[1] - th0[1])}
+    return g0, th1, H.subs(seg)
+
+
 def _localisation(ev: Evidence) -> None:
     """The mean-value localisation: exact for scalars, false for the matrix Hbar in d >= 2."""
     ev.step(r"Made precise ('the mean value theorem localizes each to the true Hessian at an interior point'): "
@@ -229,14 +245,7 @@ def _localisation(ev: Evidence) -> None:
             r"$v^\top\bar H_t v = v^\top\nabla^2 L(\theta_t + s_v\delta_t)\,v$, with a point $s_v$ that depends on $v$; "
             r"the matrix $\bar H_t$ itself need not equal the Hessian at any point of the segment. Counterexample:",
             r"L(x,y) = \tfrac{x^4}{12} + \tfrac{y^2(1-x)^2}{2},\quad \theta_t = (-1,0),\ \eta = 3")
-    x, y = sp.symbols("x y", real=True)
-    L = x ** 4 / 12 + y ** 2 * (1 - x) ** 2 / 2
-    th0 = sp.Matrix([-1, 0])
-    g0 = sp.Matrix([sp.diff(L, v) for v in (x, y)]).subs({x: th0[0], y: th0[1]})
-    th1 = th0 - 3 * g0
-    H = sp.hessian(L, (x, y))
-    seg = {x: th0[0] + s * (th1[0] - th0[0]), y: th0[1] + s * (th1[1] - th0[1])}
-    Hs = H.subs(seg)
+    g0, th1, Hs = segment_counterexample()
     Hbar = Hs.applyfunc(lambda e: sp.integrate(e, (s, 0, 1)))
     ev.step(r"Its GD step ends at $\theta_{t+1} = (0,0)$; on the segment the Hessian is $H(s)$ and its average is $\bar H_t$.",
             sp.Eq(sp.Symbol(r"\bar H_t"), Hbar, evaluate=False))
@@ -260,6 +269,62 @@ def _localisation(ev: Evidence) -> None:
 # ---------------------------------------------------------------------------
 # EOS-LOSS
 # ---------------------------------------------------------------------------
+
+
+def _no_gap(ev: Evidence) -> None:
+    """EOS-LOSS/nogap: what the mean value theorem gives for the loss formula's average Htilde (d = 2)."""
+    g0, _, Hs = segment_counterexample()
+    Ht = Hs.applyfunc(lambda e: sp.integrate(2 * (1 - s) * e, (s, 0, 1)))
+    ev.step(r"'No gap', as printed: the mean value theorem 'localizes' $\tilde H_t$ to the true Hessian at an interior "
+            r"point, so that the curvature the telescoped formula forces is 'the Hessian eigenvalue' itself. On "
+            r"EOS-REC's $d = 2$ counterexample (the same step, now with the weight $2(1-s)$), $H(s)$ and $\tilde H_t$:",
+            sp.Eq(sp.Tuple(sp.Symbol("H(s)"), sp.Symbol(r"\tilde H_t")), sp.Tuple(Hs, Ht), evaluate=False))
+    sols = sp.solve(list(Hs - Ht), s, dict=True)
+    inside = [sl for sl in sols if sl[s].is_real and 0 <= sl[s] <= 1]
+    ev.at_least("nogap-htilde-is-the-hessian-at-a-point",
+                "as printed: the loss formula's average Htilde_t is the true Hessian at a point of the step "
+                "(d = 2 counterexample)", len(inside), 1,
+                "a finite solve is exact: the diagonal entries (1 - s)^2 = 1/2 and (2 - s)^2 = 17/6 have different "
+                "roots in [0, 1]", method="symbolic",
+                metric="number of s in [0, 1] with H(theta_t + s delta_t) = Htilde_t", numerical_class="exact",
+                evidence="proof")
+    u = g0 / g0.norm()
+    hh = sp.nsimplify((u.T * Ht * u)[0])
+    lam = list(Hs.eigenvals())
+    gap = sp.minimum(sp.Max(*lam) - hh, s, sp.Interval(0, 1))
+    zeta = [r for r in sp.solve(sp.Eq((u.T * Hs * u)[0], hh), s) if 0 < r < 1]
+    ev.step(r"The gradient is an eigenvector here ($g \parallel e_1$), so $\hat h_t = e_1^\top\tilde H_t e_1$ is a "
+            r"Hessian eigenvalue at the interior point $s = \zeta$, but the smaller one: the largest eigenvalue on the "
+            r"whole step exceeds it by at least",
+            r"\hat h_t = " + sp.latex(hh) + r",\quad \zeta = " + sp.latex(zeta) + r",\quad \min_{s\in[0,1]}"
+            r"\lambda_{\max}(H(s)) - \hat h_t = " + sp.latex(gap))
+    ev.at_most("nogap-hhat-is-the-top-eigenvalue",
+               "as printed ('no gap'): the forced curvature hhat_t is the largest Hessian eigenvalue at a point of "
+               "the step (d = 2 counterexample)", float(gap), 0,
+               "exact: SymPy's minimum of lambda_max(H(s)) - hhat_t over the closed interval [0, 1]; 0 would mean "
+               "no gap at some point", method="symbolic",
+               metric="min over s in [0, 1] of lambda_max(H(theta_t + s delta_t)) - hhat_t", numerical_class="exact",
+               evidence="proof")
+    ev.part_finding("EOS-LOSS/nogap",
+                    f"False as printed for d >= 2: on a d = 2 step (L = x^4/12 + y^2 (1 - x)^2/2, theta_t = (-1, 0), "
+                    f"eta = 3) the loss formula's average Htilde_t is the Hessian at no point of the step, and the "
+                    f"curvature it forces, hhat_t = {hh}, stays {gap} below the largest Hessian eigenvalue everywhere "
+                    "on the step. What is true: hhat_t = u^T H(theta_t - zeta_t eta g_t) u, u = g_t/||g_t||, for some "
+                    "interior zeta_t (a Rayleigh quotient along the step, <= lambda_max there, = the Hessian in 1-D), "
+                    "and the telescoped formula forces the ||g_t||^2-weighted mean of these to 2/eta with no gap "
+                    "when GD does not converge: the largest eigenvalue at those points is bounded only from below (its "
+                    "weighted mean is at least 2/eta).")
+    if inside == [] and gap > 0:
+        ev.errata.append(Erratum(
+            source="002_45411e362948ee22.txt", equation="first abstract ('exact forcing of the Hessian eigenvalue "
+                                                         "with no gap')",
+            printed=r"\tilde H_t = \nabla^2 L(\xi_t),\ \xi_t \in (\theta_t, \theta_{t+1})\ \Rightarrow\ "
+                    r"\text{the forced curvature is the Hessian eigenvalue, no gap}",
+            corrected=r"\hat h_t = u_t^\top \nabla^2 L(\theta_t - \zeta_t\eta g_t)\,u_t \le "
+                      r"\lambda_{\max}\big(\nabla^2 L(\theta_t - \zeta_t\eta g_t)\big),\ u_t = g_t/\|g_t\|,\ "
+                      r"\zeta_t\in(0,1)\ \text{(a Rayleigh quotient; equality in } d = 1)",
+            note=f"d = 2 counterexample L = x^4/12 + y^2 (1-x)^2/2 from (-1, 0), eta = 3: Htilde_t is the Hessian at no "
+                 f"point of the step, and lambda_max exceeds hhat_t = {hh} by at least {gap} everywhere on it."))
 
 
 def _loss_formula_evidence(ev: Evidence, candidate: Callable | None = None) -> bool:
@@ -389,6 +454,7 @@ def loss_change(*, candidate: Callable | None = None) -> Evidence:
     ev.step(r"Localisation: the weight $2(1-s)\ge 0$ integrates to 1, so by the mean value theorem for integrals "
             r"$\hat h_t = u^\top\nabla^2L(\theta_t - \zeta_t\eta g)\,u$, $u = g/\|g\|$, for some $\zeta_t\in(0,1)$ "
             r"(a Rayleigh quotient along the step, not an eigenvalue); the point differs from EOS-REC's (1/3 vs 1/2 for a cubic).")
+    _no_gap(ev)
     return ev
 
 

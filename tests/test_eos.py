@@ -18,6 +18,10 @@ from checks import eos_numeric as en
 from derivations import eos
 
 DERIVATIONS = [eos.step_recurrence, eos.loss_change, eos.period_two]
+# EOS-LOSS/nogap is false as printed (issue 15): exactly its as-printed checks fail
+NOGAP = {eos.loss_change: {"nogap-htilde-is-the-hessian-at-a-point", "nogap-hhat-is-the-top-eigenvalue"},
+         en.loss_change_numeric: {"nogap-numeric-htilde-is-the-hessian-at-a-point",
+                                  "nogap-numeric-hhat-is-the-top-eigenvalue"}}
 
 
 @pytest.mark.parametrize("fn", DERIVATIONS, ids=lambda f: f.__name__)
@@ -27,9 +31,10 @@ def test_derivation_passes(fn):
     assert time.time() - t0 < 10
     assert ev.steps and all(s.text for s in ev.steps)
     assert any(s.text.startswith("Made precise") for s in ev.steps)  # what we had to fix ourselves is shown
-    assert ev.checks and ev.failed() == []
+    assert ev.checks and set(ev.failed()) == NOGAP.get(fn, set())
     assert all(c.method == "symbolic" for c in ev.checks)
-    assert ev.finding == "" and ev.errata == []
+    # EOS-LOSS/nogap's corrected form goes into the Errata (issue 15); nothing else is an erratum
+    assert ev.finding == "" and len(ev.errata) == (fn is eos.loss_change)
     assert fn.__doc__ and "Source:" in fn.__doc__
 
 
@@ -88,7 +93,7 @@ def test_kappa_examples():
 def test_numeric_checks_pass(fn, tmp_path, monkeypatch):
     monkeypatch.setattr(context, "FIGURE_DIR", tmp_path)
     ev = fn()
-    assert ev.checks and ev.failed() == []
+    assert ev.checks and set(ev.failed()) == NOGAP.get(fn, set())
     assert all(c.why for c in ev.checks)
 
 

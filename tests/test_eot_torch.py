@@ -71,7 +71,8 @@ def test_numeric_checks_pass(et, name):
     t0 = time.time()
     ev = getattr(et, name)()
     assert time.time() - t0 < 15
-    assert ev.checks and ev.failed() == []
+    # EOT-PG/variance is false as printed (issue 15): the confident head is an exact counterexample
+    assert ev.checks and ev.failed() == (["baseline-never-increases-the-variance"] if name == "reinforce_variance" else [])
     assert all(c.why for c in ev.checks)
 
 
