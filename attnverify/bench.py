@@ -34,6 +34,7 @@ first-written L-BFGS-B time per query over the batched solver's, on the d = 384,
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -48,7 +49,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import minimize
 
-from . import context, dual
+from . import atomic, context, dual
 from .batched import KAPPA_SINGLE, hessian_condition_bound, one_blas_thread, solve_dual_batched
 
 HEADS, DH, D_MODEL, SCORE_STD = 12, 32, 384, 3.0
@@ -392,8 +393,10 @@ def _figure(workloads, path: Path):
     ax.legend(fontsize=7)
     ax.set_title("Exact solves of the dual (7): time per query")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+    atomic.write_bytes(path, buf.getbuffer())
 
 
 def _cell(x, fmt: str) -> str:
@@ -452,7 +455,7 @@ def write_markdown(workloads, peak, million, headline, path: Path, machine: dict
               "Per query only the verdict, iteration count, gradient and ‖λ* − αz‖/‖λ*‖ "
               f"(median {million['deviation_median']:.3f}) are kept; λ* of a sentence is dropped after use.", ""]
     L += ["![time per query](figures/bench.png)", ""]
-    path.write_text("\n".join(L))
+    atomic.write_text(path, "\n".join(L))
 
 
 def main(argv=None) -> int:

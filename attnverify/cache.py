@@ -20,6 +20,10 @@ Results of a function that crashed are not stored (the crash may be transient: a
 edited), so the next run tries again; a deliberate :class:`~attnverify.evidence.Inconclusive`
 is stored like any other result.
 
+Each entry stores the SHA-256 of its result, verified on load together with the entry's layout:
+an entry that fails either (truncated, edited, ``[]``, ``null``) is recomputed with a one-line
+note. A cache folder that cannot be written turns caching off for the run, with a warning.
+
 A cached result is reused only if every figure it attached still exists under the docs folder
 with the bytes it had when computed; otherwise the claim is recomputed (which redraws it).
 
@@ -40,12 +44,13 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from . import atomic
 from .registry import Claim
 
 ROOT = Path(__file__).resolve().parents[1]  # the project folder (holds attnverify/, checks/, ...)
 ENGINE = ("attnverify.evidence", "attnverify.verify", "attnverify.registry", "attnverify.context",
           "attnverify.cache")
-FORMAT = 1  # bump when the layout of a cache entry changes
+FORMAT = 2  # bump when the layout of a cache entry changes
 
 
 def default_dir() -> Path:
@@ -229,29 +234,96 @@ def explain(old: dict, new: dict) -> str:
 
 
 # ------------------------------------------------------------------ the store
-class Cache:
-    """One JSON file per claim ID: the inputs and key it was computed under, the result, and the
-    hashes of its figures."""
+# what every stored result must hold (verify.run_claim writes more; these are what the engine reads back)
+RESULT_FIELDS = {"id": str, "status": str, "checks": list, "errata": list, "figures": list}
+STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")  # as verify.STATUSES (no import: a cycle)
 
-    def __init__(self, folder: Path | None = None, docs: Path = Path("docs")):
+
+def _result_sha(result: dict) -> str:
+    """The hash stored beside a result and verified on load (JSON round-trips floats exactly)."""
+    return _sha(json.dumps(result, sort_keys=True, ensure_ascii=False).encode())
+
+
+def _corrupt(entry, cid: str) -> str | None:
+    """Why a parsed cache entry cannot be trusted (None if it can): schema, then the result's hash."""
+    if not isinstance(entry, dict):
+        return f"not a JSON object but {type(entry).__name__}"
+    for k, t in (("key", str), ("inputs", dict), ("figures", dict), ("result", dict), ("result_sha256", str)):
+        if not isinstance(entry.get(k), t):
+            return f"field {k!r} missing or not a {t.__name__}"
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in entry["figures"].items()):
+        return "field 'figures' is not a map of paths to hashes"
+    r = entry["result"]
+    for k, t in RESULT_FIELDS.items():
+        if not isinstance(r.get(k), t):
+            return f"result field {k!r} missing or not a {t.__name__}"
+    if r["id"] != cid:
+        return f"it holds the result of {r['id']!r}"
+    if r["status"] not in STATUSES:
+        return f"unknown status {r['status']!r}"
+    if _result_sha(r) != entry["result_sha256"]:
+        return "the stored result does not match its hash (edited or damaged)"
+    return None
+
+
+def _warn(msg: str) -> None:
+    print(f"attnverify: {msg}", file=sys.stderr, flush=True)
+
+
+class Cache:
+    """One JSON file per claim ID: the inputs and key it was computed under, the result with its
+    SHA-256, and the hashes of its figures.
+
+    An entry that does not parse, does not have the layout above, or whose result does not match
+    its hash is treated as absent (the claim is recomputed and the entry rewritten), with a
+    one-line note on stderr. A cache folder that cannot be read or written turns the cache off
+    for the rest of the run, with a one-line warning: caching is an optimisation, never a reason
+    to fail a run."""
+
+    def __init__(self, folder: Path | None = None, docs: Path = Path("docs"), warn=_warn):
         self.folder = Path(folder) if folder else default_dir()
         self.docs = Path(docs)
         self.hits: list[str] = []
         self.why: dict[str, str] = {}  # claim ID -> why it was not reused
+        self.corrupt: list[str] = []  # claim IDs whose entry was corrupt (recomputed)
+        self.enabled = True
+        self._warn = warn
 
     def _file(self, cid: str) -> Path:
         return self.folder / f"{cid}.json"
 
+    def _disable(self, what: str, e: OSError) -> None:
+        if self.enabled:
+            self._warn(f"warning: cannot {what} the cache in {self.folder} ({e.strerror}): continuing without caching")
+        self.enabled = False
+
     def get(self, claim: Claim, inp: dict) -> dict | None:
+        if not self.enabled:
+            self.why[claim.id] = "caching is off"
+            return None
         try:
-            entry = json.loads(self._file(claim.id).read_text())
-        except (OSError, ValueError):
+            text = self._file(claim.id).read_bytes()
+        except FileNotFoundError:
             self.why[claim.id] = "not cached yet"
             return None
-        if entry.get("key") != _digest(inp):
-            self.why[claim.id] = explain(entry.get("inputs", {}), inp)
+        except OSError as e:
+            self._disable("read", e)
+            self.why[claim.id] = "caching is off"
             return None
-        for path, digest in entry.get("figures", {}).items():
+        try:
+            entry = json.loads(text)
+            problem = _corrupt(entry, claim.id)
+        except (ValueError, RecursionError) as e:  # truncated, not UTF-8, not JSON
+            problem = f"not valid JSON ({str(e).splitlines()[0][:80]})"
+        if problem:
+            self.corrupt.append(claim.id)
+            self.why[claim.id] = f"the cache entry was corrupt: {problem}"
+            self._warn(f"note: cache entry for {claim.id} was corrupt: recomputed ({problem})")
+            return None
+        if entry["key"] != _digest(inp):
+            self.why[claim.id] = explain(entry["inputs"], inp)
+            return None
+        for path, digest in entry["figures"].items():
             try:
                 if _sha((self.docs / path).read_bytes()) != digest:
                     self.why[claim.id] = f"{path} differs from the cached run's"
@@ -263,14 +335,19 @@ class Cache:
         return entry["result"]
 
     def put(self, claim: Claim, inp: dict, result: dict) -> None:
+        if not self.enabled:
+            return
         figures = {}
         for f in result.get("figures", []):
             try:
                 figures[f["path"]] = _sha((self.docs / f["path"]).read_bytes())
             except OSError:
                 return  # a figure that was not written cannot be checked later: do not cache
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._file(claim.id).with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": _digest(inp), "inputs": inp, "figures": figures, "result": result},
-                                  ensure_ascii=False))
-        os.replace(tmp, self._file(claim.id))  # atomic: a concurrent run never reads half a file
+        entry = {"key": _digest(inp), "inputs": inp, "figures": figures, "result": result,
+                 "result_sha256": _result_sha(result)}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            # atomic: a concurrent run, a kill or a full disk never leaves half an entry
+            atomic.write_text(self._file(claim.id), json.dumps(entry, ensure_ascii=False))
+        except OSError as e:
+            self._disable("write", e)

@@ -6,10 +6,13 @@ so every run is reproducible) and save figures through :func:`save_figure`.
 
 from __future__ import annotations
 
+import io
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from . import atomic
 
 SEED = 20261125
 FIGURE_DIR = Path("docs/figures")
@@ -36,7 +39,9 @@ def save_figure(fig, name: str) -> str:
 
     FIGURE_DIR.mkdir(parents=True, exist_ok=True)
     path = FIGURE_DIR / f"{name}.png"
+    buf = io.BytesIO()
     # fixed metadata so the PNG bytes do not change from run to run
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+    atomic.write_bytes(path, buf.getbuffer())  # never a half-written PNG
     return f"figures/{name}.png"

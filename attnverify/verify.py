@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 
 from . import context
+from .atomic import WriteError
 from .cache import fingerprint, inputs
 from .evidence import Check, DuplicateKey, Evidence, Inconclusive, sensitivity_problem
 from .registry import Claim, load_claims, resolve
@@ -170,6 +171,8 @@ def run_claim(claim: Claim, log=print) -> dict:
             ev.extend(resolve(ref)())
         except Inconclusive as e:
             problems.append(f"{ref}: {e}")
+        except WriteError:  # a full disk or read-only folder, not the claim: stop (the CLI says it in one line)
+            raise
         except DuplicateKey as e:  # two checks the report, regress and the tests could not tell apart
             problems.append(f"claim {claim.id}: {ref}: {e}")
             crashed = True
