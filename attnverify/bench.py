@@ -496,6 +496,14 @@ def main(argv=None) -> int:
                     fused_ratio=rf["per_query_s"] / rb["per_query_s"], fused_us=rf["per_query_s"] * 1e6,
                     ratio=rl["per_query_s"] / rb["per_query_s"], batched_grad=rb["rel_grad_max"],
                     lbfgs_grad=rl["rel_grad_median"], better=rb["rel_grad_max"] <= rl["rel_grad_median"])
+    from .certify import bench_certification  # issue 22: the cost of a ball-arithmetic certificate per query
+
+    T64, u64, Z64 = w64.heads[0]
+    Zc = Z64[:64 if a.quick else 256]
+    cert = bench_certification(T64, u64, Zc, w64.alpha, solve_dual_batched(T64, u64, Zc, w64.alpha).lam)
+    log(f"certification (arb, attnverify.certify) at d = {w64.d}, n = {w64.n}: {cert['us_per_instance']:.0f} us/query "
+        f"on {cert['instances']} queries ({cert['us_per_instance'] / headline['batched_us']:.0f}x the batched solve), "
+        f"{cert['certified']} certified, max radius {cert['max_radius_rel']:.1e} relative")
     docs = Path(a.docs)
     _figure(workloads, docs / "figures" / "bench.png")
     machine = dict(cpus=os.cpu_count(), platform=platform.platform(), python=platform.python_version(),
@@ -504,6 +512,7 @@ def main(argv=None) -> int:
     log(f"wrote {docs / 'bench.md'} and {docs / 'figures' / 'bench.png'}")
     if not headline["better"]:
         log("warning: the batched solver's accuracy is not equal or better than L-BFGS-B's on this workload")
+    print(f"certify_us_per_instance={cert['us_per_instance']:.0f}")
     print(f"speedup_vs_scipy_fused_objective={headline['fused_ratio']:.1f}")
     print(f"speedup_vs_scipy={headline['ratio']:.1f}")
     return 0

@@ -77,8 +77,13 @@ inverse temperature (alpha z is the logit scale); every number must be finite.
 Output: one JSON object on standard output with the fields
 {fields}
 
-Exit status: 0 converged; 1 not converged (the JSON is still printed); 2 bad input (one line
-on stderr naming the field)."""
+With --certify the object gains "certificate" (attnverify.certify: ball arithmetic on the inputs as
+exact binary64 numbers): certified, radius_lambda >= ||lambda_star - lambda*||, radius_p_l1 >=
+||p_tilde - p~||_1, radius_h, value_interval (contains min (3) = max (7)), grad_norm_upper,
+lipschitz_p, tol, prec_bits, method, message; the radii and the interval are also printed on stderr.
+
+Exit status: 0 converged (and, with --certify, certified to --certify-tol); 1 not converged or
+not certified (the JSON is still printed); 2 bad input (one line on stderr naming the field)."""
 
 
 def _fail(msg: str) -> int:
@@ -193,15 +198,23 @@ def cmd_solve(args) -> int:
     if unknown:
         return _fail(f"{sorted(unknown)[0]}: unknown key (expected templates, z, alpha, u)")
     T, u, z, alpha = instance(case["templates"], case["z"], case["alpha"], case.get("u"))
+    if args.certify and not (0 < args.certify_tol < 1):
+        return _fail(f"--certify-tol: must be in (0, 1), got {args.certify_tol:g}")
     with limited():
         out = solve_instance(T, u, z, alpha)
+    if args.certify:
+        from .certify import certificate_for_solution, summary_lines
+
+        out["certificate"] = certificate_for_solution(T, u, z, alpha, out, tol=args.certify_tol)
+        if args.verbosity >= 0:  # on standard error: standard output stays one JSON object
+            print("\n".join(summary_lines(out["certificate"])), file=sys.stderr)
     if args.verbosity >= 0:
         _say(json.dumps(out))
     if args.verbosity > 0:
         print(f"attnverify: {'converged' if out['converged'] else 'NOT converged'} after {out['iterations']} "
               f"iterations; ||grad D|| = {out['grad_norm']:.3g}, so ||lambda - lambda*|| <= alpha ||grad D|| = "
               f"{alpha * out['grad_norm']:.3g}; gap {out['gap']:.3g}", file=sys.stderr)
-    return 0 if out["converged"] else EXIT_FINDING
+    return 0 if out["converged"] and out.get("certificate", {}).get("certified", True) else EXIT_FINDING
 
 
 # ------------------------------------------------------------------ selection of claims
@@ -503,6 +516,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("case", metavar="CASE", help="JSON file (or - for standard input)")
     s.add_argument("--max-input-mb", type=float, default=MAX_INPUT_MB, metavar="MB",
                    help=f"refuse a case file larger than this (default: {MAX_INPUT_MB:g})")
+    s.add_argument("--certify", action="store_true", help="also certify the answer in ball arithmetic "
+                   "(radius of lambda*, l1 radius of p_tilde, optimal-value interval); exit 0 only if certified")
+    s.add_argument("--certify-tol", type=float, default=1e-9, metavar="TOL",
+                   help="relative tolerance the certificate must meet (default 1e-9)")
     s.set_defaults(func=cmd_solve)
     w = sub.add_parser("sweep", parents=common, help="run a Section 8 sweep (model x corpus shard x layer x head) "
                                                      "on Dask; see docs/sweep.md",

@@ -105,8 +105,7 @@ def run_once(claim, patch=None) -> dict:
     finally:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
-            "failed": [c["key"] for c in r["checks"] if not c["passed"]],
-            "checks": len(r["checks"]),
+            "failed": [c["key"] for c in r["checks"] if not c["passed"]], "checks": [c["key"] for c in r["checks"]],
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
 
@@ -115,6 +114,15 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
     """(killed, how) for one mutant run against the reference run of its claim."""
     if res.get("never_called"):
         return False, f"not injected: {', '.join(res['never_called'])} was never called while the claim ran"
+    if ref["status"] == "inconclusive":
+        # an inconclusive reference whose checks all ran (undecided because a judgement call flips inside its
+        # declared range, e.g. EOS-SHARP) still judges a mutant by a check that fails only under the mutation
+        if ref["crashed"] or not ref.get("checks"):
+            return False, f"cannot be judged: the unmutated claim is {ref['status']} ({ref['reason']})"
+        new = [c for c in res["failed"] if c not in ref["failed"]]
+        if res["status"] != "verified" and new:
+            return True, f"check failed: {new[0]}" + (f" (and {len(new) - 1} more)" if len(new) > 1 else "")
+        return False, f"no check failed that passes without the mutation (reference inconclusive: {ref['reason'][:120]})"
     # a not-checkable claim whose checks ran (GOAT-SINK: a checked corollary beside a part with no precise
     # statement) judges its mutants by its checks like a refuted one
     if ref["status"] not in ("verified", "refuted", "not-checkable") or (ref["status"] == "not-checkable"
@@ -190,7 +198,8 @@ def render(results, families, seconds) -> str:
         "the claim is not `verified` because of it: against a reference run without the mutation, a check fails that "
         "passed there, or the status changes (a patch that is never called counts as a survivor). "
         "Catalogue: `mutants/`; runner: `attnverify/mutate.py`. "
-        "Not mutated: FD-FIG4 (a one-minute real-model run), EOS-SHARP (long training), FD-FIG3 and FD-VIT.",
+        "Not mutated: FD-FIG4 (a one-minute real-model run) and FD-FIG3. The training claims (EOS-SHARP, FD-VIT, "
+        "GOAT-EXTRAP, mutants/training.py) are: each of their mutants is a full training run.",
         "## Kill rate per family", fam,
         "## Survivors", "\n".join(f"- {r['id']}: {r['how']}" for r in surv) if surv else "None.",
         "## Kills by a crash rather than a failing check",

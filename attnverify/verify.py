@@ -16,6 +16,7 @@ from .atomic import WriteError
 from .cache import fingerprint, inputs
 from .evidence import Check, DuplicateKey, Evidence, Inconclusive, sensitivity_problem
 from .registry import Claim, load_claims, resolve
+from .strength import evidence_by_part
 
 STATUSES = ("verified", "refuted", "inconclusive", "not-checkable")
 NOT_IMPLEMENTED = "not implemented yet"
@@ -262,6 +263,7 @@ def run_all(select=None, log=print, cache=None) -> dict:
                 cache.put(claim, inp, {k: v for k, v in r.items() if k != "_crashed"})
         r = dict(r)
         r.pop("_crashed", None)
+        r["evidence_by_part"] = evidence_by_part(r)  # after parts are known; also for cached entries
         results.append(r)
     errata = [dict(e, claim=r["id"]) for r in results for e in r.pop("errata")]
     summary = {s: sum(r["status"] == s for r in results) for s in STATUSES}
@@ -277,4 +279,8 @@ def run_all(select=None, log=print, cache=None) -> dict:
     }
     if cache is not None:
         run["cached"] = reused
-    return {"schema": 1, "summary": summary, "claims": results, "errata": errata, "run": run}
+    out = {"schema": 1, "summary": summary, "claims": results, "errata": errata, "run": run}
+    # issue 16: every display of 004/003 and every abstract sentence accounted for, held to this run
+    from .coverage import attach
+
+    return attach(out, claims)

@@ -34,7 +34,8 @@ COEF_WHY = "at alpha = 1e-4 the relative size of the next-order term is O(alpha)
 SIZES = [(8, 2), (64, 16), (256, 64), (16, 64)]
 
 
-def _instances():
+def instances():
+    """The instances of FD-13, FD-14, FD-16 (also certified by checks.certified)."""
     rng = context.rng("closed-forms")
     return [random_instance(rng, n, d, 1.0) for n, d in SIZES]
 
@@ -61,7 +62,7 @@ def _order_check(claim, err_fn, coef_fn, relative=True) -> Evidence:
     ev = Evidence()
     slopes, coef_err, rows = [], [], []
     curves = []
-    for inst in _instances():
+    for inst in instances():
         T, u, z = inst.T, inst.u, inst.z
         errs = np.array([err_fn(inst, a, _exact(inst, a)) for a in FIT_ALPHAS])
         norms = np.linalg.norm(errs, axis=1)
@@ -110,23 +111,37 @@ def _plot(claim, curves, order, label) -> Figure:
     return Figure(path, f"{claim}: {label} against alpha (log-log), exact lambda* from Newton on (7).")
 
 
+def coefficient_14(T, u, z):
+    """The predicted leading coefficient of lambda* - alpha z: -Sigma z (times alpha^2)."""
+    return -dual.covariance(T, u) @ z
+
+
+def coefficient_13(T, u, z):
+    """The predicted leading coefficient of lambda* - (13): -kappa3[z, z] / 2 (times alpha^3)."""
+    return -0.5 * _third_cumulant_zz(T, u, z)
+
+
+def coefficient_16(T, u, z):
+    """The predicted leading coefficient of h_hat - (16): -Sigma^2 z (times alpha^2)."""
+    S = dual.covariance(T, u)
+    return -S @ S @ z
+
+
 def order_of_14() -> Evidence:
     """FD-14: ||lambda* - alpha z|| = O(alpha^2), coefficient -Sigma z."""
     # the closed form under test is the library's (14), the one `attnverify solve` reports (as for (13), (16))
-    return _order_check("FD-14", lambda i, a, lam: lam - dual.lambda_linear_14(i.z, a),
-                        lambda T, u, z: -dual.covariance(T, u) @ z)
+    return _order_check("FD-14", lambda i, a, lam: lam - dual.lambda_linear_14(i.z, a), coefficient_14)
 
 
 def order_of_13() -> Evidence:
     """FD-13: ||lambda* - alpha (I + alpha Sigma)^{-1} z|| = O(alpha^3), coefficient -kappa3[z,z]/2."""
-    return _order_check("FD-13", lambda i, a, lam: lam - dual.lambda_quadratic_13(i.T, i.u, i.z, a),
-                        lambda T, u, z: -0.5 * _third_cumulant_zz(T, u, z))
+    return _order_check("FD-13", lambda i, a, lam: lam - dual.lambda_quadratic_13(i.T, i.u, i.z, a), coefficient_13)
 
 
 def order_of_16() -> Evidence:
     """FD-16: ||h_hat(lambda*) - (16)|| = O(alpha^2), coefficient -Sigma^2 z; uniform u is softmax attention."""
     ev = _order_check("FD-16", lambda i, a, lam: dual.h_hat(i.T, i.u, lam) - dual.attention_16(i.T, i.u, i.z, a),
-                      lambda T, u, z: -dual.covariance(T, u) @ dual.covariance(T, u) @ z, relative=False)
+                      coefficient_16, relative=False)
     ev.extend(_uniform_is_dot_product())
     return ev
 

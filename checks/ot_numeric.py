@@ -237,11 +237,8 @@ def _printed_34(g, u, M, gamma):
     return np.exp(ota.lse((g[:, None] - M[:, c]) / gamma - logden[None, :] + np.log(u[c])[None, :], axis=1))
 
 
-def conjugate_numeric() -> Evidence:
-    """FD-33: W*(g) = max_p <g,p> - W_gamma(p,u;M) computed by L-BFGS over the simplex with Sinkhorn inside,
-    compared with the corrected (33) and printed (33); the maximiser with (34) index by index; the gradient
-    by central finite differences; Fenchel-Young with W from POT."""
-    ev = Evidence()
+def conjugate_cases():
+    """The four instances (N, gamma, u, M, symmetric, g) of FD-33 (also certified by checks.certified)."""
     rng = context.rng("fd33-conjugate")
     cases = []
     for N, gamma, zeros, sym in ((5, 0.5, 0, True), (5, 0.2, 1, True), (6, 1.0, 0, True), (4, 0.5, 0, False)):
@@ -249,6 +246,15 @@ def conjugate_numeric() -> Evidence:
         if not sym:
             M = _nonsymmetric(rng, M)
         cases.append((N, gamma, u, M, sym, rng.normal(size=N)))
+    return cases
+
+
+def conjugate_numeric() -> Evidence:
+    """FD-33: W*(g) = max_p <g,p> - W_gamma(p,u;M) computed by L-BFGS over the simplex with Sinkhorn inside,
+    compared with the corrected (33) and printed (33); the maximiser with (34) index by index; the gradient
+    by central finite differences; Fenchel-Young with W from POT."""
+    ev = Evidence()
+    cases = conjugate_cases()
     rows, worst_val, worst_arg, worst_fd, worst_fy, worst_34 = [], 0.0, 0.0, 0.0, 0.0, 0.0
     for N, gamma, u, M, sym, g in cases:
         warm = {}

@@ -117,6 +117,10 @@ def _explicit(e, n, values):
 # a fixed, non-symmetric numeric instance (N = 2) used to show that two forms differ
 _NS = {M: [[0.0, 1.0], [0.3, 0.0]], u: [0.25, 0.75], g: [0.4, -0.7], a: [1.0, -2.0]}
 _GAMMA0 = 0.5
+# the N = 2 instance on which (42) as printed is evaluated (rows: q_t for t = t_1, t_2; a_i = <t_i, v>);
+# public: checks.certified encloses both forms on it
+ERRATUM_42_Q = [[0.2, 0.8], [0.6, 0.4]]
+ERRATUM_42_A = [1.0, -2.0]
 
 
 def _eval(e, extra=None):
@@ -492,9 +496,9 @@ def _column_cumulant_expansion(ev: Evidence) -> None:
     mu_t = lambda tt: sp.Sum(q2[tt, i] * a[i], (i, 1, N))  # noqa: E731
     der42 = sp.Sum(q2[j, i] * (a[i] - mu_t(j)) ** 2, (i, 1, N))  # fixed t = j, summed over t' = i
     pr42 = sp.Sum(q2[l, i] * (a[i] - mu_t(l)) ** 2, (l, 1, N))  # printed: summed over t, t' left free (= i)
-    Qv = [[0.2, 0.8], [0.6, 0.4]]
-    v_der = _explicit(der42.subs({j: 1}), 2, {q2: Qv, a: [1.0, -2.0]})
-    v_pr = _explicit(pr42.subs({i: 1}), 2, {q2: Qv, a: [1.0, -2.0]})
+    Qv = ERRATUM_42_Q
+    v_der = _explicit(der42.subs({j: 1}), 2, {q2: Qv, a: ERRATUM_42_A})
+    v_pr = _explicit(pr42.subs({i: 1}), 2, {q2: Qv, a: ERRATUM_42_A})
     ev.step("(42) as printed sums over t, the subscript of q_t, leaving t' free; on N = 2 (t = t_1 vs t' = t_1):",
             rf"v^\top\Sigma_{{t_1}}v = {v_der:.6f},\quad (42)_{{\rm printed}} = {v_pr:.6f}")
     if abs(v_der - v_pr) > 1e-12:

@@ -51,7 +51,7 @@ class Mutant:
 
 def catalogue() -> list[Mutant]:
     """Every mutant, family by family."""
-    from . import eos, eot, fd, goat, invariance, omega, ot
+    from . import certified, coverage, eos, eot, fd, goat, invariance, omega, ot, training
 
     return (fd.MUTANTS + invariance.MUTANTS + ot.MUTANTS + eot.MUTANTS + omega.MUTANTS + goat.MUTANTS
-            + eos.MUTANTS)
+            + eos.MUTANTS + training.MUTANTS + coverage.MUTANTS + certified.MUTANTS)

@@ -1,5 +1,5 @@
 """Mutants of the edge-of-stability claims (002): the step recurrence, the loss-change formula and the
-period-two orbits.  EOS-SHARP (a long training run) is not mutated."""
+period-two orbits.  EOS-SHARP's mutants (full training runs) are in mutants/training.py."""
 
 from __future__ import annotations
 

@@ -117,10 +117,10 @@ def test_list_shows_ids_titles_last_status_and_parts(tmp_path):
 
 
 def test_verify_quiet_prints_only_the_summary(tmp_path):
-    r = run("verify", "--only", "FD-VIT", "-q", "--no-cache", "--docs", str(tmp_path))
+    r = run("verify", "--only", "GOAT-UNIFORM", "-q", "--no-cache", "--docs", str(tmp_path))
     assert r.returncode == 0 and r.stdout.count("\n") == 1 and r.stdout.startswith("wrote ")
-    r = run("verify", "--only", "FD-VIT", "-v", "--no-cache", "--docs", str(tmp_path))
-    assert r.returncode == 0 and "FD-VIT (" in r.stdout
+    r = run("verify", "--only", "GOAT-UNIFORM", "-v", "--no-cache", "--docs", str(tmp_path))
+    assert r.returncode == 0 and "GOAT-UNIFORM (" in r.stdout
 
 
 def test_solve_quiet_and_verbose(tmp_path):

@@ -2,7 +2,7 @@
 concurrent runs and damaged cache entries; hostile invocations get one line, never a traceback.
 
 Every case listed at the top of issue 18 under "Written results are lost" and the tracebacks has a
-test here (the name says which). The runs use cheap claims: FD-VIT (a fixed status, no computation),
+test here (the name says which). The runs use cheap claims: GOAT-UNIFORM (one symbolic identity),
 EOT-UNIQ (a SymPy derivation, ~0.3 s) and EOT-LIMITS (~1.5 s)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 from attnverify import atomic, cli
 
 PY = sys.executable
-CHEAP = ["FD-VIT", "EOT-UNIQ"]
+CHEAP = ["GOAT-UNIFORM", "EOT-UNIQ"]
 ERR = "attnverify: error: "
 
 
@@ -159,7 +159,7 @@ def test_a_hook_raising_inside_the_writer_loses_nothing(docs, monkeypatch, capsy
         return real(path, data)
 
     monkeypatch.setattr(atomic, "write_bytes", failing)
-    rc = cli.main(["verify", "--only", "FD-VIT", "--docs", str(docs), "--no-cache", "-q"])
+    rc = cli.main(["verify", "--only", "GOAT-UNIFORM", "--docs", str(docs), "--no-cache", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert failed and rc == 2 and len(err) == 1, err
     assert f"{failed[0]}: cannot write (Input/output error)" in err[0]
@@ -168,13 +168,13 @@ def test_a_hook_raising_inside_the_writer_loses_nothing(docs, monkeypatch, capsy
     _no_temporaries(docs)
 
 
-@pytest.mark.parametrize("content", [b"", b'{"schema": 1, "claims": [{"id": "FD-VIT"', b"[]", b"\xff\xfe"],
+@pytest.mark.parametrize("content", [b"", b'{"schema": 1, "claims": [{"id": "GOAT-UNIFORM"', b"[]", b"\xff\xfe"],
                          ids=["empty", "truncated", "not-an-object", "not-utf8"])
 def test_unparsable_results_json_is_never_merged_over(docs, content):
     """Issue 18: a 0-byte results.json was taken for "no previous results" and replaced by one claim."""
     (docs / "results.json").write_bytes(content)
     before = _snapshot(docs)
-    r = _run("verify", "--only", "FD-VIT", "--docs", str(docs), "--no-cache")
+    r = _run("verify", "--only", "GOAT-UNIFORM", "--docs", str(docs), "--no-cache")
     line = _one_line(r)
     assert "results.json: " in line and "not merging over it" in line and "regenerate it" in line
     assert _snapshot(docs) == before
@@ -267,7 +267,7 @@ def test_full_disk_patched_enospc_one_line_old_files_intact(docs, monkeypatch, c
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
-    rc = cli.main(["verify", "--only", "FD-VIT", "--docs", str(docs), "--no-cache", "-q"])
+    rc = cli.main(["verify", "--only", "GOAT-UNIFORM", "--docs", str(docs), "--no-cache", "-q"])
     monkeypatch.undo()
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "No space left on device" in err[0] and str(docs) in err[0]

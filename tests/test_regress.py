@@ -249,8 +249,8 @@ EDITS = {
     "FD-13": ("derivations/cumulant.py", "(I + a * Sig)", "(I - a * Sig)"),
     # FD-14's predicted coefficient off by 1%: still inside the check's 2% tolerance (it passes), but
     # the value moves far beyond its drift tolerance, which only a regression run sees
-    "FD-14": ("checks/closed_forms.py", "lambda T, u, z: -dual.covariance(T, u) @ z",
-              "lambda T, u, z: -1.01 * dual.covariance(T, u) @ z"),
+    "FD-14": ("checks/closed_forms.py", "return -dual.covariance(T, u) @ z",
+              "return -1.01 * dual.covariance(T, u) @ z"),
 }
 
 
