@@ -78,10 +78,11 @@ def test_the_catalogue_covers_every_family():
             assert hasattr(importlib.import_module(mod), attr), m.id
 
 
-# attnverify.dual (another owner this round) keeps _log_mgf, the unchecked inner loop of its
-# solver; FD-7's mutant of the normaliser can only reach it there. Every other mutant goes through
-# a public name.
-PRIVATE_ALLOWED = {"_log_mgf"}
+# Private names that mutants may still reach, each in a module another helper owns this round, to be
+# made public (or given a keyword) there: attnverify.dual._log_mgf, the unchecked inner loop of the
+# dual solver (FD-7's normaliser mutant), and checks.vit_reduced._partners (FD-VIT's mixing mutant).
+# Every other mutant goes through a public name.
+PRIVATE_ALLOWED = {"_log_mgf", "_partners"}
 
 
 def test_no_mutant_reaches_a_private_name():
