@@ -23,6 +23,16 @@ def rng(label: str) -> np.random.Generator:
     return np.random.default_rng([SEED, zlib.crc32(label.encode())])
 
 
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (the one place that selects it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, name: str) -> str:
     """Save a matplotlib figure as PNG under FIGURE_DIR; returns the path relative to docs/."""
     import matplotlib.pyplot as plt

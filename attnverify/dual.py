@@ -32,6 +32,7 @@ from scipy.special import logsumexp
 
 from . import certificate
 from .certificate import log_u
+from .primal import primal_objective  # noqa: F401  (moved next to the primal; dual.primal_objective still works)
 from .validate import dual_args, linear_args
 
 EPS = np.finfo(float).eps
@@ -73,18 +74,6 @@ def dual_objective(T, u, z, alpha, lam) -> float:
     """D(lambda) of (7)."""
     T, u, z, alpha, lam = dual_args(T, u, z, alpha, lam=lam)
     return _dual_objective(T, u, z, alpha, lam)
-
-
-def primal_objective(T, u, z, alpha, p) -> float:
-    """The objective of (3) at p: alpha/2 ||b - T^T p||^2 + KL(p || u) (0 log 0 = 0)."""
-    T, u, z, alpha, p = dual_args(T, u, z, alpha, p=p)
-    b = T.T @ u + z
-    r = b - T.T @ p
-    s = p > 0
-    if np.any(s & (u <= 0)):
-        return float("inf")  # KL is infinite off supp(u)
-    kl = float(np.sum(p[s] * (np.log(p[s]) - np.log(u[s]))))
-    return float(alpha / 2 * r @ r + kl)
 
 
 @dataclass

@@ -45,66 +45,21 @@ approach for variational Wasserstein problems, SIAM J. Imaging Sci. 9(1), 2016.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from attnverify.validate import InputError, _has_non_number, ot_scale
-
-SIMPLEX_TOL = 1e-9  # how far sum(u) may be from 1 (round-off of a decimal file, not more)
+from attnverify.validate import InputError, array, cost_matrix, ot_scale, positive_scale, simplex, templates
 
 
-# -- validation ---------------------------------------------------------------------------
-def _positive(name, x) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
-        raise InputError(f"{name}: must be a number, got {type(x).__name__}")
-    if not math.isfinite(x) or x <= 0:
-        raise InputError(f"{name}: must be a finite number > 0, got {x}")
-    return float(x)
-
-
-def _array(name, x, ndim, allow_posinf=False) -> np.ndarray:
-    if isinstance(x, (str, bytes, bool, dict)) or _has_non_number(x):  # np.asarray would read True as 1.0
-        raise InputError(f"{name}: must be an array of numbers")
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{name}: must be an array of numbers") from None
-    if a.ndim not in ((ndim,) if isinstance(ndim, int) else ndim):
-        raise InputError(f"{name}: expected a {ndim}-d array, got shape {a.shape}")
-    if np.any(np.isnan(a)):
-        raise InputError(f"{name}: contains NaN")
-    bad = np.isneginf(a) if allow_posinf else ~np.isfinite(a)
-    if np.any(bad):
-        raise InputError(f"{name}: contains {'-inf' if allow_posinf else 'infinity'}")
-    return a
-
-
-def _simplex(name, x, N) -> np.ndarray:
-    a = _array(name, x, 1)
-    if a.shape != (N,):
-        raise InputError(f"{name}: has length {a.shape[0]}, expected {N}")
-    if np.any(a < 0):
-        raise InputError(f"{name}: entry {int(np.argmin(a))} is negative ({a.min()}); {name} must lie on the simplex")
-    if abs(a.sum() - 1.0) > SIMPLEX_TOL:
-        raise InputError(f"{name}: sums to {a.sum():.12g}, not 1; {name} must lie on the simplex")
+def _distribution(name, x, N) -> np.ndarray:
+    """A distribution over N points (zeros allowed), renormalised to sum to 1 exactly."""
+    a = simplex(name, x, N, of="expected")
     return a / a.sum()
 
 
-def _cost(M, N, u=None) -> np.ndarray:
-    M = _array("M", M, 2, allow_posinf=True)
-    if M.shape != (N, N):
-        raise InputError(f"M: has shape {M.shape}, expected ({N}, {N}) (one row and column per template)")
-    if u is not None:
-        dead = (u > 0) & ~np.any(np.isfinite(M), axis=0)
-        if np.any(dead):
-            raise InputError(f"M: column {int(np.argmax(dead))} is all +inf but u puts mass there; nothing can be transported")
-    return M
-
-
 # -- log-domain helpers ---------------------------------------------------------------------
-def _lse(x: np.ndarray, axis) -> np.ndarray:
+def lse(x: np.ndarray, axis) -> np.ndarray:
     """log sum exp along axis; -inf where every entry is -inf (no NaN)."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
@@ -112,12 +67,7 @@ def _lse(x: np.ndarray, axis) -> np.ndarray:
         return np.squeeze(np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m, axis=axis)
 
 
-def _log(x: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return np.log(x)
-
-
-def _xlogx(x: np.ndarray) -> float:
+def xlogx(x: np.ndarray) -> float:
     s = x > 0
     return float(np.sum(x[s] * np.log(x[s])))
 
@@ -131,9 +81,10 @@ class SinkhornResult:
     value: float  # W_gamma = <M, X> - gamma H(X) at the returned plan
     linear: float  # <M, X> (what ot.sinkhorn2 returns)
     entropy: float  # H(X) = -sum X log X
-    marginal_err: float  # ||X^T 1 - u||_1
+    marginal_err: float  # ||X^T 1 - u||_1: the accuracy figure
     iterations: int
     converged: bool
+    message: str = ""
 
 
 def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
@@ -151,16 +102,37 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     :math:`\mathcal W_\gamma = \langle f, p\rangle + \langle g, u\rangle`, and f is the gradient of
     :math:`\mathcal W_\gamma(\cdot, u; M)` up to an additive constant.
 
-    Shapes: p (N_p,), u (N_u,) on their simplices (zeros allowed: those rows / columns of X are 0),
-    M (N_p, N_u) with entries in R or +inf; gamma > 0; ``init`` an optional starting row potential f (N_p,)
-    (a warm start, e.g. the f of a nearby p).
+    Parameters
+    ----------
+    p : array_like, shape (N_p,)
+        Row marginal on the simplex (zeros allowed: those rows of X are 0).
+    u : array_like, shape (N_u,)
+        Column marginal on the simplex (zeros allowed).
+    M : array_like, shape (N_p, N_u)
+        Cost, entries in R or +inf (transport forbidden).
+    gamma : float
+        Entropic regularisation, gamma > 0.
+    tol : float
+        Target for the column-marginal error (raised to the float64 floor above).
+    max_iter : int
+        Iteration limit; reaching it returns ``converged=False``.
+    init : array_like, shape (N_p,), optional
+        Starting row potential f (a warm start, e.g. the f of a nearby p).
 
-    Reference: Cuturi (2013); Peyre & Cuturi, Computational Optimal Transport (2019), Sec 4.4.
+    Returns
+    -------
+    SinkhornResult
+        Plan, potentials, W_gamma and its parts, ``marginal_err`` (the accuracy figure), ``iterations``,
+        ``converged`` and ``message``. Nothing is raised when Sinkhorn stops short.
+
+    References
+    ----------
+    Cuturi (2013); Peyre & Cuturi, Computational Optimal Transport (2019), Sec 4.4.
     """
-    gamma = _positive("gamma", gamma)
-    M = _array("M", M, 2, allow_posinf=True)
-    p = _simplex("p", p, M.shape[0])
-    u = _simplex("u", u, M.shape[1])
+    gamma = positive_scale(gamma, "gamma")
+    M = array("M", M, 2, allow_posinf=True)
+    p = _distribution("p", p, M.shape[0])
+    u = _distribution("u", u, M.shape[1])
     rows, cols = p > 0, u > 0
     Mr = M[np.ix_(rows, cols)]
     lp, lu = np.log(p[rows]), np.log(u[cols])
@@ -169,8 +141,8 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     f = np.zeros(Mr.shape[0]) if init is None else np.nan_to_num(np.asarray(init, float)[rows], neginf=0.0)
     err, it, converged = np.inf, 0, False
     for it in range(1, max_iter + 1):
-        g = gamma * (lu - _lse((f[:, None] - Mr) / gamma, axis=0))
-        f = gamma * (lp - _lse((g[None, :] - Mr) / gamma, axis=1))
+        g = gamma * (lu - lse((f[:, None] - Mr) / gamma, axis=0))
+        f = gamma * (lp - lse((g[None, :] - Mr) / gamma, axis=1))
         if it % 10 == 0 or it == 1:
             L = (f[:, None] + g[None, :] - Mr) / gamma
             err = float(np.abs(np.exp(L).sum(axis=0) - u[cols]).sum())
@@ -184,19 +156,13 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     X[np.ix_(rows, cols)] = Xr
     fin = Xr > 0  # +inf costs carry no mass
     linear = float(np.sum(Mr[fin] * Xr[fin]))
-    H = -_xlogx(Xr)
+    H = -xlogx(Xr)
     F = np.full(M.shape[0], -np.inf)
     G = np.full(M.shape[1], -np.inf)
     F[rows], G[cols] = f, g
-    return SinkhornResult(X, F, G, linear - gamma * H, linear, H, err, it, converged)
-
-
-def entropic_ot(p, u, M, gamma, **kw) -> float:
-    r""":math:`\mathcal W_\gamma(p, u; M)` of (20) (see :func:`sinkhorn_log`); raises if Sinkhorn did not converge."""
-    r = sinkhorn_log(p, u, M, gamma, **kw)
-    if not r.converged:
-        raise RuntimeError(f"Sinkhorn did not reach marginal error {kw.get('tol', 1e-13)} (got {r.marginal_err:.2e})")
-    return r.value
+    msg = (f"Sinkhorn {'reached' if converged else 'did not reach'} marginal error {tol:.1e} "
+           f"(got {err:.2e} after {it} iterations)")
+    return SinkhornResult(X, F, G, linear - gamma * H, linear, H, err, it, converged, msg)
 
 
 # -- (33), (34), (37): conjugate, its gradient, the true preference ------------------------------------
@@ -216,7 +182,7 @@ def ot_conjugate(g, u, M, gamma) -> float:
     Shapes: g (N,), u (N,) on the simplex, M (N, N). Reference: Cuturi & Peyre (2016), Thm 2.4.
     """
     A, uc = _column_logits(np.asarray(g, float), np.asarray(M, float), gamma, np.asarray(u, float))
-    return float(gamma * (-np.sum(uc * np.log(uc)) + uc @ _lse(A, axis=0)))
+    return float(gamma * (-np.sum(uc * np.log(uc)) + uc @ lse(A, axis=0)))
 
 
 def ot_conjugate_grad(g, u, M, gamma) -> np.ndarray:
@@ -229,8 +195,8 @@ def ot_conjugate_grad(g, u, M, gamma) -> np.ndarray:
     the conjugate (Danskin), and the first marginal of the optimal plan X_ij = u_j softmax_i((g_i - M_ij)/gamma).
     """
     A, uc = _column_logits(np.asarray(g, float), np.asarray(M, float), gamma, np.asarray(u, float))
-    logP = A - _lse(A, axis=-2)[..., None, :]  # column-wise log softmax
-    return np.exp(_lse(logP + np.log(uc), axis=-1))
+    logP = A - lse(A, axis=-2)[..., None, :]  # column-wise log softmax
+    return np.exp(lse(logP + np.log(uc), axis=-1))
 
 
 def true_preference(u, M, gamma) -> np.ndarray:
@@ -266,14 +232,15 @@ class OTDualSolution:
     lam: np.ndarray  # lambda*, (d,)
     p: np.ndarray  # p* = grad W*(T lambda*), (N,)
     value: float  # D(lambda*)
-    grad_norm: float  # ||grad D(lambda*)||
+    grad_norm: float  # ||grad D(lambda*)||: the accuracy figure (||lambda - lambda*|| <= alpha grad_norm)
     converged: bool
+    message: str = ""
 
 
 def _dual_parts(lam, T, u, M, gamma):
     """p(lambda) = grad W*(T lambda) and the Hessian of W*(T lambda) in lambda: (1/gamma) sum_j u_j Cov_{P_.j}(T)."""
     A, uc = _column_logits(T @ lam, M, gamma, u)
-    P = np.exp(A - _lse(A, axis=0)[None, :])  # (N, n_u), columns on the simplex
+    P = np.exp(A - lse(A, axis=0)[None, :])  # (N, n_u), columns on the simplex
     p = P @ uc
     means = T.T @ P  # (d, n_u)
     second = np.einsum("ij,ia,ib->ab", P * uc, T, T)
@@ -292,7 +259,26 @@ def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSoluti
     The objective is smooth and strongly concave (Hessian :math:`\preceq -I/\alpha`), so the maximiser is
     unique and :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D(\lambda)\|`.
 
-    Shapes: T (N, d), u (N,), z (d,), M (N, N); alpha, gamma > 0.
+    Parameters
+    ----------
+    T : array_like, shape (N, d)
+        Templates of A (rows).
+    u : array_like, shape (N,)
+        Preference on the simplex.
+    z : array_like, shape (d,)
+        One query.
+    M : array_like, shape (N, N)
+        Cost (see :func:`ot_attention`).
+    alpha, gamma : float
+        alpha > 0, gamma > 0.
+    gtol : float
+        Gradient-norm target, relative to max(||mu~ + z||, 1).
+
+    Returns
+    -------
+    OTDualSolution
+        lambda*, p* = grad W*(T lambda*), D(lambda*), ``grad_norm`` (the accuracy figure:
+        :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D\|`), ``converged`` and ``message``.
     """
     from scipy.optimize import minimize
 
@@ -327,21 +313,23 @@ def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSoluti
     gn = float(np.linalg.norm(gvec))
     p, _ = _dual_parts(lam, T, u, M, gamma)
     floor = 64 * np.finfo(float).eps * (scale + np.linalg.norm(lam) / alpha + np.abs(T).max() * np.sqrt(T.shape[1]))
-    return OTDualSolution(lam, p, ot_dual_objective(lam, T, u, Z, M, alpha, gamma), gn, bool(gn <= max(gtol * scale, floor)))
+    target = max(gtol * scale, floor)
+    ok = bool(gn <= target)
+    msg = f"trust-exact + Newton polish on (36): ||grad D|| = {gn:.1e} {'<=' if ok else '>'} {target:.1e}"
+    return OTDualSolution(lam, p, ot_dual_objective(lam, T, u, Z, M, alpha, gamma), gn, ok, msg)
 
 
 # -- (22): the OT-based attention -------------------------------------------------------------------
 def _validate(T, u, z, M, alpha, gamma):
-    T = _array("T", T, 2)
+    """The arguments of (21)/(22), checked by attnverify.validate; u renormalised, z of shape (d,) or (m, d)."""
+    T = templates(T, "T")
     N, d = T.shape
-    if N == 0 or d == 0:
-        raise InputError(f"T: needs at least one template of dimension >= 1, got shape {T.shape}")
-    u = _simplex("u", u, N)
-    Z = _array("z", z, (1, 2))
+    u = _distribution("u", u, N)
+    Z = array("z", z, (1, 2))
     if Z.shape[-1] != d:
         raise InputError(f"z: last dimension is {Z.shape[-1]}, templates have dimension {d}")
-    M = _cost(M, N, u)
-    alpha, gamma = _positive("alpha", alpha), _positive("gamma", gamma)
+    M = cost_matrix(M, N, u)
+    alpha, gamma = positive_scale(alpha), positive_scale(gamma, "gamma")
     ot_scale(T, Z, M, alpha, gamma)  # magnitudes: no overflow to inf or NaN (attnverify.validate)
     return T, u, Z, M, alpha, gamma
 
@@ -361,17 +349,24 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
 
     Parameters
     ----------
-    T : (N, d) templates of A (rows).
-    u : (N,) preference on the simplex; zeros allowed (templates of A that are not in the input).
-    z : (d,) or (m, d) queries (the evidence z of each query).
-    M : (N, N) cost, ``M[i, j] = M(t_i, t_j)`` (first index: the attended template t, second: the
+    T : array_like, shape (N, d)
+        Templates of A (rows).
+    u : array_like, shape (N,)
+        Preference on the simplex; zeros allowed (templates of A that are not in the input).
+    z : array_like, shape (d,) or (m, d)
+        Queries (the evidence z of each query).
+    M : array_like, shape (N, N)
+        Cost, ``M[i, j] = M(t_i, t_j)`` (first index: the attended template t, second: the
         template t_i carrying u's mass); ``+inf`` forbids transport. NaN and -inf are rejected.
-    alpha, gamma : float > 0.
-    return_weights : also return the weights p* (shape (m, N), or (N,) for one query).
+    alpha, gamma : float
+        alpha > 0, gamma > 0.
+    return_weights : bool
+        Also return the weights p* (shape (m, N), or (N,) for one query).
 
     Returns
     -------
-    h : (m, d), or (d,) for z of shape (d,); and the weights if asked.
+    h : ndarray, shape (m, d), or (d,) for z of shape (d,)
+        The attention output; with ``return_weights``, ``(h, p)``.
 
     Evaluated in the log domain: :math:`\log p^*(t) = \mathrm{LSE}_i\big(\log u_i + A_{ti} - \mathrm{LSE}_{t'} A_{t'i}\big)`
     with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small gamma does not underflow.

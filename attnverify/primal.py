@@ -1,12 +1,20 @@
 r"""Direct solves of the primal problems, independent of the dual and of any closed form.
 
-Problem (3):   min_{p in simplex, supp p ⊆ supp u}  alpha/2 ||b - T^T p||^2 + KL(p || u)
-MEM (Sec 4):   min_{p in simplex, supp p ⊆ supp u}  KL(p || u)   s.t.  ||b - T^T p||^2 <= r^2
+Problem (3) and the maximum-entropy problem MEM (Sec 4), both over p in the simplex with
+:math:`\operatorname{supp} p \subseteq \operatorname{supp} u`:
+
+.. math::
+    \min_p \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p \,\|\, u), \qquad
+    \min_p \mathrm{KL}(p \,\|\, u) \ \text{ s.t. } \ \|b - T^\top p\|^2 \le r^2.
 
 Two independent routes for each:
+
 * SciPy: (3) by trust-region Newton over the open simplex (every p in it, not only the
   exponential family (9)); MEM by SLSQP directly on p (bounds, equality, the ball constraint).
 * CVXPY: the same problem as an exponential-cone program (``rel_entr``), solved by Clarabel.
+
+Every solver returns a :class:`PrimalSolution` (``converged``, ``message``, ``accuracy``) and
+never raises because it stopped short; the checks decide what that means for a claim.
 
 Shapes: T (n, d), u (n,), z (d,), alpha > 0, r > 0. Templates with u_i = 0 are dropped
 before solving (KL(p||u) is finite only if p_i = 0 there) and their p_i is returned as 0.
@@ -22,19 +30,60 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
 
-from .dual import primal_objective
-from .evidence import Inconclusive
-from .validate import MIN_ALPHA, alpha_, dual_args, positive, scores, simplex, vector
+from .validate import MIN_ALPHA, dual_args, positive, positive_scale, scores, simplex, vector
 
 _FLOOR = 1e-300  # p log p at p = 0 is 0; the floor only keeps log finite for SLSQP's probes
 
 
 @dataclass
 class PrimalSolution:
-    p: np.ndarray  # (n,), zero outside supp(u)
+    """What every primal solver returns (SciPy's ``OptimizeResult`` is the model).
+
+    A solver never raises because it stopped short: it returns ``converged=False`` with its
+    ``message``, and the caller (a check) decides whether that makes its claim inconclusive.
+    ``accuracy`` is the solver's own measure of how far it is from the optimum, on the scale its
+    ``message`` names: the gradient norm in the simplex coordinates (trust-exact), or the
+    feasibility violation of the returned point before clipping (SLSQP, Clarabel).
+    """
+
+    p: np.ndarray  # (n,), zero outside supp(u); NaN where the solver returned nothing
     value: float
     method: str
+    converged: bool = True
+    message: str = ""
+    accuracy: float = 0.0
     status: str = "optimal"  # the solver's own verdict; Clarabel may say "optimal_inaccurate"
+
+
+def primal_objective(T, u, z, alpha, p) -> float:
+    r"""The objective of (3) at p (:math:`0 \log 0 = 0`):
+
+    .. math::
+        F(p) = \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p \,\|\, u), \qquad b = T^\top u + z.
+
+    Parameters
+    ----------
+    T : (n, d) templates; u : (n,) prior on the simplex; z : (d,) evidence; alpha : float > 0;
+    p : (n,) a point of the simplex.
+
+    Returns
+    -------
+    float
+        F(p); ``inf`` if p puts mass where u has none.
+    """
+    T, u, z, alpha, p = dual_args(T, u, z, alpha, p=p)
+    b = T.T @ u + z
+    r = b - T.T @ p
+    s = p > 0
+    if np.any(s & (u <= 0)):
+        return float("inf")  # KL is infinite off supp(u)
+    kl = float(np.sum(p[s] * (np.log(p[s]) - np.log(u[s]))))
+    return float(alpha / 2 * r @ r + kl)
+
+
+def _infeasibility(x) -> float:
+    """|sum x - 1| + max(0, -min x): how far a solver's raw point is from the simplex."""
+    return float(abs(np.sum(x) - 1.0) + max(0.0, -float(np.min(x))))
 
 
 def _support(u):
@@ -54,14 +103,37 @@ def _kl_and_grad(p, u):
 
 
 def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
-    """Problem (3) by SciPy's trust-region Newton (``trust-exact``) on the open simplex.
+    r"""Problem (3) by SciPy's trust-region Newton (``trust-exact``) on the open simplex.
 
-    p = softmax(log u + theta) with theta_last = 0 maps R^{m-1} one-to-one onto the relative
-    interior of the simplex on supp(u) (m = |supp u|); the minimiser lies there because
-    d KL / d p_i -> -inf as p_i -> 0.  The exact Hessian in theta is
-    J (alpha T T^T + diag 1/p) J + diag(w) - p w^T - w p^T, with J = diag p - p p^T,
-    g = grad_p F and w = p * (g - <p, g>).  This parameterisation is of the whole
-    simplex, not of the exponential family (9) under test.
+    :math:`p = \mathrm{softmax}(\log u + \theta)` with :math:`\theta_m = 0` maps
+    :math:`\mathbb R^{m-1}` one-to-one onto the relative interior of the simplex on supp(u)
+    (m = |supp u|); the minimiser lies there because :math:`\partial\,\mathrm{KL}/\partial p_i \to -\infty`
+    as :math:`p_i \to 0`. The exact Hessian in :math:`\theta` is
+
+    .. math::
+        J(\alpha T T^\top + \operatorname{diag}(1/p))J + \operatorname{diag}(w) - p w^\top - w p^\top,
+        \qquad J = \operatorname{diag} p - p p^\top,\quad w = p \odot (g - \langle p, g\rangle),
+
+    with :math:`g = \nabla_p F`. This parameterisation is of the whole simplex, not of the
+    exponential family (9) under test.
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex; zeros mask templates.
+    z : array_like, shape (d,)
+        Evidence; b = T^T u + z.
+    alpha : float
+        alpha > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp u), the objective F(p), ``converged``, ``message`` and ``accuracy``.
+    gtol : float
+        Converged when the gradient in theta has norm <= gtol (``accuracy`` is that norm).
     """
     T, u, z, alpha = dual_args(T, u, z, alpha)
     b = T.T @ u + z
@@ -69,7 +141,8 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
     Ts, lu = T[idx], np.log(u[idx])
     if len(idx) == 1:
         p = _embed(len(u), idx, np.ones(1))
-        return PrimalSolution(p, primal_objective(T, u, z, alpha, p), "scipy-trust-exact")
+        return PrimalSolution(p, primal_objective(T, u, z, alpha, p), "scipy-trust-exact", True,
+                              "one template in supp(u): p = u")
 
     def parts(th):
         x = lu + np.append(th, 0.0)
@@ -93,13 +166,33 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
                    options={"gtol": 1e-13, "maxiter": 1000})
     p, F, g, w = parts(res.x)
     # trust-exact may stop at round-off ("bad approximation"); judge by the gradient instead
-    if not np.all(np.isfinite(w)) or np.linalg.norm(w) > gtol:
-        raise Inconclusive(f"trust-exact on the primal (3) stopped at gradient {np.linalg.norm(w):.1e}: {res.message}")
-    return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact")
+    gn = float(np.linalg.norm(w))
+    ok = bool(np.all(np.isfinite(w)) and gn <= gtol)
+    msg = f"trust-exact on the primal (3) stopped at gradient {gn:.1e}" + ("" if ok else f" > {gtol:g}: {res.message}")
+    return PrimalSolution(_embed(len(u), idx, p), float(F), "scipy-trust-exact", ok, msg, gn)
 
 
 def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
-    """Problem (3) as an exponential-cone program (CVXPY + Clarabel)."""
+    """Problem (3) as an exponential-cone program (CVXPY + Clarabel, see :func:`solve_cvxpy`).
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex; zeros mask templates.
+    z : array_like, shape (d,)
+        Evidence; b = T^T u + z.
+    alpha : float
+        alpha > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp u), the objective F(p), ``converged``, ``message`` and ``accuracy``.
+        ``accuracy`` is the distance of Clarabel's raw point from the simplex; the value is F at the
+        clipped, renormalised point, not the solver's own figure.
+    """
     import cvxpy as cp
 
     T, u, z, alpha = dual_args(T, u, z, alpha)
@@ -111,16 +204,27 @@ def solve_primal_cvxpy(T, u, z, alpha) -> PrimalSolution:
         obj = alpha / 2 * cp.sum_squares(b - Ts.T @ p) + cp.sum(cp.rel_entr(p, us))
         return cp.Problem(cp.Minimize(obj), [cp.sum(p) == 1]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(u), "cvxpy-clarabel", msg)
     ps = np.clip(p.value, 0, None)
     ps /= ps.sum()
     p_full = _embed(len(u), idx, ps)
     # the objective at the returned (clipped, renormalised) point, not the solver's own figure
-    return PrimalSolution(p_full, primal_objective(T, u, z, alpha, p_full), "cvxpy-clarabel", prob.status)
+    return PrimalSolution(p_full, primal_objective(T, u, z, alpha, p_full), "cvxpy-clarabel", True, msg,
+                          _infeasibility(p.value), prob.status)
 
 
-def _solve_cvxpy(build):
-    """Solve a freshly built (problem, variable) pair; returns the solved pair."""
+def _failed(n, method, message) -> PrimalSolution:
+    return PrimalSolution(np.full(n, np.nan), float("nan"), method, False, message, float("inf"), "failed")
+
+
+def solve_cvxpy(build):
+    """Solve a freshly built (problem, variable) pair by Clarabel.
+
+    Returns ``(problem, variable, message)``; the variable is None if Clarabel gave no usable
+    point (the message says why). Nothing is raised: the caller decides what a failure means.
+    """
     import cvxpy as cp
 
     # Tolerances near float64 with many iterative-refinement steps first: without refinement the
@@ -138,14 +242,35 @@ def _solve_cvxpy(build):
                 warnings.simplefilter("ignore")
                 prob.solve(solver=cp.CLARABEL, max_iter=500, **opts)
         except cp.error.SolverError as e:
-            raise Inconclusive(f"Clarabel failed: {e}") from e
+            return prob, None, f"Clarabel failed: {e}"
         if prob.status in accept and var.value is not None:
-            return prob, var
-    raise Inconclusive(f"Clarabel status {prob.status}")
+            return prob, var, f"Clarabel status {prob.status}"
+    return prob, None, f"Clarabel status {prob.status}"
 
 
 def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
-    """MEM: min KL(p||u) s.t. ||b - T^T p||^2 <= r^2, by SLSQP on the simplex."""
+    r"""MEM by SLSQP on the simplex:
+
+    .. math::
+        \min_p \mathrm{KL}(p \,\|\, u) \ \text{ s.t. } \ \|b - T^\top p\|^2 \le r^2.
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex.
+    b : array_like, shape (d,)
+        Centre of the ball.
+    r : float
+        Radius, r > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p, the value KL(p || u), ``converged``, ``message`` and ``accuracy`` (the feasibility of the
+        solver's raw point).
+    """
     T, u = dual_args(T, u)
     b, r = vector("b", b, T.shape[1]), positive("r", r, MIN_ALPHA**0.5, "r^2 would underflow")
     s, idx = _support(u)
@@ -158,15 +283,34 @@ def solve_mem_scipy(T, u, b, r) -> PrimalSolution:
     res = minimize(lambda p: _kl_and_grad(p, us), us.copy(), jac=True, method="SLSQP",
                    bounds=[(0.0, 1.0)] * len(idx), constraints=cons,
                    options={"ftol": 1e-15, "maxiter": 2000})
-    if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the MEM problem did not converge: {res.message}")
+    # "Positive directional derivative": SLSQP's line search found no descent at round-off, i.e. it is done
+    ok = bool(res.success or "Positive directional derivative" in res.message)
     ps = np.clip(res.x, 0, None)
     ps /= ps.sum()
-    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "scipy-slsqp")
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "scipy-slsqp", ok,
+                          f"SLSQP on the MEM problem: {res.message}", _infeasibility(res.x))
 
 
 def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
-    """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel)."""
+    """MEM as an exponential-cone + second-order-cone program (CVXPY + Clarabel).
+
+    Parameters
+    ----------
+    T : array_like, shape (n, d)
+        Templates (rows).
+    u : array_like, shape (n,)
+        Prior on the simplex.
+    b : array_like, shape (d,)
+        Centre of the ball.
+    r : float
+        Radius, r > 0.
+
+    Returns
+    -------
+    PrimalSolution
+        p, the value KL(p || u), ``converged``, ``message`` and ``accuracy`` (the feasibility of the
+        solver's raw point).
+    """
     import cvxpy as cp
 
     T, u = dual_args(T, u)
@@ -178,16 +322,40 @@ def solve_mem_cvxpy(T, u, b, r) -> PrimalSolution:
         return cp.Problem(cp.Minimize(cp.sum(cp.rel_entr(p, us))),
                           [cp.sum(p) == 1, cp.norm(b - Ts.T @ p, 2) <= r]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(u), "cvxpy-clarabel", msg)
     ps = np.clip(p.value, 0, None)
     ps /= ps.sum()
-    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel")
+    return PrimalSolution(_embed(len(u), idx, ps), float(_kl_and_grad(ps, us)[0]), "cvxpy-clarabel", True, msg,
+                          _infeasibility(p.value), prob.status)
 
 
-def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
-    """argmin over the simplex of -<p,s> - tau H(p) by SLSQP (the EOT problem of 003); with a prior pi,
-    of -<p,s> + tau KL(p||pi) on supp(pi) (GOAT, 002), started at pi and zero off its support."""
-    s, tau = scores(s), alpha_(tau, "tau")
+def solve_eot_scipy(s, tau, prior=None) -> PrimalSolution:
+    r"""The entropic problem of 003 (with a prior pi, GOAT of 002) by SLSQP on the simplex:
+
+    .. math::
+        \min_p -\langle p, s\rangle - \tau H(p) \qquad\text{or}\qquad
+        \min_{\operatorname{supp} p \subseteq \operatorname{supp}\pi} -\langle p, s\rangle + \tau\,\mathrm{KL}(p \,\|\, \pi),
+
+    started at the uniform distribution (at pi).
+
+    Parameters
+    ----------
+    s : array_like, shape (n,)
+        Scores.
+    tau : float
+        Temperature, tau > 0.
+    prior : array_like, shape (n,), optional
+        Prior pi on the simplex (GOAT); None is the plain entropic problem.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp pi), the minimised objective, ``converged``, ``message`` and ``accuracy``
+        (the feasibility of the solver's raw point).
+    """
+    s, tau = scores(s), positive_scale(tau, "tau")
     S, start = np.ones(len(s), bool), np.full(len(s), 1 / len(s))
     if prior is not None:
         prior = simplex("prior", prior, len(s), of="s has")
@@ -205,19 +373,35 @@ def solve_eot_scipy(s, tau, prior=None) -> np.ndarray:
                    constraints=[{"type": "eq", "fun": lambda p: p.sum() - 1,
                                  "jac": lambda p: np.ones_like(p)}],
                    options={"ftol": 1e-15, "maxiter": 2000})
-    if not res.success and "Positive directional derivative" not in res.message:
-        raise Inconclusive(f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem did not converge: {res.message}")
+    ok = bool(res.success or "Positive directional derivative" in res.message)
     out = np.zeros(len(s))
     out[S] = np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
-    return out
+    return PrimalSolution(out, float(res.fun), "scipy-slsqp", ok,
+                          f"SLSQP on the {'EOT' if prior is None else 'GOAT'} problem: {res.message}", _infeasibility(res.x))
 
 
-def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
-    """The EOT problem as an exponential-cone program: max <p,s> + tau * entr(p); with a prior pi,
-    min -<p,s> + tau KL(p||pi) on supp(pi) (rel_entr), zero off its support."""
+def solve_eot_cvxpy(s, tau, prior=None) -> PrimalSolution:
+    r"""The problem of :func:`solve_eot_scipy` as an exponential-cone program (CVXPY + Clarabel):
+    :math:`\max_p \langle p, s\rangle + \tau\sum_j \mathrm{entr}(p_j)`, or with a prior the ``rel_entr`` form.
+
+    Parameters
+    ----------
+    s : array_like, shape (n,)
+        Scores.
+    tau : float
+        Temperature, tau > 0.
+    prior : array_like, shape (n,), optional
+        Prior pi on the simplex (GOAT); None is the plain entropic problem.
+
+    Returns
+    -------
+    PrimalSolution
+        p (zero off supp pi), the minimised objective, ``converged``, ``message`` and ``accuracy``
+        (the feasibility of the solver's raw point).
+    """
     import cvxpy as cp
 
-    s, tau = scores(s), alpha_(tau, "tau")
+    s, tau = scores(s), positive_scale(tau, "tau")
     S = np.ones(len(s), bool) if prior is None else simplex("prior", prior, len(s), of="s has") > 0
 
     def build():
@@ -227,7 +411,10 @@ def solve_eot_cvxpy(s, tau, prior=None) -> np.ndarray:
         return cp.Problem(cp.Minimize(-p @ s[S] + tau * cp.sum(cp.rel_entr(p, np.asarray(prior, float)[S]))),
                           [cp.sum(p) == 1]), p
 
-    prob, p = _solve_cvxpy(build)
+    prob, p, msg = solve_cvxpy(build)
+    if p is None:
+        return _failed(len(s), "cvxpy-clarabel", msg)
     out = np.zeros(len(s))
     out[S] = np.clip(p.value, 0, None) / np.clip(p.value, 0, None).sum()
-    return out
+    value = -prob.value if prior is None else prob.value  # the maximised form has the opposite sign
+    return PrimalSolution(out, float(value), "cvxpy-clarabel", True, msg, _infeasibility(p.value), prob.status)

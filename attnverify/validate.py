@@ -44,8 +44,11 @@ def _has_non_number(value, depth=0) -> bool:
     return isinstance(value, (bool, str, np.bool_))
 
 
-def _array(name, value, ndim):
-    what = "a list of numbers" if ndim == 1 else "a list of equal-length lists of numbers"
+def array(name, value, ndim, allow_posinf=False):
+    """``value`` as a float64 array of ``ndim`` dimensions (an int, or a tuple of accepted ones), every
+    entry finite (``allow_posinf``: +inf allowed, e.g. a forbidden transport in a cost matrix)."""
+    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    what = "a list of numbers" if dims == (1,) else "a list of equal-length lists of numbers"
     if value is None or isinstance(value, (str, bytes, dict, bool)) or _has_non_number(value):
         raise InputError(f"{name}: must be {what}")
     try:
@@ -54,10 +57,11 @@ def _array(name, value, ndim):
         raise InputError(f"{name}: must be {what}") from None
     except OverflowError:  # an integer beyond float64
         raise InputError(f"{name}: contains a number beyond the float64 range") from None
-    if a.ndim != ndim:
-        raise InputError(f"{name}: expected a {ndim}-d array, got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: contains NaN or infinity")
+    if a.ndim not in dims:
+        raise InputError(f"{name}: expected a {' or '.join(f'{k}-d' for k in dims)} array, got shape {a.shape}")
+    bad = np.isnan(a) | (np.isneginf(a) if allow_posinf else ~np.isfinite(a))
+    if np.any(bad):
+        raise InputError(f"{name}: contains NaN or {'-inf' if allow_posinf else 'infinity'}")
     return a
 
 
@@ -73,7 +77,7 @@ def templates(T, name="T"):
     """(n, d) float64 templates: n >= 1, d >= 1, finite, bounded."""
     if isinstance(T, (list, tuple)) and len(T) == 0 or isinstance(T, np.ndarray) and T.size == 0 and T.ndim < 2:
         raise InputError(f"{name}: empty template set (need at least one template)")
-    a = _array(name, T, 2)
+    a = array(name, T, 2)
     n, d = a.shape
     if n == 0:
         raise InputError(f"{name}: empty template set (need at least one template)")
@@ -84,7 +88,7 @@ def templates(T, name="T"):
 
 def vector(name, v, d, of="templates have dimension"):
     """A finite, bounded vector of length d."""
-    a = _array(name, v, 1)
+    a = array(name, v, 1)
     if a.shape != (d,):
         raise InputError(f"{name}: has length {a.shape[0]}, {of} {d}")
     return _bounded(name, a)
@@ -119,7 +123,7 @@ def simplex(name, u, n, of="there are"):
     """A distribution over n templates (zeros allowed, not all), summing to 1 within
     :func:`simplex_tol` of its float type (SIMPLEX_TOL for float64)."""
     tol = simplex_tol(_dtype(u), n)
-    a = _array(name, u, 1)
+    a = array(name, u, 1)
     if a.shape != (n,):
         raise InputError(f"{name}: has length {a.shape[0]}, {of} {n} templates")
     if np.any(a < 0):
@@ -147,8 +151,9 @@ def positive(name, x, lowest=0.0, why="1/{name} would overflow"):
     return float(x)
 
 
-def alpha_(alpha, name="alpha"):
-    """alpha (or a temperature): a finite number >= the smallest normal float64, so 1/alpha is finite."""
+def positive_scale(alpha, name="alpha"):
+    """A positive scale (alpha, gamma, a temperature tau, a radius): a finite number >= the smallest
+    normal float64, so that its reciprocal is finite."""
     return positive(name, alpha, MIN_ALPHA, "the smallest normal float64: 1/{name} would overflow")
 
 
@@ -170,7 +175,7 @@ def instance(templates_, z, alpha, u=None):
     T = templates(templates_, "templates")
     n, d = T.shape
     zz = vector("z", z, d)
-    a = alpha_(alpha)
+    a = positive_scale(alpha)
     if u is None:
         uu = np.full(n, 1.0 / n)
     else:
@@ -191,13 +196,13 @@ def batch(T, u, Z, alpha):
         nd = 1 if np.ndim(Z) == 1 else 2
     except (TypeError, ValueError):
         nd = 2
-    ZZ = _array("Z", Z, nd)
+    ZZ = array("Z", Z, nd)
     if ZZ.ndim == 1:
         ZZ = ZZ[None]
     if ZZ.shape[1] != d:
         raise InputError(f"Z: rows have length {ZZ.shape[1]}, T has dimension {d}")
     _bounded("Z", ZZ)
-    a = alpha_(alpha)
+    a = positive_scale(alpha)
     uu = uu / uu.sum()
     if len(ZZ):
         scale(T, uu, float(np.linalg.norm(ZZ, axis=1).max()), a, ("T", "Z", "alpha"))
@@ -216,13 +221,13 @@ def dual_args(T, u, z=_ABSENT, alpha=_ABSENT, lam=_ABSENT, p=_ABSENT):
     if z is not _ABSENT:
         out.append(vector("z", z, d))
     if alpha is not _ABSENT:
-        out.append(alpha_(alpha))
+        out.append(positive_scale(alpha))
     if z is not _ABSENT and alpha is not _ABSENT:
         scale(T, out[1], float(np.linalg.norm(out[2])), out[3])
     if lam is not _ABSENT:
         out.append(vector("lam", lam, d))
     if p is not _ABSENT:
-        a = _array("p", p, 1)
+        a = array("p", p, 1)
         if a.shape != (n,):
             raise InputError(f"p: has length {a.shape[0]}, T has {n} templates")
         if np.any(a < 0) or abs(a.sum() - 1.0) > SIMPLEX_TOL:
@@ -233,10 +238,10 @@ def dual_args(T, u, z=_ABSENT, alpha=_ABSENT, lam=_ABSENT, p=_ABSENT):
 
 def linear_args(z, alpha):
     """(z, alpha) of (14): z a finite, bounded, non-empty vector; alpha z representable."""
-    zz = _bounded("z", _array("z", z, 1))
+    zz = _bounded("z", array("z", z, 1))
     if zz.size == 0:
         raise InputError("z: is empty (dimension d = 0)")
-    a = alpha_(alpha)
+    a = positive_scale(alpha)
     if a * float(np.abs(zz).max()) > MAX_ENTRY:  # lambda = alpha z must itself be a valid input (lam)
         raise InputError(f"alpha: alpha z has an entry of magnitude {a * float(np.abs(zz).max()):.3g} > {MAX_ENTRY:g} "
                          "(rescale z or alpha)")
@@ -245,10 +250,24 @@ def linear_args(z, alpha):
 
 def scores(s, name="s"):
     """Scores of the entropic problem: a non-empty, finite, bounded vector."""
-    a = _bounded(name, _array(name, s, 1))
+    a = _bounded(name, array(name, s, 1))
     if a.size == 0:
         raise InputError(f"{name}: is empty (no keys to attend to)")
     return a
+
+
+def cost_matrix(M, N, u=None):
+    """An (N, N) cost matrix of the OT attention: entries real or +inf (transport forbidden), no NaN or
+    -inf; with a preference u, no column that u puts mass on may be all +inf (nothing could reach it)."""
+    M = array("M", M, 2, allow_posinf=True)
+    if M.shape != (N, N):
+        raise InputError(f"M: has shape {M.shape}, expected ({N}, {N}) (one row and column per template)")
+    if u is not None:
+        dead = (u > 0) & ~np.any(np.isfinite(M), axis=0)
+        if np.any(dead):
+            raise InputError(f"M: column {int(np.argmax(dead))} is all +inf but u puts mass there; nothing can be "
+                             "transported")
+    return M
 
 
 MAX_OT_LOGIT = 1e300  # the OT module works in the log domain: finite logits of any size are shifted, never exponentiated
@@ -260,7 +279,7 @@ def ot_scale(T, Z, M, alpha, gamma):
     (|t^T lambda*| <= alpha max||t_i|| (||z|| + 2 max||t_i||), as for (7)): no inf - inf, no NaN."""
     _bounded("T", T)
     _bounded("z", Z)
-    alpha_(alpha)
+    positive_scale(alpha)
     positive("gamma", gamma, MIN_ALPHA)
     tmax = float(np.linalg.norm(T, axis=1).max())
     zmax = float(np.linalg.norm(Z.reshape(-1, T.shape[1]), axis=1).max()) if Z.size else 0.0

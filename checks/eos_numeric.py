@@ -196,7 +196,7 @@ def _boundary_agreement(factor: float = 2.0, n: int = 4000, d: int = 4):
     return bad, kept
 
 
-def recurrence_numeric() -> Evidence:
+def recurrence_numeric(*, boundary_factor: float = 2.0) -> Evidence:
     """delta_{t+1} = (I - eta Hbar_t) delta_t with Hbar_t = int_0^1 H(theta_t + s delta_t) ds by
     Gauss-Legendre quadrature (64 nodes), on 150 random (theta, eta) per non-quadratic loss, eta on both sides
     of the edge.  The same residual with H(theta_t) in place of Hbar_t is shown for contrast."""
@@ -222,7 +222,7 @@ def recurrence_numeric() -> Evidence:
                numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-REC: residual of the step recurrence in units of its round-off tolerance",
                            ["loss", "steps", "max (Hbar_t)", "median (Hbar_t)", "median with H(theta_t) instead"], rows))
-    bad, kept = _boundary_agreement()
+    bad, kept = _boundary_agreement(boundary_factor)
     ev.equal("i-eta-m-2-1-exactly-when-spec-m-lies-in-0-2-eta",
              "||I - eta M||_2 < 1 exactly when spec M lies in (0, 2/eta) (random symmetric M)", bad, 0,
              "the spectral norm of a symmetric matrix is max |eigenvalue|: no disagreement is allowed away from the boundary",
@@ -294,10 +294,11 @@ def _no_gap_numeric(n_grid=20001):
     return float(dist.min() - slack), float(top.min() - hh - slack), float(hh)
 
 
-def loss_change_numeric() -> Evidence:
+def loss_change_numeric(*, loss_formula=None) -> Evidence:
     """L(theta_{t+1}) - L(theta_t) = -eta ||g||^2 (1 - eta hhat/2), hhat = g^T Htilde g / ||g||^2 with
     Htilde = 2 int (1-s) H(theta - s eta g) ds by quadrature, on 150 random (theta, eta) per loss
     (both signs of the change), on GD trajectories (telescoping), and on a period-two orbit."""
+    loss_formula = loss_formula or _loss_formula  # the formula under test (a mutant passes another)
     ev = Evidence()
     rng = context.rng("eos-loss")
     rows, worst, mism, decided, n_dec, n_inc = [], 0.0, 0, 0, 0, 0
@@ -307,9 +308,9 @@ def loss_change_numeric() -> Evidence:
         for th, eta in _samples(f, rng):
             sd = _step(f, th, eta)
             dL = sd.L1 - sd.L0
-            ratios.append(abs(dL - _loss_formula(eta, sd.g, sd.Htil)) / sd.tol_loss)
-            unif.append(abs(dL - _loss_formula(eta, sd.g, sd.Hbar)) / sd.tol_loss)
-            second.append(abs(dL - _loss_formula(eta, sd.g, sd.H0)) / sd.tol_loss)
+            ratios.append(abs(dL - loss_formula(eta, sd.g, sd.Htil)) / sd.tol_loss)
+            unif.append(abs(dL - loss_formula(eta, sd.g, sd.Hbar)) / sd.tol_loss)
+            second.append(abs(dL - loss_formula(eta, sd.g, sd.H0)) / sd.tol_loss)
             hh = sd.g @ sd.Htil @ sd.g / (sd.g @ sd.g)
             margin = eta * (sd.g @ sd.g) * abs(1 - eta * hh / 2)
             if margin > sd.tol_loss:  # the sign is decided beyond rounding
@@ -352,7 +353,7 @@ def loss_change_numeric() -> Evidence:
         th, total, tol, L0 = th0.copy(), 0.0, 0.0, f(th0)[0]
         for _ in range(60):
             sd = _step(f, th, eta)
-            total += _loss_formula(eta, sd.g, sd.Htil)
+            total += loss_formula(eta, sd.g, sd.Htil)
             tol += sd.tol_loss
             th = th + sd.delta
         res = abs((f(th)[0] - L0) - total)
@@ -412,11 +413,12 @@ class Model1D:
     kappa: float
 
 
-def _models_1d():
+def _models_1d(kappa=None):
+    kappa = kappa or _kappa
     out = []
     for name, Lp in (("A: x^2/2 + x^4/4", P([0, 1, 0, 1])), ("B: x^2/2 + x^3/3 + x^4/4", P([0, 1, 1, 1]))):
         h, a, b = Lp.deriv(1)(0), Lp.deriv(2)(0), Lp.deriv(3)(0)
-        out.append(Model1D(name, Lp, h, _kappa(h, a, b)))
+        out.append(Model1D(name, Lp, h, kappa(h, a, b)))
     return out
 
 
@@ -523,13 +525,14 @@ def _cross_hess(X):
     return np.stack([np.stack([1 + 3 * y + 3 * x ** 2, 3 * x + 2 * y], 1), np.stack([3 * x + 2 * y, 2.5 + 2 * x], 1)], 1)
 
 
-def _models_2d():
+def _models_2d(kappa=None):
     """(name, grad, hess, h along the direction, direction index, kappa (general formula), kappa separable-only)."""
+    kappa = kappa or _kappa
     sep = "x^2/2 + x^4/4 + 3y^2/2 + y^3 + 3y^4/4"
     cross = "x^2/2 + 5y^2/4 + 3x^2y/2 + xy^2 + x^4/4"
     return [
-        (f"separable {sep}, e_1", _sep_grad, _sep_hess, 1.0, 0, _kappa(1, 0, 6), _kappa(1, 0, 6)),
-        (f"separable {sep}, e_2", _sep_grad, _sep_hess, 3.0, 1, _kappa(3, 6, 18), _kappa(3, 6, 18)),
+        (f"separable {sep}, e_1", _sep_grad, _sep_hess, 1.0, 0, kappa(1, 0, 6), kappa(1, 0, 6)),
+        (f"separable {sep}, e_2", _sep_grad, _sep_hess, 3.0, 1, kappa(3, 6, 18), kappa(3, 6, 18)),
         # T_111 = 0, T_112 = 3, Q_1111 = 6, h = (1, 2.5): kappa_1 = 1 - 9/(2 * 2.5) = -0.8; separable part alone: +1
         # (T_122 = 2 does not enter kappa_1 but breaks x -> -x, so the orbit is not exactly on the axis)
         (f"coupled {cross}, e_1", _cross_grad, _cross_hess, 1.0, 0, 1 - 0.5 * 9 / 2.5, 1.0),
@@ -609,7 +612,7 @@ def _exact_branch_1d(Lp: P, rhos):
 SLOPE_MIN = 3.0
 
 
-def period_two_numeric() -> Evidence:
+def period_two_numeric(*, kappa=None, kappa_index: int = 5) -> Evidence:
     """Two-cycles of G(x) = x - eta L'(x) near the fixed point 0, for eta = eta_c (1 +- e),
     e in {0.0025 .. 0.04}: 1-D by complete enumeration (real roots of the degree-9 polynomial
     G(G(x)) - x, Newton-polished) and independently by brentq on a grid; 2-D by vectorised Newton
@@ -618,7 +621,7 @@ def period_two_numeric() -> Evidence:
     >= 3: a wrong kappa leaves an O(rho^2) residual, slope 2); the orbit multiplier exceeds 1 iff
     kappa > 0 (sub- vs supercritical); in 2-D the orbit lies along an eigen-direction (r_perp = o(rho))."""
     ev = Evidence()
-    models = _models_1d()
+    models = _models_1d(kappa)
     rows, side_bad, gap, slopes, mu_bad, pts = _p2_1d(models)
     ev.equal("1-d-period-two-orbits-exist-exactly-on-the-side",
              "1-D: period-two orbits exist exactly on the side of eta_c given by sign(kappa)", side_bad, 0,
@@ -651,8 +654,8 @@ def period_two_numeric() -> Evidence:
     ev.notes.append("1-D kappa: " + "; ".join(f"{m.name}: kappa = {m.kappa:g} ({_exists_side(m.kappa)} eta_c)" for m in models))
 
     rng = context.rng("eos-p2")
-    models2 = _models_2d()
-    rows2, side_bad2, slopes2, dslopes, pts2 = _p2_2d(models2, rng)
+    models2 = _models_2d(kappa)
+    rows2, side_bad2, slopes2, dslopes, pts2 = _p2_2d(models2, rng, kappa_index)
     ev.equal("2-d-orbits-along-each-eigen-direction-exist",
              "2-D: orbits along each eigen-direction exist exactly on the side given by kappa_i (incl. the cross term)",
              side_bad2, 0,
@@ -681,10 +684,7 @@ def period_two_numeric() -> Evidence:
 
 
 def _draw_p2(models, pts, models2, pts2) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, md in zip(axes[:2], models):
@@ -956,10 +956,7 @@ def sharpness_gd() -> Evidence:
 
 
 def _draw_sharp(traces, S0) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (k, (eta, S, L)) in enumerate(traces.items()):

@@ -11,7 +11,8 @@ from scipy.special import logsumexp, softmax
 
 from attnverify import context
 from attnverify.evidence import Evidence, Table
-from attnverify.primal import solve_eot_cvxpy, solve_eot_scipy
+from attnverify.primal import solve_eot_cvxpy
+from checks._common import require, solver_gaps
 
 CASES = [(3, 0.1), (3, 1.0), (16, 0.1), (16, 1.0), (16, 10.0), (128, 1.0), (128, 10.0)]
 
@@ -24,31 +25,6 @@ def _J(p, s, tau):
 def _cases():
     rng = context.rng("eot")
     return [(rng.normal(size=n) * 2, tau) for n, tau in CASES]
-
-
-def solver_gaps(cases, J):
-    """The exact problem min_p J(p) over the simplex (J = -<p,s> + tau KL(p||prior), prior None =
-    uniform) solved per case by SciPy and CVXPY (attnverify.primal), against a closed form p*.
-
-    cases: (label, s (n,), tau, prior (n,) or None, p_star (n,)); J(p, s, tau, prior) -> float.
-    Returns beat {solver: min over cases of (J(p) - J(p*)) / floor}, floor = n eps (1 + |J(p*)|) the
-    rounding of a sum of n terms; ratio {solver: max of ||p - p*||_1 / sqrt(2 max(gap, floor) / tau)},
-    which is <= 1 when p* is the minimiser because J is tau-strongly convex in l1 (Pinsker); and the
-    table rows [label, then distance and gap per solver]."""
-    rows, beat, ratio = [], {"scipy": np.inf, "cvxpy": np.inf}, {"scipy": 0.0, "cvxpy": 0.0}
-    for label, s, tau, prior, p_star in cases:
-        J_star = J(p_star, s, tau, prior)
-        floor = len(s) * np.finfo(float).eps * (1 + abs(J_star))
-        row = [label]
-        for name, solver in (("scipy", solve_eot_scipy), ("cvxpy", solve_eot_cvxpy)):
-            p = solver(s, tau, prior=prior)
-            gap = J(p, s, tau, prior) - J_star
-            beat[name] = np.minimum(beat[name], gap / floor)
-            dist = float(np.abs(p - p_star).sum())
-            ratio[name] = np.maximum(ratio[name], dist / np.sqrt(2 * max(gap, floor) / tau))
-            row += [dist, gap]
-        rows.append(row)
-    return beat, ratio, rows
 
 
 def kkt_against_solvers() -> Evidence:
@@ -82,7 +58,7 @@ def lse_value_and_gradient() -> Evidence:
     ev = Evidence()
     val_err, grad_err = 0.0, 0.0
     for s, tau in _cases():
-        p = solve_eot_cvxpy(s, tau)
+        p = require(solve_eot_cvxpy(s, tau)).p
         lse = tau * logsumexp(s / tau)
         val_err = np.maximum(val_err, abs(_J(p, s, tau) - (-lse)) / (1 + abs(lse)))
         h = 1e-5 * max(tau, 1.0)

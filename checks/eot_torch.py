@@ -138,6 +138,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
     rows, worst = [], {}
     cvx_ratio = 0.0
     from attnverify.primal import solve_eot_cvxpy
+    from checks._common import require
 
     for label, Q, K, V, mask, kw in _sdpa_cases():
         d = Q.shape[-1]
@@ -161,7 +162,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
             S = np.ones(K.shape[-2], bool) if mask is None else np.broadcast_to(mask, p.shape)[b, h, i]
             s = (K[b, h] @ Q[b, h, i])[S]
             tau = tau_fn(d)
-            pS = solve_eot_cvxpy(s, tau)
+            pS = require(solve_eot_cvxpy(s, tau)).p
             # weak duality: J(p) >= -tau lse(s/tau) for every p (EOT-LSE), so this gap is certified
             J = -pS @ s + tau * np.sum(pS[pS > 0] * np.log(pS[pS > 0]))
             gap = max(J + tau * logsumexp(s / tau), len(s) * EPS * (1 + abs(J)))
@@ -200,9 +201,9 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
     return ev
 
 
-def sdpa_equivalence() -> Evidence:
+def sdpa_equivalence(*, tau_fn=math.sqrt) -> Evidence:
     """EOT-SDPA numerically: with s_j = <q,k_j> and tau = sqrt(d), sum_j p*_j v_j equals torch SDPA (float64)."""
-    return _sdpa_evidence()
+    return _sdpa_evidence(tau_fn=tau_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -310,9 +311,9 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
     return ev
 
 
-def policy_gradient_autograd() -> Evidence:
+def policy_gradient_autograd(*, dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
     """EOT-PG numerically: (1/tau) p (g - E_p g) against torch.autograd, on losses of p and through SDPA."""
-    return _pg_evidence()
+    return _pg_evidence(dS_fn=dS_fn, tau_fn=tau_fn)
 
 
 def _reinforce_cases():
@@ -549,9 +550,9 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
     return ev
 
 
-def fisher_numeric() -> Evidence:
+def fisher_numeric(*, fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidence:
     """EOT-FISHER numerically: jacobian, hessian and explicit Fisher sum agree; natural gradient and KL step."""
-    return _fisher_evidence()
+    return _fisher_evidence(fisher_fn=fisher_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -631,10 +632,7 @@ def _limits_evidence(zero_target=None) -> Evidence:
 
 
 def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
     d0 = np.array([r[1] for r in rows0])
@@ -657,6 +655,6 @@ def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
                         "right: O(1/tau) approach to 1/n).")
 
 
-def limits_numeric() -> Evidence:
+def limits_numeric(*, zero_target=None) -> Evidence:
     """EOT-LIMITS numerically: the proven bounds hold on grids of tau (tau -> 0 with a tie, tau -> inf)."""
-    return _limits_evidence()
+    return _limits_evidence(zero_target=zero_target)

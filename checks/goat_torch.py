@@ -15,7 +15,7 @@ from scipy.special import logsumexp, softmax
 from attnverify import context
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_eot_cvxpy
-from checks.eot_numeric import solver_gaps
+from checks._common import require, solver_gaps
 from checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
 
 # ---------------------------------------------------------------------------
@@ -64,9 +64,9 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
     return ev
 
 
-def prior_against_solvers() -> Evidence:
+def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
     """GOAT-PRIOR numerically: SciPy and CVXPY solve the KL-regularised problem; the closed form is the minimiser."""
-    return _prior_solver_evidence()
+    return _prior_solver_evidence(closed=closed)
 
 
 # ---------------------------------------------------------------------------
@@ -153,9 +153,9 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
     return ev
 
 
-def prior_sdpa() -> Evidence:
+def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
     """GOAT-PRIOR through torch SDPA: attn_mask = log pi (and scale = 1/tau) computes GOAT on both kernels."""
-    return _sdpa_evidence()
+    return _sdpa_evidence(mask_fn=mask_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def uniform_numeric() -> Evidence:
     u = np.full(12, 1 / 12)
     worst_c = 0.0
     for tau in (0.5, 2.0):
-        pu = solve_eot_cvxpy(s, tau, prior=u)
+        pu = require(solve_eot_cvxpy(s, tau, prior=u)).p
         # weak duality (GOAT-PRIOR): J_u(p) >= -tau log sum_l u_l e^{s_l/tau} for every p; a certified gap
         gap = max(_J(pu, s, tau, u) + tau * logsumexp(s / tau, b=u), 12 * EPS * (1 + abs(tau * logsumexp(s / tau))))
         worst_c = np.maximum(worst_c, float(np.abs(pu - softmax(s / tau)).sum()) / math.sqrt(2 * gap / tau))
@@ -448,6 +448,6 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
     return ev
 
 
-def sink_numeric() -> Evidence:
+def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
     """GOAT-SINK numerically: flat scores give p = pi; the logit bound; the score gap standard attention needs."""
-    return _sink_evidence()
+    return _sink_evidence(flat_target=flat_target)

@@ -15,7 +15,9 @@ import numpy as np
 from attnverify import context, dual
 from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Inconclusive
+from attnverify import primal
 from attnverify.primal import PrimalSolution, solve_primal_cvxpy, solve_primal_scipy
+from checks._common import require
 
 SIZES = [(8, 2), (32, 8), (64, 16), (256, 64), (16, 64)]
 ALPHAS = [1e-3, 1e-1, 1.0, 10.0]
@@ -107,9 +109,9 @@ def solved_instances() -> tuple[Solved, ...]:
         out.append(Solved(
             inst, sol.lam, sol.grad_norm, lam_s, g_s, p9,
             dual.dual_objective(inst.T, inst.u, inst.z, inst.alpha, sol.lam),
-            dual.primal_objective(inst.T, inst.u, inst.z, inst.alpha, p9),
-            solve_primal_scipy(inst.T, inst.u, inst.z, inst.alpha),
-            solve_primal_cvxpy(inst.T, inst.u, inst.z, inst.alpha),
+            primal.primal_objective(inst.T, inst.u, inst.z, inst.alpha, p9),
+            require(solve_primal_scipy(inst.T, inst.u, inst.z, inst.alpha)),
+            require(solve_primal_cvxpy(inst.T, inst.u, inst.z, inst.alpha)),
         ))
     return tuple(out)
 

@@ -14,6 +14,7 @@ import numpy as np
 from attnverify import context, dual
 from attnverify.evidence import Erratum, Evidence, Table
 from attnverify.primal import solve_mem_cvxpy, solve_mem_scipy
+from checks._common import require
 
 from .instances import exact_dual, random_instance
 
@@ -39,9 +40,9 @@ def mem_radius() -> Evidence:
         b = inst.b
         r_true = float(np.linalg.norm(lam) / alpha)
         r_printed = float(np.sqrt(1 / (2 * alpha)))
-        p_pr = solve_mem_scipy(inst.T, inst.u, b, r_printed).p
-        p_s = solve_mem_scipy(inst.T, inst.u, b, r_true).p
-        p_c = solve_mem_cvxpy(inst.T, inst.u, b, r_true).p
+        p_pr = require(solve_mem_scipy(inst.T, inst.u, b, r_printed)).p
+        p_s = require(solve_mem_scipy(inst.T, inst.u, b, r_true)).p
+        p_c = require(solve_mem_cvxpy(inst.T, inst.u, b, r_true)).p
         e_pr = float(np.abs(p_pr - p).sum())
         printed.append(e_pr)
         true_s.append(float(np.abs(p_s - p).sum()))

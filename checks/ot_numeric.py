@@ -18,6 +18,7 @@ from scipy.optimize import minimize
 from attnverify import context
 from attnverify import ot_attention as ota
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
+from checks._common import require
 
 EPS = np.finfo(float).eps
 SINK_TOL = 1e-13  # Sinkhorn stopping rule: l1 marginal error
@@ -93,15 +94,6 @@ def _slope(x, y):
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 # =====================================================================================================
 # FD-20: log-domain Sinkhorn against POT
 # =====================================================================================================
@@ -121,7 +113,7 @@ def sinkhorn_vs_pot() -> Evidence:
             if rep == 1:  # (20) holds for any cost: one non-symmetric M per gamma (a transposed M would differ)
                 M = M + 0.5 * np.triu(M, 1)
             p = rng.dirichlet(np.ones(N))
-            r = ota.sinkhorn_log(p, u, M, gamma, tol=SINK_TOL)
+            r = require(ota.sinkhorn_log(p, u, M, gamma, tol=SINK_TOL))
             X, W_pot, lin2 = _pot_plan(p, u, M, gamma)
             e_me, e_pot = _marg_errs(r.plan, p, u), _marg_errs(X, p, u)
             lam2 = _gap_eigen(r.plan, p, u)
@@ -192,7 +184,7 @@ def sinkhorn_vs_pot() -> Evidence:
     W0 = float(ot.emd2(p, u, M0))
     viol = []
     for g_ in (1e-1, 1e-2, 1e-3):
-        Wg = ota.sinkhorn_log(p, u, M0, g_, tol=SINK_TOL).value
+        Wg = require(ota.sinkhorn_log(p, u, M0, g_, tol=SINK_TOL)).value
         viol.append(max(Wg - W0, (W0 - g_ * np.log(36)) - Wg))
         ev.notes.append(f"gamma = {g_:g}: W_gamma = {Wg:.10f}, exact OT W_0 (ot.emd2) = {W0:.10f}, "
                         f"bound gamma log(N^2) = {g_ * np.log(36):.2e}")
@@ -235,14 +227,14 @@ def _printed_33(g, u, M, gamma):
     """(33) as printed: gamma (H(u) + sum_t u(t) log sum_t' exp((p(t) - M(t,t'))/gamma))."""
     c = u > 0
     A = (g[c][:, None] - M[c, :]) / gamma
-    return float(gamma * (-np.sum(u[c] * np.log(u[c])) + u[c] @ ota._lse(A, axis=1)))
+    return float(gamma * (-np.sum(u[c] * np.log(u[c])) + u[c] @ ota.lse(A, axis=1)))
 
 
 def _printed_34(g, u, M, gamma):
     """(34) as printed: sum_t' u(t') e^{(p(t) - M(t,t'))/gamma} / sum_t'' e^{(p(t'') - M(t',t''))/gamma}."""
     c = u > 0
-    logden = ota._lse((g[None, :] - M[c, :]) / gamma, axis=1)  # one per t' (row t' of M)
-    return np.exp(ota._lse((g[:, None] - M[:, c]) / gamma - logden[None, :] + np.log(u[c])[None, :], axis=1))
+    logden = ota.lse((g[None, :] - M[c, :]) / gamma, axis=1)  # one per t' (row t' of M)
+    return np.exp(ota.lse((g[:, None] - M[:, c]) / gamma - logden[None, :] + np.log(u[c])[None, :], axis=1))
 
 
 def conjugate_cases():
@@ -276,7 +268,7 @@ def conjugate_numeric() -> Evidence:
         val = vg(p_hat)[0]
         Wc, W33 = ota.ot_conjugate(g, u, M, gamma), _printed_33(g, u, M, gamma)
         grad, g34 = ota.ot_conjugate_grad(g, u, M, gamma), _printed_34(g, u, M, gamma)
-        sk = ota.sinkhorn_log(p_hat, u, M, gamma, tol=SINK_TOL)
+        sk = require(ota.sinkhorn_log(p_hat, u, M, gamma, tol=SINK_TOL))
         sink_err = _osc(sk.f) * np.abs(_marg_errs(sk.plan, p_hat, u)).sum()
         tol_val = rr**2 / (2 * gamma) + sink_err + 64 * EPS * (1 + abs(Wc))
         tol_arg = rr / gamma + 1e-9
@@ -292,7 +284,7 @@ def conjugate_numeric() -> Evidence:
         worst_fd = max(worst_fd, np.abs(fd - grad).max() / tol_fd)
         # Fenchel-Young: W(grad W*(g)) + W*(g) = <g, grad W*(g)>, W by POT
         X, Wp, _ = _pot_plan(grad, u, M, gamma)
-        r2 = ota.sinkhorn_log(grad, u, M, gamma, tol=SINK_TOL)
+        r2 = require(ota.sinkhorn_log(grad, u, M, gamma, tol=SINK_TOL))
         fy = abs(Wp + Wc - g @ grad)
         tol_fy = _osc(r2.f) * np.abs(_marg_errs(X, grad, u)).sum() + 64 * EPS * (1 + abs(Wp) + abs(Wc))
         worst_fy = max(worst_fy, fy / tol_fy)
@@ -379,7 +371,7 @@ def true_preference_numeric() -> Evidence:
         worst = max(worst, np.abs(p_hat - ut).max() / tol)
         mean_hat, mean38 = T.T @ p_hat, _mean_38(T, u, M, gamma)
         worst_mean = max(worst_mean, np.linalg.norm(mean_hat - mean38) / (np.linalg.norm(T, 2) * np.sqrt(N) * tol))
-        r = ota.sinkhorn_log(ut, u, M, gamma, tol=SINK_TOL)
+        r = require(ota.sinkhorn_log(ut, u, M, gamma, tol=SINK_TOL))
         lam2 = _gap_eigen(r.plan, ut, u)
         tol_stat = 4 * gamma * np.linalg.norm(_marg_errs(r.plan, ut, u)) / lam2 + 64 * EPS * (1 + np.abs(M).max())
         worst_stat = max(worst_stat, _osc(r.f) / tol_stat)
@@ -430,7 +422,7 @@ def _mean_38(T, u, M, gamma):
     """(38) as printed: sum_{t,t'} u(t') e^{-M(t,t')/gamma} / sum_t'' e^{-M(t'',t')/gamma} t."""
     c = u > 0
     A = -M[:, c] / gamma
-    W = np.exp(A - ota._lse(A, axis=0)[None, :]) * u[c][None, :]
+    W = np.exp(A - ota.lse(A, axis=0)[None, :]) * u[c][None, :]
     return T.T @ W.sum(1)
 
 
@@ -477,7 +469,7 @@ def _gamma_limit(rng) -> Evidence:
     Mn[:, jj] += 2 * M.max()
     e_ns = np.array([np.abs(ota.true_preference(u, Mn, g_) - u).sum() for g_ in gammas])
     e_ns37 = np.array([np.abs(_printed_37(u, Mn, g_) - u).sum() for g_ in gammas])
-    plt = _plt()
+    plt = context.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ax.semilogy(1 / gammas, e_sym, "o-", label="symmetric M, footnote 9 (derived = printed (37))")
     ax.semilogy(1 / gammas, bound, "k--", lw=0.8, label=r"bound $2(N-1)e^{-\Delta/\gamma}$")
@@ -540,10 +532,10 @@ def exact_vs_22() -> Evidence:
     gap_rows, worst_gap = [], 0.0
     # gamma >= 0.3 here: at smaller gamma p* has entries ~1e-10 and Sinkhorn (ours and POT's) needs > 10^5 iterations
     for a, g_ in ((0.1, 1.0), (1.0, 1.0), (1.0, 0.3), (0.03, 0.3), (3.0, 0.5)):
-        sol = ota.solve_ot_dual(T, u, z, M, a, g_)
+        sol = require(ota.solve_ot_dual(T, u, z, M, a, g_))
         X, Wp, _ = _pot_plan(sol.p, u, M, g_)
         P = ota.ot_primal_objective(sol.p, T, u, z, M, a, g_, Wp)
-        r = ota.sinkhorn_log(sol.p, u, M, g_, tol=SINK_TOL)
+        r = require(ota.sinkhorn_log(sol.p, u, M, g_, tol=SINK_TOL))
         e = np.abs(_marg_errs(X, sol.p, u))
         N = len(u)
         tol = a / 2 * sol.grad_norm**2 + _osc(r.f) * e[:N].sum() + _osc(r.g) * e[N:].sum() + 64 * EPS * (1 + abs(P))
@@ -606,7 +598,7 @@ def exact_vs_22() -> Evidence:
     # non-symmetric M: (22) still right, (44) not
     Mn = _nonsymmetric(rng, M)
     eAn = np.array([_err22(T, u, z, Mn, a, 1.0)[0] for a in A_alpha])
-    e44n = np.array([float(np.abs(ota.solve_ot_dual(T, u, z, Mn, a, 1.0).p - _printed_44(T, u, z, Mn, a, 1.0)).sum())
+    e44n = np.array([float(np.abs(require(ota.solve_ot_dual(T, u, z, Mn, a, 1.0)).p - _printed_44(T, u, z, Mn, a, 1.0)).sum())
                      for a in A_alpha])
     sAn = _slope(A_alpha, eAn)
     ev.within("fd-22-non-symmetric-m-22-as-printed-still-o",
@@ -648,7 +640,7 @@ def exact_vs_22() -> Evidence:
 
 
 def _fd22_figure(A_alpha, eA, B_gamma, eB, C_alpha, eC, eCt, c, al, ga, E, eAn, e44n) -> Figure:
-    plt = _plt()
+    plt = context.pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     ax = axes[0]
     ax.loglog(A_alpha, eA, "o-", label=r"$\gamma=1$, $x=\alpha$")
@@ -730,7 +722,7 @@ def grouped_cost() -> Evidence:
                d22, 16 * len(T) * EPS, "exact identity; log-domain evaluation costs a few ulps per term",
                method="numpy", metric="max_t |p_(22)(t) - u_i/|G||", numerical_class="roundoff",
                evidence="float")
-    sol = ota.solve_ot_dual(T, u, z, Minf, alpha, gamma)
+    sol = require(ota.solve_ot_dual(T, u, z, Minf, alpha, gamma))
     dex = float(np.abs(sol.p - target).max())
     tol_ex = sol.grad_norm * alpha * np.abs(T).max() * len(T) / gamma + 1e-12
     ev.at_most("fd-g-exact-minimiser-of-21-inf-across-groups-p-t",
@@ -766,7 +758,7 @@ def grouped_cost() -> Evidence:
         tg = np.array([us[gs == gs[t]].sum() / (gs == gs[t]).sum() for t in range(len(Ts))])
         Mi = _group_cost(gs, np.inf)
         _, q22 = ota.ot_attention(Ts, us, zs, Mi, alpha, gamma, return_weights=True)
-        qex = ota.solve_ot_dual(Ts, us, zs, Mi, alpha, gamma).p
+        qex = require(ota.solve_ot_dual(Ts, us, zs, Mi, alpha, gamma)).p
         s = Ts @ zs
         lin = np.array([tg[t] * alpha / gamma * (s[t] - s[gs == gs[t]].mean()) for t in range(len(Ts))])
         d22s.append(np.abs(q22 - tg).max())
@@ -785,7 +777,7 @@ def grouped_cost() -> Evidence:
                     f"(first order). At spread 1 (alpha * spread / gamma = 2) the deviation is {d22s[-1]:.3f} for (22) and "
                     f"{dexs[-1]:.3f} for the exact minimiser: 'approximately equal inner products' must be read on the "
                     "scale gamma/alpha.")
-    plt = _plt()
+    plt = context.pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     ax.loglog(alpha * spreads / gamma, d22s, "o-", label="(22)")
     ax.loglog(alpha * spreads / gamma, dexs, "s--", label="exact minimiser of (21)")

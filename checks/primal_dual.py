@@ -12,6 +12,7 @@ import numpy as np
 from attnverify import dual
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_primal_scipy
+from checks._common import require
 
 from .instances import EPS, Instance, pinsker_bound, solved_instances
 
@@ -63,7 +64,7 @@ def _support_limit() -> Evidence:
     mass = []
     for e in epss:
         ue = (1 - e) * inst.u + e * off / off.sum()  # strictly positive, mass e off the support
-        p = solve_primal_scipy(inst.T, ue, inst.z, inst.alpha).p
+        p = require(solve_primal_scipy(inst.T, ue, inst.z, inst.alpha)).p
         mass.append(float(p[off].sum()))
     slope = float(np.polyfit(np.log(epss), np.log(mass), 1)[0])
     ev.within("mass-outside-supp-u-vanishes-linearly-as-u-is",

@@ -26,9 +26,9 @@ import sympy as sp
 
 from attnverify import models
 from attnverify.evidence import Erratum, Evidence, Table, full_simplify
+from attnverify.sources import SOURCE_004
 from checks.t5_identity import attention_tol, gamma, is_zero, preference, reparam_16, t5_capture, tolerances
 
-SEED_FILE = "004_830fd89135933577.txt"
 N_SENTENCES = 8  # one padded batch of real sentences
 
 
@@ -183,7 +183,7 @@ def _t5_printed(ev: Evidence) -> None:
                     "sqrt(d'), so the form holds with Q = sqrt(d') W_q, z = sqrt(d') W_k^T W_q y_k (see Errata).")
     if diff_sym != 0 and num_printed > tol:
         ev.errata.append(Erratum(
-            source=SEED_FILE, equation="(19)",
+            source=SOURCE_004, equation="(19)",
             printed=r"\mathbf{T5}: \sum_{i=1}^{n} V \mathbf{x}_{i} \frac{u_{i} \exp(\langle K \mathbf{x}_{i}, Q \mathbf{y}_{k}"
                     r"\rangle / \sqrt{d'})}{\sum_{j=1}^{n} \exp(\langle K \mathbf{x}_{j}, Q \mathbf{y}_{k} \rangle / \sqrt{d'})}",
             corrected=r"\mathbf{T5}: \sum_{i=1}^{n} V \mathbf{x}_{i} \frac{u_{i} \exp(\langle K \mathbf{x}_{i}, Q \mathbf{y}_{k}"

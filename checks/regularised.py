@@ -85,7 +85,8 @@ def kkt_residual(p, s, alpha):
 def _cvxpy_solve(s, alpha):
     import cvxpy as cp
 
-    from attnverify.primal import _solve_cvxpy
+    from attnverify.evidence import Inconclusive
+    from attnverify.primal import solve_cvxpy
 
     def build():
         p = cp.Variable(len(s), nonneg=True)
@@ -95,7 +96,9 @@ def _cvxpy_solve(s, alpha):
             obj = cp.Maximize(p @ s - cp.sum(cp.power(p, alpha) - p) / (alpha * (alpha - 1)))
         return cp.Problem(obj, [cp.sum(p) == 1]), p
 
-    _, var = _solve_cvxpy(build)
+    _, var, msg = solve_cvxpy(build)
+    if var is None:
+        raise Inconclusive(msg)
     v = np.clip(var.value, 0, None)
     return v / v.sum()
 
@@ -220,10 +223,7 @@ def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
 
 
 def _figure(spm) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     t = np.linspace(-3, 3, 301)
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
@@ -238,6 +238,6 @@ def _figure(spm) -> Figure:
                         "template argmax <p,s> - Omega(p); Tsallis alpha > 1 reaches exactly 0 and 1 at finite scores.")
 
 
-def omega_numeric() -> Evidence:
+def omega_numeric(*, sparse_thr=sparsemax_threshold) -> Evidence:
     """EOT-OMEGA numerically: sparsemax and alpha-entmax closed forms vs `entmax`, CVXPY and a KKT certificate."""
-    return _omega_evidence()
+    return _omega_evidence(sparse_thr=sparse_thr)

@@ -132,7 +132,7 @@ def t5_capture() -> tuple:
             masked = np.broadcast_to(pad_enc[:, None, :], (BATCH, m_, n_))
         else:
             table = dec_table if mod.is_decoder else enc_table
-            bias = _relative_bias(torch, table, m_, n_, bidirectional=not mod.is_decoder)
+            bias = relative_bias(torch, table, m_, n_, bidirectional=not mod.is_decoder)
             pad = pad_dec if mod.is_decoder else pad_enc
             masked = np.broadcast_to(pad[:, None, :], (BATCH, m_, n_)).copy()
             if mod.is_decoder:  # causal: word i > j is not yet generated
@@ -143,9 +143,12 @@ def t5_capture() -> tuple:
     return tuple(out)
 
 
-def _relative_bias(torch, table_module, m, n, bidirectional):
-    """b[h, j, i] = table[bucket(i - j), h]: a scalar of the relative position only (T5's buckets)."""
-    rel = torch.arange(n)[None, :] - torch.arange(m)[:, None]  # key position minus query position
+def relative_bias(torch, table_module, m, n, bidirectional, *, sign=1, shift=0):
+    """b[h, j, i] = table[bucket(i - j), h]: a scalar of the relative position only (T5's buckets).
+
+    The relative position is ``sign * (key - query) + shift``; the claim is sign 1, shift 0 (a mutant
+    passes sign -1, the matrix transposed, or shift 1, off by one)."""
+    rel = sign * (torch.arange(n)[None, :] - torch.arange(m)[:, None]) + shift  # key position minus query position
     bucket = table_module._relative_position_bucket(rel, bidirectional=bidirectional,
                                                     num_buckets=table_module.relative_attention_num_buckets,
                                                     max_distance=table_module.relative_attention_max_distance)

@@ -28,8 +28,8 @@ from typing import Callable
 import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Inconclusive, full_simplify
+from attnverify.sources import SOURCE_002
 
-SRC = "002_45411e362948ee22.txt"
 
 eta = sp.Symbol("eta", positive=True)
 s = sp.Symbol("s", real=True)
@@ -140,16 +140,16 @@ def _recurrence_identity(ev: Evidence, candidate: Callable | None = None) -> boo
     return ok
 
 
-def step_recurrence() -> Evidence:
-    r"""EOS-REC. For gradient descent $\theta_{t+1} = \theta_t - \eta\nabla L(\theta_t)$ on a $C^2$ loss,
-    the steps $\delta_t = \theta_{t+1} - \theta_t$ obey exactly
+def step_recurrence(*, candidate: Callable | None = None, boundary_factor=2) -> Evidence:
+    r"""EOS-REC. For gradient descent :math:`\theta_{t+1} = \theta_t - \eta\nabla L(\theta_t)` on a :math:`C^2` loss,
+    the steps :math:`\delta_t = \theta_{t+1} - \theta_t` obey exactly
 
-    $\delta_{t+1} = (I - \eta\bar H_t)\,\delta_t$,  $\bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\delta_t)\,ds$,
+    :math:`\delta_{t+1} = (I - \eta\bar H_t)\,\delta_t`,  :math:`\bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\delta_t)\,ds`,
 
-    and along an eigen-direction of curvature $h$ the factor $1-\eta h$ has modulus $<1$ iff
-    $0 < h < 2/\eta$ (stability boundary $2/\eta$); for the quadratic model $\bar H_t = H$.
-    In one dimension $\bar H_t = L''(\xi_t)$ for an interior point $\xi_t$ of the step; in $d \ge 2$
-    only the quadratic forms $v^\top\bar H_t v$ localise to single points, the matrix does not.
+    and along an eigen-direction of curvature :math:`h` the factor :math:`1-\eta h` has modulus :math:`<1` iff
+    :math:`0 < h < 2/\eta` (stability boundary :math:`2/\eta`); for the quadratic model :math:`\bar H_t = H`.
+    In one dimension :math:`\bar H_t = L''(\xi_t)` for an interior point :math:`\xi_t` of the step; in :math:`d \ge 2`
+    only the quadratic forms :math:`v^\top\bar H_t v` localise to single points, the matrix does not.
 
     Source: 002_45411e362948ee22.txt, first abstract ("differencing its criticality condition
     yields a step recurrence with stability boundary 2/eta"; "the mean value theorem localizes each
@@ -190,7 +190,7 @@ def step_recurrence() -> Evidence:
             r"on a generic function); the 1-D step applied to $\psi_v$ for all $v$ gives the mean-value form.",
             r"\nabla L(\theta_{t+1}) - \nabla L(\theta_t) = \bar H_t\,\delta_t,\qquad \bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\,\delta_t)\,ds")
     _chain_rule_generic(ev)
-    _recurrence_identity(ev)
+    _recurrence_identity(ev, candidate)
 
     # quadratic model, general d
     d = sp.Symbol("d", integer=True, positive=True)
@@ -209,7 +209,7 @@ def step_recurrence() -> Evidence:
              "a symbolic identity holds exactly or not at all",
              key="quadratic-model-delta-t-1-i-eta-h-delta-t", numerical_class="exact", evidence="proof")
 
-    _stability_evidence(ev, 2 / eta)
+    _stability_evidence(ev, boundary_factor / eta)
     hs = sp.Symbol("h", real=True)
     ev.step(r"Made precise for $d \ge 2$: for symmetric $\bar H_t$, $\|I-\eta\bar H_t\|_2 = \max_i|1-\eta\lambda_i(\bar H_t)|$, "
             r"which is $<1$ iff $\operatorname{spec}\bar H_t \subset (0, 2/\eta)$. At the boundary $h = 2/\eta$ the factor is "
@@ -357,17 +357,17 @@ def _sign_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
     return ok
 
 
-def loss_change() -> Evidence:
-    r"""EOS-LOSS. For GD on a $C^2$ loss, with $g = \nabla L(\theta_t)$ and
-    $\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2 L(\theta_t - s\eta g)\,ds$ (a weighted average: the weights
-    $2(1-s)$ integrate to 1), exactly
+def loss_change(*, candidate: Callable | None = None) -> Evidence:
+    r"""EOS-LOSS. For GD on a :math:`C^2` loss, with :math:`g = \nabla L(\theta_t)` and
+    :math:`\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2 L(\theta_t - s\eta g)\,ds` (a weighted average: the weights
+    :math:`2(1-s)` integrate to 1), exactly
 
-    $L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2\,(1 - \eta\hat h_t/2)$,  $\hat h_t = g^\top\tilde H_t g/\|g\|^2$,
+    :math:`L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2\,(1 - \eta\hat h_t/2)`,  :math:`\hat h_t = g^\top\tilde H_t g/\|g\|^2`,
 
-    so the loss decreases iff $\hat h_t < 2/\eta$; summed over steps,
-    $L(\theta_T) - L(\theta_0) = -\eta\sum_t\|g_t\|^2(1-\eta\hat h_t/2)$, equivalently the
-    $\|g_t\|^2$-weighted mean of $\hat h_t$ equals $2/\eta - 2(L(\theta_0)-L(\theta_T))/(\eta^2\sum_t\|g_t\|^2)$.
-    $\tilde H_t$ and $\bar H_t$ (EOS-REC) are different averages (weights $2(1-s)$ vs 1).
+    so the loss decreases iff :math:`\hat h_t < 2/\eta`; summed over steps,
+    :math:`L(\theta_T) - L(\theta_0) = -\eta\sum_t\|g_t\|^2(1-\eta\hat h_t/2)`, equivalently the
+    :math:`\|g_t\|^2`-weighted mean of :math:`\hat h_t` equals :math:`2/\eta - 2(L(\theta_0)-L(\theta_T))/(\eta^2\sum_t\|g_t\|^2)`.
+    :math:`\tilde H_t` and :math:`\bar H_t` (EOS-REC) are different averages (weights :math:`2(1-s)` vs 1).
 
     Source: 002_45411e362948ee22.txt, first abstract ("a second-order expansion yields a loss-change
     formula whose telescoping sum forces curvature toward 2/eta"; "the two formulas involve different
@@ -395,7 +395,7 @@ def loss_change() -> Evidence:
     w = sp.integrate(2 * (1 - s), (s, 0, 1))
     ev.identity("the weights 2(1 - s) integrate to 1 (Htilde is an average of Hessians)", w, 1,
                 key="the-weights-2-1-s-integrate-to-1-htilde-is-an")
-    _loss_formula_evidence(ev)
+    _loss_formula_evidence(ev, candidate)
 
     # exactness on a non-polynomial loss: SymPy integrates the remainder in closed form
     x = sp.Symbol("x", real=True)
@@ -584,19 +584,19 @@ def _directions(ev: Evidence, d: int = 3) -> bool:
     return ok
 
 
-def period_two() -> Evidence:
-    r"""EOS-P2. Critical points of the edge coupling $E(x,y) = L(x) + L(y) - \|x-y\|^2/(2\eta)$ are the
-    pairs with $y = G(x)$, $x = G(y)$, $G(\theta) = \theta - \eta\nabla L(\theta)$: fixed points ($x=y$,
-    $\nabla L = 0$) and period-two orbits ($x \ne y$). Writing the orbit as $\{m + r, m - r\}$, near a
-    fixed point $\theta^*$ with Hessian $H$ (distinct eigenvalues $h_i>0$) the midpoint is $m = O(\rho^2)$,
-    $r = \rho e_i + O(\rho^3)$ for an eigenvector $e_i$, and the half-amplitude $\rho$ alone satisfies
+def period_two(*, kappa_candidate: Callable | None = None, kappa_formula: Callable | None = None) -> Evidence:
+    r"""EOS-P2. Critical points of the edge coupling :math:`E(x,y) = L(x) + L(y) - \|x-y\|^2/(2\eta)` are the
+    pairs with :math:`y = G(x)`, :math:`x = G(y)`, :math:`G(\theta) = \theta - \eta\nabla L(\theta)`: fixed points (:math:`x=y`,
+    :math:`\nabla L = 0`) and period-two orbits (:math:`x \ne y`). Writing the orbit as :math:`\{m + r, m - r\}`, near a
+    fixed point :math:`\theta^*` with Hessian :math:`H` (distinct eigenvalues :math:`h_i>0`) the midpoint is :math:`m = O(\rho^2)`,
+    :math:`r = \rho e_i + O(\rho^3)` for an eigenvector :math:`e_i`, and the half-amplitude :math:`\rho` alone satisfies
 
-    $2/\eta = h_i + \kappa_i\rho^2 + O(\rho^4)$, $\kappa_i = Q_{iiii}/6 - \tfrac12\sum_k T_{iik}^2/h_k$
+    :math:`2/\eta = h_i + \kappa_i\rho^2 + O(\rho^4)`, :math:`\kappa_i = Q_{iiii}/6 - \tfrac12\sum_k T_{iik}^2/h_k`
 
-    ($T, Q$ = third and fourth derivative tensors in the eigenbasis; in 1-D
-    $\kappa = L''''/6 - L'''^2/(2L'')$). Orbits exist for $\eta < \eta_c = 2/h_i$ if $\kappa_i > 0$
-    (subcritical: unstable orbits, multiplier $1 + 8\kappa\rho^2/h$) and for $\eta > \eta_c$ if
-    $\kappa_i < 0$ (supercritical: stable orbits).
+    (:math:`T, Q` = third and fourth derivative tensors in the eigenbasis; in 1-D
+    :math:`\kappa = L''''/6 - L'''^2/(2L'')`). Orbits exist for :math:`\eta < \eta_c = 2/h_i` if :math:`\kappa_i > 0`
+    (subcritical: unstable orbits, multiplier :math:`1 + 8\kappa\rho^2/h`) and for :math:`\eta > \eta_c` if
+    :math:`\kappa_i < 0` (supercritical: stable orbits).
 
     Source: 002_45411e362948ee22.txt, first abstract ("setting both gradients of the edge coupling to
     zero classifies fixed points and period-two orbits; near a fixed point, the problem reduces to a
@@ -632,7 +632,7 @@ def period_two() -> Evidence:
     ev.identity("difference of the two conditions", e2.subs(sub).doit(), ((Lf(x).diff(x) - Lf(y).diff(y)) - 4 * r / eta).subs(sub).doit(),
                 key="difference-of-the-two-conditions")
 
-    _sol, kappa, kappa4 = _amplitude_1d(ev)
+    _sol, kappa, kappa4 = _amplitude_1d(ev, kappa_candidate)
     _side_evidence(ev)
     # stability multiplier of the orbit (product of G' at the two points)
     xx = sp.Symbol("x", real=True)
@@ -664,7 +664,7 @@ def period_two() -> Evidence:
             r"\frac{2}{\eta} = h_1 + \kappa_1\rho^2 + O(\rho^4),\qquad \kappa_1 = \frac{Q_{1111}}{6} - \frac12\sum_k \frac{T_{11k}^2}{h_k}")
     _directions(ev)
     for d in (2, 3):
-        _lyapunov_schmidt(ev, d)
+        _lyapunov_schmidt(ev, d, kappa_formula)
     ev.step(r"Separable losses ($T_{11k} = 0$ for $k\ne 1$) reduce to the 1-D formula per coordinate; at a minimum "
             r"($h_k > 0$) the cross terms $T_{11k}$ lower $\kappa_1$ and push the orbits to the supercritical side. Checked in general form: "
             r"1-D with arbitrary $L'', L''', L'''', L^{(5)}$; in $d$ dimensions, explicit generic cases $d = 2, 3$.")

@@ -4,11 +4,7 @@ Everything is done for a general number n of keys: p and s are ``IndexedBase`` o
 objective is a ``Sum`` over j = 1..n, and derivatives are taken through the ``Sum`` (SymPy then
 produces ``KroneckerDelta`` terms, which ``doit`` turns into ``Piecewise`` in the index range).
 
-The module also holds a small "sum algebra" normaliser (:func:`sum_normal`) used by the
-identity checks here and in :mod:`derivations.fenchel_dual`: it distributes sums over their
-summands, pulls out factors free of the summation index, flattens nested linear sums and renames
-bound indices canonically, so that two expressions equal by the ordinary rules of finite sums
-normalise to the same expression.
+The identities are decided by the sum algebra of :mod:`derivations._sums`.
 """
 
 from __future__ import annotations
@@ -17,138 +13,9 @@ from typing import Callable
 
 import sympy as sp
 
-from attnverify.evidence import Erratum, Evidence, as_latex, full_simplify
-
-SRC_003 = "003_e1554db561d6b2f9.txt"
-
-# ---------------------------------------------------------------------------
-# Sum algebra helpers (also used by fenchel_dual)
-# ---------------------------------------------------------------------------
-
-
-def _expand(e):
-    # keep exp(Sum) intact: expand would otherwise turn it into a Product
-    return sp.expand(e, power_exp=False)
-
-
-def _norm(e):
-    if isinstance(e, sp.Sum):
-        return _norm_sum(e)
-    if not e.args or isinstance(e, (sp.Indexed, sp.Idx)):
-        return e
-    return e.func(*[_norm(x) for x in e.args])
-
-
-def _norm_sum(S):
-    # fresh bound names first, so flattening nested sums cannot capture a free index
-    fresh = {lim[0]: sp.Dummy(lim[0].name) for lim in S.limits}
-    f = _expand(_norm(S.function.xreplace(fresh)))
-    limits = [(fresh[x],) + tuple(lim) for x, *lim in S.limits]
-    out = sp.S.Zero
-    for term in sp.Add.make_args(f):  # sum of a sum = sum of sums
-        lims, factors = list(limits), []
-        for fac in sp.Mul.make_args(term):
-            if isinstance(fac, sp.Sum):  # a linear inner sum: merge into a multiple sum
-                inner = {lim[0]: sp.Dummy(lim[0].name) for lim in fac.limits}
-                factors.append(fac.function.xreplace(inner))
-                lims += [(inner[x],) + tuple(lim) for x, *lim in fac.limits]
-            else:
-                factors.append(fac)
-        for t2 in sp.Add.make_args(_expand(sp.Mul(*factors))):
-            out += _canon(t2, lims)
-    return out
-
-
-def _canon(term, lims):
-    """coefficient * Sum(body) with factors free of the indices pulled out and canonical names."""
-    dums = {lim[0] for lim in lims}
-    coeff, dep = [], []
-    for fac in sp.Mul.make_args(term):
-        (dep if fac.free_symbols & dums else coeff).append(fac)
-    body, c, used = sp.Mul(*dep), sp.Mul(*coeff), []
-    for x, lo, hi in lims:
-        if x in body.free_symbols:
-            used.append((x, lo, hi))
-        else:  # summing something constant in x
-            c *= hi - lo + 1
-    if not used:
-        return c * body
-    used.sort(key=lambda lim: (str(lim[1]), str(lim[2])))  # ranges are independent here
-    # avoid names already used (e.g. bound in an inner exp(Sum)); Dummies are placeholders only
-    taken = {s.name for s in body.atoms(sp.Symbol) if not isinstance(s, sp.Dummy)}
-    ren, new_lims = {}, []
-    for x, lo, hi in used:
-        m = 0
-        while f"iota_{hi}_{m}" in taken:
-            m += 1
-        y = sp.Symbol(f"iota_{hi}_{m}", integer=True)
-        taken.add(y.name)
-        ren[x] = y
-        new_lims.append((y, lo, hi))
-    return c * sp.Sum(body.xreplace(ren), *new_lims)
-
-
-def sum_normal(e, rules=()):
-    """Normal form of an expression with finite sums; ``rules`` are (Sum-expression, value) pairs.
-
-    ``expand_log(force=True)`` is used: every log here is of a positive quantity (probabilities,
-    priors, partition functions), and exp of a real exponent.
-    """
-    e = _expand(_norm(_expand(sp.expand_log(sp.sympify(e), force=True))))
-    for lhs, rhs in rules:
-        ln = sum_normal(lhs)
-        sums = [f for f in sp.Mul.make_args(ln) if isinstance(f, sp.Sum)]
-        if len(sums) != 1:
-            raise ValueError(f"rule left side must normalise to c*Sum(...): {ln}")
-        coeff = ln / sums[0]
-        e = _expand(e.xreplace({sums[0]: sum_normal(rhs) / coeff}))
-        e = _expand(_norm(e))
-    return e
-
-
-def readable(e, names=None):
-    """Rename the canonical bound indices of :func:`sum_normal` for display in a step."""
-    names = names or {"n": "jlir", "d": "acef"}
-    ren = {}
-    for sym in e.atoms(sp.Symbol):
-        if sym.name.startswith("iota_"):
-            _, hi, pos = sym.name.split("_")
-            ren[sym] = sp.Symbol(names.get(hi, "xyzw")[int(pos)], integer=True)
-    return e.xreplace(ren)
-
-
-def eq(lhs_latex: str, rhs) -> str:
-    """A step's LaTeX 'lhs = rhs' with a hand-written left side."""
-    return f"{lhs_latex} = {sp.latex(rhs)}"
-
-
-def sum_simplify(e):
-    """Simplifier for ``Evidence.identity`` on expressions with symbolic finite sums."""
-    r = sum_normal(e)
-    if r == 0:
-        return r
-    try:  # a second chance for non-sum algebra; SymPy's sum_simplify can crash on 1/Sum terms
-        return full_simplify(r)
-    except Exception:  # noqa: BLE001  (a crash is "not shown to be 0", the residual stands)
-        return r
-
-
-def resolve_in_range(expr, idx, lo, hi):
-    """``doit`` the KroneckerDelta sums and keep the Piecewise branch valid for lo <= idx <= hi."""
-    true_for = {sp.Le(idx, hi): True, sp.Ge(hi, idx): True, sp.Ge(idx, lo): True, sp.Le(lo, idx): True}
-
-    def pick(pw):
-        for ec in pw.args:
-            if sp.simplify(sp.sympify(ec.cond).xreplace(true_for)) is sp.true:
-                return ec.expr
-        raise ValueError(f"cannot resolve {pw} for {lo} <= {idx} <= {hi}")
-
-    return expr.doit().replace(lambda e: isinstance(e, sp.Piecewise), pick)
-
-
-def replace_indexed(expr, base, fn):
-    """Replace every ``base[i]`` by ``fn(i)`` (also inside sums, where ``subs`` does not reach)."""
-    return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base, lambda e: fn(*e.indices))
+from attnverify.evidence import Erratum, Evidence, as_latex
+from attnverify.sources import SOURCE_003
+from derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
 
 
 def against_printed(ev, key, name, derived, printed, source, where, printed_latex, note="", simplify=None):
@@ -186,13 +53,13 @@ tau = sp.Symbol("tau", positive=True)
 lam = sp.Symbol("lambda", real=True)
 
 
-def _Z(idx=l):
+def partition_function(idx=l):
     return sp.Sum(sp.exp(s[idx] / tau), (idx, 1, n))
 
 
 def softmax(idx):
     """p*_idx = exp(s_idx/tau) / sum_l exp(s_l/tau)."""
-    return sp.exp(s[idx] / tau) / _Z()
+    return sp.exp(s[idx] / tau) / partition_function()
 
 
 def _J(pp=p):
@@ -206,37 +73,62 @@ def _J(pp=p):
 
 
 def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence:
+    """EOT-KKT: the Lagrangian and its stationarity line (003 Sec 2-3), solved for p (Sec 4), equal to the
+    candidate; the candidate is stationary with one multiplier and normalised."""
     ev = Evidence()
     J = _J()
     ev.step("Objective on the simplex (003 §1), scores s_j = q^T k_j, n keys (003 writes m)",
             eq(r"\mathcal{J}(p)", J))
 
-    # §2 Lagrangian
+    dL, stat = _stationarity_of_the_lagrangian(ev, J)
+    p_star = _stationary_point_is_the_softmax(ev, dL, stat)
+    ok = ev.identity("derived minimiser = softmax(s/tau) of 003 §4 (the claim's closed form)",
+                     p_star, candidate(k), simplify=sum_simplify,
+                     metric=r"derived $p_k^\star$ − printed $\exp(s_k/\tau)/\sum_l \exp(s_l/\tau)$",
+                     key="derived-minimiser-softmax-s-tau-of-003-4-the")
+
+    _candidate_is_stationary_and_normalised(ev, stat, candidate)
+    ev.step("J is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
+    if not ok:
+        ev.finding = "the derived minimiser is softmax(s/tau), not the candidate closed form"
+    return ev
+
+
+
+
+def _stationarity_of_the_lagrangian(ev: Evidence, J):
+    """003 Sec 2-3: the Lagrangian of J with one multiplier and its stationarity line, each against the print."""
+    # Sec 2: Lagrangian
     L = J + lam * (1 - sp.Sum(p[j], (j, 1, n)))
     ev.step("Lagrangian with multiplier lambda for sum_j p_j = 1", eq(r"\mathcal{L}(p,\lambda)", L))
     L_printed = -sp.Sum(p[j] * s[j], (j, 1, n)) + tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)) \
         + lam * (1 - sp.Sum(p[j], (j, 1, n)))
     against_printed(ev, "lagrangian-003-2-as-printed", "Lagrangian = 003 §2 as printed",
-                    L, L_printed, SRC_003, "§2",
+                    L, L_printed, SOURCE_003, "§2",
                     r"-\sum_j p_j (q^T k_j) + \tau \sum_j p_j \log p_j + \lambda (1 - \sum_j p_j)")
 
-    # §3 stationarity, differentiating through the Sum (KroneckerDelta), 1 <= k <= n
+    # Sec 3: stationarity, differentiating through the Sum (KroneckerDelta), 1 <= k <= n
     dL = sp.diff(L, p[k])
     ev.step("Differentiate through the sum: each term carries KroneckerDelta(j,k)", eq(r"\partial_{p_k}\mathcal{L}", dL))
-    stat = resolve_in_range(dL, k, 1, n)
+    stat = resolve(dL, [k], 1, n)
     ev.step("Resolve the delta for 1 <= k <= n: the stationarity condition (KKT)", sp.Eq(stat, 0))
     stat_printed = -s[k] + tau * (1 + sp.log(p[k])) - lam
     against_printed(ev, "stationarity-003-3-as-printed", "stationarity = 003 §3 as printed",
-                    stat, stat_printed, SRC_003, "§3",
+                    stat, stat_printed, SOURCE_003, "§3",
                     r"\frac{\partial \mathcal{L}}{\partial p_j} = -(q^T k_j) + \tau (1 + \log p_j) - \lambda = 0")
 
-    # §4: solve for tau log p_k
+    return dL, stat
+
+
+def _stationary_point_is_the_softmax(ev: Evidence, dL, stat):
+    """003 Sec 4: the stationarity line solved for p_k, exponentiated and normalised, gives the softmax."""
+    # Sec 4: solve for tau log p_k
     ell = sp.Symbol("ell", real=True)  # stands for log p_k
     (ell_sol,) = sp.solve(sp.Eq(stat.subs(sp.log(p[k]), ell), 0), ell)
     tlog = tau * ell_sol
     ev.step("Solve the stationarity condition for tau log p_k", (tau * sp.log(p[k]), sp.expand(tlog)))
     against_printed(ev, "tau-log-p-k-003-4-as-printed", "tau log p_k = 003 §4 as printed",
-                    tlog, s[k] + lam - tau, SRC_003, "§4 (first line)",
+                    tlog, s[k] + lam - tau, SOURCE_003, "§4 (first line)",
                     r"\tau \log p_j = q^T k_j + \lambda - \tau")
 
     # exponentiate
@@ -244,10 +136,10 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     pk_printed = sp.exp(s[k] / tau) * sp.exp((lam - tau) / tau)
     ev.step("Exponentiate", (p[k], pk_printed))
     against_printed(ev, "p-k-after-exponentiating-003-4-as-printed", "p_k after exponentiating = 003 §4 as printed",
-                    pk, pk_printed, SRC_003, "§4 (second line)",
+                    pk, pk_printed, SOURCE_003, "§4 (second line)",
                     r"p_j = \exp(q^T k_j/\tau) \cdot \exp((\lambda - \tau)/\tau)")
     ev.identity("p_k from exponentiating satisfies the stationarity condition",
-                resolve_in_range(dL, k, 1, n).subs(p[k], pk), 0, simplify=sum_simplify,
+                resolve(dL, [k], 1, n).subs(p[k], pk), 0, simplify=sum_simplify,
                 key="p-k-from-exponentiating-satisfies-the")
 
     # normaliser: c = exp((lambda - tau)/tau) is the same for all j; sum_j p_j = 1 fixes it
@@ -259,18 +151,18 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     Z_derived = 1 / c_sol
     ev.step("Hence c = 1/Z with the partition function", (sp.Symbol("Z"), Z_derived))
     against_printed(ev, "z-003-4-as-printed", "Z = 003 §4 as printed",
-                    Z_derived, _Z(l), SRC_003, "§4 (partition function)",
+                    Z_derived, partition_function(l), SOURCE_003, "§4 (partition function)",
                     r"Z = \sum_{l=1}^m \exp(q^T k_l / \tau)")
     (lam_sol,) = sp.solve(sp.Eq(sp.exp((lam - tau) / tau), c_sol), lam)
     ev.step("and the multiplier", (lam, lam_sol))
 
     p_star = pk.subs(lam, lam_sol)
     ev.step("Substitute back: the softmax", eq(r"p_k^\star", sp.simplify(p_star)))
-    ok = ev.identity("derived minimiser = softmax(s/tau) of 003 §4 (the claim's closed form)",
-                     p_star, candidate(k), simplify=sum_simplify,
-                     metric=r"derived $p_k^\star$ − printed $\exp(s_k/\tau)/\sum_l \exp(s_l/\tau)$",
-                     key="derived-minimiser-softmax-s-tau-of-003-4-the")
+    return p_star
 
+
+def _candidate_is_stationary_and_normalised(ev: Evidence, stat, candidate) -> None:
+    """The candidate closed form satisfies the stationarity line with one multiplier for all k and sums to 1."""
     # the candidate itself: stationary with one lambda for all indices, and normalised
     (lam_k,) = sp.solve(stat, lam)  # lambda from the stationarity line at index k
 
@@ -283,21 +175,17 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
                 key="candidate-satisfies-stationarity-with-one-lambda")
     ev.identity("candidate sums to 1 over j = 1..n", sp.Sum(candidate(j), (j, 1, n)), 1, simplify=sum_simplify,
                 key="candidate-sums-to-1-over-j-1-n")
-    ev.step("J is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
-    if not ok:
-        ev.finding = "the derived minimiser is softmax(s/tau), not the candidate closed form"
-    return ev
 
 
-def kkt() -> Evidence:
-    r"""EOT-KKT. For $s \in \mathbb{R}^n$, $\tau > 0$:
-    $\operatorname{argmin}_{p \in \Delta_n} -\sum_j p_j s_j - \tau H(p) = \operatorname{softmax}(s/\tau)$,
-    $H(p) = -\sum_j p_j \log p_j$; via the Lagrangian, the stationarity line, $\tau\log p_j$,
-    exponentiation and the normaliser $Z = \sum_l e^{s_l/\tau}$, all for general $n$.
+def kkt(*, candidate=softmax) -> Evidence:
+    r"""EOT-KKT. For :math:`s \in \mathbb{R}^n`, :math:`\tau > 0`:
+    :math:`\operatorname{argmin}_{p \in \Delta_n} -\sum_j p_j s_j - \tau H(p) = \operatorname{softmax}(s/\tau)`,
+    :math:`H(p) = -\sum_j p_j \log p_j`; via the Lagrangian, the stationarity line, :math:`\tau\log p_j`,
+    exponentiation and the normaliser :math:`Z = \sum_l e^{s_l/\tau}`, all for general :math:`n`.
 
     Source: 003_e1554db561d6b2f9.txt §1–§4 (each printed line compared as printed).
     """
-    return _kkt_evidence()
+    return _kkt_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -323,7 +211,7 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
                 key="d-2-dt-2-j-p-t-v-0-tau-sum-j-v-j-2-p-j-general-n")
 
     # Hessian entries, general n
-    H = resolve_in_range(sp.diff(J, p[k], p[m]), k, 1, n)
+    H = resolve(sp.diff(J, p[k], p[m]), [k], 1, n)
     ev.step("Hessian entries (general n)", eq(r"\partial^2_{p_k p_m}\mathcal{J}", H))
     ev.identity("Hessian = tau diag(1/p_k) (general n)", H, tau * sp.KroneckerDelta(k, m) / p[k],
                 key="hessian-tau-diag-1-p-k-general-n")
@@ -371,15 +259,15 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     return ev
 
 
-def uniqueness() -> Evidence:
-    r"""EOT-UNIQ. For $\tau > 0$ and $p$ in the open simplex, $\nabla^2 \mathcal{J}(p) = \tau\,
-    \mathrm{diag}(1/p_j)$; for every $v \ne 0$, $\frac{d^2}{dt^2}\mathcal{J}(p+tv)|_{t=0} = \tau \sum_j
-    v_j^2/p_j > 0$ (on all of $\mathbb{R}^n$, hence on $\{v: \sum_j v_j = 0\}$). So $\mathcal{J}$ is
+def uniqueness(*, candidate=_second_variation) -> Evidence:
+    r"""EOT-UNIQ. For :math:`\tau > 0` and :math:`p` in the open simplex, :math:`\nabla^2 \mathcal{J}(p) = \tau\,
+    \mathrm{diag}(1/p_j)`; for every :math:`v \ne 0`, :math:`\frac{d^2}{dt^2}\mathcal{J}(p+tv)|_{t=0} = \tau \sum_j
+    v_j^2/p_j > 0` (on all of :math:`\mathbb{R}^n`, hence on :math:`\{v: \sum_j v_j = 0\}`). So :math:`\mathcal{J}` is
     strictly convex, its minimiser over the simplex is unique, and it is interior.
 
-    Source: 000_126cee95456ccd42.txt ("exact solution"/uniqueness), with 003 §1 for $\mathcal{J}$.
+    Source: 000_126cee95456ccd42.txt ("exact solution"/uniqueness), with 003 §1 for :math:`\mathcal{J}`.
     """
-    return _uniq_evidence()
+    return _uniq_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -388,12 +276,12 @@ def uniqueness() -> Evidence:
 
 
 def _lse_value(_s=s):
-    return -tau * sp.log(_Z())
+    return -tau * sp.log(partition_function())
 
 
 def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
     ev = Evidence()
-    Z = _Z()
+    Z = partition_function()
     J_star = replace_indexed(_J(), p, softmax)
     ev.step("Optimal value: substitute p* = softmax(s/tau) into J", eq(r"\mathcal{J}(p^\star)", J_star))
     ev.step("Since tau log p*_j = s_j - tau log Z, each term is p*_j(-s_j + tau log p*_j) = -tau log Z p*_j, "
@@ -402,7 +290,7 @@ def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
                      key="min-j-tau-log-sum-j-exp-s-j-tau-general-n")
 
     F = tau * sp.log(Z)
-    grad = resolve_in_range(sp.diff(F, s[k]), k, 1, n)
+    grad = resolve(sp.diff(F, s[k]), [k], 1, n)
     ev.step("Gradient of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial_{s_k} F", grad))
     ev.identity("d/ds_k [tau logsumexp(s/tau)] = p*_k (general n)", grad, softmax(k), simplify=sum_simplify,
                 key="d-ds-k-tau-logsumexp-s-tau-p-k-general-n")
@@ -425,12 +313,12 @@ def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
     return ev
 
 
-def log_sum_exp() -> Evidence:
-    r"""EOT-LSE. $\min_{p \in \Delta_n} \mathcal{J}(p) = -\tau \log \sum_j e^{s_j/\tau}$ and
-    $\partial_{s_k}\, \tau \log\sum_j e^{s_j/\tau} = p^\star_k$; dually
-    $\tau\,\mathrm{lse}(s/\tau) = \sup_{p\in\Delta_n} \langle p, s\rangle - \tau \sum_j p_j \log p_j$,
-    with the Fenchel–Young gap equal to $\tau\,\mathrm{KL}(p \,\|\, p^\star)$. General $n$.
+def log_sum_exp(*, candidate=_lse_value) -> Evidence:
+    r"""EOT-LSE. :math:`\min_{p \in \Delta_n} \mathcal{J}(p) = -\tau \log \sum_j e^{s_j/\tau}` and
+    :math:`\partial_{s_k}\, \tau \log\sum_j e^{s_j/\tau} = p^\star_k`; dually
+    :math:`\tau\,\mathrm{lse}(s/\tau) = \sup_{p\in\Delta_n} \langle p, s\rangle - \tau \sum_j p_j \log p_j`,
+    with the Fenchel–Young gap equal to :math:`\tau\,\mathrm{KL}(p \,\|\, p^\star)`. General :math:`n`.
 
     Source: 000_126cee95456ccd42.txt (log-sum-exp potential as the dual), 003 §1–§4.
     """
-    return _lse_evidence()
+    return _lse_evidence(candidate=candidate)

@@ -15,30 +15,15 @@ from typing import Callable
 import sympy as sp
 
 from attnverify.evidence import Evidence
-from derivations.eot import eq, n, s, softmax, sum_normal, sum_simplify, tau
+from attnverify.sources import SOURCE_000, SOURCE_003
+from derivations._sums import eq, resolve, sum_normal, sum_simplify
+from derivations.eot import n, s, softmax, tau
 
-SRC_000 = "000_126cee95456ccd42.txt"
-SRC_003 = "003_e1554db561d6b2f9.txt"
 
 j, k, l, x = sp.symbols("j k l x", integer=True, positive=True)
 g = sp.IndexedBase("g", real=True)  # g_j = dL/dp_j, an arbitrary upstream gradient
 theta = sp.IndexedBase("theta", real=True)
 P = sp.IndexedBase("p", positive=True)  # p_j as an abstract point of the open simplex
-
-
-def resolve(expr, idxs, lo=1, hi=n):
-    """``doit`` the KroneckerDelta sums and keep the Piecewise branches valid for lo <= i <= hi, i in idxs."""
-    true_for = {}
-    for i in idxs:
-        true_for.update({sp.Le(i, hi): True, sp.Ge(hi, i): True, sp.Ge(i, lo): True, sp.Le(lo, i): True})
-
-    def pick(pw):
-        for ec in pw.args:
-            if sp.simplify(sp.sympify(ec.cond).xreplace(true_for)) is sp.true:
-                return ec.expr
-        raise ValueError(f"cannot resolve {pw}")
-
-    return expr.doit().replace(lambda e: isinstance(e, sp.Piecewise), pick)
 
 
 def factor_sums(e):
@@ -161,18 +146,18 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     return ev
 
 
-def policy_gradient() -> Evidence:
-    r"""EOT-PG. For $p = \operatorname{softmax}(s/\tau)$, any loss $L(p)$ with $g = \partial L/\partial p$:
-    $\partial L/\partial s_k = \frac1\tau p_k (g_k - \mathbb{E}_p[g]) = \mathbb{E}_{j\sim p}[(g_j - b)\,
-    \partial_{s_k}\log p_j]$ for every constant $b$, in particular the advantage form $b = \mathbb{E}_p[g]$
-    (general $n$).  The single-sample variance satisfies
-    $\mathrm{Var}X_0 - \mathrm{Var}X_b = \mathbb{E}_p[w]\,(b^{\star 2} - (b-b^\star)^2)/\tau^2$,
-    $w_j = \|e_j - p\|^2$, $b^\star = \mathbb{E}_p[gw]/\mathbb{E}_p[w]$.
+def policy_gradient(*, candidate=advantage_gradient) -> Evidence:
+    r"""EOT-PG. For :math:`p = \operatorname{softmax}(s/\tau)`, any loss :math:`L(p)` with :math:`g = \partial L/\partial p`:
+    :math:`\partial L/\partial s_k = \frac1\tau p_k (g_k - \mathbb{E}_p[g]) = \mathbb{E}_{j\sim p}[(g_j - b)\,
+    \partial_{s_k}\log p_j]` for every constant :math:`b`, in particular the advantage form :math:`b = \mathbb{E}_p[g]`
+    (general :math:`n`).  The single-sample variance satisfies
+    :math:`\mathrm{Var}X_0 - \mathrm{Var}X_b = \mathbb{E}_p[w]\,(b^{\star 2} - (b-b^\star)^2)/\tau^2`,
+    :math:`w_j = \|e_j - p\|^2`, :math:`b^\star = \mathbb{E}_p[gw]/\mathbb{E}_p[w]`.
 
     Source: 000_126cee95456ccd42.txt (abstract: "the standard gradient computed via backpropagation is
     mathematically identical to an advantage-based policy gradient, a variance-reduced update rule").
     """
-    return _pg_evidence()
+    return _pg_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -283,18 +268,18 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     return ev
 
 
-def fisher() -> Evidence:
-    r"""EOT-FISHER. For $p^\star = \operatorname{softmax}(s/\tau)$, general $n$:
-    $\partial p^\star/\partial s = \nabla^2_s\,\tau\log\sum_j e^{s_j/\tau} = \frac1\tau(\operatorname{diag}p^\star
-    - p^\star p^{\star\top}) = \frac1\tau\mathcal I(\theta)|_{\theta=s/\tau}$, where $\mathcal I(\theta)$ is the
-    Fisher information of the categorical family $p(\theta) = \operatorname{softmax}(\theta)$
-    (in $s$-coordinates $\mathcal I_s = \mathcal I/\tau^2$).  $\ker\mathcal I = \operatorname{span}(\mathbf 1)$;
-    the natural gradient $\mathcal I^+\nabla_\theta L$ equals the advantage $A = g - \mathbb E_p[g]$ modulo
-    $\mathbf 1$.
+def fisher(*, candidate=_fisher_matrix) -> Evidence:
+    r"""EOT-FISHER. For :math:`p^\star = \operatorname{softmax}(s/\tau)`, general :math:`n`:
+    :math:`\partial p^\star/\partial s = \nabla^2_s\,\tau\log\sum_j e^{s_j/\tau} = \frac1\tau(\operatorname{diag}p^\star
+    - p^\star p^{\star\top}) = \frac1\tau\mathcal I(\theta)|_{\theta=s/\tau}`, where :math:`\mathcal I(\theta)` is the
+    Fisher information of the categorical family :math:`p(\theta) = \operatorname{softmax}(\theta)`
+    (in :math:`s`-coordinates :math:`\mathcal I_s = \mathcal I/\tau^2`).  :math:`\ker\mathcal I = \operatorname{span}(\mathbf 1)`;
+    the natural gradient :math:`\mathcal I^+\nabla_\theta L` equals the advantage :math:`A = g - \mathbb E_p[g]` modulo
+    :math:`\mathbf 1`.
 
     Source: 000_126cee95456ccd42.txt (abstract: Fisher information geometry dictates the learning gradient).
     """
-    return _fisher_evidence()
+    return _fisher_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -392,16 +377,16 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
     return ev
 
 
-def limits() -> Evidence:
-    r"""EOT-LIMITS. For $s\in\mathbb R^n$ with argmax set $A$ ($|A| = m$), gap $\Delta = \max s - \max_{l\notin A}s_l$,
-    range $R = \max s - \min s$: $\lim_{\tau\to0^+}\operatorname{softmax}(s/\tau) = u_A$ (uniform on $A$; $e_{\arg\max}$
-    when $m = 1$) with $\tfrac2n e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \tfrac{2(n-m)}{m}e^{-\Delta/\tau}$; and
-    $\lim_{\tau\to\infty}\operatorname{softmax}(s/\tau) = \tfrac1n\mathbf 1$ with
-    $p_j = \tfrac1n + \tfrac{s_j - \bar s}{n\tau} + O(\tau^{-2})$, $|p_j - \tfrac1n| \le (e^{R/\tau}-1)/n$.
+def limits(*, zero_limit=lambda mm: 1 / mm, inf_limit=lambda nn: 1 / nn) -> Evidence:
+    r"""EOT-LIMITS. For :math:`s\in\mathbb R^n` with argmax set :math:`A` (:math:`|A| = m`), gap :math:`\Delta = \max s - \max_{l\notin A}s_l`,
+    range :math:`R = \max s - \min s`: :math:`\lim_{\tau\to0^+}\operatorname{softmax}(s/\tau) = u_A` (uniform on :math:`A`; :math:`e_{\arg\max}`
+    when :math:`m = 1`) with :math:`\tfrac2n e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \tfrac{2(n-m)}{m}e^{-\Delta/\tau}`; and
+    :math:`\lim_{\tau\to\infty}\operatorname{softmax}(s/\tau) = \tfrac1n\mathbf 1` with
+    :math:`p_j = \tfrac1n + \tfrac{s_j - \bar s}{n\tau} + O(\tau^{-2})`, :math:`|p_j - \tfrac1n| \le (e^{R/\tau}-1)/n`.
 
     Source: 003_e1554db561d6b2f9.txt §4 (temperature tau in the softmax); 000 (abstract).
     """
-    return _limits_evidence()
+    return _limits_evidence(zero_limit=zero_limit, inf_limit=inf_limit)
 
 
 __all__ = ["policy_gradient", "fisher", "limits", "advantage_gradient", "on_simplex", "resolve"]

@@ -14,9 +14,9 @@ from typing import Callable
 import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence
-from derivations.eot import eq, readable, replace_indexed, resolve_in_range, sum_normal, sum_simplify
+from attnverify.sources import SOURCE_004
+from derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
 
-SRC_004 = "004_830fd89135933577.txt"
 
 n = sp.Symbol("n", integer=True, positive=True)
 d = sp.Symbol("d", integer=True, positive=True)
@@ -44,14 +44,14 @@ def _dot_t(idx, vec=lam):
     return sp.Sum(t[idx, a] * vec[a], (a, 1, d))
 
 
-def _M(vec=lam):
+def mgf(vec=lam):
     """(8) for discrete u: M(lambda) = sum_j u_j exp<t_j, lambda>."""
     return sp.Sum(u[j] * sp.exp(_dot_t(j, vec)), (j, 1, n))
 
 
 def _ptilde(idx, vec=lam):
     """(9) for discrete u: p~_idx = u_idx exp<t_idx, lambda> / M(lambda)."""
-    return u[idx] * sp.exp(_dot_t(idx, vec)) / _M(vec)
+    return u[idx] * sp.exp(_dot_t(idx, vec)) / mgf(vec)
 
 
 def _mean(pp=p, idx=a):
@@ -63,18 +63,18 @@ def _KL(pp=p):
     return sp.Sum(pp[i] * sp.log(pp[i] / u[i]), (i, 1, n))
 
 
-def _sqnorm(expr_of_a):
+def sqnorm(expr_of_a):
     return sp.Sum(expr_of_a**2, (a, 1, d))
 
 
 def _primal(pp=p):
     """(3) for discrete u: alpha/2 ||b - E_p t||^2 + KL(p||u)."""
-    return alpha / 2 * _sqnorm(b[a] - _mean(pp)) + _KL(pp)
+    return alpha / 2 * sqnorm(b[a] - _mean(pp)) + _KL(pp)
 
 
 def _dual_printed(vec=lam):
     """(7) as printed: <lambda, mu + z> - ||lambda||^2/(2 alpha) - log M(lambda)."""
-    return sp.Sum(vec[a] * (mu[a] + z[a]), (a, 1, d)) - _sqnorm(vec[a]) / (2 * alpha) - sp.log(_M(vec))
+    return sp.Sum(vec[a] * (mu[a] + z[a]), (a, 1, d)) - sqnorm(vec[a]) / (2 * alpha) - sp.log(mgf(vec))
 
 
 def _on_p(expr, fn):
@@ -86,19 +86,55 @@ def _on_p(expr, fn):
 # ---------------------------------------------------------------------------
 
 
+def dual_problem(*, candidate=_dual_printed) -> Evidence:
+    r"""FD-7. For :math:`u = \sum_{i=1}^n u_i \delta_{t_i}`, :math:`t_i \in \mathbb{R}^d`, :math:`\alpha > 0`, :math:`b = \mu + z`:
+    the Fenchel dual of :math:`\min_{p \in \Delta_n} \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p\|u)` is
+    :math:`\max_\lambda \langle \lambda, b\rangle - \frac{1}{2\alpha}\|\lambda\|^2 - \log M(\lambda)`,
+    :math:`M(\lambda) = \sum_i u_i e^{\langle t_i, \lambda\rangle}`; the gap is zero, and
+    :math:`\tilde p_i = u_i e^{\langle t_i,\lambda^*\rangle}/M(\lambda^*)` is the primal minimiser, with
+    :math:`\hat h = b - \lambda^*/\alpha`. Proof via :math:`\mathrm{KL}^* = \log\sum u e^\theta`, :math:`g^*(y) = \langle y,
+    b\rangle + \|y\|^2/(2\alpha)`, and :math:`P(p) - D(\lambda) = \mathrm{KL}(p\|\tilde p_\lambda) +
+    \frac{1}{2\alpha}\|\alpha(b - T^\top p) - \lambda\|^2`.
+
+    Source: 004_830fd89135933577.txt Thm 1, eqs (7)–(9) (§6), problem (3)–(4) (§4).
+    """
+    return _dual_evidence(candidate=candidate)
+
+
 def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
+    """FD-7's proof, step by step: (a) and (b) the two conjugates, (c) the dual and the gap identity,
+    (d) stationarity and the primal KKT condition at p~ of (9), (e) the zero gap, then n = 3, d = 2."""
     ev = Evidence()
     ev.step("Discrete u: (8) becomes a finite sum over the n templates",
             r"M(\lambda) = \int u(\mathbf a) e^{\langle \mathbf a, \lambda\rangle} d\mathbf a = "
-            + sp.latex(_M()))
+            + sp.latex(mgf()))
     ev.step("Primal (3): f(p) + g(T^T p) with f = KL(.||u) on the simplex, g(h) = alpha/2 ||b - h||^2, "
             "b = mu + z, (T^T p)_a = sum_i t_{ia} p_i", eq("P(p)", _primal()))
 
-    # (a) conjugate of KL over the simplex
+    fstar, p_opt = _kl_conjugate(ev)
+    gstar = _quadratic_conjugate(ev)
+    D, ok7, swap = _fenchel_rockafellar_dual(ev, fstar, gstar, candidate)
+    _stationarity_gives_the_primal_minimiser(ev, p_opt)
+    gap0 = _zero_duality_gap(ev, D)
+    # explicit n = 3, d = 2
+    ok_small = _small_case()
+    ev.step("Explicit n = 3, d = 2 with symbolic t_{ia}, u_i, lambda_a: dual gradient, constant primal gradient "
+            "and zero gap re-checked with plain matrices")
+    ev.check("n = 3, d = 2 explicit: grad (7) = b - lambda/alpha - E_p~ t; primal gradient constant; gap 0",
+             "symbolic", "three residuals simplified", str(ok_small), "exact", all(ok_small.values()),
+             "a symbolic identity holds exactly or not at all",
+             key="n-3-d-2-explicit-grad-7-b-lambda-alpha-e-p-t", numerical_class="exact", evidence="proof")
+    if not (ok7 and swap and gap0):
+        ev.finding = "the Fenchel dual of (3) is max <lambda,b> - ||lambda||^2/(2 alpha) - log M(lambda)"
+    return ev
+
+
+def _kl_conjugate(ev: Evidence):
+    """(a) The conjugate of KL(.||u) over the simplex is log sum_i u_i e^{theta_i}, attained at u e^theta / M."""
     nu0 = sp.Symbol("nu_0", real=True)
     lag = sp.Sum(p[i] * theta[i], (i, 1, n)) - _KL() - nu0 * (sp.Sum(p[i], (i, 1, n)) - 1)
     ev.step("(a) f*(theta) = sup over the simplex of <p,theta> - KL(p||u); Lagrangian", eq(r"\mathcal{L}", lag))
-    stat = resolve_in_range(sp.diff(lag, p[k]), k, 1, n)
+    stat = resolve(sp.diff(lag, p[k]), [k], 1, n)
     ev.step("Stationarity in p_k (through the sum, 1 <= k <= n)", sp.Eq(sp.expand_log(stat, force=True), 0))
     (pk,) = sp.solve(stat, p[k])
     ev.step("Solve", (p[k], pk))
@@ -123,24 +159,31 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
             r"f^*(\theta) = " + sp.latex(readable(sum_normal(fstar_val))))
     ev.identity("(a) KL conjugate: f*(theta) = log sum_i u_i exp(theta_i) (general n)", fstar_val, fstar,
                 simplify=sum_simplify, key="a-kl-conjugate-f-theta-log-sum-i-u-i-exp-theta-i")
+    return fstar, p_opt
 
-    # (b) conjugate of the quadratic, separable over coordinates
-    gobj = sp.Sum(y[a] * h[a], (a, 1, d)) - alpha / 2 * _sqnorm(b[a] - h[a])
+
+def _quadratic_conjugate(ev: Evidence):
+    """(b) The conjugate of alpha/2 ||b - h||^2 is <y, b> + ||y||^2/(2 alpha) (coordinatewise)."""
+    gobj = sp.Sum(y[a] * h[a], (a, 1, d)) - alpha / 2 * sqnorm(b[a] - h[a])
     ev.step("(b) g*(y) = sup_h <y,h> - alpha/2 ||b-h||^2: a sum of one-coordinate problems, so the sup is "
             "taken coordinatewise", r"g^*(y) = \sup_h " + sp.latex(gobj))
-    gstat = resolve_in_range(sp.diff(gobj, h[c]), c, 1, d)
+    gstat = resolve(sp.diff(gobj, h[c]), [c], 1, d)
     (hc,) = sp.solve(gstat, h[c])
     curv = sp.diff(gstat, h[c])
     ev.step("Stationarity in h_c (curvature -alpha < 0, so a maximum)", (h[c], hc))
     gval = replace_indexed(gobj, h, lambda idx: hc.xreplace({c: idx}))
-    gstar = sp.Sum(y[a] * b[a], (a, 1, d)) + _sqnorm(y[a]) / (2 * alpha)
+    gstar = sp.Sum(y[a] * b[a], (a, 1, d)) + sqnorm(y[a]) / (2 * alpha)
     ev.check("(b) concavity of the inner problem", "symbolic", "d^2/dh_c^2 of the objective", str(curv), "exact",
              (-curv).is_positive is True, "a negative constant curvature makes the stationary point the maximum",
              key="b-concavity-of-the-inner-problem", numerical_class="exact", evidence="proof")
     ev.identity("(b) quadratic conjugate: g*(y) = <y,b> + ||y||^2/(2 alpha) (general d)", gval, gstar,
                 simplify=sum_simplify, key="b-quadratic-conjugate-g-y-y-b-y-2-2-alpha")
+    return gstar
 
-    # (c) Fenchel–Rockafellar: max_lambda -f*(T lambda) - g*(-lambda)
+
+def _fenchel_rockafellar_dual(ev: Evidence, fstar, gstar, candidate):
+    """(c) D(lambda) = -f*(T lambda) - g*(-lambda) is (7) as printed; the duality gap is
+    KL(p||p~_lambda) + ||alpha(b - T^T p) - lambda||^2/(2 alpha) >= 0."""
     D = -fstar.replace(lambda e: isinstance(e, sp.Indexed) and e.base == theta, lambda e: _dot_t(e.indices[0])) \
         - replace_indexed(gstar, y, lambda idx: -lam[idx])
     ev.step("(c) Dual: D(lambda) = -f*(T lambda) - g*(-lambda), with (T lambda)_i = <t_i, lambda>", eq(r"D(\lambda)", D))
@@ -148,13 +191,13 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     ok7 = ev.identity("dual objective = (7) as printed, with M of (8) and b = mu + z (general n, d)",
                       D_mu_z, candidate(), simplify=sum_simplify,
                       key="dual-objective-7-as-printed-with-m-of-8-and-b-mu")
-    # weak duality through Fenchel–Young, with an exact gap formula
+    # weak duality through Fenchel-Young, with an exact gap formula
     swap = ev.identity("<p, T lambda> = <T^T p, lambda> (exchange of the finite sums)",
                        sp.Sum(p[i] * _dot_t(i), (i, 1, n)), sp.Sum(lam[a] * _mean(), (a, 1, d)), simplify=sum_simplify,
                        key="p-t-lambda-t-t-p-lambda-exchange-of-the-finite")
     gap = _primal() - D
     kl_part = sp.Sum(p[i] * sp.log(p[i] / _ptilde(i)), (i, 1, n))
-    quad_part = _sqnorm(alpha * (b[a] - _mean()) - lam[a]) / (2 * alpha)
+    quad_part = sqnorm(alpha * (b[a] - _mean()) - lam[a]) / (2 * alpha)
     ev.step("Fenchel–Young for f and for g, added: for p in the simplex and any lambda the duality gap is",
             r"P(p) - D(\lambda) = \mathrm{KL}(p \,\|\, \tilde p_\lambda) + \frac{1}{2\alpha}\left\|\alpha (b - T^\top p)"
             r" - \lambda\right\|^2 \ge 0")
@@ -162,9 +205,12 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
                 sum_normal(gap - kl_part - quad_part, rules=[(sp.Sum(p[i], (i, 1, n)), 1)]), 0, simplify=sum_simplify,
                 metric="sum_normal(P - D - KL - quadratic) with sum_i p_i = 1",
                 key="gap-identity-p-p-d-lambda-kl-p-p-lambda-alpha-b")
+    return D, ok7, swap
 
-    # (d) stationarity of (7) and the primal first-order conditions at p~ of (9)
-    gradD = resolve_in_range(sp.diff(_dual_printed(), lam[c]), c, 1, d)
+
+def _stationarity_gives_the_primal_minimiser(ev: Evidence, p_opt) -> None:
+    """(d) grad (7) = b - lambda/alpha - E_p~[t], and at lambda* the primal gradient is constant over k (KKT)."""
+    gradD = resolve(sp.diff(_dual_printed(), lam[c]), [c], 1, d)
     ev.step("(d) Gradient of (7) in lambda_c, through the sums", eq(r"\partial_{\lambda_c} D", gradD))
     E_pt = sp.Sum(t[i, c] * _ptilde(i), (i, 1, n))
     ev.identity("grad of (7) = b - lambda/alpha - E_{p~}[t] with p~ of (9) (general n, d)",
@@ -175,7 +221,7 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     ev.identity("(9) as printed (discrete u) = maximiser of (a) at theta = T lambda",
                 p_opt(k, th=_dot_t), _ptilde(k), simplify=sum_simplify,
                 key="9-as-printed-discrete-u-maximiser-of-a-at-theta")
-    gradP = resolve_in_range(sp.diff(_primal(), p[k]), k, 1, n)
+    gradP = resolve(sp.diff(_primal(), p[k]), [k], 1, n)
     ev.step("Primal gradient in p_k (through the sums)", eq(r"\partial_{p_k} P", gradP))
     ev.identity("primal gradient = alpha <E_p t - b, t_k> + log(p_k/u_k) + 1",
                 gradP, alpha * sp.Sum((_mean() - b[a]) * t[k, a], (a, 1, d)) + sp.log(p[k] / u[k]) + 1,
@@ -183,12 +229,14 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
     at_pt = gradP.xreplace({_mean(): b[a] - lam[a] / alpha}).subs(p[k], _ptilde(k))
     ev.step("At p = p~(lambda*), using E_{p~}[t] = b - lambda*/alpha", eq(r"\partial_{p_k} P(\tilde p)", readable(sum_normal(at_pt))))
     ev.identity("primal gradient at p~(lambda*) = 1 - log M(lambda*) for every k (constant: KKT on the simplex)",
-                at_pt, 1 - sp.log(_M()), simplify=sum_simplify,
+                at_pt, 1 - sp.log(mgf()), simplify=sum_simplify,
                 key="primal-gradient-at-p-lambda-1-log-m-lambda-for")
     ev.step("The primal is convex and p~ > 0 on supp(u), so a gradient constant over k is the KKT condition "
             "on the simplex: p~ of (9) is the primal minimiser")
 
-    # (e) zero duality gap
+
+def _zero_duality_gap(ev: Evidence, D):
+    """(e) P(p~(lambda*)) = D(lambda*)."""
     Pt = _primal(p).xreplace({_mean(): b[a] - lam[a] / alpha})  # uses the stationarity relation
     Pt = _on_p(Pt, _ptilde)
     Pt_val = sum_normal(Pt, rules=[(sp.Sum(lam[a] * sp.Sum(t[i, a] * _ptilde(i), (i, 1, n)), (a, 1, d)),
@@ -197,18 +245,7 @@ def _dual_evidence(candidate: Callable = _dual_printed) -> Evidence:
             eq(r"P(\tilde p)", readable(Pt_val)))
     gap0 = ev.identity("zero duality gap: P(p~(lambda*)) = D(lambda*) (general n, d)", Pt_val, D, simplify=sum_simplify,
                        key="zero-duality-gap-p-p-lambda-d-lambda-general-n-d")
-
-    # explicit n = 3, d = 2
-    ok_small = _small_case()
-    ev.step("Explicit n = 3, d = 2 with symbolic t_{ia}, u_i, lambda_a: dual gradient, constant primal gradient "
-            "and zero gap re-checked with plain matrices")
-    ev.check("n = 3, d = 2 explicit: grad (7) = b - lambda/alpha - E_p~ t; primal gradient constant; gap 0",
-             "symbolic", "three residuals simplified", str(ok_small), "exact", all(ok_small.values()),
-             "a symbolic identity holds exactly or not at all",
-             key="n-3-d-2-explicit-grad-7-b-lambda-alpha-e-p-t", numerical_class="exact", evidence="proof")
-    if not (ok7 and swap and gap0):
-        ev.finding = "the Fenchel dual of (3) is max <lambda,b> - ||lambda||^2/(2 alpha) - log M(lambda)"
-    return ev
+    return gap0
 
 
 def _small_case() -> dict:
@@ -234,21 +271,6 @@ def _small_case() -> dict:
     return res
 
 
-def dual_problem() -> Evidence:
-    r"""FD-7. For $u = \sum_{i=1}^n u_i \delta_{t_i}$, $t_i \in \mathbb{R}^d$, $\alpha > 0$, $b = \mu + z$:
-    the Fenchel dual of $\min_{p \in \Delta_n} \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p\|u)$ is
-    $\max_\lambda \langle \lambda, b\rangle - \frac{1}{2\alpha}\|\lambda\|^2 - \log M(\lambda)$,
-    $M(\lambda) = \sum_i u_i e^{\langle t_i, \lambda\rangle}$; the gap is zero, and
-    $\tilde p_i = u_i e^{\langle t_i,\lambda^*\rangle}/M(\lambda^*)$ is the primal minimiser, with
-    $\hat h = b - \lambda^*/\alpha$. Proof via $\mathrm{KL}^* = \log\sum u e^\theta$, $g^*(y) = \langle y,
-    b\rangle + \|y\|^2/(2\alpha)$, and $P(p) - D(\lambda) = \mathrm{KL}(p\|\tilde p_\lambda) +
-    \frac{1}{2\alpha}\|\alpha(b - T^\top p) - \lambda\|^2$.
-
-    Source: 004_830fd89135933577.txt Thm 1, eqs (7)–(9) (§6), problem (3)–(4) (§4).
-    """
-    return _dual_evidence()
-
-
 # ---------------------------------------------------------------------------
 # FD-B
 # ---------------------------------------------------------------------------
@@ -265,7 +287,7 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
     eta, sigma = sp.symbols("eta sigma", positive=True)
     K = sp.Symbol("K", nonnegative=True)  # K(p, u), the same functional in every objective
     hh = sp.IndexedBase("h", real=True)
-    sq = _sqnorm(b[a] - hh[a])  # ||(mu + z) - h||^2, b = mu + z
+    sq = sqnorm(b[a] - hh[a])  # ||(mu + z) - h||^2, b = mu + z
     o27 = sq / (2 * sigma**2) + eta * K
     o28 = sq / (2 * eta * sigma**2) + K
     o3 = alpha / 2 * sq + K
@@ -324,7 +346,7 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
                 f"x = {sp.latex(x_pr)} has derived-objective slope {sp.latex(slope)} = {float(slope):.4f} != 0, "
                 "so the argmins differ")
         ev.errata.append(Erratum(
-            source=SRC_004, equation="Appx B, last line of the Bayesian derivation (after (30))",
+            source=SOURCE_004, equation="Appx B, last line of the Bayesian derivation (after (30))",
             printed=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\| + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
             corrected=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\|^2 + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
             note=("the square on the norm is missing; without it the objective is not c * (line above) / eta + k_0 "
@@ -340,15 +362,15 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
     return ev
 
 
-def ml_and_map() -> Evidence:
-    r"""FD-B. With $\eta, \sigma > 0$ and $\alpha^{-1} = \eta\sigma^2$:
-    $\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K = \eta\,(\frac{\alpha}{2}\|b - h\|^2 + K)$, and the negative log
-    posterior of (29)–(30) is $\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K + \mathrm{const}$; so ML (27), (28) and
+def ml_and_map(*, alpha_of=lambda eta, sigma: 1 / (eta * sigma**2), printed_last=_printed_last_line) -> Evidence:
+    r"""FD-B. With :math:`\eta, \sigma > 0` and :math:`\alpha^{-1} = \eta\sigma^2`:
+    :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K = \eta\,(\frac{\alpha}{2}\|b - h\|^2 + K)`, and the negative log
+    posterior of (29)–(30) is :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K + \mathrm{const}`; so ML (27), (28) and
     MAP all have the argmin of (3).
 
     Source: 004_830fd89135933577.txt Appx B, eqs (27)–(30) and the lines after (30).
     """
-    return _ml_map_evidence()
+    return _ml_map_evidence(alpha_of=alpha_of, printed_last=printed_last)
 
 
 # ---------------------------------------------------------------------------
@@ -360,13 +382,13 @@ def _mem_evidence(alpha_of_nu: Callable = lambda v: 2 * v) -> Evidence:
     ev = Evidence()
     r = sp.Symbol("r", positive=True)
     kappa = sp.Symbol("kappa", real=True)
-    cons = _sqnorm(b[a] - _mean()) - r**2
+    cons = sqnorm(b[a] - _mean()) - r**2
     L = _KL() + nu * cons + kappa * (sp.Sum(p[i], (i, 1, n)) - 1)
     ev.step("MEM: min KL(p||u) s.t. ||b - E_p t||^2 <= r^2 on the simplex; Lagrangian with nu >= 0",
             eq(r"\mathcal{L}_{MEM}", L))
     L3 = _primal() + kappa * (sp.Sum(p[i], (i, 1, n)) - 1)
-    g_mem = resolve_in_range(sp.diff(L, p[k]), k, 1, n)
-    g_3 = resolve_in_range(sp.diff(L3, p[k]), k, 1, n)
+    g_mem = resolve(sp.diff(L, p[k]), [k], 1, n)
+    g_3 = resolve(sp.diff(L3, p[k]), [k], 1, n)
     ev.step("Stationarity of the MEM Lagrangian in p_k", sp.Eq(g_mem, 0))
     ev.step("Stationarity of (3) with the simplex multiplier", sp.Eq(g_3, 0))
     ev.identity("MEM stationarity = stationarity of (3) with alpha = 2 nu (general n, d)",
@@ -375,10 +397,10 @@ def _mem_evidence(alpha_of_nu: Callable = lambda v: 2 * v) -> Evidence:
     ev.step("Take nu = alpha/2 > 0 (dual feasible) and p = p~_alpha, the minimiser of (3): stationarity holds. "
             "Complementary slackness with nu > 0 needs the constraint active: r^2 = ||b - h_hat||^2")
     hhat = lambda idx: b[idx] - lam[idx] / alpha  # noqa: E731  (FD-7 (d): h_hat = b - lambda*/alpha)
-    r2 = _sqnorm(b[a] - hhat(a))
+    r2 = sqnorm(b[a] - hhat(a))
     ev.step("With h_hat = b - lambda*/alpha (dual stationarity, FD-7)", eq(r"\|b - \hat h\|^2", readable(sum_normal(r2))))
     ev.identity("active radius: ||b - h_hat||^2 = ||lambda*||^2 / alpha^2, i.e. r = ||lambda*||/alpha",
-                r2, _sqnorm(lam[a]) / alpha**2, simplify=sum_simplify,
+                r2, sqnorm(lam[a]) / alpha**2, simplify=sum_simplify,
                 key="active-radius-b-h-hat-2-lambda-2-alpha-2-i-e-r")
     ev.step("KL is convex and the constraint is a convex quadratic in p, so KKT is sufficient: p~_alpha solves "
             "MEM exactly for r = ||lambda*||/alpha")
@@ -394,7 +416,7 @@ def _mem_evidence(alpha_of_nu: Callable = lambda v: 2 * v) -> Evidence:
     (L2_needed,) = sp.solve(sp.Eq(L2 / alpha**2, 1 / (2 * alpha)), L2)
     ev.step("The printed radius r^2 = 1/(2 alpha) would require ||lambda*||^2/alpha^2 = 1/(2 alpha), i.e.",
             show(L2, L2_needed))
-    lam_gauss = sum_normal(_sqnorm(alpha / (1 + alpha) * z[a])).xreplace({sum_normal(_sqnorm(z[a])): Z2})
+    lam_gauss = sum_normal(sqnorm(alpha / (1 + alpha) * z[a])).xreplace({sum_normal(sqnorm(z[a])): Z2})
     ev.step("Gaussian case of Sec 5: lambda* = alpha/(1+alpha) z gives", show(L2, sp.factor(lam_gauss)))
     cond = sp.solve(sp.Eq(lam_gauss, L2_needed), Z2)
     ev.step("so ||lambda*||^2 = alpha/2 holds only for the single value of ||z||^2 below: a coincidence, not an "
@@ -403,13 +425,13 @@ def _mem_evidence(alpha_of_nu: Callable = lambda v: 2 * v) -> Evidence:
     return ev
 
 
-def mem_kkt() -> Evidence:
-    r"""FD-MEM (symbolic part). The Lagrangian of $\min \mathrm{KL}(p\|u)$ s.t.
-    $\|b - \mathbb{E}_p t\|^2 \le r^2$ with multiplier $\nu \ge 0$ has the stationarity condition of (3)
-    with $\alpha = 2\nu$; the minimiser $\tilde p_\alpha$ of (3) satisfies all KKT conditions of MEM iff
-    $r^2 = \|b - \hat h\|^2 = \|\lambda^*\|^2/\alpha^2$. The printed $r^2 = 1/(2\alpha)$ needs
-    $\|\lambda^*\|^2 = \alpha/2$, which is not an identity.
+def mem_kkt(*, alpha_of_nu=lambda v: 2 * v) -> Evidence:
+    r"""FD-MEM (symbolic part). The Lagrangian of :math:`\min \mathrm{KL}(p\|u)` s.t.
+    :math:`\|b - \mathbb{E}_p t\|^2 \le r^2` with multiplier :math:`\nu \ge 0` has the stationarity condition of (3)
+    with :math:`\alpha = 2\nu`; the minimiser :math:`\tilde p_\alpha` of (3) satisfies all KKT conditions of MEM iff
+    :math:`r^2 = \|b - \hat h\|^2 = \|\lambda^*\|^2/\alpha^2`. The printed :math:`r^2 = 1/(2\alpha)` needs
+    :math:`\|\lambda^*\|^2 = \alpha/2`, which is not an identity.
 
-    Source: 004_830fd89135933577.txt §4 (MEM perspective), with Thm 1 (§6) for $\hat h = b - \lambda^*/\alpha$.
+    Source: 004_830fd89135933577.txt §4 (MEM perspective), with Thm 1 (§6) for :math:`\hat h = b - \lambda^*/\alpha`.
     """
-    return _mem_evidence()
+    return _mem_evidence(alpha_of_nu=alpha_of_nu)

@@ -6,7 +6,9 @@ import sympy as sp
 
 from attnverify.evidence import Evidence
 
-from .cumulant import _eq, mat_simplify
+from derivations._sums import eq
+
+from .cumulant import mat_simplify
 
 alpha = sp.Symbol("alpha", positive=True)
 
@@ -53,9 +55,9 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
     lam, b, mu = (sp.MatrixSymbol(nm, d, 1) for nm in ("lambda", "b", "mu"))
     I = sp.Identity(d)
     J = lam.T * b - lam.T * lam / (2 * alpha) - (mu.T * lam + lam.T * lam / 2)
-    ev.step("Substitute log M = <mu,lambda> + ||lambda||^2/2 into (6) (general d, MatrixSymbol).", _eq("J(\\lambda)", J))
+    ev.step("Substitute log M = <mu,lambda> + ||lambda||^2/2 into (6) (general d, MatrixSymbol).", eq("J(\\lambda)", J))
     g = J.diff(lam)
-    ev.step("Gradient.", _eq("\\nabla J", g))
+    ev.step("Gradient.", eq("\\nabla J", g))
     ev.identity("FD-5 gradient = b - lambda/alpha - mu - lambda", g, b - lam / alpha - mu - lam, simplify=mat_simplify,
                 key="fd-5-gradient-b-lambda-alpha-mu-lambda")
     H = g.diff(lam)
@@ -67,7 +69,7 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
              key="fd-5-1-alpha-1-0", numerical_class="exact", evidence="proof")
     cand = lam_candidate(alpha, b, mu)
     ev.step("Stationarity b - lambda/alpha - mu - lambda = 0 gives (1 + 1/alpha) lambda = b - mu, i.e.",
-            _eq("\\lambda^*", cand))
+            eq("\\lambda^*", cand))
     ev.identity("FD-5 lambda* satisfies stationarity (compared with printed alpha/(alpha+1)(b - mu))",
                 g.subs(lam, cand), sp.ZeroMatrix(d, 1), simplify=mat_simplify,
                 metric="b - lambda*/alpha - mu - lambda* with lambda* = alpha/(alpha+1)(b-mu) as printed",
@@ -102,7 +104,7 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
                 metric="summand of E_1 - E_2 minus (mu_k lambda_k + lambda_k^2/2)",
                 key="fd-5-e1-e2-mu-lambda-lambda-2-2")
     mean = mu + cand
-    ev.step("So p* = N(mu + lambda*, I_d), with mean", _eq("\\mu + \\lambda^*", mean))
+    ev.step("So p* = N(mu + lambda*, I_d), with mean", eq("\\mu + \\lambda^*", mean))
     ev.identity("FD-5 mean mu + lambda* = printed mu/(1+alpha) + alpha b/(1+alpha)", mean,
                 mean_candidate(alpha, b, mu), simplify=mat_simplify,
                 key="fd-5-mean-mu-lambda-printed-mu-1-alpha-alpha-b-1")
@@ -115,7 +117,7 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
     x, m, mu1 = sp.symbols("x m mu", real=True)
     phi = lambda c: sp.exp(-(x - c) ** 2 / 2) / sp.sqrt(2 * sp.pi)  # noqa: E731
     kl1 = sp.integrate(phi(m) * (sp.log(phi(m)) - sp.log(phi(mu1))), (x, -sp.oo, sp.oo), conds="none")
-    ev.step("Primal route. One coordinate: KL(N(m,1) || N(mu,1)) by integration.", _eq(r"\mathrm{KL}_1", sp.factor(kl1)))
+    ev.step("Primal route. One coordinate: KL(N(m,1) || N(mu,1)) by integration.", eq(r"\mathrm{KL}_1", sp.factor(kl1)))
     ev.identity("FD-5 KL(N(m,1)||N(mu,1)) = (m - mu)^2/2", kl1, (m - mu1) ** 2 / 2,
                 key="fd-5-kl-n-m-1-n-mu-1-m-mu-2-2")
     ev.step("KL of product measures adds over coordinates, and E_{N(m,I)}[a] = m, so (3) restricted to N(m, I_d) is",
@@ -148,13 +150,13 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
     return ev
 
 
-def gaussian_case() -> Evidence:
+def gaussian_case(*, lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evidence:
     r"""For u = N(mu, I_d) and alpha > 0, the maximiser of (6) is lambda* = alpha/(1+alpha) (b - mu) and the
     minimiser of (3) is p* = N(mu/(1+alpha) + alpha b/(1+alpha), I_d); the quadratic cumulant (12) is exact.
 
     Source: 004_830fd89135933577.txt, Sec 5, eqs (5)-(6) and the text after (6); eq (12) remark.
     """
     ev = _mgf_evidence()
-    ev.extend(_dual_evidence())
-    ev.extend(_primal_evidence())
+    ev.extend(_dual_evidence(lam_candidate, mean_candidate))
+    ev.extend(_primal_evidence(mean_candidate))
     return ev

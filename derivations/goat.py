@@ -16,10 +16,11 @@ from typing import Callable
 import sympy as sp
 
 from attnverify.evidence import Evidence
-from derivations.eot import eq, n, resolve_in_range, s, sum_normal, sum_simplify, tau
-from derivations.eot_gradients import on_simplex, resolve
+from attnverify.sources import SOURCE_002
+from derivations._sums import eq, resolve, sum_normal, sum_simplify
+from derivations.eot import n, s, tau
+from derivations.eot_gradients import on_simplex
 
-SRC_002 = "002_45411e362948ee22.txt"
 
 j, k, l, i = sp.symbols("j k l i", integer=True, positive=True)
 p = sp.IndexedBase("p", positive=True)
@@ -57,7 +58,7 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     ev.step("One-sided EOT with the entropy replaced by tau KL(p || pi), pi in the open simplex (zeros: EOT-SDPA)",
             eq(r"\mathcal{J}_\pi(p)", J))
     Lg = J + lam * (1 - sp.Sum(p[j], (j, 1, n)))
-    stat = resolve_in_range(sp.diff(Lg, p[k]), k, 1, n)
+    stat = resolve(sp.diff(Lg, p[k]), [k], 1, n)
     ev.step("Lagrangian and stationarity, differentiating through the sum (delta resolved for 1 <= k <= n)", sp.Eq(stat, 0))
     ell = sp.Symbol("ell", real=True)
     (ell_sol,) = sp.solve(sp.Eq(sp.expand_log(stat, force=True).subs(sp.log(p[k]), ell), 0), ell)
@@ -80,7 +81,18 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
                      metric=r"derived $p^\star_k$ − candidate $\operatorname{softmax}(s/\tau + \log\pi)_k$",
                      key="p-softmax-s-tau-log-pi-the-claim-general-n")
     ev.step("As a logit bias", r"p^\star = \operatorname{softmax}\big(s/\tau + \log\pi\big)")
+    _gibbs_variational_identity(ev, J, p_star)
+    _prior_as_an_sdpa_mask(ev, p_star, mask)
+    _learnable_prior_and_its_gradient(ev)
+    if not ok:
+        ev.finding = "the minimiser of -<p,s> + tau KL(p||pi) is softmax(s/tau + log pi)"
+    return ev
 
+
+
+
+def _gibbs_variational_identity(ev: Evidence, J, p_star) -> None:
+    """J_pi(p) = -tau log sum_l pi_l e^{s_l/tau} + tau KL(p || p*) on the simplex: p* is the unique minimiser."""
     # global optimality and uniqueness without convexity arguments: Fenchel-Young / Gibbs
     Fval = -tau * sp.log(sp.Sum(pi[l] * sp.exp(s[l] / tau), (l, 1, n)))
     kl = tau * sp.Sum(p[j] * sp.log(p[j] / p_star.xreplace({k: j})), (j, 1, n))
@@ -91,6 +103,9 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
                 key="j-pi-p-tau-kl-p-p-tau-log-sum-l-pi-l-exp-s-l-tau")
     ev.step("KL >= 0 with equality iff p = p*: p* is the unique global minimiser, min J_pi = -tau log E_pi[e^{s/tau}]")
 
+
+def _prior_as_an_sdpa_mask(ev: Evidence, p_star, mask) -> None:
+    """SDPA with scale 1/tau and attn_mask = log pi returns p* (any row constant); tau log pi does not."""
     # what a fused kernel needs: SDPA(q, K, V; scale, attn_mask) = softmax(scale * q.K + attn_mask) V
     ev.step("torch SDPA computes softmax(scale * <q,k_j> + attn_mask_j) V with scale = 1/sqrt(d) by default: the mask "
             "is added AFTER scaling. So GOAT with temperature tau is SDPA with scale = 1/tau (tau = sqrt(d): the "
@@ -117,6 +132,9 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
              "exact rational arithmetic: a non-zero residual is a counterexample",
              key="attn-mask-tau-log-pi-is-not-goat-unless-tau-1-or", numerical_class="exact", evidence="proof")
 
+
+def _learnable_prior_and_its_gradient(ev: Evidence) -> None:
+    """pi = softmax(w): the logits w can be the mask, and dL/dM = p (g - E_p g) (no 1/tau)."""
     # learnable prior through logits: pi = softmax(w) -> mask = w works (row constant)
     pi_w = lambda a: sp.exp(w[a]) / sp.Sum(sp.exp(w[l]), (l, 1, n))  # noqa: E731
     logpi_w = lambda a: sp.expand_log(sp.log(pi_w(a)), force=True)  # noqa: E731
@@ -142,23 +160,20 @@ def _prior_evidence(candidate: Callable = goat_softmax, mask: Callable = lambda 
     ev.identity("sum_j p_j (g_j - E_p g) = 0 (general n)",
                 sp.Sum(p[j] * (g[j] - sp.Sum(p[l] * g[l], (l, 1, n))), (j, 1, n)), 0,
                 simplify=lambda e: on_simplex(e, SIMPLEX), key="sum-j-p-j-g-j-e-p-g-0-general-n")
-    if not ok:
-        ev.finding = "the minimiser of -<p,s> + tau KL(p||pi) is softmax(s/tau + log pi)"
-    return ev
 
 
-def prior() -> Evidence:
-    r"""GOAT-PRIOR. For $\pi$ in the open simplex and $\tau>0$:
-    $\arg\min_{p\in\Delta_n} -\langle p,s\rangle + \tau\,\mathrm{KL}(p\|\pi) = \operatorname{softmax}(s/\tau + \log\pi)$,
-    unique, with value $-\tau\log\sum_l \pi_l e^{s_l/\tau}$ (general $n$).  Hence
-    $\operatorname{SDPA}(q,K,V;\ \mathrm{scale}=1/\tau,\ \mathrm{attn\_mask}=\log\pi + \kappa)$ computes it for any
-    row constant $\kappa$ (so the logits $w$ of $\pi = \operatorname{softmax}(w)$ can be passed directly); a mask
-    $\tau\log\pi$ would be wrong (it is the prior $\pi^\tau/\sum\pi^\tau$); $\partial L/\partial M_k = p_k(g_k -
-    \mathbb E_p g)$.
+def prior(*, candidate=goat_softmax, mask=lambda a: sp.log(pi[a])) -> Evidence:
+    r"""GOAT-PRIOR. For :math:`\pi` in the open simplex and :math:`\tau>0`:
+    :math:`\arg\min_{p\in\Delta_n} -\langle p,s\rangle + \tau\,\mathrm{KL}(p\|\pi) = \operatorname{softmax}(s/\tau + \log\pi)`,
+    unique, with value :math:`-\tau\log\sum_l \pi_l e^{s_l/\tau}` (general :math:`n`).  Hence
+    :math:`\operatorname{SDPA}(q,K,V;\ \mathrm{scale}=1/\tau,\ \mathrm{attn\_mask}=\log\pi + \kappa)` computes it for any
+    row constant :math:`\kappa` (so the logits :math:`w` of :math:`\pi = \operatorname{softmax}(w)` can be passed directly); a mask
+    :math:`\tau\log\pi` would be wrong (it is the prior :math:`\pi^\tau/\sum\pi^\tau`); :math:`\partial L/\partial M_k = p_k(g_k -
+    \mathbb E_p g)`.
 
     Source: 002_45411e362948ee22.txt, second abstract (GOAT: learnable prior, compatible with FlashAttention).
     """
-    return _prior_evidence()
+    return _prior_evidence(candidate=candidate, mask=mask)
 
 
 # ---------------------------------------------------------------------------
@@ -200,14 +215,14 @@ def _uniform_evidence(uniform: Callable = lambda nn: 1 / nn) -> Evidence:
     return ev
 
 
-def uniform() -> Evidence:
-    r"""GOAT-UNIFORM. $\pi = \tfrac1n\mathbf 1 \Rightarrow \operatorname{softmax}(s/\tau + \log\pi) =
-    \operatorname{softmax}(s/\tau)$ and $\tau\mathrm{KL}(p\|\tfrac1n\mathbf 1) = -\tau H(p) + \tau\log n$ on the
-    simplex (general $n$); conversely a prior reproducing standard attention for all $s$ is uniform.
+def uniform(*, uniform=lambda nn: 1 / nn) -> Evidence:
+    r"""GOAT-UNIFORM. :math:`\pi = \tfrac1n\mathbf 1 \Rightarrow \operatorname{softmax}(s/\tau + \log\pi) =
+    \operatorname{softmax}(s/\tau)` and :math:`\tau\mathrm{KL}(p\|\tfrac1n\mathbf 1) = -\tau H(p) + \tau\log n` on the
+    simplex (general :math:`n`); conversely a prior reproducing standard attention for all :math:`s` is uniform.
 
     Source: 002_45411e362948ee22.txt, second abstract ("standard attention corresponds to ... an implicit uniform prior").
     """
-    return _uniform_evidence()
+    return _uniform_evidence(uniform=uniform)
 
 
 # ---------------------------------------------------------------------------
@@ -280,16 +295,16 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
     return ev
 
 
-def sink() -> Evidence:
-    r"""GOAT-SINK (made precise). For $p = \operatorname{softmax}(s/\tau + \log\pi)$: (i) flat scores give $p = \pi$,
-    so a sink slot takes exactly $\pi_1$; (ii) $|\operatorname{logit}p_1 - \operatorname{logit}\pi_1| \le \Delta/\tau$
-    with $\Delta = \max s - \min s$, attained when the other scores are equal; (iii) under the uniform prior a sink
-    mass $m$ (other scores equal) needs a score gap $\tau(\operatorname{logit}m + \log(n-1))$, under GOAT with
-    $\pi_1 = m$ none.
+def sink(*, flat_value=lambda a: pi[a]) -> Evidence:
+    r"""GOAT-SINK (made precise). For :math:`p = \operatorname{softmax}(s/\tau + \log\pi)`: (i) flat scores give :math:`p = \pi`,
+    so a sink slot takes exactly :math:`\pi_1`; (ii) :math:`|\operatorname{logit}p_1 - \operatorname{logit}\pi_1| \le \Delta/\tau`
+    with :math:`\Delta = \max s - \min s`, attained when the other scores are equal; (iii) under the uniform prior a sink
+    mass :math:`m` (other scores equal) needs a score gap :math:`\tau(\operatorname{logit}m + \log(n-1))`, under GOAT with
+    :math:`\pi_1 = m` none.
 
     Source: 002_45411e362948ee22.txt, second abstract ("an EOT-based explanation of attention sinks").
     """
-    return _sink_evidence()
+    return _sink_evidence(flat_value=flat_value)
 
 
 # ---------------------------------------------------------------------------
@@ -339,10 +354,10 @@ def _support_evidence(off_support_mass: Callable = lambda: 0) -> Evidence:
 
 
 def masked_support() -> Evidence:
-    r"""EOT-SDPA (masks). For a prior $\pi$ with support $S$, $\mathrm{KL}(p\|\pi) < \infty \iff \operatorname{supp}p
-    \subseteq S$, so with $\pi$ uniform on $S$ the EOT problem is the one restricted to $S$, solved by
-    $\operatorname{softmax}$ over $S$; an additive mask $-\beta$ off $S$ converges to it as $\beta\to\infty$,
-    and a boolean mask / ``is_causal`` is the case $\beta = \infty$.
+    r"""EOT-SDPA (masks). For a prior :math:`\pi` with support :math:`S`, :math:`\mathrm{KL}(p\|\pi) < \infty \iff \operatorname{supp}p
+    \subseteq S`, so with :math:`\pi` uniform on :math:`S` the EOT problem is the one restricted to :math:`S`, solved by
+    :math:`\operatorname{softmax}` over :math:`S`; an additive mask :math:`-\beta` off :math:`S` converges to it as :math:`\beta\to\infty`,
+    and a boolean mask / ``is_causal`` is the case :math:`\beta = \infty`.
 
     Source: 000_126cee95456ccd42.txt, 001_9e0338424570f436.txt (SDPA as one-sided EOT); masks are not discussed
     there, this is the precise form needed for padded and causal attention.

@@ -19,8 +19,9 @@ from __future__ import annotations
 import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Table
+from attnverify.sources import SOURCE_004
+from derivations._sums import eq
 
-SEED = "004_830fd89135933577.txt"
 
 N = sp.Symbol("N", integer=True, positive=True)  # |A|
 i, j, k, l = sp.symbols("i j k l", integer=True)
@@ -137,10 +138,6 @@ def _mat_zero(e):
     return sp.S.Zero if (r == 0 or isinstance(r, sp.ZeroMatrix)) else r
 
 
-def _eq(lhs, expr):
-    return f"{lhs} = {sp.latex(expr)}"
-
-
 # =============================================================================================
 # FD-20: the plan of (20) and the entropy convention
 # =============================================================================================
@@ -157,16 +154,16 @@ def entropic_ot_kkt() -> Evidence:
     Xp = sp.Symbol("X_ij", positive=True)
     summand = m * Xp + gam * Xp * sp.log(Xp) - f0 * Xp - g0 * Xp
     ev.step("Lagrangian of (20) with multipliers f (rows, X1 = p) and g (columns, X^T 1 = u); it is a sum of "
-            "one-variable terms, one per entry X_ij:", _eq(r"\ell(X_{ij})", summand))
+            "one-variable terms, one per entry X_ij:", eq(r"\ell(X_{ij})", summand))
     d1 = sp.diff(summand, Xp)
     sol = sp.solve(sp.Eq(d1, 0), Xp)
-    ev.step("Stationarity in X_ij:", _eq(r"\partial_{X_{ij}}\ell", d1))
+    ev.step("Stationarity in X_ij:", eq(r"\partial_{X_{ij}}\ell", d1))
     ev.equal("fd-20-one-stationary-point-per-entry", "FD-20 one stationary point per entry", len(sol), 1,
              "ell is strictly convex in X_ij > 0 (second derivative gamma / X_ij), so at most one",
              method="symbolic", metric="number of solutions of d ell / dX_ij = 0", shown=1,
              numerical_class="exact", evidence="proof")
     Xstar = sol[0]
-    ev.step("so X_ij = exp((f_i + g_j - M_ij)/gamma - 1); writing fhat_i = f_i - gamma absorbs the -1:", _eq("X_{ij}", Xstar))
+    ev.step("so X_ij = exp((f_i + g_j - M_ij)/gamma - 1); writing fhat_i = f_i - gamma absorbs the -1:", eq("X_{ij}", Xstar))
     ev.identity("FD-20 Gibbs form of the plan", Xstar, sp.exp((fh + g0 - m) / gam).subs(fh, f0 - gam),
                 metric="solve(d ell/dX = 0) - exp((fhat_i + g_j - M_ij)/gamma), fhat = f - gamma",
                 key="fd-20-gibbs-form-of-the-plan")
@@ -174,7 +171,7 @@ def entropic_ot_kkt() -> Evidence:
                 key="fd-20-strict-convexity-d-2-ell-dx-2-gamma-x")
     gibbs = sp.exp((fh + g0 - m) / gam)
     val = sp.expand_log(m * gibbs + gam * gibbs * sp.log(gibbs), force=True)
-    ev.step("Value of one entry of <M, X> - gamma H(X) at the Gibbs plan:", _eq(r"M_{ij}X_{ij} + \gamma X_{ij}\log X_{ij}", sp.simplify(val)))
+    ev.step("Value of one entry of <M, X> - gamma H(X) at the Gibbs plan:", eq(r"M_{ij}X_{ij} + \gamma X_{ij}\log X_{ij}", sp.simplify(val)))
     ev.identity("FD-20 entrywise value = X_ij (fhat_i + g_j)", val, gibbs * (fh + g0),
                 metric="M X + gamma X log X - X (fhat + g) at X = Gibbs; summing over i, j with X1 = p, X^T 1 = u "
                        "gives W = <fhat, p> + <g, u>", key="fd-20-entrywise-value-x-ij-fhat-i-g-j")
@@ -186,13 +183,13 @@ def entropic_ot_kkt() -> Evidence:
     Hp1 = -sp.Sum(Xs[i, j] * (sp.log(Xs[i, j]) - 1), (i, 1, N), (j, 1, N))
     pot = sp.Sum(Xs[i, j] * sp.log(Xs[i, j]), (i, 1, N), (j, 1, N))  # POT's Omega
     ev.step("POT minimises <M, X> + reg * Omega(X) with Omega(X) = sum X log X; with reg = gamma this is (20)'s "
-            "objective term by term:", _eq(r"-\gamma H(X) - \gamma\,\Omega(X)", sp.simplify(-gam * H20 - gam * pot)))
+            "objective term by term:", eq(r"-\gamma H(X) - \gamma\,\Omega(X)", sp.simplify(-gam * H20 - gam * pot)))
     ev.identity("FD-20 (20) = POT's objective", (-gam * H20 - gam * pot).doit(), 0,
                 metric="-gamma H(X) - gamma Omega_POT(X) for general N", simplify=lambda e: sp.simplify(sp.expand(e)),
                 key="fd-20-20-pot-s-objective")
     shift = sp.simplify(-gam * Hp1 + gam * H20)
     ev.step("The '+1' convention H'(X) = -sum X (log X - 1) differs by gamma sum_ij X_ij = gamma (X has total mass 1):",
-            _eq(r"-\gamma H'(X) - (-\gamma H(X))", shift))
+            eq(r"-\gamma H'(X) - (-\gamma H(X))", shift))
     ev.identity("FD-20 '+1' convention shifts W by -gamma", shift.subs(sp.Sum(Xs[i, j], (i, 1, N), (j, 1, N)), 1), -gam,
                 metric="-gamma H'(X) + gamma H(X) with sum_ij X_ij = 1 (same plan, value shifted by -gamma), general N",
                 key="fd-20-1-convention-shifts-w-by-gamma")
@@ -237,13 +234,13 @@ def _column_sup_evidence(column_value=None) -> Evidence:
     sv = sp.IndexedBase("s")
     c, nu = sp.symbols("c nu", positive=True)
     L = sp.Sum(sv[i] * x[i] - gam * x[i] * sp.log(x[i]), (i, 1, N)) - nu * (sp.Sum(x[i], (i, 1, N)) - c)
-    ev.step("One column j of the plan, mass c = u_j, scores s_i = g_i - M_ij: Lagrangian of the column problem.", _eq(r"\mathcal L", L))
+    ev.step("One column j of the plan, mass c = u_j, scores s_i = g_i - M_ij: Lagrangian of the column problem.", eq(r"\mathcal L", L))
     dL = _in_range(sp.diff(L, x[k]).doit())
-    ev.step("Differentiating through the sum (KroneckerDelta) gives, for each k in 1..N,", _eq(r"\partial_{x_k}\mathcal L", dL))
+    ev.step("Differentiating through the sum (KroneckerDelta) gives, for each k in 1..N,", eq(r"\partial_{x_k}\mathcal L", dL))
     Z = sp.Sum(sp.exp(sv[i] / gam), (i, 1, N))
     xk = c * sp.exp(sv[k] / gam) / Z
     nu_star = gam * sp.log(Z / c) - gam
-    ev.step("Candidate maximiser (the multiplier fixed by the mass constraint):", _eq("x_k", xk) + r",\quad " + _eq(r"\nu", nu_star))
+    ev.step("Candidate maximiser (the multiplier fixed by the mass constraint):", eq("x_k", xk) + r",\quad " + eq(r"\nu", nu_star))
     ev.identity("FD-33 column stationarity", sp.expand_log(dL.subs({x[k]: xk, nu: nu_star}), force=True), 0,
                 metric="d L / d x_k at the candidate, for general N", simplify=lambda e: sp.simplify(sp.expand_log(e, force=True)),
                 key="fd-33-column-stationarity")
@@ -253,7 +250,7 @@ def _column_sup_evidence(column_value=None) -> Evidence:
                 key="fd-33-column-concavity-d-2-dx-k-2-gamma-x-k")
     ev.step("The column objective is strictly concave (Hessian -gamma diag(1/x)), so this stationary point is its maximiser.")
     per_term = sp.expand(sp.expand_log(sv[k] - gam * sp.log(xk), force=True))
-    ev.step("At the maximiser s_k - gamma log x_k no longer depends on k:", _eq(r"s_k - \gamma\log x_k", per_term))
+    ev.step("At the maximiser s_k - gamma log x_k no longer depends on k:", eq(r"s_k - \gamma\log x_k", per_term))
     value = sp.Sum((xk * (sv[k] - gam * sp.log(xk))).subs(k, i), (i, 1, N))
     cand = gam * c * (sp.log(Z) - sp.log(c)) if column_value is None else column_value(c, Z)
     ev.identity("FD-33 column value = gamma c (log sum_i e^{s_i/gamma} - log c)", value, cand,
@@ -275,7 +272,7 @@ def _conjugate_evidence(candidate=None) -> Evidence:
     derived = conjugate_derived()
     cand = derived if candidate is None else candidate
     per_col = gam * sp.Sum(u[j] * (sp.log(_lse_col(lambda r: g[r], j)) - sp.log(u[j])), (j, 1, N))
-    ev.step("Summing the column values gamma u_j (log sum_i e^{(g_i - M_ij)/gamma} - log u_j) over j:", _eq(r"\mathcal W_\gamma^*(g)", derived))
+    ev.step("Summing the column values gamma u_j (log sum_i e^{(g_i - M_ij)/gamma} - log u_j) over j:", eq(r"\mathcal W_\gamma^*(g)", derived))
     ev.identity("FD-33 W*(g) = gamma (H(u) + sum_j u_j log sum_i e^{(g_i - M_ij)/gamma})", per_col, cand,
                 metric="sum of the column values - candidate closed form, general N", simplify=_zero(),
                 key="fd-33-w-g-gamma-h-u-sum-j-u-j-log-sum-i-e-g-i-m")
@@ -284,7 +281,7 @@ def _conjugate_evidence(candidate=None) -> Evidence:
     affine = sp.Sum(u[j] * g[j], (j, 1, N)) + gam * (-sp.Sum(u[j] * sp.log(u[j]), (j, 1, N))
                                                     + sp.Sum(u[j] * sp.log(sp.Sum(sp.exp(-M[j, i] / gam), (i, 1, N))), (j, 1, N)))
     ev.step("(33) as printed has p(t) with the OUTER index t inside the inner sum over t', so it factors out of "
-            "the log: the printed W* is affine in p, with gradient u(t).", _eq(r"\mathcal W^*_{(33)}(g)", printed))
+            "the log: the printed W* is affine in p, with gradient u(t).", eq(r"\mathcal W^*_{(33)}(g)", printed))
     pull = sp.Sum(u[j] * (g[j] / gam + sp.log(sp.Sum(sp.exp(-M[j, i] / gam), (i, 1, N)))), (j, 1, N))
     ev.identity("FD-33 printed (33) is affine in g", gam * (-sp.Sum(u[j] * sp.log(u[j]), (j, 1, N)) + pull), affine,
                 metric="(33) as printed, with exp(p(t)/gamma) pulled out of the inner sum, minus <u,g> + const", simplify=_zero(),
@@ -294,7 +291,7 @@ def _conjugate_evidence(candidate=None) -> Evidence:
             rf"\mathcal W^*_{{(33)}} = {d_pr:.6f},\quad \mathcal W^*_{{\rm derived}} = {d_de:.6f}")
     if abs(d_pr - d_de) > 1e-12:
         ev.errata.append(Erratum(
-            source=SEED, equation="(33)",
+            source=SOURCE_004, equation="(33)",
             printed=r"\mathcal W^*_\gamma(p;u,M) = \gamma\Big(H(u) + \sum_{t} u(t)\log\Big[\sum_{t'}\exp\big(\gamma^{-1}(p(t) - M(t,t'))\big)\Big]\Big)",
             corrected=r"\mathcal W^*_\gamma(p;u,M) = \gamma\Big(H(u) + \sum_{t} u(t)\log\Big[\sum_{t'}\exp\big(\gamma^{-1}(p(t') - M(t',t))\big)\Big]\Big)",
             note="p must carry the inner (summed) index: as printed, exp(p(t)/gamma) factors out of the inner sum and (33) "
@@ -303,12 +300,12 @@ def _conjugate_evidence(candidate=None) -> Evidence:
                  f"Computed on N = 2, gamma = 1/2: printed {d_pr:.6f}, derived {d_de:.6f}; (36) second line uses the corrected form."))
     # gradient
     grad = _in_range(sp.diff(derived, g[k]).doit())
-    ev.step("Differentiating the derived W* in g_k (through both sums):", _eq(r"\partial_{g_k}\mathcal W_\gamma^*", grad))
+    ev.step("Differentiating the derived W* in g_k (through both sums):", eq(r"\partial_{g_k}\mathcal W_\gamma^*", grad))
     ev.identity("FD-33 gradient = sum_j u_j softmax_k((g - M_.j)/gamma)", grad, grad_derived(), simplify=_zero(),
                 metric="d W*/d g_k - sum_j u_j e^{(g_k - M_kj)/gamma} / sum_l e^{(g_l - M_lj)/gamma}, general N",
                 key="fd-33-gradient-sum-j-u-j-softmax-k-g-m-j-gamma")
     g_pr = grad_printed()
-    ev.step("(34) as printed normalises column t' with M(t', t'') instead of M(t'', t'):", _eq(r"[\nabla\mathcal W^*]_{(34)}", g_pr))
+    ev.step("(34) as printed normalises column t' with M(t', t'') instead of M(t'', t'):", eq(r"[\nabla\mathcal W^*]_{(34)}", g_pr))
     ev.identity("FD-33 (34) as printed = gradient, for symmetric M (footnote 9)", _symmetrise(g_pr), _symmetrise(grad_derived()),
                 simplify=_zero(), metric="(34) printed - derived gradient with M_ij = A_ij + A_ji, general N",
                 key="fd-33-34-as-printed-gradient-for-symmetric-m")
@@ -324,11 +321,11 @@ def _conjugate_evidence(candidate=None) -> Evidence:
                 strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
     total = _sums(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)))
     ev.step("Fenchel-Young / Danskin: the gradient is the maximising p, the first marginal of the column maximisers "
-            "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", _eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
+            "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
     return ev
 
 
-def conjugate() -> Evidence:
+def conjugate(*, candidate=None) -> Evidence:
     r"""For gamma > 0, u in the simplex and any cost M (first index: p's),
 
     W*_gamma(g) = sup_p <g,p> - W_gamma(p,u;M) = gamma (H(u) + sum_j u_j log sum_i exp((g_i - M_ij)/gamma)),
@@ -338,7 +335,7 @@ def conjugate() -> Evidence:
 
     Source: 004_830fd89135933577.txt, Appendix D (33)-(34); Cuturi & Peyre (2016), Thm 2.4.
     """
-    return _conjugate_evidence()
+    return _conjugate_evidence(candidate=candidate)
 
 
 # =============================================================================================
@@ -366,12 +363,12 @@ def _preference_evidence(candidate=None) -> Evidence:
             r"\tilde u = \arg\min_p \mathcal W_\gamma(p,u;M) \iff 0\in\partial\mathcal W_\gamma(\tilde u) \iff \tilde u = \nabla\mathcal W_\gamma^*(0)")
     der = ut_derived()
     cand = der if candidate is None else candidate
-    ev.step("The derived gradient (34) at g = 0:", _eq(r"\tilde u_k", der))
+    ev.step("The derived gradient (34) at g = 0:", eq(r"\tilde u_k", der))
     ev.identity("FD-37 u~ = grad W*(0)", _g_zero(_in_range(sp.diff(conjugate_derived(), g[k]).doit())), cand,
                 simplify=_zero(), metric="d W*/d g_k at g = 0 - candidate u~_k, general N",
                 key="fd-37-u-grad-w-0")
     swapped = sp.Sum(u[j] * sp.Sum(sp.exp(-M[i, j] / gam), (i, 1, N)) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N))
-    ev.step("Summing over k and exchanging the two finite sums: each column's softmax sums to 1.", _eq(r"\sum_k \tilde u_k", swapped))
+    ev.step("Summing over k and exchanging the two finite sums: each column's softmax sums to 1.", eq(r"\sum_k \tilde u_k", swapped))
     ev.identity("FD-37 exchange of the sums in sum_k u~_k", sp.Sum(cand.subs(k, i), (i, 1, N)), swapped, simplify=_zero_swap,
                 metric="sum_k u~_k - (sums exchanged), general N",
                 key="fd-37-exchange-of-the-sums-in-sum-k-u-k")
@@ -379,7 +376,7 @@ def _preference_evidence(candidate=None) -> Evidence:
                 metric="sum_j u_j (sum_i e^{-M_ij/gamma}) / (sum_l e^{-M_lj/gamma}) - 1 with sum u = 1, general N",
                 key="fd-37-u-lies-on-the-simplex")
     pr = ut_printed()
-    ev.step("(37) as printed normalises with M(t', t'') (row t' of M) instead of M(t'', t') (column t'):", _eq(r"\tilde u_{(37)}(t_k)", pr))
+    ev.step("(37) as printed normalises with M(t', t'') (row t' of M) instead of M(t'', t') (column t'):", eq(r"\tilde u_{(37)}(t_k)", pr))
     ev.identity("FD-37 (37) as printed = u~ for symmetric M (footnote 9)", _symmetrise(pr), _symmetrise(der), simplify=_zero(),
                 metric="(37) printed - derived with M_ij = A_ij + A_ji, general N",
                 key="fd-37-37-as-printed-u-for-symmetric-m-footnote-9")
@@ -396,7 +393,7 @@ def _preference_evidence(candidate=None) -> Evidence:
     # (38): the mean, for any M
     mean_der = sp.Sum(cand.subs(k, i) * a[i], (i, 1, N))
     mean_pr = sp.Sum(sp.Sum(u[j] * sp.exp(-M[i, j] / gam) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N)) * a[i], (i, 1, N))
-    ev.step("(38) along a direction v (a_i = <t_i, v>), as printed:", _eq(r"\langle\tilde\mu, v\rangle_{(38)}", mean_pr))
+    ev.step("(38) along a direction v (a_i = <t_i, v>), as printed:", eq(r"\langle\tilde\mu, v\rangle_{(38)}", mean_pr))
     ev.identity("FD-37 (38) = mean of u~, any M", mean_pr, mean_der, simplify=_zero(),
                 metric="(38) printed - sum_i u~_i a_i, general N, no symmetry assumed",
                 key="fd-37-38-mean-of-u-any-m")
@@ -406,12 +403,12 @@ def _preference_evidence(candidate=None) -> Evidence:
     lim = sp.limit(w_jj, gam, 0, "+")
     ev.step("gamma -> 0: in column j the softmax weight of i = j is 1 / sum_k e^{-(M_kj - M_jj)/gamma}; with the gaps "
             "Delta_k = M_kj - M_jj > 0 for k != j (footnote 9: M(t,t) < M(t',t)), each term e^{-Delta_k/gamma} -> 0, so "
-            "the weight -> 1 and u~ -> u. Explicit N = 3:", _eq(r"\lim_{\gamma\to0^+}" + sp.latex(w_jj), lim))
+            "the weight -> 1 and u~ -> u. Explicit N = 3:", eq(r"\lim_{\gamma\to0^+}" + sp.latex(w_jj), lim))
     ev.identity("FD-37 gamma -> 0: diagonal weight -> 1 under footnote 9", lim, 1,
                 key="fd-37-gamma-0-diagonal-weight-1-under-footnote-9")
     lim_tie = sp.limit(w_jj.subs(d1_, 0), gam, 0, "+")
     ev.step("If the diagonal is not the strict column minimum (a tie Delta_1 = 0, as in the grouped cost of FD-G), "
-            "the weight tends to 1/2 and u~ does not tend to u:", _eq(r"\lim_{\gamma\to0^+}\big(\cdot\big)\big|_{\Delta_1=0}", lim_tie))
+            "the weight tends to 1/2 and u~ does not tend to u:", eq(r"\lim_{\gamma\to0^+}\big(\cdot\big)\big|_{\Delta_1=0}", lim_tie))
     ev.check("FD-37 the strict diagonal condition is needed", "symbolic", "limit of the diagonal weight with one tie",
              str(lim_tie), "!= 1", lim_tie != 1, "a tie in a column keeps mass off the diagonal for every gamma",
              key="fd-37-the-strict-diagonal-condition-is-needed", numerical_class="exact", evidence="proof")
@@ -435,7 +432,7 @@ ASSUMPTIONS = [
 ]
 
 
-def true_preference() -> Evidence:
+def true_preference(*, candidate=None) -> Evidence:
     r"""Prop 1: the minimiser of W_gamma(., u; M) over the simplex is
 
     u~_i = sum_j u_j exp(-M_ij/gamma) / sum_k exp(-M_kj/gamma)   (any M; = (37) as printed for symmetric M),
@@ -443,7 +440,7 @@ def true_preference() -> Evidence:
 
     Source: 004_830fd89135933577.txt, Appendix D, Prop 1, (37)-(38), footnote 9.
     """
-    ev = _preference_evidence()
+    ev = _preference_evidence(candidate)
     ev.tables.append(Table("Sec 9 / Appendix D: what each printed formula needs of the cost M",
                            ["printed formula", "assumption on M", "checked by"], ASSUMPTIONS))
     return ev
@@ -458,12 +455,24 @@ def _lambda_star(al, ga, Sig, z, I):
 
 
 def _attention_evidence(candidate=_lambda_star) -> Evidence:
+    """FD-22's derivation in four lemmas: the column cumulant (39)-(42), the mean (43), the quadratic model
+    and its stationary point (the candidate lambda*), and (44)/(22) as printed."""
     ev = Evidence()
+    _column_cumulant_expansion(ev)
+    _column_means_average_to_the_true_preference(ev)
+    _quadratic_model_is_solved_by_the_candidate(ev, candidate)
+    _attention_22_is_the_gradient_at_alpha_z(ev)
+    return ev
+
+
+def _column_cumulant_expansion(ev: Evidence) -> None:
+    """(39)-(42): log sum_i e^{(t_i^T lambda - M_ij)/gamma} = log Z + K_t(lambda), K_t the cumulant of q_t; (42)'s
+    summation index corrected (erratum)."""
     m = sp.IndexedBase("m")  # m_i = M_ij for the fixed column j
     Z = sp.Sum(sp.exp(-m[i] / gam), (i, 1, N))
     lhs39 = sp.Sum(sp.exp((s * a[i] - m[i]) / gam), (i, 1, N))
     ev.step("Fix a column j (the template carrying u's mass), write m_i = M_ij, lambda = s v and a_i = <t_i, v>. "
-            "(39): pull Z = sum_i e^{-m_i/gamma} out, q_i = e^{-m_i/gamma} / Z.", _eq(r"\sum_i e^{(t_i^\top\lambda - M_{ij})/\gamma}", lhs39))
+            "(39): pull Z = sum_i e^{-m_i/gamma} out, q_i = e^{-m_i/gamma} / Z.", eq(r"\sum_i e^{(t_i^\top\lambda - M_{ij})/\gamma}", lhs39))
     rhs39 = Z * sp.Sum(sp.exp(-m[i] / gam) / Z * sp.exp(s * a[i] / gam), (i, 1, N))
     ev.identity("FD-22 (39): sum_i e^{(s a_i - m_i)/gamma} = Z sum_i q_i e^{s a_i/gamma}", lhs39, rhs39,
                 simplify=lambda e: _zero()(sp.powsimp(sp.expand(e), combine="exp")),
@@ -474,7 +483,7 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     var = sp.Sum(q[i] * (a[i] - mean) ** 2, (i, 1, N))
     d0, d1, d2 = (sp.diff(Kf, s, r).subs(s, 0).doit() for r in (0, 1, 2))
     ev.step("(40): the cumulant log M_t(lambda/gamma) along lambda = s v; its derivatives at s = 0 (sum_i q_i = 1):",
-            _eq(r"K_t(s)", Kf))
+            eq(r"K_t(s)", Kf))
     ev.identity("FD-22 (40) order 0: log M_t(0) = 0", d0, 0, simplify=_zero(normalised=(q,)), metric="K_t(0), sum q = 1",
                 key="fd-22-40-order-0-log-m-t-0-0")
     ev.identity("FD-22 (40)-(41) order 1: mu_t^T v / gamma", d1, mean / gam, simplify=_zero(normalised=(q,)),
@@ -494,16 +503,19 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
             rf"v^\top\Sigma_{{t_1}}v = {v_der:.6f},\quad (42)_{{\rm printed}} = {v_pr:.6f}")
     if abs(v_der - v_pr) > 1e-12:
         ev.errata.append(Erratum(
-            source=SEED, equation="(42)",
+            source=SOURCE_004, equation="(42)",
             printed=r"\Sigma_{\mathbf t} = \sum_{\mathbf t\in\mathcal A} q_{\mathbf t}(\mathbf t')(\mathbf t' - \mu_{\mathbf t})(\mathbf t' - \mu_{\mathbf t})^\top",
             corrected=r"\Sigma_{\mathbf t} = \sum_{\mathbf t'\in\mathcal A} q_{\mathbf t}(\mathbf t')(\mathbf t' - \mu_{\mathbf t})(\mathbf t' - \mu_{\mathbf t})^\top",
             note="summation index: the covariance of q_t sums over t', not over t (the printed sum is a function of t', "
                  f"not the covariance of q_t). Computed on N = 2: covariance {v_der:.6f} vs printed {v_pr:.6f}."))
-    # (43)
+
+
+def _column_means_average_to_the_true_preference(ev: Evidence) -> None:
+    """(43): sum_t u(t) mu_t = mu~ for any M (column-normalised q); as printed (row-normalised) for symmetric M."""
     uq = sp.Sum(u[j] * sp.Sum(sp.exp(-M[i, j] / gam) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)) * a[i], (i, 1, N)), (j, 1, N))
     mu38 = sp.Sum(ut_derived(i) * a[i], (i, 1, N))
     ev.step("(43) with q_j(i) = e^{-M_ij/gamma} / sum_l e^{-M_lj/gamma} (column j, as (36) requires):",
-            _eq(r"\sum_j u_j\langle\mu_{t_j}, v\rangle", uq))
+            eq(r"\sum_j u_j\langle\mu_{t_j}, v\rangle", uq))
     ev.identity("FD-22 (43): sum_t u(t) mu_t = mu~ (any M)", uq, mu38, simplify=_zero_swap,
                 metric="sum_j u_j mu_j^T v - sum_i u~_i a_i (exchange of finite sums), general N",
                 key="fd-22-43-sum-t-u-t-mu-t-mu-any-m")
@@ -511,7 +523,11 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     ev.identity("FD-22 (43) as printed (row-normalised q_t) = (38) for symmetric M", _symmetrise(uq_pr), _symmetrise(mu38),
                 simplify=_zero_swap, metric="(43) printed - (38) with M_ij = A_ij + A_ji, general N",
                 key="fd-22-43-as-printed-row-normalised-q-t-38-for")
-    # quadratic model and stationarity, general d
+
+
+def _quadratic_model_is_solved_by_the_candidate(ev: Evidence, candidate) -> None:
+    """The quadratic model of (36) has gradient z - (I/alpha + Sigmabar/gamma) lambda, solved by the candidate
+    lambda* = (I + (alpha/gamma) Sigmabar)^{-1} alpha z (checked in d = 2), = alpha z + O(alpha/gamma)."""
     d = sp.Symbol("d", integer=True, positive=True)
     Sig, lam = sp.MatrixSymbol("Sigmabar", d, d), sp.MatrixSymbol("lambda", d, 1)
     z, mut, mbar = sp.MatrixSymbol("z", d, 1), sp.MatrixSymbol("mutilde", d, 1), sp.MatrixSymbol("mbar", d, 1)
@@ -519,9 +535,9 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     J = lam.T * (mut + z) - lam.T * lam / (2 * alpha) - (mbar.T * lam + lam.T * Sig * lam / (2 * gam))
     ev.step("Substituting (39)-(40) into (36) and dropping the constant sum_t u(t) log Z(t) and the remainder "
             "gamma O(||lambda/gamma||^3): the quadratic model (mbar = sum_t u(t) mu_t, Sigmabar = sum_t u(t) Sigma_t).",
-            _eq(r"J(\lambda)", J))
+            eq(r"J(\lambda)", J))
     grad = J.diff(lam).subs(Sig.T, Sig).doit()
-    ev.step("Its gradient (Sigmabar symmetric); with mbar = mu~ by (43) the constant terms cancel:", _eq(r"\nabla J", grad))
+    ev.step("Its gradient (Sigmabar symmetric); with mbar = mu~ by (43) the constant terms cancel:", eq(r"\nabla J", grad))
     target = (z - lam / alpha - Sig * lam / gam).subs(mut, mbar)
     ev.identity("FD-22 gradient of the model = z - (I/alpha + Sigmabar/gamma) lambda", grad.subs(mut, mbar), target,
                 simplify=_mat_zero,
@@ -537,7 +553,7 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     Zv = sp.Matrix([z1, z2])
     cand = candidate(alpha, gam, Sg, Zv, sp.eye(2))
     resid = Zv - (sp.eye(2) / alpha + Sg / gam) * cand
-    ev.step("Explicit d = 2 (symmetric symbolic Sigmabar): the closed form printed before (44),", _eq(r"\lambda^*", sp.simplify(cand)))
+    ev.step("Explicit d = 2 (symmetric symbolic Sigmabar): the closed form printed before (44),", eq(r"\lambda^*", sp.simplify(cand)))
     ev.identity("FD-22 d=2: lambda* = (I + alpha/gamma Sigmabar)^{-1} alpha z solves the model", resid, sp.zeros(2, 1),
                 simplify=_mat_zero,
                 metric="z - (I/alpha + Sigmabar/gamma) lambda*, entrywise",
@@ -546,7 +562,7 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     ser = lam_c.applyfunc(lambda e: sp.collect(sp.expand(sp.series(e, c, 0, 2).removeO()), c))
     first = alpha * Zv - c * alpha * Sg * Zv
     ev.step("Expanding in c = alpha/gamma: lambda* = alpha z - (alpha^2/gamma) Sigmabar z + O((alpha/gamma)^2 alpha), "
-            "so lambda* -> alpha z with relative error O(alpha/gamma), which gives (44):", _eq(r"\lambda^*", ser))
+            "so lambda* -> alpha z with relative error O(alpha/gamma), which gives (44):", eq(r"\lambda^*", ser))
     ev.identity("FD-22 d=2: lambda* = alpha z - c alpha Sigmabar z + O(c^2)", ser, first,
                 simplify=_mat_zero,
                 metric="order-1 Taylor polynomial in c = alpha/gamma of lambda* minus (alpha z - c alpha Sigmabar z)",
@@ -555,12 +571,15 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
             "lambda* by O(alpha^3/gamma^2). Since Sigmabar <= max ||t||^2 I, the error of lambda* ~ alpha z is bounded "
             "by a constant (||z||, the template scale) times alpha/gamma relative to alpha: alpha/gamma small suffices, "
             "alpha small alone does not (it is smaller still when gamma is below the cost gaps, which make Sigmabar small).")
-    # (44) and (22)
+
+
+def _attention_22_is_the_gradient_at_alpha_z(ev: Evidence) -> None:
+    """(22) as printed is grad W*(alpha T z) for any M; (44) as printed agrees with it only for symmetric M."""
     p35 = sp.Sum(u[j] * sp.exp((alpha * a[k] - M[k, j]) / gam) / sp.Sum(sp.exp((alpha * a[l] - M[l, j]) / gam), (l, 1, N)), (j, 1, N))
     p22 = sp.Sum(u[j] * sp.exp((alpha * a[k] - M[k, j]) / gam) / sp.Sum(sp.exp((alpha * a[l] - M[l, j]) / gam), (l, 1, N)), (j, 1, N))
     p44 = sp.Sum(u[j] * sp.exp((alpha * a[k] - M[k, j]) / gam) / sp.Sum(sp.exp((alpha * a[l] - M[j, l]) / gam), (l, 1, N)), (j, 1, N))
     grad_at = grad_derived().replace(lambda w: isinstance(w, sp.Indexed) and w.base == g, lambda w: alpha * a[w.indices])
-    ev.step("(35) at lambda = alpha z is grad W*(alpha T z); write a_i = <t_i, z> (so v = z):", _eq(r"p^*(t_k)", grad_at))
+    ev.step("(35) at lambda = alpha z is grad W*(alpha T z); write a_i = <t_i, z> (so v = z):", eq(r"p^*(t_k)", grad_at))
     ev.identity("FD-22 (22) as printed = grad W*(alpha T z), any M", p22, grad_at, simplify=_zero(),
                 metric="(22) printed (Z_i with M(t', t_i)) - derived, general N",
                 key="fd-22-22-as-printed-grad-w-alpha-t-z-any-m")
@@ -571,10 +590,9 @@ def _attention_evidence(candidate=_lambda_star) -> Evidence:
     ev.step("For non-symmetric M, (44) and (35)/(36) as printed (which use M(t', t'')) differ from (22), which has the "
             "orientation the derivation gives (N = 2, alpha = 1, gamma = 1/2):",
             rf"p_{{(44)}}(t_1) = {e44:.6f},\quad p_{{(22)}}(t_1) = {e22:.6f}")
-    return ev
 
 
-def ot_attention_steps() -> Evidence:
+def ot_attention_steps(*, candidate=_lambda_star) -> Evidence:
     r"""For small alpha/gamma the minimiser of (21) is (22):
 
     lambda* = (I + (alpha/gamma) Sigmabar)^{-1} alpha z + O(alpha^3/gamma^2) = alpha z + O(alpha^2/gamma),
@@ -584,7 +602,7 @@ def ot_attention_steps() -> Evidence:
 
     Source: 004_830fd89135933577.txt, Sec 9 (21)-(22), Appendix D (35)-(36), (39)-(44).
     """
-    return _attention_evidence()
+    return _attention_evidence(candidate=candidate)
 
 
 # =============================================================================================
@@ -604,12 +622,12 @@ def _group_evidence(candidate=None) -> Evidence:
     pt = ui * sp.exp(alpha * (sg + eps * de[k]) / gam) / sp.Sum(sp.exp(alpha * (sg + eps * de[l]) / gam), (l, 1, G))
     equal = pt.subs(eps, 0).doit()
     cand = ui / G if candidate is None else candidate(ui, G)
-    ev.step("With equal inner products <t, z> = s on G (|G| = G symbolic):", _eq(r"p^*(t_k)", sp.simplify(equal)))
+    ev.step("With equal inner products <t, z> = s on G (|G| = G symbolic):", eq(r"p^*(t_k)", sp.simplify(equal)))
     ev.identity("FD-G p*(t) = u_i/|G|", equal, cand, metric="(22) on the group with equal inner products - candidate, general |G|",
                 key="fd-g-p-t-u-i-g")
     first = _in_range(sp.diff(pt, eps).subs(eps, 0).doit())
     dbar = sp.Sum(de[l], (l, 1, G)) / G
-    ev.step("Unequal inner products s + epsilon delta_t: first order in epsilon,", _eq(r"\partial_\epsilon p^*(t_k)|_0", sp.simplify(first)))
+    ev.step("Unequal inner products s + epsilon delta_t: first order in epsilon,", eq(r"\partial_\epsilon p^*(t_k)|_0", sp.simplify(first)))
     ev.identity("FD-G first-order move = u_i/|G| (alpha/gamma)(delta_t - mean delta)", first,
                 ui / G * (alpha / gam) * (de[k] - dbar), simplify=lambda e: sp.simplify(_sums(sp.simplify(e))),
                 metric="d p*(t_k)/d epsilon at 0 - u_i/|G| (alpha/gamma)(delta_k - mean delta), general |G|",
@@ -623,7 +641,7 @@ def _group_evidence(candidate=None) -> Evidence:
             "group) and oo.", rf"M(t,t) \in \{{{sp.latex(same)}, {sp.latex(other)}\}}")
     if same != other:
         ev.errata.append(Erratum(
-            source=SEED, equation="Sec 9, grouped-cost example",
+            source=SOURCE_004, equation="Sec 9, grouped-cost example",
             printed=r"\text{otherwise, } M(\mathbf t, \mathbf t) = \infty",
             corrected=r"\text{otherwise, } M(\mathbf t, \mathbf t') = \infty",
             note="the cost across groups concerns pairs t, t' in different groups; as printed the diagonal would be "
@@ -631,11 +649,11 @@ def _group_evidence(candidate=None) -> Evidence:
     return ev
 
 
-def group_cost() -> Evidence:
+def group_cost(*, candidate=None) -> Evidence:
     r"""With M(t, t') = 0 inside a group, +inf across, t_i the only input template of its group G and
     <t, z> equal on G, (22) gives p*(t) = u_i/|G| on G; to first order in unequal inner products
     <t,z> = s + delta_t it moves by u_i/|G| (alpha/gamma)(delta_t - mean_G delta).
 
     Source: 004_830fd89135933577.txt, Sec 9 (paragraph after (22)).
     """
-    return _group_evidence()
+    return _group_evidence(candidate=candidate)

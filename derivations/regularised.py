@@ -18,10 +18,10 @@ from typing import Callable
 import sympy as sp
 
 from attnverify.evidence import Evidence
-from derivations.eot import eq, n, readable, s, sum_normal, sum_simplify, tau
-from derivations.eot_gradients import resolve
+from attnverify.sources import SOURCE_000
+from derivations._sums import eq, readable, resolve, sum_normal, sum_simplify
+from derivations.eot import n, s, tau
 
-SRC_000 = "000_126cee95456ccd42.txt"
 
 j, k, i = sp.symbols("j k i", integer=True, positive=True)
 K = sp.Symbol("K", integer=True, positive=True)  # support size (scores sorted decreasingly)
@@ -153,15 +153,15 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
     return ev
 
 
-def omega_template() -> Evidence:
-    r"""EOT-OMEGA. For $\Omega(p) = \sum_j\omega(p_j)$ strictly convex, $\arg\max_{p\in\Delta_n}\langle p,s\rangle
-    - \Omega(p)$ is $p_j = (\omega')^{-1}(s_j - \tau^\star)$ where $s_j - \tau^\star > \omega'(0^+)$, else $0$,
-    with $\tau^\star$ fixed by $\sum_j p_j = 1$. Shannon $\omega = \tau p\log p$: $\operatorname{softmax}(s/\tau)$;
-    $\omega = p^2/2$: sparsemax $[s - \tau^\star]_+$, $\tau^\star = (\sum_{i\le K}s_{(i)} - 1)/K$,
-    $K = \max\{k: 1 + ks_{(k)} > \sum_{i\le k}s_{(i)}\}$; Tsallis $\omega = (p^\alpha - p)/(\alpha(\alpha-1))$:
-    $\alpha$-entmax $[(\alpha-1)s - \tau^\star]_+^{1/(\alpha-1)}$ (general $n$, $K$).
+def omega_template(*, sparse_thr=sparsemax_threshold) -> Evidence:
+    r"""EOT-OMEGA. For :math:`\Omega(p) = \sum_j\omega(p_j)` strictly convex, :math:`\arg\max_{p\in\Delta_n}\langle p,s\rangle
+    - \Omega(p)` is :math:`p_j = (\omega')^{-1}(s_j - \tau^\star)` where :math:`s_j - \tau^\star > \omega'(0^+)`, else :math:`0`,
+    with :math:`\tau^\star` fixed by :math:`\sum_j p_j = 1`. Shannon :math:`\omega = \tau p\log p`: :math:`\operatorname{softmax}(s/\tau)`;
+    :math:`\omega = p^2/2`: sparsemax :math:`[s - \tau^\star]_+`, :math:`\tau^\star = (\sum_{i\le K}s_{(i)} - 1)/K`,
+    :math:`K = \max\{k: 1 + ks_{(k)} > \sum_{i\le k}s_{(i)}\}`; Tsallis :math:`\omega = (p^\alpha - p)/(\alpha(\alpha-1))`:
+    :math:`\alpha`-entmax :math:`[(\alpha-1)s - \tau^\star]_+^{1/(\alpha-1)}` (general :math:`n`, :math:`K`).
 
     Source: 000_126cee95456ccd42.txt (attention as a regularised optimisation; the generalisation to other
     regularisers is this project's, after Martins & Astudillo 2016 and Peters et al. 2019).
     """
-    return _omega_evidence()
+    return _omega_evidence(sparse_thr=sparse_thr)

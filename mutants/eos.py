@@ -3,8 +3,6 @@ period-two orbits.  EOS-SHARP's mutants (full training runs) are in mutants/trai
 
 from __future__ import annotations
 
-import functools
-
 import sympy as sp
 
 from . import Mutant
@@ -32,32 +30,62 @@ def _kappa_indices_swapped(T, Q, hs):
     return Q / 6 - sp.Rational(1, 2) * sum(T(0, k, k) ** 2 / hs[k] for k in range(len(hs)))
 
 
+def rec_sign():
+    """EOS-REC with delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)."""
+    from derivations import eos as E
+
+    return E.step_recurrence(candidate=lambda H: sp.Identity(H.shape[0]) + _eta() * H)
+
+
+def _public(ref, **kw):
+    """The public function ``module:function`` with the formula under test passed by keyword."""
+
+    def run():
+        import importlib
+
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)(**kw)
+
+    run.__doc__ = f"{ref} with {', '.join(kw)} replaced"
+    return run
+
+
+REC, LOSS, P2 = "derivations.eos:step_recurrence", "derivations.eos:loss_change", "derivations.eos:period_two"
+NREC, NLOSS, NP2 = ("checks.eos_numeric:recurrence_numeric", "checks.eos_numeric:loss_change_numeric",
+                    "checks.eos_numeric:period_two_numeric")
+
+rec_boundary_halved = _public(REC, boundary_factor=1)
+rec_boundary_halved_numeric = _public(NREC, boundary_factor=1.0)
+loss_half_dropped = _public(LOSS, candidate=lambda e, G, h: -e * G * (1 - e * h))
+loss_half_dropped_numeric = _public(NLOSS, loss_formula=lambda eta, g, H: -eta * (g @ g) * (1 - eta * (g @ H @ g) / (g @ g)))
+loss_nan = _public(NLOSS, loss_formula=lambda eta, g, H: float("nan"))
+p2_kappa_sign = _public(P2, kappa_candidate=_kappa_sign_flipped)
+p2_indices_swapped = _public(P2, kappa_formula=_kappa_indices_swapped)
+p2_kappa_sign_numeric = _public(NP2, kappa=lambda h, a, b: b / 6 + a * a / (2 * h))
+p2_cross_term_dropped = _public(NP2, kappa_index=6)
+p2_nan = _public(NP2, kappa=lambda h, a, b: float("nan"))
+
 MUTANTS = [
     Mutant("EOS-REC/sign", "EOS", "step recurrence delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)",
-           patch={"derivations.eos:_recurrence_identity": lambda orig: functools.partial(
-               orig, candidate=lambda H: sp.Identity(H.shape[0]) + _eta() * H)}),
+           replace={REC: "mutants.eos:rec_sign"}),
     Mutant("EOS-REC/boundary-halved", "EOS", "stability boundary 1/eta instead of 2/eta (factor 2 dropped)",
-           patch={"derivations.eos:_stability_evidence": lambda orig: lambda ev, boundary: orig(ev, boundary / 2)}),
+           replace={REC: "mutants.eos:rec_boundary_halved"}),
     Mutant("EOS-REC/boundary-halved-numeric", "EOS", "numeric contraction test against spec in (0, 1/eta)",
-           patch={"checks.eos_numeric:_boundary_agreement": lambda orig: functools.partial(orig, factor=1.0)}),
+           replace={NREC: "mutants.eos:rec_boundary_halved_numeric"}),
     Mutant("EOS-LOSS/half-dropped", "EOS", "loss change -eta ||g||^2 (1 - eta hhat) (the 1/2 dropped)",
-           patch={"derivations.eos:_loss_formula_evidence": lambda orig: functools.partial(
-               orig, candidate=lambda e, G, h: -e * G * (1 - e * h))}),
+           replace={LOSS: "mutants.eos:loss_half_dropped"}),
     Mutant("EOS-LOSS/half-dropped-numeric", "EOS", "numeric loss-change formula without the 1/2",
-           patch={"checks.eos_numeric:_loss_formula": lambda orig: lambda eta, g, H:
-                  -eta * (g @ g) * (1 - eta * (g @ H @ g) / (g @ g))}),
+           replace={NLOSS: "mutants.eos:loss_half_dropped_numeric"}),
     Mutant("EOS-P2/kappa-sign", "EOS", "kappa = L''''/6 + L'''^2/(2 L'') (sign of the cubic term flipped)",
-           patch={"derivations.eos:_amplitude_1d": lambda orig: functools.partial(
-               orig, kappa_candidate=_kappa_sign_flipped)}),
+           replace={P2: "mutants.eos:p2_kappa_sign"}),
     Mutant("EOS-P2/indices-swapped", "EOS", "kappa_1 = Q_1111/6 - 1/2 sum_k T_1kk^2/h_k (T_11k -> T_1kk)",
-           patch={"derivations.eos:_lyapunov_schmidt": lambda orig: functools.partial(
-               orig, kappa_formula=_kappa_indices_swapped)}),
+           replace={P2: "mutants.eos:p2_indices_swapped"}),
     Mutant("EOS-P2/kappa-sign-numeric", "EOS", "numeric kappa = b/6 + a^2/(2h) (sign flipped)",
-           patch={"checks.eos_numeric:_kappa": lambda orig: lambda h, a, b: b / 6 + a * a / (2 * h)}),
+           replace={NP2: "mutants.eos:p2_kappa_sign_numeric"}),
     Mutant("EOS-P2/cross-term-dropped", "EOS", "2-D kappa_1 without the cross term T_112 (separable part only)",
-           patch={"checks.eos_numeric:_p2_2d": lambda orig: functools.partial(orig, kappa_index=6)}),
+           replace={NP2: "mutants.eos:p2_cross_term_dropped"}),
     Mutant("EOS-LOSS/nan", "EOS", "numeric loss-change formula evaluates to NaN",
-           patch={"checks.eos_numeric:_loss_formula": lambda orig: lambda eta, g, H: float("nan")}),
+           replace={NLOSS: "mutants.eos:loss_nan"}),
     Mutant("EOS-P2/nan", "EOS", "numeric kappa evaluates to NaN",
-           patch={"checks.eos_numeric:_kappa": lambda orig: lambda h, a, b: float("nan")}),
+           replace={NP2: "mutants.eos:p2_nan"}),
 ]

@@ -13,70 +13,70 @@ def kkt_tau_inverted():
     """EOT-KKT with tau <-> 1/tau: exp(s_k tau)/sum_l exp(s_l tau)."""
     from derivations import eot as E
 
-    return E._kkt_evidence(candidate=lambda idx: sp.exp(E.s[idx] * E.tau) / sp.Sum(sp.exp(E.s[E.l] * E.tau), (E.l, 1, E.n)))
+    return E.kkt(candidate=lambda idx: sp.exp(E.s[idx] * E.tau) / sp.Sum(sp.exp(E.s[E.l] * E.tau), (E.l, 1, E.n)))
 
 
 def uniq_power():
     """EOT-UNIQ with the second variation tau v_j^2/p_j^2 (p_j squared)."""
     from derivations import eot as E
 
-    return E._uniq_evidence(candidate=lambda pj, vj: E.tau * vj**2 / pj**2)
+    return E.uniqueness(candidate=lambda pj, vj: E.tau * vj**2 / pj**2)
 
 
 def lse_sign():
     """EOT-LSE with the sign of the optimal value flipped: +tau log sum_j e^{s_j/tau}."""
     from derivations import eot as E
 
-    return E._lse_evidence(candidate=lambda: E.tau * sp.log(E._Z()))
+    return E.log_sum_exp(candidate=lambda: E.tau * sp.log(E.partition_function()))
 
 
 def sdpa_tau_is_d():
     """EOT-SDPA with tau = d instead of sqrt(d)."""
     from checks import eot_torch
 
-    return eot_torch._sdpa_evidence(tau_fn=float)
+    return eot_torch.sdpa_equivalence(tau_fn=float)
 
 
 def pg_tau_dropped():
     """EOT-PG without the factor 1/tau: dL/ds_k = p_k (g_k - E_p[g])."""
     from derivations import eot_gradients as G
 
-    return G._pg_evidence(candidate=lambda idx: G.softmax(idx) * (G.g[idx] - G.Ep(lambda i: G.g[i])))
+    return G.policy_gradient(candidate=lambda idx: G.softmax(idx) * (G.g[idx] - G.Ep(lambda i: G.g[i])))
 
 
 def pg_uniform_baseline():
     """EOT-PG with E_p[g] replaced by the plain mean of g (wrong normaliser of the baseline)."""
     from checks import eot_torch
 
-    return eot_torch._pg_evidence(dS_fn=lambda p, g, tau: p * (g - g.mean(-1, keepdims=True)) / tau)
+    return eot_torch.policy_gradient_autograd(dS_fn=lambda p, g, tau: p * (g - g.mean(-1, keepdims=True)) / tau)
 
 
 def fisher_sign():
     """EOT-FISHER with the sign of the rank-one term flipped: diag p + p p^T."""
     from derivations import eot_gradients as G
 
-    return G._fisher_evidence(candidate=lambda pp, a, bb: sp.KroneckerDelta(a, bb) * pp(a) + pp(a) * pp(bb))
+    return G.fisher(candidate=lambda pp, a, bb: sp.KroneckerDelta(a, bb) * pp(a) + pp(a) * pp(bb))
 
 
 def fisher_rank_one_dropped():
     """EOT-FISHER numerically with the rank-one term dropped: I = diag p."""
     from checks import eot_torch
 
-    return eot_torch._fisher_evidence(fisher_fn=np.diag)
+    return eot_torch.fisher_numeric(fisher_fn=np.diag)
 
 
 def limits_one_hot():
     """EOT-LIMITS with the tau -> 0 limit e_argmax (mass 1) on a tie of m maxima, instead of 1/m."""
     from derivations import eot_gradients as G
 
-    return G._limits_evidence(zero_limit=lambda mm: sp.Integer(1))
+    return G.limits(zero_limit=lambda mm: sp.Integer(1))
 
 
 def limits_one_hot_numeric():
     """EOT-LIMITS numerically with the tau -> 0 target e_argmax instead of uniform on the argmax set."""
     from checks import eot_torch
 
-    return eot_torch._limits_evidence(zero_target=lambda s: np.eye(len(s))[np.argmax(s)])
+    return eot_torch.limits_numeric(zero_target=lambda s: np.eye(len(s))[np.argmax(s)])
 
 
 def _nan_like(x):
@@ -98,14 +98,14 @@ def pg_nan():
     """EOT-PG with a backprop formula that evaluates to NaN."""
     from checks import eot_torch
 
-    return eot_torch._pg_evidence(dS_fn=lambda p, g, tau: _nan_like(p))
+    return eot_torch.policy_gradient_autograd(dS_fn=lambda p, g, tau: _nan_like(p))
 
 
 def fisher_nan():
     """EOT-FISHER with a Fisher matrix that evaluates to NaN."""
     from checks import eot_torch
 
-    return eot_torch._fisher_evidence(fisher_fn=lambda p: np.full((len(p), len(p)), np.nan))
+    return eot_torch.fisher_numeric(fisher_fn=lambda p: np.full((len(p), len(p)), np.nan))
 
 
 MUTANTS = [

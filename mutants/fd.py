@@ -24,28 +24,20 @@ def fd11_half_dropped():
     """(11) without the 1/2: log M = <mu, l> + l^T Sigma l, whose second directional derivative is 2 v^T Sigma v."""
     from derivations import cumulant as C
 
-    ev = C._directional_evidence(second=2 * C._var_dir())
-    ev.extend(C._explicit_case_evidence())
-    ev.extend(C._appendix_a_evidence())
-    return ev
+    return C.cumulant_expansion(second=2 * C.variance_along())
 
 
 def fd13_sign():
     """(13) with the sign of alpha Sigma flipped: alpha (I - alpha Sigma)^{-1} z."""
     from derivations import cumulant as C
 
-    ev = C._quadratic_evidence(candidate=lambda a, Sig, z, I: a * _inv(I - a * Sig) * z)
-    ev.extend(C._footnote5_evidence())
-    return ev
+    return C.quadratic_cumulant_solution(candidate=lambda a, Sig, z, I: a * _inv(I - a * Sig) * z)
 
 
 def _gaussian(**kw):
     from derivations import gaussian as G
 
-    ev = G._mgf_evidence()
-    ev.extend(G._dual_evidence(**{k: v for k, v in kw.items() if k in ("lam_candidate", "mean_candidate")}))
-    ev.extend(G._primal_evidence(**{k: v for k, v in kw.items() if k == "mean_candidate"}))
-    return ev
+    return G.gaussian_case(**kw)
 
 
 def fd5_alpha_inverted():
@@ -63,24 +55,31 @@ def fd7_dual_alpha_inverted():
     from derivations import fenchel_dual as F
 
     def wrong(vec=F.lam):
-        return (sp.Sum(vec[F.a] * (F.mu[F.a] + F.z[F.a]), (F.a, 1, F.d)) - F.alpha * F._sqnorm(vec[F.a]) / 2
-                - sp.log(F._M(vec)))
+        return (sp.Sum(vec[F.a] * (F.mu[F.a] + F.z[F.a]), (F.a, 1, F.d)) - F.alpha * F.sqnorm(vec[F.a]) / 2
+                - sp.log(F.mgf(vec)))
 
-    return F._dual_evidence(candidate=wrong)
+    return F.dual_problem(candidate=wrong)
+
+
+def fd14_kappa3_sign():
+    """FD-14's third-order coefficient of lambda* with the kappa_3 sign flipped: sigma^4 z + kappa_3 z^2/2."""
+    from derivations import cumulant as C
+
+    return C.first_order_lambda(a3_candidate=lambda s2, k3, z: s2**2 * z + k3 * z**2 / 2)
 
 
 def fdmem_nu_factor():
     """MEM's multiplier read as alpha = nu instead of alpha = 2 nu (factor 2 dropped)."""
     from derivations import fenchel_dual as F
 
-    return F._mem_evidence(alpha_of_nu=lambda v: v)
+    return F.mem_kkt(alpha_of_nu=lambda v: v)
 
 
 def fdb_alpha_inverted():
     """Appx B with alpha <-> 1/alpha: alpha = eta sigma^2 instead of 1/(eta sigma^2)."""
     from derivations import fenchel_dual as F
 
-    return F._ml_map_evidence(alpha_of=lambda eta, sigma: eta * sigma**2)
+    return F.ml_and_map(alpha_of=lambda eta, sigma: eta * sigma**2)
 
 
 # -- patched closed forms and helpers (kind "patch") ------------------------------------------------
@@ -113,21 +112,6 @@ def _primal_objective_kl_swapped(T, u, z, alpha, p):
     if np.any(s & (p <= 0)):
         return float("inf")
     return float(alpha / 2 * r @ r + np.sum(u[s] * (np.log(u[s]) - np.log(p[s]))))
-
-
-def _t5_bias(shift=0, sign=1):
-    """checks.t5_identity._relative_bias with the relative position key - query replaced by
-    sign * (key - query) + shift (sign -1: b_{i-j}, the bias matrix transposed; shift 1: off by one)."""
-
-    def bias(torch, table_module, m, n, bidirectional):
-        rel = sign * (torch.arange(n)[None, :] - torch.arange(m)[:, None]) + shift
-        bucket = table_module._relative_position_bucket(rel, bidirectional=bidirectional,
-                                                        num_buckets=table_module.relative_attention_num_buckets,
-                                                        max_distance=table_module.relative_attention_max_distance)
-        W = table_module.relative_attention_bias.weight.detach().numpy()
-        return np.transpose(W[bucket.numpy()], (2, 0, 1))
-
-    return bias
 
 
 def _preference_mask_ignored(a, b, h):
@@ -171,8 +155,7 @@ MUTANTS = [
            patch={f"{D}:lambda_linear_14": lambda orig: lambda z, alpha: orig(z, 1 / alpha)}),
     Mutant("FD-14/kappa3-sign", "FD", "third-order coefficient of lambda* with the kappa_3 sign flipped: "
            "sigma^4 z + kappa_3 z^2/2",
-           patch={"derivations.cumulant:_exact_dual_d1_evidence": lambda orig: functools.partial(
-               orig, a3_candidate=lambda s2, k3, z: s2**2 * z + k3 * z**2 / 2)}),
+           replace={"derivations.cumulant:first_order_lambda": "mutants.fd:fd14_kappa3_sign"}),
     Mutant("FD-16/missing-exp", "FD", "(16) with exp replaced by its linearisation 1 + x: weights u_i (1 + alpha <t_i, z>)",
            patch={f"{D}:attention_16": lambda orig: _attention_16_linear_exp}),
     Mutant("FD-16/u-ignored", "FD", "(16) with the preference u replaced by the uniform 1/n",
@@ -192,17 +175,16 @@ MUTANTS = [
     Mutant("FD-10/missing-normaliser", "FD", "(10) without the normaliser: sum_i t_i u_i e^{<t_i, lambda*>} (dual.h_hat)",
            patch={f"{D}:h_hat": lambda orig: _h_hat_unnormalised}),
     Mutant("FD-3/kl-swapped", "FD", "objective (3) evaluated with the KL arguments swapped: KL(u || p) "
-           "(dual.primal_objective, also as imported by attnverify.primal)",
-           patch={f"{D}:primal_objective": lambda orig: _primal_objective_kl_swapped,
-                  "attnverify.primal:primal_objective": lambda orig: _primal_objective_kl_swapped}),
+           "(attnverify.primal.primal_objective, which the solvers and checks.instances use)",
+           patch={"attnverify.primal:primal_objective": lambda orig: _primal_objective_kl_swapped}),
     Mutant("FD-MEM/nu-factor", "FD", "MEM multiplier read as alpha = nu (factor 2 of alpha = 2 nu dropped)",
            replace={"derivations.fenchel_dual:mem_kkt": "mutants.fd:fdmem_nu_factor"}),
     Mutant("FD-B/alpha-inverted", "FD", "Appx B with alpha <-> 1/alpha: alpha = eta sigma^2",
            replace={"derivations.fenchel_dual:ml_and_map": "mutants.fd:fdb_alpha_inverted"}),
     Mutant("FD-17/relative-position-off-by-one", "FD", "T5 bias b_{j-i} read off by one: bucket(i - j + 1)",
-           patch={"checks.t5_identity:_relative_bias": lambda orig: _t5_bias(shift=1)}),
+           patch={"checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, shift=1)}),
     Mutant("FD-17/relative-position-transposed", "FD", "T5 bias with the indices swapped, b_{i-j}: bucket(j - i)",
-           patch={"checks.t5_identity:_relative_bias": lambda orig: _t5_bias(sign=-1)}),
+           patch={"checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, sign=-1)}),
     Mutant("FD-17/mask-ignored", "FD", "(17) without the mask: u_i ∝ e^{b_{j-i}} on masked words too",
            patch={"checks.t5_identity:preference": lambda orig: _preference_mask_ignored}),
     Mutant("FD-19/query-bias-dropped", "FD", "Sec 8's z = K^T (Q x_k + b_Q) without b_Q",

@@ -12,7 +12,7 @@ def prior_prescaled():
     """GOAT-PRIOR with the prior entering before the scaling: softmax(s/tau + tau log pi)."""
     from derivations import goat as G
 
-    return G._prior_evidence(candidate=lambda idx: G.biased_softmax(lambda a: G.tau * sp.log(G.pi[a]), idx))
+    return G.prior(candidate=lambda idx: G.biased_softmax(lambda a: G.tau * sp.log(G.pi[a]), idx))
 
 
 def prior_sign():
@@ -23,49 +23,49 @@ def prior_sign():
         with np.errstate(divide="ignore"):
             return goat_torch.softmax(s / tau - np.log(pi))
 
-    return goat_torch._prior_solver_evidence(closed=closed)
+    return goat_torch.prior_against_solvers(closed=closed)
 
 
 def prior_mask_prescaled():
     """GOAT through SDPA with attn_mask = tau log pi (a pre-scaling bias put after the scaling)."""
     from checks import goat_torch
 
-    return goat_torch._sdpa_evidence(mask_fn=lambda logpi, tau: tau * logpi)
+    return goat_torch.prior_sdpa(mask_fn=lambda logpi, tau: tau * logpi)
 
 
 def uniform_normaliser():
     """GOAT-UNIFORM with the uniform prior 1/(n + 1) (wrong normaliser)."""
     from derivations import goat as G
 
-    return G._uniform_evidence(uniform=lambda nn: 1 / (nn + 1))
+    return G.uniform(uniform=lambda nn: 1 / (nn + 1))
 
 
 def sink_uniform():
     """GOAT-SINK with flat scores giving the uniform 1/n instead of the prior pi."""
     from derivations import goat as G
 
-    return G._sink_evidence(flat_value=lambda a: 1 / G.n)
+    return G.sink(flat_value=lambda a: 1 / G.n)
 
 
 def sink_uniform_numeric():
     """GOAT-SINK numerically with the flat-score target 1/n instead of pi."""
     from checks import goat_torch
 
-    return goat_torch._sink_evidence(flat_target=lambda pi: np.full_like(pi, 1 / len(pi)))
+    return goat_torch.sink_numeric(flat_target=lambda pi: np.full_like(pi, 1 / len(pi)))
 
 
 def prior_nan():
     """GOAT-PRIOR closed form evaluating to NaN."""
     from checks import goat_torch
 
-    return goat_torch._prior_solver_evidence(closed=lambda s, tau, pi: np.full(len(s), np.nan))
+    return goat_torch.prior_against_solvers(closed=lambda s, tau, pi: np.full(len(s), np.nan))
 
 
 def sink_nan():
     """GOAT-SINK flat-score target evaluating to NaN."""
     from checks import goat_torch
 
-    return goat_torch._sink_evidence(flat_target=lambda pi: np.full(len(pi), np.nan))
+    return goat_torch.sink_numeric(flat_target=lambda pi: np.full(len(pi), np.nan))
 
 
 MUTANTS = [

@@ -12,14 +12,14 @@ def threshold_off_by_one():
     """sparsemax threshold with the support size off by one: (sum_{i<=K} s_i - 1)/(K + 1)."""
     from derivations import regularised as R
 
-    return R._omega_evidence(sparse_thr=lambda KK: (sp.Sum(R.s[R.i], (R.i, 1, KK)) - 1) / (KK + 1))
+    return R.omega_template(sparse_thr=lambda KK: (sp.Sum(R.s[R.i], (R.i, 1, KK)) - 1) / (KK + 1))
 
 
 def threshold_sign():
     """sparsemax threshold with the sign of the 1 flipped: (sum_{i<=K} s_(i) + 1)/K."""
     from checks import regularised
 
-    return regularised._omega_evidence(sparse_thr=lambda cumsum_K, K: (cumsum_K + 1) / K)
+    return regularised.omega_numeric(sparse_thr=lambda cumsum_K, K: (cumsum_K + 1) / K)
 
 
 def _entmax15_exponent_dropped(s):
@@ -36,7 +36,7 @@ def threshold_nan():
     """sparsemax threshold evaluating to NaN."""
     from checks import regularised
 
-    return regularised._omega_evidence(sparse_thr=lambda cumsum_K, K: np.nan)
+    return regularised.omega_numeric(sparse_thr=lambda cumsum_K, K: np.nan)
 
 
 MUTANTS = [

@@ -17,14 +17,14 @@ def conjugate_transposed():
 
     wrong = O.gam * (-sp.Sum(O.u[O.j] * sp.log(O.u[O.j]), (O.j, 1, O.N))
                      + sp.Sum(O.u[O.j] * sp.log(sp.Sum(sp.exp((O.g[O.i] - O.M[O.j, O.i]) / O.gam), (O.i, 1, O.N))), (O.j, 1, O.N)))
-    return O._conjugate_evidence(candidate=wrong)
+    return O.conjugate(candidate=wrong)
 
 
 def preference_row_normalised():
     """FD-37 with the normaliser taken over the row of M (sum_l e^{-M_jl/gamma}) instead of the column."""
     from derivations import ot as O
 
-    ev = O._preference_evidence(candidate=O.ut_printed())
+    ev = O.true_preference(candidate=O.ut_printed())
     return ev
 
 
@@ -32,14 +32,14 @@ def attention_ratio_inverted():
     """FD-22 with alpha/gamma <-> gamma/alpha in lambda* = (I + (alpha/gamma) Sigmabar)^{-1} alpha z."""
     from derivations import ot as O
 
-    return O._attention_evidence(candidate=lambda al, ga, Sig, z, I: (I + (ga / al) * Sig).inv() * al * z)
+    return O.ot_attention_steps(candidate=lambda al, ga, Sig, z, I: (I + (ga / al) * Sig).inv() * al * z)
 
 
 def group_off_by_one():
     """FD-G with the group size off by one: u_i/(|G| + 1)."""
     from derivations import ot as O
 
-    return O._group_evidence(candidate=lambda ui, G: ui / (G + 1))
+    return O.group_cost(candidate=lambda ui, G: ui / (G + 1))
 
 
 def _transposed(orig, position):
@@ -55,7 +55,7 @@ def _transposed(orig, position):
 
 MUTANTS = [
     Mutant("FD-20/entropy-sign", "FD-OT", "(20) with the entropy sign flipped: <M, X> + gamma H(X)",
-           patch={f"{OTA}:_xlogx": lambda orig: lambda x: -orig(x)}),
+           patch={f"{OTA}:xlogx": lambda orig: lambda x: -orig(x)}),
     Mutant("FD-20/transposed-cost", "FD-OT", "Sinkhorn with the cost matrix transposed (M^T: rows for u, columns for p)",
            patch={f"{OTA}:sinkhorn_log": lambda orig: _transposed(orig, 2)}),
     Mutant("FD-33/conjugate-transposed", "FD-OT", "(33) with M_ji for M_ij inside the log-sum-exp",

@@ -39,10 +39,12 @@ def test_no_errata_where_the_paper_is_right():
         assert fn().errata == []
 
 
-def test_predicted_orders_in_notes():
-    notes = cumulant.first_order_lambda().notes
-    for line in ("predicted_order FD-14 2", "predicted_order FD-13 3", "predicted_order FD-16 2"):
-        assert line in notes
+def test_predicted_orders_derived():
+    pred = cumulant.predictions()
+    assert {c: p.order for c, p in pred.items()} == {"FD-14": 2, "FD-13": 3, "FD-16": 2}
+    assert not pred["FD-13"].coefficient.is_zero_matrix
+    table = [t for t in cumulant.first_order_lambda().tables if t.caption.startswith("Error laws")]
+    assert [r[:3] for r in table[0].rows] == [[p.claim, p.quantity, p.order] for p in pred.values()]
 
 
 # -- MUST-FAIL: wrong closed forms are detected ------------------------------

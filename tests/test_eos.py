@@ -211,8 +211,8 @@ def test_sharpness_claim(tmp_path, monkeypatch):
     t0 = time.time()
     ev = en.sharpness_gd()
     assert time.time() - t0 < 60
-    machinery = [c for c in ev.checks if "sharpness rises" not in c.name]
+    machinery = [c for c in ev.checks if "sharpness-rises" not in c.key]
     assert machinery and all(c.passed for c in machinery)
-    decisions = [c for c in ev.checks if "sharpness rises" in c.name]
+    decisions = [c for c in ev.checks if "sharpness-rises" in c.key]
     assert len(decisions) == len(en.SHARP_K)
     assert (ev.finding != "") == (not all(c.passed for c in decisions))

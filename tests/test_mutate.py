@@ -78,6 +78,37 @@ def test_the_catalogue_covers_every_family():
             assert hasattr(importlib.import_module(mod), attr), m.id
 
 
+# Private names that mutants may still reach, each in a module another helper owns this round, to be
+# made public (or given a keyword) there: attnverify.dual._log_mgf, the unchecked inner loop of the
+# dual solver (FD-7's normaliser mutant), and checks.vit_reduced._partners (FD-VIT's mixing mutant).
+# Every other mutant goes through a public name.
+PRIVATE_ALLOWED = {"_log_mgf", "_partners"}
+
+
+def test_no_mutant_reaches_a_private_name():
+    """A mutant is a public function called with the formula under test as a keyword (or a patch of a
+    public name): no attribute `x._name` of another module, no ref 'module:_name'."""
+    import ast
+    import re
+    from pathlib import Path
+
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[1] / "mutants").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                found.append(f"{path.name}:{node.lineno}: .{node.attr}")
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for name in re.findall(r"^[\w.{}]*:(_\w+)$", node.value):
+                    found.append(f"{path.name}:{node.lineno}: :{name}")
+            if isinstance(node, ast.JoinedStr):
+                text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                for name in re.findall(r":(_\w+)$", text):
+                    found.append(f"{path.name}:{node.lineno}: :{name}")
+    found = [f for f in found if f.split(":")[-1].lstrip(".") not in PRIVATE_ALLOWED]
+    assert not found, found
+
+
 def test_an_inconclusive_reference_judges_only_by_a_new_failing_check():
     """A reference left inconclusive by a judgement call that flips (all its checks ran) still judges a mutant,
     but only by a check that fails under the mutation alone; a crashed or empty reference judges nothing."""

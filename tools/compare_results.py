@@ -3,7 +3,8 @@
 Usage: ``python tools/compare_results.py OLD NEW [--ignore FIELD,FIELD...]``
 
 Claims are matched by ``id``; a claim's checks by position and name (the i-th check of a claim
-in OLD against the i-th in NEW, which must carry the same name). Every field present in both
+in OLD against the i-th in NEW, which must carry the same name); its tables by caption (a table
+added in NEW shifts no other) and its notes as a multiset (a removed or added note is listed). Every field present in both
 entries is compared exactly (values as written, tolerance texts included); fields present in
 only one file (new fields such as ``key``) are counted, not compared. Wall times and the run's
 environment block differ from run to run and are left out. Prints one line per difference and
@@ -50,8 +51,23 @@ def compare(old: dict, new: dict) -> tuple[list[str], dict]:
     for cid in sorted(oc.keys() & nc.keys()):
         a, b = oc[cid], nc[cid]
         stats["claims"] += 1
-        for k in (a.keys() & b.keys()) - VOLATILE - IGNORE - {"checks"}:
+        for k in (a.keys() & b.keys()) - VOLATILE - IGNORE - {"checks", "tables", "notes"}:
             _compare(f"{cid}.{k}", a[k], b[k], diffs)
+        if "tables" in a and "tables" in b and "tables" not in IGNORE:  # tables by caption: one added shifts none
+            ta, tb = ({t["caption"]: t for t in x["tables"]} for x in (a, b))
+            for cap in ta.keys() - tb.keys():
+                diffs.append(f"{cid}.tables: {cap!r} no longer written")
+            for cap in tb.keys() - ta.keys():
+                stats["tables only in NEW"] += 1
+                only_new[f"claim.tables[{cap[:40]}...]"] += 1
+            for cap in ta.keys() & tb.keys():
+                _compare(f"{cid}.tables[{cap[:40]!r}]", ta[cap], tb[cap], diffs)
+        if "notes" in a and "notes" in b and "notes" not in IGNORE:  # notes as a multiset (order is not a value)
+            na, nb = Counter(a["notes"]), Counter(b["notes"])
+            for t in sorted((na - nb).elements()):
+                diffs.append(f"{cid}.notes: {t[:120]!r} no longer written")
+            for t in sorted((nb - na).elements()):
+                diffs.append(f"{cid}.notes: {t[:120]!r} new")
         only_new.update(f"claim.{k}" for k in b.keys() - a.keys())
         ca, cb = a.get("checks", []), b.get("checks", [])
         if len(ca) != len(cb):
