@@ -43,6 +43,15 @@ try:
 except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
     __version__ = "0+unknown"
 
+# attnverify.checks, .derivations and .mutants: in a source tree they stand beside this folder (the
+# project's layout: checks/, derivations/, mutants/ at the top); installed, setuptools' package-dir
+# puts them inside it. Adding the tree's root to this package's path makes `import attnverify.checks`
+# find the tree's own folder, also in a copy of the tree run with PYTHONPATH (the regress tests).
+SUBPACKAGES = ("checks", "derivations", "mutants")
+_TREE = __import__("pathlib").Path(__file__).resolve().parent.parent
+if (_TREE / "pyproject.toml").is_file() and any((_TREE / s / "__init__.py").is_file() for s in SUBPACKAGES):
+    __path__.append(str(_TREE))  # noqa: F821 (a package's __path__)
+
 __all__ = ["Solution", "solve", "solve_batch", "verify", "__version__"]
 
 

@@ -45,6 +45,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import atomic
+from . import SUBPACKAGES
 from .registry import Claim
 
 ROOT = Path(__file__).resolve().parents[1]  # the project folder (holds attnverify/, checks/, ...)
@@ -68,7 +69,10 @@ def _sha(data: bytes) -> str:
 @lru_cache(maxsize=None)
 def _module_file(name: str) -> Path | None:
     """The source file of a project module (found by path, without importing it), or None."""
-    base = ROOT.joinpath(*name.split("."))
+    parts = name.split(".")
+    if parts[0] == "attnverify" and len(parts) > 1 and parts[1] in SUBPACKAGES:
+        parts = parts[1:]  # attnverify.checks.x lives in checks/x.py (see attnverify/__init__.py)
+    base = ROOT.joinpath(*parts)
     for path in (base.with_suffix(".py"), base / "__init__.py"):
         if path.is_file():
             return path

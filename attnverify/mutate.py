@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 
 from . import atomic  # noqa: E402
 
-PACKAGES = ("attnverify", "checks", "derivations", "mutants")
+PACKAGES = ("attnverify",)  # attnverify.checks, .derivations and .mutants included
 KEEP_CACHES = {"attnverify.models"}  # pretrained weights and their run on the corpus: no mutant touches them
 
 
@@ -210,7 +210,7 @@ def render(results, families, seconds) -> str:
 
 
 def main(argv=None) -> int:
-    from mutants import FAMILIES, catalogue
+    from attnverify.mutants import FAMILIES, catalogue
 
     from . import context
     from .threads import limited

@@ -9,8 +9,8 @@ An entry::
     equation = "(13), footnote 5"
     statement = '''\\lambda^* = \\alpha (I + \\alpha\\Sigma)^{-1} z'''
     reading = "what our reading adds to the paper's words, and why (one sentence)"
-    derivations = ["derivations.cumulant:quadratic_cumulant_solution"]
-    checks = ["checks.closed_forms:order_of_13"]
+    derivations = ["attnverify.derivations.cumulant:quadratic_cumulant_solution"]
+    checks = ["attnverify.checks.closed_forms:order_of_13"]
     # or, for a claim that makes no checkable statement:
     # status = "not-checkable"
     # reason = "..."

@@ -468,7 +468,7 @@ def covariance_42(Q, a, printed: bool) -> arb:
 def erratum_42_certified() -> Evidence:
     """Erratum (42) certified: the printed and corrected covariance on the derivation's N = 2 instance
     (derivations.ot.ERRATUM_42_Q, ERRATUM_42_A) have disjoint enclosures."""
-    from derivations.ot import ERRATUM_42_A, ERRATUM_42_Q
+    from attnverify.derivations.ot import ERRATUM_42_A, ERRATUM_42_Q
 
     ev = Evidence()
     with C.precision(C.PREC):

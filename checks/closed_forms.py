@@ -20,7 +20,7 @@ import numpy as np
 from attnverify import context, dual
 from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
-from derivations import cumulant
+from attnverify.derivations import cumulant
 
 from .instances import random_instance
 

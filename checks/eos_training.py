@@ -331,7 +331,7 @@ def control_no_sharpening() -> Evidence:
     a network that sharpens by under a third, whose edges 2/eta = 2, 4, 8 S_0 lie above what it reaches.
     Expected (and checked): GD converges *below* the edge there, so the criterion above does not pass
     by construction; its measurement checks (exact HVP, power iteration) are kept."""
-    from checks.eos_numeric import sharpness_gd
+    from attnverify.checks.eos_numeric import sharpness_gd
 
     inner = sharpness_gd()
     ev = Evidence()

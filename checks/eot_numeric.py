@@ -12,7 +12,7 @@ from scipy.special import logsumexp, softmax
 from attnverify import context
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_eot_cvxpy
-from checks._common import require, solver_gaps
+from attnverify.checks._common import require, solver_gaps
 
 CASES = [(3, 0.1), (3, 1.0), (16, 0.1), (16, 1.0), (16, 10.0), (128, 1.0), (128, 10.0)]
 

@@ -138,7 +138,7 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
     rows, worst = [], {}
     cvx_ratio = 0.0
     from attnverify.primal import solve_eot_cvxpy
-    from checks._common import require
+    from attnverify.checks._common import require
 
     for label, Q, K, V, mask, kw in _sdpa_cases():
         d = Q.shape[-1]

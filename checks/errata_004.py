@@ -20,7 +20,7 @@ import numpy as np
 from attnverify import context
 from attnverify import ot_attention as ota
 from attnverify.evidence import Evidence, Inconclusive
-from derivations.hypotheses_004 import Hypothesis, record
+from attnverify.derivations.hypotheses_004 import Hypothesis, record
 
 EPS = np.finfo(float).eps
 
@@ -183,7 +183,7 @@ def fd16_bahdanau() -> Evidence:
 # positional encoding and z = K^T Q y_k for the cross-attention"
 # =====================================================================================================
 def _t5():
-    from checks import t5_identity as t5
+    from attnverify.checks import t5_identity as t5
 
     return t5, t5.t5_capture()
 

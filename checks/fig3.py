@@ -23,8 +23,8 @@ from attnverify import context, dual
 from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table, slug
 from attnverify.primal import solve_primal_cvxpy
-from checks._common import require
-from checks import fig3_scale as fs
+from attnverify.checks._common import require
+from attnverify.checks import fig3_scale as fs
 
 ALPHAS = [0.1, 0.25, 0.5, 1.0, 2.0]
 CLOSE = 0.25

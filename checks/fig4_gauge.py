@@ -33,7 +33,7 @@ from attnverify import context, sweep
 from attnverify.batched import one_blas_thread, solve_dual_batched
 from attnverify.dual import solve_dual_newton
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
-from checks.fig4 import SMALL, SMALL_RANGE, SMALL_RANGE_WHY, config
+from attnverify.checks.fig4 import SMALL, SMALL_RANGE, SMALL_RANGE_WHY, config
 
 MODEL = "all-MiniLM-L6-v2"
 HEAD_DIM = 32  # d' of all-MiniLM-L6-v2 (384 / 12)

@@ -15,8 +15,8 @@ from scipy.special import logsumexp, softmax
 from attnverify import context
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_eot_cvxpy
-from checks._common import require, solver_gaps
-from checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
+from attnverify.checks._common import require, solver_gaps
+from attnverify.checks.eot_torch import EPS, _torch, attention_reference, backend, sdpa, sdpa_roundoff
 
 # ---------------------------------------------------------------------------
 # min -<p,s> + tau KL(p || pi): its value, and the closed form (exact solves: attnverify.primal)

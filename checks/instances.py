@@ -17,7 +17,7 @@ from attnverify.batched import solve_dual_instance
 from attnverify.evidence import Inconclusive
 from attnverify import primal
 from attnverify.primal import PrimalSolution, solve_primal_cvxpy, solve_primal_scipy
-from checks._common import require
+from attnverify.checks._common import require
 
 SIZES = [(8, 2), (32, 8), (64, 16), (256, 64), (16, 64)]
 ALPHAS = [1e-3, 1e-1, 1.0, 10.0]

@@ -14,7 +14,7 @@ import numpy as np
 from attnverify import context, dual
 from attnverify.evidence import Erratum, Evidence, Table
 from attnverify.primal import solve_mem_cvxpy, solve_mem_scipy
-from checks._common import require
+from attnverify.checks._common import require
 
 from .instances import exact_dual, random_instance
 

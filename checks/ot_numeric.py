@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 from attnverify import context
 from attnverify import ot_attention as ota
 from attnverify.evidence import Evidence, Figure, Inconclusive, Table
-from checks._common import require
+from attnverify.checks._common import require
 
 EPS = np.finfo(float).eps
 SINK_TOL = 1e-13  # Sinkhorn stopping rule: l1 marginal error

@@ -12,7 +12,7 @@ import numpy as np
 from attnverify import dual
 from attnverify.evidence import Evidence, Table
 from attnverify.primal import solve_primal_scipy
-from checks._common import require
+from attnverify.checks._common import require
 
 from .instances import EPS, Instance, pinsker_bound, solved_instances
 

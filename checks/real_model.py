@@ -27,7 +27,7 @@ import sympy as sp
 from attnverify import models
 from attnverify.evidence import Erratum, Evidence, Table, full_simplify
 from attnverify.sources import SOURCE_004
-from checks.t5_identity import attention_tol, gamma, is_zero, preference, reparam_16, t5_capture, tolerances
+from attnverify.checks.t5_identity import attention_tol, gamma, is_zero, preference, reparam_16, t5_capture, tolerances
 
 N_SENTENCES = 8  # one padded batch of real sentences
 

@@ -15,7 +15,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Table, full_simplify
 from attnverify.sources import SOURCE_004
-from derivations._sums import eq
+from attnverify.derivations._sums import eq
 
 S = sp.S
 

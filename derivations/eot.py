@@ -15,7 +15,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, as_latex
 from attnverify.sources import SOURCE_003
-from derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
+from attnverify.derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
 
 
 def against_printed(ev, key, name, derived, printed, source, where, printed_latex, note="", simplify=None):

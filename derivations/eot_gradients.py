@@ -16,8 +16,8 @@ import sympy as sp
 
 from attnverify.evidence import Evidence
 from attnverify.sources import SOURCE_000, SOURCE_003
-from derivations._sums import eq, resolve, sum_normal, sum_simplify
-from derivations.eot import n, s, softmax, tau
+from attnverify.derivations._sums import eq, resolve, sum_normal, sum_simplify
+from attnverify.derivations.eot import n, s, softmax, tau
 
 
 j, k, l, x = sp.symbols("j k l x", integer=True, positive=True)

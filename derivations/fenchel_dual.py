@@ -15,7 +15,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence
 from attnverify.sources import SOURCE_004
-from derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
+from attnverify.derivations._sums import eq, readable, replace_indexed, resolve, sum_normal, sum_simplify
 
 
 n = sp.Symbol("n", integer=True, positive=True)

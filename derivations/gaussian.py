@@ -6,7 +6,7 @@ import sympy as sp
 
 from attnverify.evidence import Evidence
 
-from derivations._sums import eq
+from attnverify.derivations._sums import eq
 
 from .cumulant import mat_simplify
 

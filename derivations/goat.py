@@ -17,9 +17,9 @@ import sympy as sp
 
 from attnverify.evidence import Evidence
 from attnverify.sources import SOURCE_002
-from derivations._sums import eq, resolve, sum_normal, sum_simplify
-from derivations.eot import n, s, tau
-from derivations.eot_gradients import on_simplex
+from attnverify.derivations._sums import eq, resolve, sum_normal, sum_simplify
+from attnverify.derivations.eot import n, s, tau
+from attnverify.derivations.eot_gradients import on_simplex
 
 
 j, k, l, i = sp.symbols("j k l i", integer=True, positive=True)

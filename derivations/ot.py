@@ -20,7 +20,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Table
 from attnverify.sources import SOURCE_004
-from derivations._sums import eq
+from attnverify.derivations._sums import eq
 
 
 N = sp.Symbol("N", integer=True, positive=True)  # |A|

@@ -19,8 +19,8 @@ import sympy as sp
 
 from attnverify.evidence import Evidence
 from attnverify.sources import SOURCE_000
-from derivations._sums import eq, readable, resolve, sum_normal, sum_simplify
-from derivations.eot import n, s, tau
+from attnverify.derivations._sums import eq, readable, resolve, sum_normal, sum_simplify
+from attnverify.derivations.eot import n, s, tau
 
 
 j, k, i = sp.symbols("j k i", integer=True, positive=True)

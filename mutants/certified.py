@@ -18,7 +18,7 @@ from attnverify.registry import resolve
 from . import Mutant
 
 D = "attnverify.dual"
-NONE = "mutants.certified:no_float_check"
+NONE = "attnverify.mutants.certified:no_float_check"
 
 
 def no_float_check() -> Evidence:
@@ -45,13 +45,13 @@ def _certified_with(ref: str, patch: dict) -> Evidence:
     return ev
 
 
-K = "checks.certified"
+K = "attnverify.checks.certified"
 TILT = {f"{D}:tilted": lambda orig: lambda T, u, lam: orig(T, u, -np.asarray(lam, float))}
 
 
 def fd3_primal_is_u():
     """The SciPy primal solve returns the prior u instead of the minimiser of (3)."""
-    return _certified_with(f"{K}:primal_minimiser_certified", {"checks.instances:solve_primal_scipy": _primal_returns_u})
+    return _certified_with(f"{K}:primal_minimiser_certified", {"attnverify.checks.instances:solve_primal_scipy": _primal_returns_u})
 
 
 def fd7_tilt_sign():
@@ -97,24 +97,24 @@ def erratum42_printed_is_corrected():
 
 def _m(mid, family, what, float_ref, cert_fn, cert_ref):
     return Mutant(mid, family, what + "; float check removed",
-                  replace={float_ref: NONE, f"{K}:{cert_ref}": f"mutants.certified:{cert_fn}"})
+                  replace={float_ref: NONE, f"{K}:{cert_ref}": f"attnverify.mutants.certified:{cert_fn}"})
 
 
 MUTANTS = [
     _m("FD-3/certified-only-primal-is-u", "FD", "the SciPy primal solve returns u instead of the minimiser of (3)",
-       "checks.primal_dual:primal_minimiser", "fd3_primal_is_u", "primal_minimiser_certified"),
+       "attnverify.checks.primal_dual:primal_minimiser", "fd3_primal_is_u", "primal_minimiser_certified"),
     _m("FD-7/certified-only-tilt-sign", "FD", "(9) with the tilt's sign flipped",
-       "checks.primal_dual:strong_duality", "fd7_tilt_sign", "strong_duality_certified"),
+       "attnverify.checks.primal_dual:strong_duality", "fd7_tilt_sign", "strong_duality_certified"),
     _m("FD-10/certified-only-half-lambda", "FD", "(10) evaluated at lambda*/2",
-       "checks.primal_dual:h_hat_through_lambda", "fd10_half_lambda", "h_hat_through_lambda_certified"),
+       "attnverify.checks.primal_dual:h_hat_through_lambda", "fd10_half_lambda", "h_hat_through_lambda_certified"),
     _m("FD-13/certified-only-sigma-is-identity", "FD", "Sigma replaced by I in (13)",
-       "checks.closed_forms:order_of_13", "fd13_sigma_is_identity", "order_of_13_certified"),
+       "attnverify.checks.closed_forms:order_of_13", "fd13_sigma_is_identity", "order_of_13_certified"),
     _m("FD-14/certified-only-one-plus-alpha", "FD", "(14) as alpha (1 + alpha) z (order 2 kept, coefficient wrong)",
-       "checks.closed_forms:order_of_14", "fd14_one_plus_alpha", "order_of_14_certified"),
+       "attnverify.checks.closed_forms:order_of_14", "fd14_one_plus_alpha", "order_of_14_certified"),
     _m("FD-16/certified-only-u-ignored", "FD", "(16) with u replaced by 1/n",
-       "checks.closed_forms:order_of_16", "fd16_u_ignored", "order_of_16_certified"),
+       "attnverify.checks.closed_forms:order_of_16", "fd16_u_ignored", "order_of_16_certified"),
     _m("FD-33/certified-only-printed-is-corrected", "FD-OT", "erratum (33): the corrected conjugate evaluated as printed",
-       "checks.ot_numeric:conjugate_numeric", "erratum33_printed_is_corrected", "erratum_33_certified"),
+       "attnverify.checks.ot_numeric:conjugate_numeric", "erratum33_printed_is_corrected", "erratum_33_certified"),
     _m("FD-22/certified-only-42-printed-is-corrected", "FD-OT", "erratum (42): the corrected covariance evaluated as printed",
-       "checks.ot_numeric:exact_vs_22", "erratum42_printed_is_corrected", "erratum_42_certified"),
+       "attnverify.checks.ot_numeric:exact_vs_22", "erratum42_printed_is_corrected", "erratum_42_certified"),
 ]

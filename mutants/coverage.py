@@ -13,19 +13,19 @@ import dataclasses
 
 from . import Mutant
 
-HYP_MODULES = {"derivations.hypotheses_004": "FD", "checks.errata_004": "FD"}
+HYP_MODULES = {"attnverify.derivations.hypotheses_004": "FD", "attnverify.checks.errata_004": "FD"}
 CLAIM_OF = {  # module attribute -> the claim whose function records it
     "KL_ONLY_IF": "FD-3", "KL_ORIENTATION": "FD-3", "SHIFT_DIRECTION": "FD-3", "BOUNDED_MOMENTS": "FD-11",
     "SEC8_INDEX": "FD-19", "IDX_43": "FD-22", "POLYTOPE": "FD-20", "VIT_COST": "FD-37", "BAHDANAU": "FD-16",
     "T5_SCALE": "FD-19", "T5_CROSS_U": "FD-19", "MASKED_WORDS": "FD-17",
     "LOG_LIKELIHOOD": "FD-B",
 }
-MODULE_OF = {"KL_ONLY_IF": "derivations.hypotheses_004", "KL_ORIENTATION": "derivations.hypotheses_004",
-             "SHIFT_DIRECTION": "derivations.hypotheses_004", "BOUNDED_MOMENTS": "derivations.hypotheses_004",
-             "SEC8_INDEX": "derivations.hypotheses_004", "IDX_43": "derivations.hypotheses_004",
-             "POLYTOPE": "checks.errata_004", "VIT_COST": "checks.errata_004", "BAHDANAU": "checks.errata_004",
-             "T5_SCALE": "checks.errata_004", "T5_CROSS_U": "checks.errata_004", "MASKED_WORDS": "checks.errata_004",
-             "LOG_LIKELIHOOD": "derivations.hypotheses_004"}
+MODULE_OF = {"KL_ONLY_IF": "attnverify.derivations.hypotheses_004", "KL_ORIENTATION": "attnverify.derivations.hypotheses_004",
+             "SHIFT_DIRECTION": "attnverify.derivations.hypotheses_004", "BOUNDED_MOMENTS": "attnverify.derivations.hypotheses_004",
+             "SEC8_INDEX": "attnverify.derivations.hypotheses_004", "IDX_43": "attnverify.derivations.hypotheses_004",
+             "POLYTOPE": "attnverify.checks.errata_004", "VIT_COST": "attnverify.checks.errata_004", "BAHDANAU": "attnverify.checks.errata_004",
+             "T5_SCALE": "attnverify.checks.errata_004", "T5_CROSS_U": "attnverify.checks.errata_004", "MASKED_WORDS": "attnverify.checks.errata_004",
+             "LOG_LIKELIHOOD": "attnverify.derivations.hypotheses_004"}
 
 
 def _as(form):
@@ -81,7 +81,7 @@ def _fmnist_cell_doubled(t1, t2, counts):
     counts["Fashion-MNIST"] = (2, 1)
 
 
-V = "checks.vit_tables"
+V = "attnverify.checks.vit_tables"
 TABLE_MUTANTS = [
     Mutant("FD-VIT/cifar100-column-from-lr-3e-5", "FD-OT", "Table 2's CIFAR100 column read from Table 1 at LR 3e-5",
            patch={f"{V}:parse": _parse_with(_cifar100_from_3e5)}),

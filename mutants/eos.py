@@ -9,13 +9,13 @@ from . import Mutant
 
 
 def _eta():
-    from derivations.eos import eta
+    from attnverify.derivations.eos import eta
 
     return eta
 
 
 def _symbols(*names):
-    import derivations.eos as E
+    import attnverify.derivations.eos as E
 
     return [getattr(E, nm) for nm in names]
 
@@ -32,7 +32,7 @@ def _kappa_indices_swapped(T, Q, hs):
 
 def rec_sign():
     """EOS-REC with delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)."""
-    from derivations import eos as E
+    from attnverify.derivations import eos as E
 
     return E.step_recurrence(candidate=lambda H: sp.Identity(H.shape[0]) + _eta() * H)
 
@@ -50,9 +50,9 @@ def _public(ref, **kw):
     return run
 
 
-REC, LOSS, P2 = "derivations.eos:step_recurrence", "derivations.eos:loss_change", "derivations.eos:period_two"
-NREC, NLOSS, NP2 = ("checks.eos_numeric:recurrence_numeric", "checks.eos_numeric:loss_change_numeric",
-                    "checks.eos_numeric:period_two_numeric")
+REC, LOSS, P2 = "attnverify.derivations.eos:step_recurrence", "attnverify.derivations.eos:loss_change", "attnverify.derivations.eos:period_two"
+NREC, NLOSS, NP2 = ("attnverify.checks.eos_numeric:recurrence_numeric", "attnverify.checks.eos_numeric:loss_change_numeric",
+                    "attnverify.checks.eos_numeric:period_two_numeric")
 
 rec_boundary_halved = _public(REC, boundary_factor=1)
 rec_boundary_halved_numeric = _public(NREC, boundary_factor=1.0)
@@ -67,25 +67,25 @@ p2_nan = _public(NP2, kappa=lambda h, a, b: float("nan"))
 
 MUTANTS = [
     Mutant("EOS-REC/sign", "EOS", "step recurrence delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)",
-           replace={REC: "mutants.eos:rec_sign"}),
+           replace={REC: "attnverify.mutants.eos:rec_sign"}),
     Mutant("EOS-REC/boundary-halved", "EOS", "stability boundary 1/eta instead of 2/eta (factor 2 dropped)",
-           replace={REC: "mutants.eos:rec_boundary_halved"}),
+           replace={REC: "attnverify.mutants.eos:rec_boundary_halved"}),
     Mutant("EOS-REC/boundary-halved-numeric", "EOS", "numeric contraction test against spec in (0, 1/eta)",
-           replace={NREC: "mutants.eos:rec_boundary_halved_numeric"}),
+           replace={NREC: "attnverify.mutants.eos:rec_boundary_halved_numeric"}),
     Mutant("EOS-LOSS/half-dropped", "EOS", "loss change -eta ||g||^2 (1 - eta hhat) (the 1/2 dropped)",
-           replace={LOSS: "mutants.eos:loss_half_dropped"}),
+           replace={LOSS: "attnverify.mutants.eos:loss_half_dropped"}),
     Mutant("EOS-LOSS/half-dropped-numeric", "EOS", "numeric loss-change formula without the 1/2",
-           replace={NLOSS: "mutants.eos:loss_half_dropped_numeric"}),
+           replace={NLOSS: "attnverify.mutants.eos:loss_half_dropped_numeric"}),
     Mutant("EOS-P2/kappa-sign", "EOS", "kappa = L''''/6 + L'''^2/(2 L'') (sign of the cubic term flipped)",
-           replace={P2: "mutants.eos:p2_kappa_sign"}),
+           replace={P2: "attnverify.mutants.eos:p2_kappa_sign"}),
     Mutant("EOS-P2/indices-swapped", "EOS", "kappa_1 = Q_1111/6 - 1/2 sum_k T_1kk^2/h_k (T_11k -> T_1kk)",
-           replace={P2: "mutants.eos:p2_indices_swapped"}),
+           replace={P2: "attnverify.mutants.eos:p2_indices_swapped"}),
     Mutant("EOS-P2/kappa-sign-numeric", "EOS", "numeric kappa = b/6 + a^2/(2h) (sign flipped)",
-           replace={NP2: "mutants.eos:p2_kappa_sign_numeric"}),
+           replace={NP2: "attnverify.mutants.eos:p2_kappa_sign_numeric"}),
     Mutant("EOS-P2/cross-term-dropped", "EOS", "2-D kappa_1 without the cross term T_112 (separable part only)",
-           replace={NP2: "mutants.eos:p2_cross_term_dropped"}),
+           replace={NP2: "attnverify.mutants.eos:p2_cross_term_dropped"}),
     Mutant("EOS-LOSS/nan", "EOS", "numeric loss-change formula evaluates to NaN",
-           replace={NLOSS: "mutants.eos:loss_nan"}),
+           replace={NLOSS: "attnverify.mutants.eos:loss_nan"}),
     Mutant("EOS-P2/nan", "EOS", "numeric kappa evaluates to NaN",
-           replace={NP2: "mutants.eos:p2_nan"}),
+           replace={NP2: "attnverify.mutants.eos:p2_nan"}),
 ]

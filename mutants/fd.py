@@ -22,20 +22,20 @@ def _inv(M):
 
 def fd11_half_dropped():
     """(11) without the 1/2: log M = <mu, l> + l^T Sigma l, whose second directional derivative is 2 v^T Sigma v."""
-    from derivations import cumulant as C
+    from attnverify.derivations import cumulant as C
 
     return C.cumulant_expansion(second=2 * C.variance_along())
 
 
 def fd13_sign():
     """(13) with the sign of alpha Sigma flipped: alpha (I - alpha Sigma)^{-1} z."""
-    from derivations import cumulant as C
+    from attnverify.derivations import cumulant as C
 
     return C.quadratic_cumulant_solution(candidate=lambda a, Sig, z, I: a * _inv(I - a * Sig) * z)
 
 
 def _gaussian(**kw):
-    from derivations import gaussian as G
+    from attnverify.derivations import gaussian as G
 
     return G.gaussian_case(**kw)
 
@@ -52,7 +52,7 @@ def fd5_mean_swapped():
 
 def fd7_dual_alpha_inverted():
     """(7) with alpha <-> 1/alpha in the quadratic: <lambda, mu + z> - alpha ||lambda||^2 / 2 - log M(lambda)."""
-    from derivations import fenchel_dual as F
+    from attnverify.derivations import fenchel_dual as F
 
     def wrong(vec=F.lam):
         return (sp.Sum(vec[F.a] * (F.mu[F.a] + F.z[F.a]), (F.a, 1, F.d)) - F.alpha * F.sqnorm(vec[F.a]) / 2
@@ -63,21 +63,21 @@ def fd7_dual_alpha_inverted():
 
 def fd14_kappa3_sign():
     """FD-14's third-order coefficient of lambda* with the kappa_3 sign flipped: sigma^4 z + kappa_3 z^2/2."""
-    from derivations import cumulant as C
+    from attnverify.derivations import cumulant as C
 
     return C.first_order_lambda(a3_candidate=lambda s2, k3, z: s2**2 * z + k3 * z**2 / 2)
 
 
 def fdmem_nu_factor():
     """MEM's multiplier read as alpha = nu instead of alpha = 2 nu (factor 2 dropped)."""
-    from derivations import fenchel_dual as F
+    from attnverify.derivations import fenchel_dual as F
 
     return F.mem_kkt(alpha_of_nu=lambda v: v)
 
 
 def fdb_alpha_inverted():
     """Appx B with alpha <-> 1/alpha: alpha = eta sigma^2 instead of 1/(eta sigma^2)."""
-    from derivations import fenchel_dual as F
+    from attnverify.derivations import fenchel_dual as F
 
     return F.ml_and_map(alpha_of=lambda eta, sigma: eta * sigma**2)
 
@@ -142,11 +142,11 @@ def _solver_nan(orig):
 
 MUTANTS = [
     Mutant("FD-11/half-dropped", "FD", "(11) without the 1/2 in front of l^T Sigma l",
-           replace={"derivations.cumulant:cumulant_expansion": "mutants.fd:fd11_half_dropped"}),
+           replace={"attnverify.derivations.cumulant:cumulant_expansion": "attnverify.mutants.fd:fd11_half_dropped"}),
     Mutant("FD-11/uncentred-sigma", "FD", "Sigma replaced by the uncentred second moment E_u[t t^T] (dual.covariance)",
            patch={f"{D}:covariance": lambda orig: _second_moment}),
     Mutant("FD-13/sign", "FD", "(13) with the sign flipped: alpha (I - alpha Sigma)^{-1} z",
-           replace={"derivations.cumulant:quadratic_cumulant_solution": "mutants.fd:fd13_sign"}),
+           replace={"attnverify.derivations.cumulant:quadratic_cumulant_solution": "attnverify.mutants.fd:fd13_sign"}),
     Mutant("FD-13/sigma-is-identity", "FD", "Sigma replaced by I in (13): alpha/(1+alpha) z (dual.lambda_quadratic_13)",
            patch={f"{D}:lambda_quadratic_13": lambda orig: lambda T, u, z, alpha: alpha / (1 + alpha) * np.asarray(z, float)}),
     Mutant("FD-13/alpha-inverted", "FD", "alpha <-> 1/alpha in (13): (1/alpha)(I + Sigma/alpha)^{-1} z",
@@ -155,7 +155,7 @@ MUTANTS = [
            patch={f"{D}:lambda_linear_14": lambda orig: lambda z, alpha: orig(z, 1 / alpha)}),
     Mutant("FD-14/kappa3-sign", "FD", "third-order coefficient of lambda* with the kappa_3 sign flipped: "
            "sigma^4 z + kappa_3 z^2/2",
-           replace={"derivations.cumulant:first_order_lambda": "mutants.fd:fd14_kappa3_sign"}),
+           replace={"attnverify.derivations.cumulant:first_order_lambda": "attnverify.mutants.fd:fd14_kappa3_sign"}),
     Mutant("FD-16/missing-exp", "FD", "(16) with exp replaced by its linearisation 1 + x: weights u_i (1 + alpha <t_i, z>)",
            patch={f"{D}:attention_16": lambda orig: _attention_16_linear_exp}),
     Mutant("FD-16/u-ignored", "FD", "(16) with the preference u replaced by the uniform 1/n",
@@ -163,11 +163,11 @@ MUTANTS = [
     Mutant("FD-16/alpha-dropped", "FD", "(16) with the factor alpha dropped from the exponent: e^{<t_i, z>}",
            patch={f"{D}:attention_16": lambda orig: lambda T, u, z, alpha: orig(T, u, z, 1.0)}),
     Mutant("FD-5/alpha-inverted", "FD", "Sec 5 with alpha <-> 1/alpha: lambda* = (b - mu)/(1 + alpha)",
-           replace={"derivations.gaussian:gaussian_case": "mutants.fd:fd5_alpha_inverted"}),
+           replace={"attnverify.derivations.gaussian:gaussian_case": "attnverify.mutants.fd:fd5_alpha_inverted"}),
     Mutant("FD-5/mean-swapped", "FD", "Sec 5 mean with the weights of mu and b swapped: alpha mu/(1+alpha) + b/(1+alpha)",
-           replace={"derivations.gaussian:gaussian_case": "mutants.fd:fd5_mean_swapped"}),
+           replace={"attnverify.derivations.gaussian:gaussian_case": "attnverify.mutants.fd:fd5_mean_swapped"}),
     Mutant("FD-7/dual-alpha-inverted", "FD", "(7) with alpha <-> 1/alpha in the quadratic term: - alpha ||lambda||^2/2",
-           replace={"derivations.fenchel_dual:dual_problem": "mutants.fd:fd7_dual_alpha_inverted"}),
+           replace={"attnverify.derivations.fenchel_dual:dual_problem": "attnverify.mutants.fd:fd7_dual_alpha_inverted"}),
     Mutant("FD-7/normaliser-without-u", "FD", "M(lambda) of (8) without the weights u_i: log sum_i e^{<t_i, lambda>} "
            "(dual._log_mgf)", patch={f"{D}:_log_mgf": lambda orig: _log_mgf_without_u}),
     Mutant("FD-7/tilt-sign", "FD", "(9) with the sign of the tilt flipped: p_i ∝ u_i e^{-<t_i, lambda*>} (dual.tilted)",
@@ -178,22 +178,22 @@ MUTANTS = [
            "(attnverify.primal.primal_objective, which the solvers and checks.instances use)",
            patch={"attnverify.primal:primal_objective": lambda orig: _primal_objective_kl_swapped}),
     Mutant("FD-MEM/nu-factor", "FD", "MEM multiplier read as alpha = nu (factor 2 of alpha = 2 nu dropped)",
-           replace={"derivations.fenchel_dual:mem_kkt": "mutants.fd:fdmem_nu_factor"}),
+           replace={"attnverify.derivations.fenchel_dual:mem_kkt": "attnverify.mutants.fd:fdmem_nu_factor"}),
     Mutant("FD-B/alpha-inverted", "FD", "Appx B with alpha <-> 1/alpha: alpha = eta sigma^2",
-           replace={"derivations.fenchel_dual:ml_and_map": "mutants.fd:fdb_alpha_inverted"}),
+           replace={"attnverify.derivations.fenchel_dual:ml_and_map": "attnverify.mutants.fd:fdb_alpha_inverted"}),
     Mutant("FD-17/relative-position-off-by-one", "FD", "T5 bias b_{j-i} read off by one: bucket(i - j + 1)",
-           patch={"checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, shift=1)}),
+           patch={"attnverify.checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, shift=1)}),
     Mutant("FD-17/relative-position-transposed", "FD", "T5 bias with the indices swapped, b_{i-j}: bucket(j - i)",
-           patch={"checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, sign=-1)}),
+           patch={"attnverify.checks.t5_identity:relative_bias": lambda orig: functools.partial(orig, sign=-1)}),
     Mutant("FD-17/mask-ignored", "FD", "(17) without the mask: u_i ∝ e^{b_{j-i}} on masked words too",
-           patch={"checks.t5_identity:preference": lambda orig: _preference_mask_ignored}),
+           patch={"attnverify.checks.t5_identity:preference": lambda orig: _preference_mask_ignored}),
     Mutant("FD-19/query-bias-dropped", "FD", "Sec 8's z = K^T (Q x_k + b_Q) without b_Q",
-           patch={"checks.real_model:head_parts": lambda orig: lambda x, lc, h, dh, query_bias=True, scale_dim=None:
+           patch={"attnverify.checks.real_model:head_parts": lambda orig: lambda x, lc, h, dh, query_bias=True, scale_dim=None:
                   orig(x, lc, h, dh, False, scale_dim)}),
     Mutant("FD-19/value-scale-dropped", "FD", "Sec 8's V' = sqrt(d') V with the factor sqrt(d') dropped",
-           patch={"checks.real_model:head_parts": _head_parts_no_value_scale}),
+           patch={"attnverify.checks.real_model:head_parts": _head_parts_no_value_scale}),
     Mutant("FD-16/nan", "FD", "(16) evaluates to NaN (0/0 from an underflowing normaliser)",
            patch={f"{D}:attention_16": lambda orig: lambda T, u, z, alpha: np.full(np.shape(T)[1], np.nan)}),
     Mutant("FD-5/solver-nan", "FD", "the dual solver returns NaN and reports convergence (quadrature check)",
-           patch={"checks.gaussian_numeric:solve_dual_instance": _solver_nan}),
+           patch={"attnverify.checks.gaussian_numeric:solve_dual_instance": _solver_nan}),
 ]

@@ -7,21 +7,21 @@ from . import Mutant
 
 def gauge_changes_logits():
     """FD-FIG4/gauge with z -> z / c^2 instead of z / c: the logits, hence the model, change with c."""
-    from checks.fig4_gauge import gauge_invariance
+    from attnverify.checks.fig4_gauge import gauge_invariance
 
     return gauge_invariance(split=lambda T, Z, c: (c * T, Z / c**2))
 
 
 def scaling_alpha_over_s():
     """The scaling law with alpha -> alpha / s instead of alpha / s^2."""
-    from derivations.scaling import scaling_law
+    from attnverify.derivations.scaling import scaling_law
 
     return scaling_law(alpha_scaling=lambda a, s: a / s)
 
 
 MUTANTS = [
     Mutant("FD-FIG4/gauge-changes-logits", "FD", "the gauge z -> z/c^2 (not z/c): the attention output changes",
-           replace={"checks.fig4_gauge:gauge_invariance": "mutants.invariance:gauge_changes_logits"}),
+           replace={"attnverify.checks.fig4_gauge:gauge_invariance": "attnverify.mutants.invariance:gauge_changes_logits"}),
     Mutant("FD-FIG3/scaling-alpha-over-s", "FD", "the scaling law with alpha/s in place of alpha/s^2",
-           replace={"derivations.scaling:scaling_law": "mutants.invariance:scaling_alpha_over_s"}),
+           replace={"attnverify.derivations.scaling:scaling_law": "attnverify.mutants.invariance:scaling_alpha_over_s"}),
 ]

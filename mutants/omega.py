@@ -10,14 +10,14 @@ from . import Mutant
 
 def threshold_off_by_one():
     """sparsemax threshold with the support size off by one: (sum_{i<=K} s_i - 1)/(K + 1)."""
-    from derivations import regularised as R
+    from attnverify.derivations import regularised as R
 
     return R.omega_template(sparse_thr=lambda KK: (sp.Sum(R.s[R.i], (R.i, 1, KK)) - 1) / (KK + 1))
 
 
 def threshold_sign():
     """sparsemax threshold with the sign of the 1 flipped: (sum_{i<=K} s_(i) + 1)/K."""
-    from checks import regularised
+    from attnverify.checks import regularised
 
     return regularised.omega_numeric(sparse_thr=lambda cumsum_K, K: (cumsum_K + 1) / K)
 
@@ -34,18 +34,18 @@ def _entmax15_exponent_dropped(s):
 
 def threshold_nan():
     """sparsemax threshold evaluating to NaN."""
-    from checks import regularised
+    from attnverify.checks import regularised
 
     return regularised.omega_numeric(sparse_thr=lambda cumsum_K, K: np.nan)
 
 
 MUTANTS = [
     Mutant("EOT-OMEGA/threshold-off-by-one", "EOT-OMEGA", "sparsemax threshold (sum_{i<=K} s_i - 1)/(K+1)",
-           replace={"derivations.regularised:omega_template": "mutants.omega:threshold_off_by_one"}),
+           replace={"attnverify.derivations.regularised:omega_template": "attnverify.mutants.omega:threshold_off_by_one"}),
     Mutant("EOT-OMEGA/threshold-sign", "EOT-OMEGA", "sparsemax threshold (sum_{i<=K} s_(i) + 1)/K (sign flipped)",
-           replace={"checks.regularised:omega_numeric": "mutants.omega:threshold_sign"}),
+           replace={"attnverify.checks.regularised:omega_numeric": "attnverify.mutants.omega:threshold_sign"}),
     Mutant("EOT-OMEGA/entmax-exponent-dropped", "EOT-OMEGA", "1.5-entmax [s/2 - tau*]_+ without the square",
-           patch={"checks.regularised:entmax15": lambda orig: _entmax15_exponent_dropped}),
+           patch={"attnverify.checks.regularised:entmax15": lambda orig: _entmax15_exponent_dropped}),
     Mutant("EOT-OMEGA/nan", "EOT-OMEGA", "sparsemax threshold evaluates to NaN",
-           replace={"checks.regularised:omega_numeric": "mutants.omega:threshold_nan"}),
+           replace={"attnverify.checks.regularised:omega_numeric": "attnverify.mutants.omega:threshold_nan"}),
 ]

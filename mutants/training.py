@@ -56,13 +56,13 @@ MUTANTS = [
     Mutant("EOS-SHARP/hvp-halved", "EOS", "Hessian-vector products off by a factor 1/2",
            patch={"attnverify.training:hvp": _hvp_halved}),
     Mutant("EOS-SHARP/edge-one-over-eta", "EOS", "the edge taken as 1/eta instead of 2/eta",
-           patch={"checks.eos_training:at_edge": _edge_one_over_eta}),
+           patch={"attnverify.checks.eos_training:at_edge": _edge_one_over_eta}),
     Mutant("FD-VIT/ot-as-softmax", "FD-OT", "OT-ViT's final layer computed as softmax attention (M, gamma and the "
-           "mixed-in templates ignored)", patch={"checks.vit_reduced:ot_weights": _ot_as_softmax}),
+           "mixed-in templates ignored)", patch={"attnverify.checks.vit_reduced:ot_weights": _ot_as_softmax}),
     Mutant("FD-VIT/never-mixed", "FD-OT", "template mixing with a same-class image never applied",
-           patch={"checks.vit_reduced:_partners": _never_mixed}),
+           patch={"attnverify.checks.vit_reduced:_partners": _never_mixed}),
     Mutant("GOAT-EXTRAP/prior-ignored", "GOAT", "GOAT's learned prior f(i - j) left out of the mask",
-           patch={"checks.goat_extrap:goat_prior": _prior_ignored}),
+           patch={"attnverify.checks.goat_extrap:goat_prior": _prior_ignored}),
     Mutant("GOAT-EXTRAP/mask-prescaled", "GOAT", "SDPA attn_mask = sqrt(d) log pi instead of log pi",
-           patch={"checks.goat_extrap:sdpa": _mask_prescaled}),
+           patch={"attnverify.checks.goat_extrap:sdpa": _mask_prescaled}),
 ]

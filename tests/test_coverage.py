@@ -11,9 +11,9 @@ from attnverify import context
 from attnverify import coverage as C
 from attnverify.evidence import Evidence
 from attnverify.registry import load_claims, resolve
-from checks import errata_004, vit_tables
-from derivations import hypotheses_004
-from mutants import coverage as MC
+from attnverify.checks import errata_004, vit_tables
+from attnverify.derivations import hypotheses_004
+from attnverify.mutants import coverage as MC
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = Path("/work/shared/seeds")
@@ -151,7 +151,7 @@ def test_each_erratum_mutant_fails_a_check(m):
           "FD-16": "fd16_bahdanau", "FD-20": "fd20_polytope", "FD-37": "fd37_vit_cost",
           "FD-17": "fd17_masked_words", "FD-B": "fdb_likelihood"}
     mod, attr = target.split(":")
-    name = fn[m.claim] or ("fd19_definitions" if mod.startswith("derivations") else "fd19_t5_setting")
+    name = fn[m.claim] or ("fd19_definitions" if mod.split(".")[-2] == "derivations" else "fd19_t5_setting")
     with patched(m.patch):
         ev = resolve(f"{mod}:{name}")()
     assert ev.failed(), m.id

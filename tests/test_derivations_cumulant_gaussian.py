@@ -3,8 +3,8 @@
 import sympy as sp
 import pytest
 
-from derivations import cumulant, gaussian
-from derivations.cumulant import c, i, n, u
+from attnverify.derivations import cumulant, gaussian
+from attnverify.derivations.cumulant import c, i, n, u
 
 
 def _all_pass(ev):

@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from attnverify.evidence import Evidence
-from derivations import _sums, eot, fenchel_dual as fd
+from attnverify.derivations import _sums, eot, fenchel_dual as fd
 
 DERIVATIONS = [eot.kkt, eot.uniqueness, eot.log_sum_exp, fd.dual_problem, fd.ml_and_map, fd.mem_kkt]
 

@@ -74,7 +74,7 @@ def test_inconclusive_and_crash_are_not_verified(monkeypatch):
 # ---- wrong closed forms must be reported as not passing ------------------------------------------
 
 def test_wrong_sign_in_lambda_14_fails_order_check():
-    from checks import closed_forms as cf
+    from attnverify.checks import closed_forms as cf
 
     ev = cf._order_check("FD-14", lambda i, a, lam: lam + a * i.z,  # sign flipped: alpha z -> -alpha z
                          lambda T, u, z: -dual.covariance(T, u) @ z)
@@ -82,7 +82,7 @@ def test_wrong_sign_in_lambda_14_fails_order_check():
 
 
 def test_dropped_factor_in_13_fails_order_check():
-    from checks import closed_forms as cf
+    from attnverify.checks import closed_forms as cf
 
     def wrong_13(i, a, lam):  # alpha dropped in front of Sigma: (I + Sigma)^-1
         return lam - a * np.linalg.solve(np.eye(len(i.z)) + dual.covariance(i.T, i.u), i.z)
@@ -92,7 +92,7 @@ def test_dropped_factor_in_13_fails_order_check():
 
 
 def test_wrong_coefficient_fails_even_with_right_order():
-    from checks import closed_forms as cf
+    from attnverify.checks import closed_forms as cf
 
     ev = cf._order_check("FD-14", lambda i, a, lam: lam - a * i.z,
                          lambda T, u, z: +dual.covariance(T, u) @ z)  # predicted sign flipped
@@ -101,7 +101,7 @@ def test_wrong_coefficient_fails_even_with_right_order():
 
 def test_wrong_recovery_formula_fails_pinsker_check():
     """(9) with the sign of the exponent flipped is far from the primal minimiser."""
-    from checks.instances import pinsker_bound, solved_instances
+    from attnverify.checks.instances import pinsker_bound, solved_instances
 
     s = solved_instances()[5]
     wrong = dual.tilted(s.inst.T, s.inst.u, -s.lam)

@@ -14,8 +14,8 @@ import sympy as sp
 
 from attnverify import context
 from attnverify.evidence import Evidence
-from checks import eos_numeric as en
-from derivations import eos
+from attnverify.checks import eos_numeric as en
+from attnverify.derivations import eos
 
 DERIVATIONS = [eos.step_recurrence, eos.loss_change, eos.period_two]
 # EOS-LOSS/nogap is false as printed (issue 15): exactly its as-printed checks fail

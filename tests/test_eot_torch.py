@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import eot_gradients as eg
-from derivations.eot import softmax, tau
+from attnverify.derivations import eot_gradients as eg
+from attnverify.derivations.eot import softmax, tau
 
 DERIVATIONS = [eg.policy_gradient, eg.fisher, eg.limits]
 
@@ -60,7 +60,7 @@ def test_limits_wrong_infinite_limit_detected():
 @pytest.fixture(scope="module")
 def et():
     pytest.importorskip("torch")
-    from checks import eot_torch
+    from attnverify.checks import eot_torch
 
     return eot_torch
 

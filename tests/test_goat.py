@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import goat
-from derivations.eot import tau
+from attnverify.derivations import goat
+from attnverify.derivations.eot import tau
 
 DERIVATIONS = [goat.prior, goat.uniform, goat.sink, goat.masked_support]
 
@@ -57,7 +57,7 @@ def test_mask_mass_off_support_detected():
 @pytest.fixture(scope="module")
 def gt():
     pytest.importorskip("torch")
-    from checks import goat_torch
+    from attnverify.checks import goat_torch
 
     return goat_torch
 

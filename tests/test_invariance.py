@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivations.scaling import scaling_law
+from attnverify.derivations.scaling import scaling_law
 
 
 def test_scaling_law_holds_and_a_wrong_law_fails():
@@ -15,8 +15,8 @@ def test_scaling_law_holds_and_a_wrong_law_fails():
 
 
 def test_scaling_law_numerically_on_the_ensemble():
-    from checks import fig3
-    from checks import fig3_scale as fs
+    from attnverify.checks import fig3
+    from attnverify.checks import fig3_scale as fs
 
     assert fs.law_residual(fig3._rel_err, [0.5, 1.0], 1.7, size=5) <= 1e-8
     # the same draws rescaled are not the same problem: e changes with the scale
@@ -33,13 +33,13 @@ def _softmax(L):
 def sentence():
     pytest.importorskip("torch")
     from attnverify import sweep
-    from checks.fig4 import config
+    from attnverify.checks.fig4 import config
 
     return sweep.sentences(config())[0]
 
 
 def test_gauge_leaves_the_attention_output_unchanged_to_round_off(sentence):
-    from checks.fig4_gauge import GAUGES, gauge_instances
+    from attnverify.checks.fig4_gauge import GAUGES, gauge_instances
 
     ref = [_softmax(L) for *_, L in gauge_instances(sentence, 1.0)]
     for c in GAUGES:
@@ -49,7 +49,7 @@ def test_gauge_leaves_the_attention_output_unchanged_to_round_off(sentence):
 
 
 def test_a_gauge_that_changes_the_logits_is_detected(sentence):
-    from checks.fig4_gauge import gauge_instances
+    from attnverify.checks.fig4_gauge import gauge_instances
 
     ref = [_softmax(L) for *_, L in gauge_instances(sentence, 1.0)]
     bad = gauge_instances(sentence, 3.0, split=lambda T, Z, c: (c * T, Z / c**2))
@@ -59,7 +59,7 @@ def test_a_gauge_that_changes_the_logits_is_detected(sentence):
 def test_the_paper_gauge_matches_the_models_own_attention(sentence):
     """c = 1 is the paper's t_i = x_i/sqrt(d'), z = K^T(Q x + b_Q): softmax of its logits is BERT's attention."""
     from attnverify import models
-    from checks.fig4_gauge import gauge_instances
+    from attnverify.checks.fig4_gauge import gauge_instances
 
     cap = models.run_minilm([sentence], padding=False)
     for layer, (T, u, Z, L) in enumerate(gauge_instances(sentence, 1.0)):

@@ -6,10 +6,10 @@ import importlib
 
 import pytest
 
-import mutants
+from attnverify import mutants
 from attnverify import context, mutate
 from attnverify.registry import load_claims, resolve
-from mutants import FAMILIES, Mutant, catalogue
+from attnverify.mutants import FAMILIES, Mutant, catalogue
 
 
 @pytest.fixture(autouse=True)
@@ -32,31 +32,31 @@ def test_real_mutants_are_killed_by_failing_checks():
 
 
 def test_a_harmless_mutation_is_not_a_kill():
-    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"checks.eot_numeric:logsumexp": lambda orig: orig})
+    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"attnverify.checks.eot_numeric:logsumexp": lambda orig: orig})
     (r,) = _run(noop)
     assert not r["killed"] and r["status"] == "verified" and "still verified" in r["how"]
 
 
 def test_a_patch_that_is_never_called_is_not_a_kill():
     # EOT-UNIQ never calls checks.eot_numeric.softmax: the mutation would not be injected
-    m = Mutant("EOT-UNIQ/not-injected", "EOT", "x", patch={"checks.eot_numeric:softmax": lambda orig: lambda x: -orig(x)})
+    m = Mutant("EOT-UNIQ/not-injected", "EOT", "x", patch={"attnverify.checks.eot_numeric:softmax": lambda orig: lambda x: -orig(x)})
     (r,) = _run(m)
     assert not r["killed"] and r["how"].startswith("not injected")
 
 
 def test_patches_are_restored_and_a_stale_entry_is_reported():
-    import checks.eot_numeric as en
+    import attnverify.checks.eot_numeric as en
 
     before = en.logsumexp
     _run(_by_id("EOT-LSE/log-mean-exp"))
     assert en.logsumexp is before
-    stale = Mutant("EOT-LSE/stale", "EOT", "x", replace={"derivations.eot:no_such_function": "mutants.eot:lse_sign"})
+    stale = Mutant("EOT-LSE/stale", "EOT", "x", replace={"attnverify.derivations.eot:no_such_function": "attnverify.mutants.eot:lse_sign"})
     (r,) = _run(stale)
     assert not r["killed"] and r["how"].startswith("could not inject")
 
 
 def test_main_exits_non_zero_on_a_survivor(monkeypatch, capsys):
-    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"checks.eot_numeric:logsumexp": lambda orig: orig})
+    noop = Mutant("EOT-LSE/no-op", "EOT", "the identity", patch={"attnverify.checks.eot_numeric:logsumexp": lambda orig: orig})
     monkeypatch.setattr(mutants, "catalogue", lambda: [noop])
     assert mutate.main(["--no-write"]) == 1
     assert "SURVIVED EOT-LSE/no-op" in capsys.readouterr().out

@@ -10,8 +10,8 @@ import pytest
 import sympy as sp
 
 from attnverify import ot_attention as ota
-from checks import ot_numeric as on
-from derivations import ot as dot
+from attnverify.checks import ot_numeric as on
+from attnverify.derivations import ot as dot
 
 
 def _all_passed(ev):

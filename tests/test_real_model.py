@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from attnverify import models  # noqa: E402
-from checks import fig4, real_model, t5_identity  # noqa: E402
+from attnverify.checks import fig4, real_model, t5_identity  # noqa: E402
 
 
 @pytest.fixture(scope="module")

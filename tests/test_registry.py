@@ -14,7 +14,7 @@ title = "t"
 seed = "s.txt"
 equation = "(1)"
 statement = "x"
-derivations = ["derivations.cumulant:quadratic_cumulant_solution"]
+derivations = ["attnverify.derivations.cumulant:quadratic_cumulant_solution"]
 checks = [{ref}]
 '''
 
@@ -32,9 +32,9 @@ def test_every_registered_ref_resolves():
 
 
 @pytest.mark.parametrize("ref, problem", [
-    ("checks.closed_forms:order_13", "defines no order_13"),  # the old docstring example
-    ("checks.closed_form:order_of_13", "no module checks.closed_form"),
-    ("checks.closed_forms.order_of_13", "not of the form"),
+    ("attnverify.checks.closed_forms:order_13", "defines no order_13"),  # the old docstring example
+    ("attnverify.checks.closed_form:order_of_13", "no module attnverify.checks.closed_form"),
+    ("attnverify.checks.closed_forms.order_of_13", "not of the form"),
     ("nosuchpackage.mod:f", "nosuchpackage"),
 ])
 def test_a_bad_ref_is_a_one_line_error_naming_claim_and_ref(tmp_path, ref, problem):
@@ -45,12 +45,12 @@ def test_a_bad_ref_is_a_one_line_error_naming_claim_and_ref(tmp_path, ref, probl
 
 
 def test_a_good_ref_loads(tmp_path):
-    (c,) = load_claims(_toml(tmp_path, "checks.closed_forms:order_of_13"))
-    assert c.functions == ["derivations.cumulant:quadratic_cumulant_solution", "checks.closed_forms:order_of_13"]
+    (c,) = load_claims(_toml(tmp_path, "attnverify.checks.closed_forms:order_of_13"))
+    assert c.functions == ["attnverify.derivations.cumulant:quadratic_cumulant_solution", "attnverify.checks.closed_forms:order_of_13"]
 
 
 def test_cli_exits_2_on_a_bad_ref(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(registry, "REGISTRY", _toml(tmp_path, "checks.closed_forms:order_13"))
+    monkeypatch.setattr(registry, "REGISTRY", _toml(tmp_path, "attnverify.checks.closed_forms:order_13"))
     assert cli.main(["verify", "--no-cache", "--docs", str(tmp_path / "docs")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "order_13" in err and "Traceback" not in err, err

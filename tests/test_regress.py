@@ -271,7 +271,7 @@ def _cli(proj: Path, *args) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     proj = _copy_project(tmp_path_factory.mktemp("proj"))
-    where = subprocess.run([sys.executable, "-c", "import checks, attnverify; print(checks.__file__, attnverify.__file__)"],
+    where = subprocess.run([sys.executable, "-c", "import attnverify.checks as checks, attnverify; print(checks.__file__, attnverify.__file__)"],
                            cwd=proj, env=dict(os.environ, PYTHONPATH=str(proj)), capture_output=True, text=True)
     assert where.stdout.count(str(proj)) == 2, f"the copy is not the code that runs: {where.stdout}{where.stderr}"
     docs = proj / "baseline"

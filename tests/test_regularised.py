@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import regularised as rg
+from attnverify.derivations import regularised as rg
 
 
 def test_derivation_passes():
@@ -31,7 +31,7 @@ def test_wrong_sparsemax_threshold_detected_symbolically(thr):
 
 def test_sparsemax_closed_form_is_projection():
     s = np.array([1.2, 0.3, 1.0, -2.0])
-    from checks.regularised import sparsemax
+    from attnverify.checks.regularised import sparsemax
 
     p = sparsemax(s)
     assert abs(p.sum() - 1) < 1e-15 and p[3] == 0 and np.allclose(p[[0, 2]] - s[[0, 2]], p[0] - s[0])
@@ -41,7 +41,7 @@ def test_sparsemax_closed_form_is_projection():
 def cr():
     pytest.importorskip("torch")
     pytest.importorskip("entmax")
-    from checks import regularised
+    from attnverify.checks import regularised
 
     return regularised
 

@@ -55,7 +55,7 @@ def fake_results() -> dict:
         "statement": r"\hat h = \sum_i t_i \frac{u_i e^{\langle t_i, z\rangle}}{\sum_j u_j e^{\langle t_j, z\rangle}}",
         "status": "refuted", "reason": "part FD-19/T5 is false as printed",
         "decided": "FD-19/T5: the T5 logits differ (check `t5-logits`)",
-        "decided_by": ["checks.t5_identity:logits", "derivations.fd19:bert"],
+        "decided_by": ["attnverify.checks.t5_identity:logits", "attnverify.derivations.fd19:bert"],
         "finding": "The BERT half holds; T5 needs the bias inside the exponent.",
         "parts": [
             {"id": "FD-19/BERT", "title": "BERT as (16)", "status": "verified",

@@ -14,10 +14,10 @@ pytest.importorskip("sklearn")
 
 from attnverify import context, training  # noqa: E402
 from attnverify.evidence import Evidence, Inconclusive  # noqa: E402
-from checks import eos_training as E  # noqa: E402
-from checks import goat_extrap as G  # noqa: E402
-from checks import vit_reduced as V  # noqa: E402
-from mutants import training as MT  # noqa: E402
+from attnverify.checks import eos_training as E  # noqa: E402
+from attnverify.checks import goat_extrap as G  # noqa: E402
+from attnverify.checks import vit_reduced as V  # noqa: E402
+from attnverify.mutants import training as MT  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
