@@ -85,11 +85,14 @@ class Solution:
     grad_norm : float
         :math:`\|\nabla D(\lambda^*)\|` at the returned :math:`\lambda^*`.
     error_bound : float
-        The certified bound :math:`\alpha\|\nabla D(\lambda^*)\|` on :math:`\|\lambda^* - \lambda_{exact}\|`:
-        D is :math:`1/\alpha`-strongly concave, so
-        :math:`\|\lambda - \lambda_{exact}\| \le \alpha\|\nabla D(\lambda)\|` for every :math:`\lambda`.
+        The solver's certified bound on :math:`\|\lambda^* - \lambda_{exact}\|`
+        (:mod:`attnverify.certificate`): D is :math:`1/\alpha`-strongly concave, so
+        :math:`\|\lambda - \lambda_{exact}\| \le \alpha\|\nabla D(\lambda)\|` for every :math:`\lambda`,
+        with the float64 error of the computed gradient included (and a sharper local-curvature
+        bound where one holds).
     converged : bool
-        The solver's verdict: True only if it met its stopping test.
+        The solver's verdict: True only if the certified bound is at most rtol times
+        :math:`\|\lambda^*\|` and the relative duality gap at most rtol.
     iterations : int
         Newton steps taken.
     """
@@ -117,17 +120,18 @@ def _from_instance(out: dict, alpha: float) -> Solution:
                     lambda_linear=a("lambda_approx_14"), lambda_quadratic=a("lambda_approx_13"),
                     h_softmax=a("h_attention_16"), primal=float(out["primal"]), dual=float(out["dual"]),
                     gap=float(out["gap"]), grad_norm=float(out["grad_norm"]),
-                    error_bound=alpha * float(out["grad_norm"]), converged=bool(out["converged"]),
+                    error_bound=float(out["bound"]), converged=bool(out["converged"]),
                     iterations=int(out["iterations"]))
 
 
 def _solve_rows(T, u, Z, alpha):
-    """Adapter: lambda* (m, d), converged (m,), iterations (m,) and ||grad D|| (m,) for every row of
-    Z from the batched solver. The one place that knows its result object's fields."""
+    """Adapter: lambda* (m, d), converged (m,), iterations (m,), ||grad D|| (m,) and the certified bound (m,)
+    for every row of Z from the batched solver. The one place that knows its result object's fields."""
     from .batched import solve_dual_batched
 
     sol = solve_dual_batched(T, u, Z, alpha)
-    return sol.lam, np.asarray(sol.converged, bool), np.asarray(sol.iterations, int), np.asarray(sol.grad_norm)
+    return (sol.lam, np.asarray(sol.converged, bool), np.asarray(sol.iterations, int), np.asarray(sol.grad_norm),
+            np.asarray(sol.bound, float))
 
 
 def solve(T, z, alpha, u=None) -> Solution:
@@ -244,7 +248,7 @@ def solve_batch(T, Z, alpha, u=None) -> Solution:
 
     T0 = T
     T, uu, Z, alpha = batch(T, _uniform(T0) if u is None else u, Z, alpha)
-    lam, conv, iters, gnorm = _solve_rows(T, uu, Z, alpha)
+    lam, conv, iters, gnorm, bound = _solve_rows(T, uu, Z, alpha)
     with np.errstate(divide="ignore"):
         logu = np.log(uu)
 
@@ -266,7 +270,7 @@ def solve_batch(T, Z, alpha, u=None) -> Solution:
             - logsumexp(logu + lam @ T.T, axis=1))
     return Solution(lambda_star=lam, h_hat=h, p_tilde=p, lambda_linear=alpha * Z, lambda_quadratic=lam13,
                     h_softmax=h16, primal=primal, dual=dual, gap=primal - dual, grad_norm=gnorm,
-                    error_bound=alpha * gnorm, converged=conv, iterations=iters)
+                    error_bound=bound, converged=conv, iterations=iters)
 
 
 def _uniform(T):

@@ -47,7 +47,14 @@ SOLVE_FIELDS = {
     "primal": "the value of (3) at p~",
     "dual": "the value of (7) at lambda*",
     "gap": "primal - dual (0 at the optimum, by strong duality)",
-    "converged": "true if the solver met its stopping test (exit status 1 otherwise, with this JSON printed)",
+    "converged": "true only if the certified bound on ||lambda* - lambda_exact|| is <= rtol ||lambda*|| and the "
+                 "relative duality gap is <= rtol (exit status 1 otherwise, with this JSON printed)",
+    "bound": "a certified bound on ||lambda* - lambda_exact|| (strong concavity, with the float64 error of the "
+             "gradient included)",
+    "rel_bound": "bound / ||lambda*||",
+    "rel_gap": "|primal - dual| / max(|primal|, |dual|)",
+    "rtol": "the relative tolerance the verdict was held to",
+    "message": "why the solver stopped, in words",
     "iterations": "Newton steps taken",
     "grad_norm": "||grad D(lambda*)||, the gradient norm of (7) at the returned lambda*; by strong concavity "
                  "||lambda - lambda_exact|| <= alpha ||grad D||",
