@@ -173,7 +173,7 @@ def solve(T, z, alpha, u=None) -> Solution:
     >>> T = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
     >>> r = attnverify.solve(T, [0.3, -0.2], alpha=0.5, u=[0.5, 0.25, 0.25])
     >>> r.converged, r.iterations
-    (True, 3)
+    (True, 2)
     >>> bool(r.error_bound < 1e-9)
     True
     >>> r.p_tilde.round(4), round(float(r.p_tilde.sum()), 12)

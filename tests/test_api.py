@@ -29,7 +29,7 @@ def test_solve_equals_the_command_line(tmp_path):
     r = attnverify.solve(T, [0.3, -0.2], 0.7, u=U)
     assert r.lambda_star.tolist() == out["lambda_star"] and r.p_tilde.tolist() == out["p_tilde"]
     assert r.lambda_quadratic.tolist() == out["lambda_approx_13"] and r.h_softmax.tolist() == out["h_attention_16"]
-    assert r.converged is out["converged"] and r.error_bound == 0.7 * out["grad_norm"]
+    assert r.converged is out["converged"] and r.error_bound == out["bound"]
 
 
 def test_u_none_means_uniform_and_array_likes_are_accepted():
