@@ -20,6 +20,7 @@ An entry whose claims did not run (``verify --only``) is left out: the run canno
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -97,8 +98,13 @@ def _claims(results: dict) -> dict[str, dict]:
     return {c["id"]: c for c in results["claims"]}
 
 
-def build_coverage(results: dict, entries: list[dict] | None = None) -> list[dict]:
-    """The ``coverage`` list for this run; raises CoverageError where an entry and the run disagree."""
+def build_coverage(results: dict, entries: list[dict] | None = None, strict: bool = True) -> list[dict]:
+    """The ``coverage`` list for this run; raises CoverageError where an entry and the run disagree.
+
+    With ``strict=False`` (a verify or regress run) a disagreement does not stop the run: a check that
+    fails, or an erratum the derivation no longer finds, is what a broken closed form looks like, and
+    the run must still report it. Each such entry carries ``disagrees`` (what disagrees) instead, and
+    the checks themselves fail in the results, where regress and the report see them."""
     entries = load_displays() if entries is None else entries
     claims = _claims(results)
     errata = {(e["claim"], e["equation"]) for e in results.get("errata", [])}
@@ -108,6 +114,7 @@ def build_coverage(results: dict, entries: list[dict] | None = None) -> list[dic
         if any(i not in claims for i in ids):
             continue  # not in this run
         where = f"coverage {e['equation']!r}"
+        mine = len(problems)
         checks = {}
         for i in ids:
             checks.update({c["key"]: c for c in claims[i]["checks"]})
@@ -126,7 +133,9 @@ def build_coverage(results: dict, entries: list[dict] | None = None) -> list[dic
         out.append({"source": e["source"], "equation": e["equation"], "printed": e["printed"].strip(),
                     "status": e["status"], "claims": ids, "checks": named, "how": e.get("how", ""),
                     "why_not": e.get("why_not", "")})
-    if problems:
+        if len(problems) > mine:
+            out[-1]["disagrees"] = "; ".join(problems[mine:])
+    if problems and strict:
         raise CoverageError("; ".join(problems))
     return out
 
@@ -170,6 +179,9 @@ def build_abstracts(results: dict, entries: list[dict] | None = None, registry: 
 
 def attach(results: dict, registry: list | None = None) -> dict:
     """Add ``coverage`` and ``abstracts`` to results.json's dict (in place; returned for chaining)."""
-    results["coverage"] = build_coverage(results)
+    results["coverage"] = build_coverage(results, strict=False)
+    for e in results["coverage"]:
+        if e.get("disagrees"):
+            print(f"attnverify: warning: {e['disagrees']}", file=sys.stderr)
     results["abstracts"] = build_abstracts(results, registry=registry)
     return results

@@ -191,9 +191,11 @@ class Evidence:
 
     # -- comparisons that compute ``passed`` --------------------------------------------------
     def at_most(self, key, name, value, tol, why, *, method, metric="", **fields) -> bool:
-        """``value <= tol`` (a NaN value fails)."""
+        """``value <= tol`` (a NaN value fails). A bound of 0 (no deviation allowed, e.g. a count of
+        violations or an exact minimum) is recorded as "exact", the project's word for it."""
         ok = bool(np.all(np.asarray(value, dtype=float) <= tol)) if _finite_or_nan(value) else False
-        return self._record(key, name, method, metric, value, tol, ok, why, fields)
+        shown = "exact" if isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol == 0 else tol
+        return self._record(key, name, method, metric, value, shown, ok, why, fields)
 
     def at_least(self, key, name, value, bound, why, *, method, metric="", strict=False, shown=None,
                  **fields) -> bool:

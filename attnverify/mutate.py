@@ -5,7 +5,7 @@ Each mutant is a wrong variant of a closed form or derivation step.  It is injec
 patched for the duration of the run), and the claim is run by :func:`attnverify.verify.run_claim`
 with the usual status rule.  A mutant is **killed** when the claim does not come out ``verified``
 *because of the mutation*: compared with a reference run of the same claim without the mutation,
-a check fails that passed there, or the status changes.  (For a claim that is already refuted, like
+a check fails that passed there, or the status of the claim or of one of its parts changes.  (For a claim that is already refuted, like
 FD-MEM, "not verified" alone would prove nothing: only a new failing check or a changed status counts.)
 A claim whose reference run is neither verified nor refuted cannot judge its mutants, and a patch that
 is never called while the claim runs was never injected (e.g. the attribute is bound elsewhere as a
@@ -106,8 +106,19 @@ def run_once(claim, patch=None) -> dict:
         clear_caches()
     return {"status": r["status"], "reason": r["reason"], "crashed": r["_crashed"],
             "failed": [c["key"] for c in r["checks"] if not c["passed"]], "checks": [c["key"] for c in r["checks"]],
+            "parts": {q["id"]: q["status"] for q in r.get("parts") or []},
             "never_called": sorted(calls) if calls and not any(calls.values()) else [],
             "seconds": time.perf_counter() - t0}
+
+
+def _part_changed(ref: dict, res: dict) -> str:
+    """The first part whose status the mutation changed (a refuted part that now passes hides an error
+    of the paper as surely as a new failing check reveals one), or ""."""
+    for pid, st in (ref.get("parts") or {}).items():
+        new = (res.get("parts") or {}).get(pid)
+        if new is not None and new != st:
+            return f"part {pid}: {st} -> {new}"
+    return ""
 
 
 def judge(ref: dict, res: dict) -> tuple[bool, str]:
@@ -122,6 +133,8 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
         new = [c for c in res["failed"] if c not in ref["failed"]]
         if res["status"] != "verified" and new:
             return True, f"check failed: {new[0]}" + (f" (and {len(new) - 1} more)" if len(new) > 1 else "")
+        if _part_changed(ref, res):
+            return True, _part_changed(ref, res)
         return False, f"no check failed that passes without the mutation (reference inconclusive: {ref['reason'][:120]})"
     # a not-checkable claim whose checks ran (GOAT-SINK: a checked corollary beside a part with no precise
     # statement) judges its mutants by its checks like a refuted one
@@ -137,6 +150,8 @@ def judge(ref: dict, res: dict) -> tuple[bool, str]:
     if res["status"] != ref["status"]:
         kind = "crash" if res["crashed"] else res["status"]
         return True, f"{kind}: {res['reason'][:160]}"
+    if _part_changed(ref, res):
+        return True, _part_changed(ref, res)
     return False, f"no check failed that passes without the mutation ({res['status']} as before)"
 
 

@@ -140,19 +140,25 @@ def test_wrong_closed_form_is_excluded_by_the_enclosure():
 
 
 def test_float64_loses_the_answer_certificate_refuses():
-    """Templates 1e8 + O(1) and ||z|| = 1e-9: b = mu + z loses z's digits in float64. The float solver reports
-    convergence; the certificate (inputs exact) is not certified, and its radius covers the true error."""
+    """Templates 1e8 + O(1) and ||z|| = 1e-9: b = mu + z loses z's digits in float64. The naive
+    float64 evaluation of the stationarity map lambda = alpha (b - E_p[t]) at the exact lambda* is
+    wrong by far more than 1e-9 relative: the certificate (inputs exact) is not certified, and its
+    radius covers the true error. The certified solver (centred form) does not lose it, and the
+    certificate certifies its answer."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(4, 2))
     T, u, z, a = instance((X + 1e8).tolist(), (1e-9 * rng.normal(size=2)).tolist(), 1e-6)
-    out = solve_instance(T, u, z, a)
-    assert out["converged"]
-    c = C.certify(T, u, z, a, np.array(out["lambda_star"]))
-    assert not c.certified
     lam, _, _ = truth(T, u, z, a)
-    e = float(err(out["lambda_star"], lam))
-    assert e > 1e-9 * np.linalg.norm(out["lambda_star"])  # float64 really lost it
+    lam64 = np.array([float(x) for x in lam])
+    p = u * np.exp(T @ lam64 - (T @ lam64).max())
+    naive = a * ((T.T @ u + z) - T.T @ (p / p.sum()))  # b = mu + z in float64: z's digits are gone
+    e = float(err(naive.tolist(), lam))
+    assert e > 1e-9 * np.linalg.norm(naive)  # float64 really lost it
+    c = C.certify(T, u, z, a, naive)
+    assert not c.certified
     assert c.radius_lambda >= e
+    out = solve_instance(T, u, z, a)
+    assert out["converged"] and C.certify(T, u, z, a, np.array(out["lambda_star"])).certified
 
 
 @st.composite

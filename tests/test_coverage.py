@@ -118,6 +118,9 @@ def test_the_build_fails_loudly(run_results):
             c["passed"] = False
     with pytest.raises(C.CoverageError, match="failed in this run"):
         C.build_coverage(failing, [checked])
+    # a run (verify, regress) is not stopped: a broken closed form must still be reported
+    (entry,) = C.build_coverage(failing, [checked], strict=False)
+    assert "failed in this run" in entry["disagrees"] and entry["status"] == "checked"
 
 
 def test_entries_of_claims_not_in_the_run_are_left_out(run_results):

@@ -405,12 +405,17 @@ def test_stdout_full_one_line(tmp_path, cmd):
     assert "No space left on device" in _one_line(r)
 
 
+# A child's ru_maxrss starts from its parent's resident set at fork (Linux keeps the pre-exec peak), and
+# this test process may hold PyTorch (~1 GB) from earlier tests: so the command runs under a small
+# launcher process, which forks it and reports its peak alone.
+_LAUNCH = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL); "
+           "_, st, ru = os.wait4(p.pid, 0); print(os.waitstatus_to_exitcode(st), ru.ru_maxrss)")
+
+
 def _maxrss_kb(argv, stdin=None) -> tuple[int, int, str]:
-    p = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    err = p.stderr.read().decode()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return p.returncode, usage.ru_maxrss, err
+    p = subprocess.run([PY, "-c", _LAUNCH, *argv], stdin=stdin, capture_output=True)
+    rc, rss = (int(x) for x in p.stdout.decode().split())
+    return rc, rss, p.stderr.decode()
 
 
 def test_solve_dev_zero_is_refused_without_reading():

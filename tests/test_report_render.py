@@ -320,7 +320,7 @@ def test_claim_page_opens_with_the_quote_then_made_precise_then_verdict(fake_out
     assert "What our reading adds. We read (19) for both models | and check each separately." in t
     assert "What decided it: FD-19/T5: the T5 logits differ (check t5-logits)" in t
     assert "(check <code>t5-logits</code>)" in (fake_out / "claims" / "FD-19.html").read_text()
-    assert "decided by: checks.t5_identity:logits, derivations.fd19:bert" in t
+    assert "decided by: attnverify.checks.t5_identity:logits, attnverify.derivations.fd19:bert" in t
     assert "FD-19/T5 ¶ T5 as (16) | printed refuted t5-logits printed form misses the bias statistical" in t
     assert "strongest evidence: statistical" in t  # the refutation rests on the failing check
     assert "0.1 (judgement)" in t and "Judgement call over threshold in [0.05, 0.2]: flips at 0.111. strong" in t

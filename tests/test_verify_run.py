@@ -7,8 +7,10 @@ import sys
 
 import pytest
 
+# (FD-FIG3 is not among them: its verdict flips inside the declared range of the instances' scale,
+# so it is inconclusive by the rule of CLAIMS.md's judgement calls)
 DECIDED = ["EOT-KKT", "EOT-UNIQ", "EOT-LSE", "FD-3", "FD-5", "FD-7", "FD-10", "FD-11", "FD-13", "FD-14",
-           "FD-16", "FD-B", "FD-MEM", "FD-FIG3"]
+           "FD-16", "FD-B", "FD-MEM"]
 
 
 @pytest.fixture(scope="module")

@@ -375,7 +375,7 @@ def _coverage(res: dict, notes: _Notes) -> list:
     for s in seeds:
         for e in (e for e in cov if e.get("source", "") == s):
             rows.append(Row([cite(s, e.get("equation", ""), notes, link=False, short=True), plain(e.get("equation", "")),
-                             formula(e.get("printed", "")) if e.get("printed") else [],
+                             [Math(e["printed"])] if e.get("printed") else [],  # always LaTeX (coverage.toml)
                              [Badge(e.get("status", ""))], _claim_links(e.get("claims")),
                              text(e.get("how") or e.get("why_not") or "")],
                             cls="fail" if e.get("status") == "not-checked" else ""))
