@@ -19,7 +19,7 @@ import numpy as np
 
 from attnverify import context, dual
 from attnverify.batched import solve_dual_instance
-from attnverify.evidence import Evidence, Figure, Inconclusive, Table
+from attnverify.evidence import Evidence, Figure, Inconclusive, Table, slug
 from attnverify.derivations import cumulant
 
 from .instances import random_instance
@@ -77,13 +77,13 @@ def _order_check(claim, err_fn, coef_fn, relative=True) -> Evidence:
         rows.append([f"n={n}, d={d}", slope] + rel)
         curves.append((f"n={n}, d={d}", FIT_ALPHAS, norms))
     worst_slope = float(np.max(np.abs(np.array(slopes) - pred_order)))
-    ev.at_most(f"fitted-log-log-slope-of-{label}-is-{pred_order}",
+    ev.at_most(f"fitted-log-log-slope-of-{slug(label)}-is-{pred_order}",
                f"fitted log-log slope of {label} is {pred_order}", worst_slope, SLOPE_TOL, SLOPE_WHY,
                method="newton",
                metric=f"max over {len(slopes)} instances of |slope - {pred_order}|, alpha in [1e-4, 1e-2]",
                numerical_class="iterative", evidence="float")
     worst_coef = float(np.max(coef_err))
-    ev.at_most(f"leading-coefficient-of-{label}-matches-the-derivation",
+    ev.at_most(f"leading-coefficient-of-{slug(label)}-matches-the-derivation",
                f"leading coefficient of {label} matches the derivation", worst_coef, COEF_TOL, COEF_WHY,
                method="newton",
                metric=f"max relative difference between error/alpha^{pred_order} at alpha = 1e-4 and the predicted coefficient",
