@@ -224,7 +224,7 @@ def train_one(model_name: str, lr: float, seed: int, data, epochs: int = EPOCHS,
                 loss.backward()
                 opt.step()
             if progress is not None:
-                progress(f"{model_name}, lr {lr:g}, seed {seed}: epoch {ep + 1}/{epochs}, loss {float(loss):.3f}")
+                progress(f"{model_name}, lr {lr:g}, seed {seed}: epoch {ep + 1}/{epochs}, loss {loss.item():.3f}")
             if ep + 1 == epochs - epochs // 3:  # validation accuracy two thirds in: is training still improving?
                 val_early = _accuracy(net, va, torch)
         val_early = val_early if epochs >= 3 else math.nan
