@@ -387,6 +387,8 @@ def cmd_regress(args) -> int:
             write_all(fresh, out)
     if select is not None and not fresh["claims"]:
         return _fail("no claim matches the selection")
+    # compare what results.json would hold (JSON: tuples become lists), as the baseline was read
+    fresh = json.loads(json.dumps(fresh, ensure_ascii=False))
     ran = {c["id"] for c in fresh["claims"]}
     changes = compare(baseline, fresh, ran=ran if select is not None else None,
                       registered={c.id for c in load_claims()})
