@@ -31,8 +31,8 @@ strict: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## regress: re-run every claim (no cache) and compare with the committed baseline docs/results.json;
-## exit 1 with a diff (claim, check, old value, new value, tolerance) on any regression
+## regress: re-run every claim (no cache, the sweep recomputed) and compare with the committed baseline
+## (git show HEAD:docs/results.json); exit 1 with a diff grouped by claim (old, new, the drift rule) on any regression
 regress: $(STAMP)
 	$(BIN)/attnverify regress
 
