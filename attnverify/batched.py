@@ -720,9 +720,9 @@ def _problem_constants(sets, outs, A, dt):
     )
 
 
-def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
-    """An upper bound on _gradient_error's (delta_1, gamma_2) at a third of the cost, for the stopping test:
-    sum_i |p_i - u_i| ||a_i|| <= amax ||p - u||_1, sum_i p_i ||a_i||^2 <= amax^2, ||p||_2 <= 1, ||p - u||_2 <= ||p - u||_1."""
+def _logit_error(pb, ymax, w, zq, abar, gm, zn):
+    """What both gradient-error bounds start from: per row alpha, ||w||, max ||a_i||, n, r (as columns),
+    the bound dy on the logits' evaluation error (see :func:`_gradient_error`), and ||z_q||, ||abar||, ||g_m||."""
     al = pb["alpha"][:, None]
     wn = np.sqrt(np.vecdot(w, w))
     amax = pb["amax"][:, None]
@@ -732,6 +732,13 @@ def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
     zqn = np.sqrt(np.vecdot(zq, zq))
     abn = np.sqrt(np.vecdot(abar, abar))
     gmn = np.sqrt(np.vecdot(gm, gm))
+    return al, wn, amax, n, r, dy, zqn, abn, gmn
+
+
+def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
+    """An upper bound on _gradient_error's (delta_1, gamma_2) at a third of the cost, for the stopping test:
+    sum_i |p_i - u_i| ||a_i|| <= amax ||p - u||_1, sum_i p_i ||a_i||^2 <= amax^2, ||p||_2 <= 1, ||p - u||_2 <= ||p - u||_1."""
+    al, wn, amax, n, r, dy, zqn, abn, gmn = _logit_error(pb, ymax, w, zq, abar, gm, zn)
     l1 = 2.0  # ||p - u||_1 <= 2
     delta1 = (tilt_error(dy, amax * l1, amax**2 + 0 * l1, abn, K, ymax, n)
               + 2 * (r + 2) * EPS * (zqn + wn / al + gmn))
@@ -746,16 +753,8 @@ def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
     The logits y carry an error of ~eps |y_i| (sums), (r + 2) eps ||a_i|| ||w|| (the product A w) and,
     when S != R^d, alpha ||z|| times the rounding of e_i; :func:`tilt_error` turns that into the error
     of the sum; the final combination adds a few eps of its terms."""
-    al = pb["alpha"][:, None]
     ymax = np.abs(y).max(axis=-1)
-    wn = np.sqrt(np.vecdot(w, w))
-    amax = pb["amax"][:, None]
-    n = pb["n_on"][:, None]
-    r = pb["r"][:, None]
-    dy = 3 * EPS * ymax + (r + 2) * EPS * amax * wn + np.where(pb["full"][:, None], 0.0, al * zn * pb["e_err"][:, None])
-    zqn = np.sqrt(np.vecdot(zq, zq))
-    abn = np.sqrt(np.vecdot(abar, abar))
-    gmn = np.sqrt(np.vecdot(gm, gm))
+    al, wn, amax, n, r, dy, zqn, abn, gmn = _logit_error(pb, ymax, w, zq, abar, gm, zn)
     m1 = np.einsum("bkn,bn->bk", np.abs(Pm), pb["anorm"])
     m2 = np.einsum("bkn,bn->bk", P, pb["a2"])
     first, rest = tilt_error(dy, m1, m2, abn, K, ymax, n, parts=True)
