@@ -448,7 +448,8 @@ def solve_stacked(problems, rtol: float = 1e-10, maxiter: int = 100, chunk_bytes
     """
     budget = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
     checked = [validate.batch(T, u, Z, a) for T, u, Z, a in problems]
-    sets = [prepare(T, u) for T, u, _, _ in checked]
+    with one_blas_thread():  # the SVDs too: many small ones run slower on several threads
+        sets = [prepare(T, u) for T, u, _, _ in checked]
     out = [None] * len(sets)
     # group by similar support size (and the CG precision), then chunk each group by bytes
     order = sorted(range(len(sets)), key=lambda i: (sets[i].n_on, sets[i].r))
@@ -604,6 +605,14 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
                  it=np.zeros((B, K), int), cg=np.zeros((B, K), int), bi=bi, ki=ki, act=valid.copy(),
                  gprev=np.full((B, K), np.inf))  # gprev: the previous step's gradient norm (stagnation test)
 
+    # what each row holds when it stops, in one flat record (problem b's rows at offs[b] ...): one scatter per field
+    sizes = np.array([len(o["Z"]) for o in outs])
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    tot = int(sizes.sum())
+    rec = {k: np.zeros(tot) for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn")}
+    rec.update(w=np.zeros((tot, r)), it=np.zeros(tot, int), cg=np.zeros(tot, int), y=np.zeros((tot, n)),
+               P=np.zeros((tot, n)), done=np.zeros(tot, bool))
+
     def store(mask, gm_all, gn_all):
         """Write the rows in mask to their problems, with the final quantities the verdict needs
         (the tight error bounds are computed here, for these rows only)."""
@@ -619,23 +628,12 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         delta1, g2b, (d_round, dy) = _gradient_error(sub, y, w, zq, gm + sub["ubar"][:, None, :], gm, zn, P, Pm, Kl,
                                                      parts=True)
         pmn = certificate.norm_rows(Pm[:, 0])
-        for b in np.unique(bb):
-            sel = bb == b
-            o = outs[b]
-            rb, nb = sets[b].r, sets[b].n_on
-            idx = kk[sel]
-            o["w"][idx] = w[sel, 0, :rb]
-            o["iterations"][idx] = s["it"][mask][sel]
-            o["cg_iterations"][idx] = s["cg"][mask][sel]
-            f = o.setdefault("fin", dict(gn1=np.zeros(len(o["Z"])), delta1=np.zeros(len(o["Z"])),
-                                         g2b=np.zeros(len(o["Z"])), d_round=np.zeros(len(o["Z"])),
-                                         dy=np.zeros(len(o["Z"])), pmn=np.zeros(len(o["Z"])),
-                                         y=np.zeros((len(o["Z"]), nb)), P=np.zeros((len(o["Z"]), nb)),
-                                         done=np.zeros(len(o["Z"]), bool)))
-            f["gn1"][idx], f["delta1"][idx], f["g2b"][idx] = gn1[sel], delta1[sel, 0], g2b[sel, 0]
-            f["d_round"][idx], f["dy"][idx], f["pmn"][idx] = d_round[sel, 0], dy[sel, 0], pmn[sel]
-            f["y"][idx], f["P"][idx] = y[sel, 0, :nb], P[sel, 0, :nb]
-            f["done"][idx] = True
+        at = offs[bb] + kk  # rows of the flat record
+        for k, v in (("w", w[:, 0]), ("it", s["it"][mask]), ("cg", s["cg"][mask]), ("gn1", gn1), ("delta1", delta1[:, 0]),
+                     ("g2b", g2b[:, 0]), ("d_round", d_round[:, 0]), ("dy", dy[:, 0]), ("pmn", pmn), ("y", y[:, 0]),
+                     ("P", P[:, 0])):
+            rec[k][at] = v
+        rec["done"][at] = True
 
     for step in range(maxiter + 1):
         s = state
@@ -657,10 +655,10 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
             store(stop, gm, gn)
         s["act"] = s["act"] & ~ok
         if not s["act"].any():
-            return
+            break
         if step == maxiter:
             store(s["act"], gm, gn)
-            return
+            break
         if 2 * np.count_nonzero(s["act"]) < s["act"].size:  # compact once half the slots are idle
             keepb, order, cnt = _repack_index(s["act"])
             state = {k: (_take(v, keepb, order) if v is not None else None) for k, v in s.items()}
@@ -693,6 +691,12 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         s["w"], s["y"], s["P"], s["Pm"], s["K"], s["fa"], s["ymax"] = _armijo(s["w"], step_, g, gsafe, s["fa"], s["base"], s["zq"],
                                                                    pb, U, act)
         s["it"] += act
+    for b, o in enumerate(outs):
+        rows, rb, nb = slice(offs[b], offs[b] + sizes[b]), sets[b].r, sets[b].n_on
+        o["w"][:] = rec["w"][rows, :rb]
+        o["iterations"][:], o["cg_iterations"][:] = rec["it"][rows], rec["cg"][rows]
+        o["fin"] = {k: rec[k][rows] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn", "done")}
+        o["fin"]["y"], o["fin"]["P"] = rec["y"][rows, :nb], rec["P"][rows, :nb]
 
 
 def _problem_constants(sets, outs, A, dt):
@@ -825,7 +829,8 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
         flat = 1e-4 * t[bb, kk] * slope[bb, kk] <= resolution[bb, kk]
         if flat.any():
             fb, fk = bb[flat], kk[flat]
-            gc = zq[fb, fk] - cand[fb, fk] / alpha[fb, None] - np.einsum("in,inr->ir", Pm[fb, fk], A[fb])
+            # sum_i (p_i - u_i) a_i of the flat rows: one batched product per problem (gathering A per row costs more)
+            gc = zq[fb, fk] - cand[fb, fk] / alpha[fb, None] - _rows_times(Pm, A, fb, fk)
             halved = np.zeros(len(bb), bool)
             halved[flat] = np.linalg.norm(gc, axis=1) <= 0.5 * gn[fb, fk]
             bad = bad[~halved]
@@ -845,6 +850,16 @@ def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
         still = f[bb, kk] < fa[bb, kk] + 1e-4 * t[bb, kk] * slope[bb, kk]
         bad = bad[still]
     return cand, Y, P, Pm, Kl, f, ymax
+
+
+def _rows_times(X, A, bb, kk):
+    """X[b, k] @ A[b] for the rows (bb, kk) of X (B, K, n), A (B, n, r): per problem one matrix product of its rows."""
+    out = np.empty((len(bb), A.shape[2]))
+    order = np.argsort(bb, kind="stable")
+    cuts = np.flatnonzero(np.diff(bb[order])) + 1
+    for sel in np.split(order, cuts):
+        out[sel] = X[bb[sel[0]], kk[sel]] @ A[bb[sel[0]]]
+    return out
 
 
 def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
@@ -925,7 +940,7 @@ def _finish(ts, o, rtol):
         vn = certificate.norm_rows(v)
         v[vn <= 4 * EPS * alpha * zn] = 0.0
         lam = v @ ts.Q.T
-        lam += alpha * Z
+        lam += Z if alpha == 1 else alpha * Z  # (alpha = 1, the sweep's: the same bits, one pass fewer)
         delta_out = 6 * EPS * alpha * zn + (ts.r + 2) * EPS * vn
     zero = zn == 0  # (norm_rows is exactly 0 only for z = 0)
     lam[zero] = 0.0  # z = 0: lambda* = 0 exactly

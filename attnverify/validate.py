@@ -59,8 +59,7 @@ def array(name, value, ndim, allow_posinf=False):
         raise InputError(f"{name}: contains a number beyond the float64 range") from None
     if a.ndim not in dims:
         raise InputError(f"{name}: expected a {' or '.join(f'{k}-d' for k in dims)} array, got shape {a.shape}")
-    bad = np.isnan(a) | (np.isneginf(a) if allow_posinf else ~np.isfinite(a))
-    if np.any(bad):
+    if not (np.isfinite(a).all() if not allow_posinf else not (np.isnan(a) | np.isneginf(a)).any()):
         raise InputError(f"{name}: contains NaN or {'-inf' if allow_posinf else 'infinity'}")
     return a
 
