@@ -569,7 +569,48 @@ def _base_logits(ts, o):
 
 
 def _newton_group(sets, outs, rtol, maxiter, dt):
-    """Truncated Newton on the stacked problems (B, K, .) of one CG precision; writes w, iterations, cg."""
+    """Truncated Newton on the stacked problems (B, K, .) of one CG precision; writes w, iterations, cg
+    (and, in ``fin``, what the verdict needs of each row when it stopped)."""
+    state, pb = _stacked_start(sets, outs, dt)
+    rec = _StopRecord(outs, pb["A"].shape[2], pb["A"].shape[1])
+    for step in range(maxiter + 1):
+        s = state
+        g, gm, abar, gn, delta1, g2b, lamn = _gradient_and_bounds(s, pb)
+        ok = _certified_or_stalled(s, pb, gn, delta1, g2b, lamn, rtol)
+        s["gprev"] = gn
+        stop = s["act"] & ok
+        if stop.any():
+            rec.store(s, pb, stop, gm, gn)
+        s["act"] = s["act"] & ~ok
+        if not s["act"].any():
+            break
+        if step == maxiter:
+            rec.store(s, pb, s["act"], gm, gn)
+            break
+        if 2 * np.count_nonzero(s["act"]) < s["act"].size:  # compact once half the slots are idle
+            keepb, order, cnt = _repack_index(s["act"])
+            state = {k: (_take(v, keepb, order) if v is not None else None) for k, v in s.items()}
+            state["act"] = np.arange(order.shape[1])[None] < cnt[:, None]
+            pb = {k: v[keepb] for k, v in pb.items()}
+            g, gn, abar, delta1, g2b, lamn = (_take(v, keepb, order) for v in (g, gn, abar, delta1, g2b, lamn))
+            s = state
+        act = s["act"]
+        # frozen slots get g = 0: CG returns 0 for them and Armijo keeps them where they are
+        g = g * act[..., None]
+        gsafe = np.where(act, gn, 1.0)
+        step_, count = _newton_direction(s, pb, g, gsafe, abar, delta1, g2b, lamn, rtol, dt)
+        s["cg"] += count * act
+        s["w"], s["y"], s["P"], s["Pm"], s["K"], s["fa"], s["ymax"] = _armijo(s["w"], step_, g, gsafe, s["fa"], s["base"],
+                                                                           s["zq"], pb, pb["U"][:, None, :], act)
+        s["it"] += act
+    rec.write_back(sets, outs)
+
+
+def _stacked_start(sets, outs, dt):
+    r"""The padded problems, their constants and the iteration state at the start point (13):
+    :math:`w_0 = \alpha (I + \alpha\,\mathrm{Cov}_u(a))^{-1} z_q`, the S coordinates of
+    :math:`\lambda_{13} = \alpha (I + \alpha\Sigma)^{-1} z` (:math:`\alpha z_q` to first order in
+    alpha, and bounded as alpha grows, where :math:`\alpha z_q` is far from :math:`w^*`)."""
     B = len(sets)
     n = max(ts.n_on for ts in sets)
     r = max(ts.r for ts in sets)
@@ -584,11 +625,8 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
     valid &= _pad([np.any(o["Z"] != 0, axis=1) for o in outs], (B, K), False, bool)  # z = 0: lambda* = 0 exactly
     zperp = np.where([[not ts.full] for ts in sets], _perp_norm(zn, certificate.norm_rows(zq)), 0.0)
     pb = _problem_constants(sets, outs, A, dt)
-    U = pb["U"][:, None, :]
     bi = np.repeat(np.arange(B)[:, None], K, 1)  # original (problem, row) of every slot
     ki = np.repeat(np.arange(K)[None], B, 0)
-    # start at (13): lambda_13 = alpha (I + alpha Sigma)^{-1} z, in S coordinates w0 = alpha (I + alpha Cov_u(a))^{-1} z_q
-    # (= alpha z_q to first order in alpha; bounded as alpha grows, where alpha z_q is far from w*)
     ubar = pb["ubar"]
     M = np.einsum("bn,bni,bnj->bij", pb["U"], A, A) - ubar[:, :, None] * ubar[:, None, :]
     M *= pb["alpha"][:, None, None]
@@ -599,24 +637,72 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
     y = np.matmul(w, pb["AT"])
     if base is not None:
         y += base
-    Kl, P, Pm, ym = tilt(y, U, True)
+    Kl, P, Pm, ym = tilt(y, pb["U"][:, None, :], True)
     fa = np.vecdot(w, zq) - _hsq(w, pb["alpha"]) - Kl
     state = dict(w=w, base=base, zq=zq, zn=zn, zperp=zperp, y=y, P=P, Pm=Pm, K=Kl, fa=fa, ymax=ym,
                  it=np.zeros((B, K), int), cg=np.zeros((B, K), int), bi=bi, ki=ki, act=valid.copy(),
                  gprev=np.full((B, K), np.inf))  # gprev: the previous step's gradient norm (stagnation test)
+    return state, pb
 
-    # what each row holds when it stops, in one flat record (problem b's rows at offs[b] ...): one scatter per field
-    sizes = np.array([len(o["Z"]) for o in outs])
-    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    tot = int(sizes.sum())
-    rec = {k: np.zeros(tot) for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn")}
-    rec.update(w=np.zeros((tot, r)), it=np.zeros(tot, int), cg=np.zeros(tot, int), y=np.zeros((tot, n)),
-               P=np.zeros((tot, n)), done=np.zeros(tot, bool))
 
-    def store(mask, gm_all, gn_all):
-        """Write the rows in mask to their problems, with the final quantities the verdict needs
-        (the tight error bounds are computed here, for these rows only)."""
-        s = state
+def _gradient_and_bounds(s, pb):
+    r"""The S-gradient :math:`g = z_q - w/\alpha - \sum_i (p_i - u_i) a_i` of every slot, its parts, its norm,
+    the cheap bounds on its evaluation error (:func:`_gradient_error_cheap`) and :math:`\|\lambda\|`."""
+    al = pb["alpha"][:, None, None]
+    gm = np.matmul(s["Pm"], pb["A"])  # sum_i (p_i - u_i) a_i: the gradient's sum, without cancellation
+    g = s["zq"] - s["w"] / al
+    g -= gm
+    abar = gm + pb["ubar"][:, None, :]  # E_p[a] (for the preconditioner and the error bound)
+    gn = np.sqrt(np.vecdot(g, g))
+    delta1, g2b = _gradient_error_cheap(pb, s["ymax"], s["w"], s["zq"], abar, gm, s["zn"], s["Pm"], s["K"])
+    lamn = np.hypot(pb["alpha"][:, None] * s["zperp"], certificate.norm_rows(s["w"]))
+    return g, gm, abar, gn, delta1, g2b, lamn
+
+
+def _certified_or_stalled(s, pb, gn, delta1, g2b, lamn, rtol):
+    """Where a slot may stop: the global bound certifies it, or the gradient is at its evaluation error and
+    stopped decreasing (delta_1 is a worst-case bound, so one more step is taken while it still helps)."""
+    a1 = pb["alpha"][:, None]
+    return (a1 * (gn + delta1 + g2b) <= rtol * lamn) | ((gn <= 2 * delta1) & ((gn > 0.25 * s["gprev"]) | (gn == 0)))
+
+
+def _newton_direction(s, pb, g, gsafe, abar, delta1, g2b, lamn, rtol, dt):
+    """The truncated-Newton step of every slot: Jacobi-preconditioned CG on the scaled system to the
+    Eisenstat-Walker forcing tolerance (never tighter than the certificate needs).  Returns (step, CG counts)."""
+    a1 = pb["alpha"][:, None]
+    r = pb["A"].shape[2]
+    sc = s["zn"] + pb["amax"][:, None]  # a scale-invariant gradient scale: ||z|| + max ||a_i||
+    tgt = np.maximum(rtol * lamn / a1 - delta1 - g2b, 2 * delta1)
+    forcing = np.minimum(FORCING_MAX, np.maximum((gsafe / sc) ** FORCING_EXP, pb["cgfloor"][:, None]))
+    forcing = np.maximum(forcing, np.minimum(0.1 * tgt / gsafe, FORCING_MAX))
+    c = pb["amax"][:, None, None]
+    Pf = s["P"].astype(dt)
+    abf = (abar / c).astype(dt)
+    jac = np.matmul(Pf, pb["A2f"])
+    jac -= abf * abf
+    jac += pb["inv_ah"][:, None, None]
+    np.reciprocal(jac, out=jac)
+    gs = (g / gsafe[..., None]).astype(dt)
+    shat, count = _pcg(Pf, pb["Af"], pb["ATf"], pb["inv_ah"], gs, jac, forcing.astype(dt), 2 * r + 10)
+    step_ = shat.astype(float)
+    step_ *= (gsafe / pb["amax"][:, None] / pb["amax"][:, None])[..., None]
+    return step_, count
+
+
+class _StopRecord:
+    """What each row holds when it stops, in one flat record (problem b's rows from offs[b] on): one scatter
+    per field, then handed back to the problems (w, iterations, cg_iterations and ``fin`` for the verdict)."""
+
+    def __init__(self, outs, r, n):
+        self.sizes = np.array([len(o["Z"]) for o in outs])
+        self.offs = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        tot = int(self.sizes.sum())
+        self.rec = {k: np.zeros(tot) for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn")}
+        self.rec.update(w=np.zeros((tot, r)), it=np.zeros(tot, int), cg=np.zeros(tot, int), y=np.zeros((tot, n)),
+                        P=np.zeros((tot, n)), done=np.zeros(tot, bool))
+
+    def store(self, s, pb, mask, gm_all, gn_all):
+        """Record the rows in mask, with the tight error bounds of :func:`_gradient_error` (for these rows only)."""
         bb, kk = s["bi"][mask], s["ki"][mask]
         pos = np.flatnonzero(mask.ravel()) // mask.shape[1]  # the (current) problem slot of each row
         # per-row problem constants (each row its own "problem", K = 1): only the small ones
@@ -628,75 +714,21 @@ def _newton_group(sets, outs, rtol, maxiter, dt):
         delta1, g2b, (d_round, dy) = _gradient_error(sub, y, w, zq, gm + sub["ubar"][:, None, :], gm, zn, P, Pm, Kl,
                                                      parts=True)
         pmn = certificate.norm_rows(Pm[:, 0])
-        at = offs[bb] + kk  # rows of the flat record
+        at = self.offs[bb] + kk  # rows of the flat record
         for k, v in (("w", w[:, 0]), ("it", s["it"][mask]), ("cg", s["cg"][mask]), ("gn1", gn1), ("delta1", delta1[:, 0]),
                      ("g2b", g2b[:, 0]), ("d_round", d_round[:, 0]), ("dy", dy[:, 0]), ("pmn", pmn), ("y", y[:, 0]),
                      ("P", P[:, 0])):
-            rec[k][at] = v
-        rec["done"][at] = True
+            self.rec[k][at] = v
+        self.rec["done"][at] = True
 
-    for step in range(maxiter + 1):
-        s = state
-        al = pb["alpha"][:, None, None]
-        a1 = pb["alpha"][:, None]
-        gm = np.matmul(s["Pm"], pb["A"])  # sum_i (p_i - u_i) a_i: the gradient's sum, without cancellation
-        g = s["zq"] - s["w"] / al
-        g -= gm
-        abar = gm + pb["ubar"][:, None, :]  # E_p[a] (for the preconditioner and the error bound)
-        gn = np.sqrt(np.vecdot(g, g))
-        delta1, g2b = _gradient_error_cheap(pb, s["ymax"], s["w"], s["zq"], abar, gm, s["zn"], s["Pm"], s["K"])
-        lamn = np.hypot(a1 * s["zperp"], certificate.norm_rows(s["w"]))
-        # stop: the global bound certifies, or the gradient is at its evaluation error and stopped
-        # decreasing (delta_1 is a worst-case bound, so one more step is taken while it still helps)
-        ok = (a1 * (gn + delta1 + g2b) <= rtol * lamn) | ((gn <= 2 * delta1) & ((gn > 0.25 * s["gprev"]) | (gn == 0)))
-        s["gprev"] = gn
-        stop = s["act"] & ok
-        if stop.any():
-            store(stop, gm, gn)
-        s["act"] = s["act"] & ~ok
-        if not s["act"].any():
-            break
-        if step == maxiter:
-            store(s["act"], gm, gn)
-            break
-        if 2 * np.count_nonzero(s["act"]) < s["act"].size:  # compact once half the slots are idle
-            keepb, order, cnt = _repack_index(s["act"])
-            state = {k: (_take(v, keepb, order) if v is not None else None) for k, v in s.items()}
-            state["act"] = np.arange(order.shape[1])[None] < cnt[:, None]
-            pb = {k: v[keepb] for k, v in pb.items()}
-            g, gn, abar, delta1, g2b, lamn = (_take(v, keepb, order) for v in (g, gn, abar, delta1, g2b, lamn))
-            s = state
-            a1 = pb["alpha"][:, None]
-            U = pb["U"][:, None, :]
-        act = s["act"]
-        # frozen slots get g = 0: CG returns 0 for them and Armijo keeps them where they are
-        g = g * act[..., None]
-        gsafe = np.where(act, gn, 1.0)
-        sc = s["zn"] + pb["amax"][:, None]  # a scale-invariant gradient scale: ||z|| + max ||a_i||
-        tgt = np.maximum(rtol * lamn / a1 - delta1 - g2b, 2 * delta1)
-        forcing = np.minimum(FORCING_MAX, np.maximum((gsafe / sc) ** FORCING_EXP, pb["cgfloor"][:, None]))
-        forcing = np.maximum(forcing, np.minimum(0.1 * tgt / gsafe, FORCING_MAX))
-        c = pb["amax"][:, None, None]
-        Pf = s["P"].astype(dt)
-        abf = (abar / c).astype(dt)
-        jac = np.matmul(Pf, pb["A2f"])
-        jac -= abf * abf
-        jac += pb["inv_ah"][:, None, None]
-        np.reciprocal(jac, out=jac)
-        gs = (g / gsafe[..., None]).astype(dt)
-        shat, count = _pcg(Pf, pb["Af"], pb["ATf"], pb["inv_ah"], gs, jac, forcing.astype(dt), 2 * r + 10)
-        step_ = shat.astype(float)
-        step_ *= (gsafe / pb["amax"][:, None] / pb["amax"][:, None])[..., None]
-        s["cg"] += count * act
-        s["w"], s["y"], s["P"], s["Pm"], s["K"], s["fa"], s["ymax"] = _armijo(s["w"], step_, g, gsafe, s["fa"], s["base"], s["zq"],
-                                                                   pb, U, act)
-        s["it"] += act
-    for b, o in enumerate(outs):
-        rows, rb, nb = slice(offs[b], offs[b] + sizes[b]), sets[b].r, sets[b].n_on
-        o["w"][:] = rec["w"][rows, :rb]
-        o["iterations"][:], o["cg_iterations"][:] = rec["it"][rows], rec["cg"][rows]
-        o["fin"] = {k: rec[k][rows] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn", "done")}
-        o["fin"]["y"], o["fin"]["P"] = rec["y"][rows, :nb], rec["P"][rows, :nb]
+    def write_back(self, sets, outs):
+        rec = self.rec
+        for b, o in enumerate(outs):
+            rows, rb, nb = slice(self.offs[b], self.offs[b] + self.sizes[b]), sets[b].r, sets[b].n_on
+            o["w"][:] = rec["w"][rows, :rb]
+            o["iterations"][:], o["cg_iterations"][:] = rec["it"][rows], rec["cg"][rows]
+            o["fin"] = {k: rec[k][rows] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn", "done")}
+            o["fin"]["y"], o["fin"]["P"] = rec["y"][rows, :nb], rec["P"][rows, :nb]
 
 
 def _problem_constants(sets, outs, A, dt):
@@ -925,68 +957,30 @@ def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
 # ------------------------------------------------------------------ the answer and its certificate
 def _finish(ts, o, rtol):
     """lambda from w, and the certified verdict of attnverify.certificate, for one block of queries."""
-    Z, zq, w, alpha, zn = o["Z"], o["zq"], o["w"], o["alpha"], o["zn"]
-    m, d = Z.shape
-    if ts.r == 0:
-        lam = alpha * Z
-        delta_out = 2 * EPS * alpha * zn
-    elif ts.full:
-        lam = w.copy()
-        delta_out = np.zeros(m)
-    else:
-        # lambda = alpha z + Q (w - alpha z_q); a correction below the rounding of alpha z itself is noise
-        # (it would only flip last bits of alpha z, and break exact symmetries of the answer): dropped
-        v = w - alpha * zq
-        vn = certificate.norm_rows(v)
-        v[vn <= 4 * EPS * alpha * zn] = 0.0
-        lam = v @ ts.Q.T
-        lam += Z if alpha == 1 else alpha * Z  # (alpha = 1, the sweep's: the same bits, one pass fewer)
-        delta_out = 6 * EPS * alpha * zn + (ts.r + 2) * EPS * vn
+    Z, alpha, zn = o["Z"], o["alpha"], o["zn"]
+    m = len(Z)
+    lam, delta_out = _lambda_from_coordinates(ts, o)
     zero = zn == 0  # (norm_rows is exactly 0 only for z = 0)
     lam[zero] = 0.0  # z = 0: lambda* = 0 exactly
     lamn = certificate.norm_rows(lam)
     fin = o.get("fin")
     if ts.r and fin is not None and fin["done"][~zero].all():
-        # the quantities stored when each row stopped (tight bounds computed there)
-        gn1, delta1, g2b, d_round, dy, P, y = (fin[k] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "P", "y"))
-        U = np.exp(ts.lu)
-        K = certificate.log_partition(y, U)
-        zperp = 0.0 if ts.full else _perp_norm(zn, certificate.norm_rows(zq))
-        Dval = 0.5 * alpha * zperp**2 + np.vecdot(w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
-        pmn = fin["pmn"]
-        P[zero] = U
+        f = _final_quantities_stored(ts, o, zero)
     elif ts.r:
-        y = _base_logits(ts, o) + w @ ts.A.T
-        U = np.exp(ts.lu)
-        K, P, Pm = tilt(y, U)
-        gm = Pm @ ts.A
-        g1 = zq - w / alpha - gm
-        gn1 = certificate.norm_rows(g1)
-        a2 = np.vecdot(ts.A, ts.A)
-        pb = dict(alpha=np.array([alpha]), amax=np.array([ts.amax]), n_on=np.array([float(ts.n_on)]),
-                  r=np.array([float(ts.r)]), full=np.array([ts.full]), e_err=np.array([ts.e_err]),
-                  e_norm=np.array([ts.e_norm]), a2=a2[None], anorm=np.sqrt(a2)[None])
-        delta1, g2b, (d_round, dy) = (v[0] if not isinstance(v, tuple) else tuple(x[0] for x in v) for v in
-                                      _gradient_error(pb, y[None], w[None], zq[None], (gm + U @ ts.A)[None], gm[None],
-                                                      zn[None], P[None], Pm[None], K[None], parts=True))
-        # D = alpha ||z_perp||^2 / 2 + <w, z_q> - ||w||^2 / (2 alpha) - K, K = log sum_i u_i e^{<t_i - mu, lambda>}
-        K = certificate.log_partition(y, U)
-        zperp = 0.0 if ts.full else _perp_norm(zn, certificate.norm_rows(zq))
-        Dval = 0.5 * alpha * zperp**2 + np.vecdot(w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
-        pmn = certificate.norm_rows(Pm)
+        f = _final_quantities_recomputed(ts, o)
     else:
-        P = None
-        gn1 = delta1 = np.zeros(m)
-        g2b = np.full(m, ts.e_norm)  # ||E^T p|| <= ||E||_2 ||p||_2 <= ||E||_2
-        Dval = 0.5 * alpha * zn**2
+        f = dict(P=None, gn1=np.zeros(m), delta1=np.zeros(m),
+                 g2b=np.full(m, ts.e_norm),  # ||E^T p|| <= ||E||_2 ||p||_2 <= ||E||_2
+                 Dval=0.5 * alpha * zn**2)
+    gn1, delta1, g2b, Dval, P = (f[k] for k in ("gn1", "delta1", "g2b", "Dval", "P"))
     B, _ = certificate.bound(alpha, gn1, delta1, g2b, delta_out, lamn, rtol, ts.A if ts.r else None, P,
                              ts.spread, ts.coupling)
     gup = gn1 + delta1 + g2b
     Pval = Dval + 0.5 * alpha * gn1**2
     if ts.r:
         # at the computed p: its gradient's rounding, the part outside the basis and lambda's rounding
-        g_at_p = gn1 + d_round + ts.e_norm * pmn + delta_out / alpha
-        rel_gap = certificate.relative_gap(alpha, gup, Pval, Dval, g_at_p, dy, ts.n_on)
+        g_at_p = gn1 + f["d_round"] + ts.e_norm * f["pmn"] + delta_out / alpha
+        rel_gap = certificate.relative_gap(alpha, gup, Pval, Dval, g_at_p, f["dy"], ts.n_on)
     else:
         rel_gap = certificate.relative_gap(alpha, gup, Pval, Dval)
     B[zero], rel_gap[zero] = 0.0, 0.0
@@ -1000,3 +994,58 @@ def _finish(ts, o, rtol):
     o["bound"], o["rel_bound"], o["rel_gap"] = B, rb, rel_gap
     o["grad_norm"] = np.sqrt(gn1**2 + g2b**2)
     o["converged"] = (rb <= rtol) & (rel_gap <= rtol)
+
+
+def _lambda_from_coordinates(ts, o):
+    r""":math:`\lambda = \alpha z + Q (w - \alpha z_q)` (:math:`\lambda = w` when S = R^d, :math:`\alpha z`
+    when r = 0), with the bound on the rounding of forming it."""
+    Z, zq, w, alpha, zn = o["Z"], o["zq"], o["w"], o["alpha"], o["zn"]
+    if ts.r == 0:
+        return alpha * Z, 2 * EPS * alpha * zn
+    if ts.full:
+        return w.copy(), np.zeros(len(Z))
+    # a correction below the rounding of alpha z itself is noise (it would only flip last bits of alpha z,
+    # and break exact symmetries of the answer): dropped
+    v = w - alpha * zq
+    vn = certificate.norm_rows(v)
+    v[vn <= 4 * EPS * alpha * zn] = 0.0
+    lam = v @ ts.Q.T
+    lam += Z if alpha == 1 else alpha * Z  # (alpha = 1, the sweep's: the same bits, one pass fewer)
+    return lam, 6 * EPS * alpha * zn + (ts.r + 2) * EPS * vn
+
+
+def _dual_value(ts, o, y):
+    r""":math:`D = \alpha\|z_\perp\|^2/2 + \langle w, z_q\rangle - \|w\|^2/(2\alpha) - K`, with
+    :math:`K = \log\sum_i u_i e^{\langle t_i - \mu, \lambda\rangle}` from the logits y."""
+    zq, w, alpha, zn = o["zq"], o["w"], o["alpha"], o["zn"]
+    K = certificate.log_partition(y, np.exp(ts.lu))
+    zperp = 0.0 if ts.full else _perp_norm(zn, certificate.norm_rows(zq))
+    return 0.5 * alpha * zperp**2 + np.vecdot(w, zq) - certificate.half_sq_over_alpha(w, alpha) - K
+
+
+def _final_quantities_stored(ts, o, zero):
+    """The verdict's inputs as stored when each row stopped (its tight bounds were computed there)."""
+    fin = o["fin"]
+    f = {k: fin[k] for k in ("gn1", "delta1", "g2b", "d_round", "dy", "pmn", "P")}
+    f["Dval"] = _dual_value(ts, o, fin["y"])
+    f["P"][zero] = np.exp(ts.lu)
+    return f
+
+
+def _final_quantities_recomputed(ts, o):
+    """The verdict's inputs recomputed from w (for rows the loop did not record)."""
+    zq, w, alpha, zn = o["zq"], o["w"], o["alpha"], o["zn"]
+    y = _base_logits(ts, o) + w @ ts.A.T
+    U = np.exp(ts.lu)
+    K, P, Pm = tilt(y, U)
+    gm = Pm @ ts.A
+    g1 = zq - w / alpha - gm
+    a2 = np.vecdot(ts.A, ts.A)
+    pb = dict(alpha=np.array([alpha]), amax=np.array([ts.amax]), n_on=np.array([float(ts.n_on)]),
+              r=np.array([float(ts.r)]), full=np.array([ts.full]), e_err=np.array([ts.e_err]),
+              e_norm=np.array([ts.e_norm]), a2=a2[None], anorm=np.sqrt(a2)[None])
+    delta1, g2b, (d_round, dy) = (v[0] if not isinstance(v, tuple) else tuple(x[0] for x in v) for v in
+                                  _gradient_error(pb, y[None], w[None], zq[None], (gm + U @ ts.A)[None], gm[None],
+                                                  zn[None], P[None], Pm[None], K[None], parts=True))
+    return dict(gn1=certificate.norm_rows(g1), delta1=delta1, g2b=g2b, d_round=d_round, dy=dy,
+                pmn=certificate.norm_rows(Pm), P=P, Dval=_dual_value(ts, o, y))
