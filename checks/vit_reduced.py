@@ -185,7 +185,7 @@ def _modules(torch):
     return ViT
 
 
-def _partners(y, gen, torch):
+def mixing_partners(y, gen, torch):
     """For each image of the batch, a random other image of the batch with the same label (itself if none),
     and whether its templates are mixed in (probability MIX)."""
     B = len(y)
@@ -214,7 +214,7 @@ def train_one(model_name: str, lr: float, seed: int, data, epochs: int = EPOCHS,
                 idx = perm[b: b + BATCH]
                 xb, yb = X[idx], Y[idx]
                 if net.ot:
-                    partner, mixed = _partners(yb, mix_gen, torch)
+                    partner, mixed = mixing_partners(yb, mix_gen, torch)
                     n_mixed, n_seen = n_mixed + int(mixed.sum()), n_seen + len(yb)
                     out = net(xb, partner, mixed)
                 else:

@@ -60,7 +60,7 @@ MUTANTS = [
     Mutant("FD-VIT/ot-as-softmax", "FD-OT", "OT-ViT's final layer computed as softmax attention (M, gamma and the "
            "mixed-in templates ignored)", patch={"attnverify.checks.vit_reduced:ot_weights": _ot_as_softmax}),
     Mutant("FD-VIT/never-mixed", "FD-OT", "template mixing with a same-class image never applied",
-           patch={"attnverify.checks.vit_reduced:_partners": _never_mixed}),
+           patch={"attnverify.checks.vit_reduced:mixing_partners": _never_mixed}),
     Mutant("GOAT-EXTRAP/prior-ignored", "GOAT", "GOAT's learned prior f(i - j) left out of the mask",
            patch={"attnverify.checks.goat_extrap:goat_prior": _prior_ignored}),
     Mutant("GOAT-EXTRAP/mask-prescaled", "GOAT", "SDPA attn_mask = sqrt(d) log pi instead of log pi",
