@@ -1,22 +1,25 @@
-"""Numeric checks for the Edge-of-Stability claims (seed 002, first abstract).
+r"""Numeric checks for the Edge-of-Stability claims (seed 002, first abstract).
 
-* EOS-REC  :func:`recurrence_numeric`  delta_{t+1} = (I - eta Hbar_t) delta_t on non-quadratic losses,
-                                       Hbar_t by Gauss-Legendre quadrature; the 2/eta boundary on
-                                       random symmetric matrices
-* EOS-LOSS :func:`loss_change_numeric` the exact loss-change formula with Htilde_t by quadrature, its
-                                       sign, the telescoping sum, the weighted mean on a two-cycle
-* EOS-P2   :func:`period_two_numeric`  complete orbit enumeration (polynomial roots) and root finding
-                                       on G(G(x)) = x on both sides of eta_c; bifurcation diagram
-* EOS-SHARP :func:`sharpness_gd`       full-batch GD on a small tanh MLP, sharpness by power iteration
-                                       on exact Hessian-vector products, against 2/eta
+EOS-REC, :func:`recurrence_numeric`
+    :math:`\delta_{t+1} = (I - \eta \bar H_t)\,\delta_t` on non-quadratic losses, :math:`\bar H_t` by
+    Gauss-Legendre quadrature; the :math:`2/\eta` boundary on random symmetric matrices.
+EOS-LOSS, :func:`loss_change_numeric`
+    the exact loss-change formula with :math:`\tilde H_t` by quadrature, its sign, the telescoping
+    sum, the weighted mean on a two-cycle.
+EOS-P2, :func:`period_two_numeric`
+    complete orbit enumeration (polynomial roots) and root finding on :math:`G(G(x)) = x` on both
+    sides of :math:`\eta_c`; bifurcation diagram.
+EOS-SHARP, :func:`sharpness_gd`
+    full-batch GD on a small tanh MLP, sharpness by power iteration on exact Hessian-vector products,
+    against :math:`2/\eta`.
 
-Round-off tolerances.  A float64 sum of N terms has error at most ~N eps times the sum of the
-absolute values of its terms (Higham's gamma_N).  The test losses are written as sums of K terms,
-so every quantity below carries its own absolute scale (sum of |term|), and a check holds the
-residual to 8 (K + d) eps times that scale (the factor 8 covers the handful of products and the
-quadrature sum on top of the summation).  Quadrature uses 64 Gauss-Legendre nodes; its error is
-estimated by the difference from 32 nodes (an overestimate; zero up to rounding for the polynomial
-losses, where 16 nodes are already exact) and added to the tolerance.
+Round-off tolerances.  A float64 sum of N terms has error at most :math:`\approx N\varepsilon` times the
+sum of the absolute values of its terms (Higham's :math:`\gamma_N`).  The test losses are written as
+sums of K terms, so every quantity below carries its own absolute scale (sum of :math:`|\text{term}|`),
+and a check holds the residual to :math:`8 (K + d)\varepsilon` times that scale (the factor 8 covers the
+handful of products and the quadrature sum on top of the summation).  Quadrature uses 64
+Gauss-Legendre nodes; its error is estimated by the difference from 32 nodes (an overestimate; zero up
+to rounding for the polynomial losses, where 16 nodes are already exact) and added to the tolerance.
 """
 
 from __future__ import annotations
@@ -159,7 +162,8 @@ def _step(f: TermLoss, th, eta) -> StepData:
 
 
 def _samples(f: TermLoss, rng, n=150):
-    """(theta, eta) pairs with eta = u * 2 / (g^T H g / |g|^2), u ~ U(0.3, 2.5): both sides of the edge."""
+    r""":math:`(\theta, \eta)` pairs with :math:`\eta = 2u / (g^\top H g / \|g\|^2)`, :math:`u \sim U(0.3, 2.5)`:
+    both sides of the edge."""
     out = []
     while len(out) < n:
         th = f.sample(rng)
@@ -177,8 +181,8 @@ def _samples(f: TermLoss, rng, n=150):
 
 
 def _boundary_agreement(factor: float = 2.0, n: int = 4000, d: int = 4):
-    """Random symmetric M with spectra in [-0.5, 3.5]/eta: is (||I - eta M||_2 < 1) the same as
-    (spec M inside (0, factor/eta))?  Returns (#disagreements, #cases kept)."""
+    r"""Random symmetric M with spectra in :math:`[-0.5, 3.5]/\eta`: is :math:`\|I - \eta M\|_2 < 1` the same
+    as :math:`\operatorname{spec} M \subset (0, \mathrm{factor}/\eta)`?  Returns (#disagreements, #cases kept)."""
     rng = context.rng("eos-boundary")
     eta = 0.37
     bad = kept = 0
@@ -197,9 +201,10 @@ def _boundary_agreement(factor: float = 2.0, n: int = 4000, d: int = 4):
 
 
 def recurrence_numeric(*, boundary_factor: float = 2.0) -> Evidence:
-    """delta_{t+1} = (I - eta Hbar_t) delta_t with Hbar_t = int_0^1 H(theta_t + s delta_t) ds by
-    Gauss-Legendre quadrature (64 nodes), on 150 random (theta, eta) per non-quadratic loss, eta on both sides
-    of the edge.  The same residual with H(theta_t) in place of Hbar_t is shown for contrast."""
+    r"""EOS-REC. :math:`\delta_{t+1} = (I - \eta \bar H_t)\,\delta_t` with
+    :math:`\bar H_t = \int_0^1 H(\theta_t + s\,\delta_t)\,ds` by Gauss-Legendre quadrature (64 nodes), on 150
+    random :math:`(\theta, \eta)` per non-quadratic loss, :math:`\eta` on both sides of the edge.  The same
+    residual with :math:`H(\theta_t)` in place of :math:`\bar H_t` is shown for contrast."""
     ev = Evidence()
     rng = context.rng("eos-rec")
     rows, worst = [], 0.0
@@ -215,19 +220,20 @@ def recurrence_numeric(*, boundary_factor: float = 2.0) -> Evidence:
     ev.at_most("step-recurrence-with-the-segment-averaged",
                "step recurrence with the segment-averaged Hessian holds to round-off (3 non-quadratic losses)",
                worst, 1.0,
-               "tol = 8 (K+d) eps x (absolute scale of each side) + rounding of theta_{t+1} + quadrature estimate "
-               "|Hbar_64 - Hbar_32|; see the module docstring",
+               r"$\mathrm{tol} = 8 (K+d)\varepsilon \times$ (absolute scale of each side) + rounding of $\theta_{t+1}$ + "
+               r"quadrature estimate $|\bar H_{64} - \bar H_{32}|$; see the module docstring",
                method="quadrature",
-               metric="max over 450 steps of ||delta_{t+1} - (I - eta Hbar_t) delta_t|| / tol",
+               metric=r"max over 450 steps of $\|\delta_{t+1} - (I - \eta \bar H_t)\,\delta_t\| / \mathrm{tol}$",
                numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-REC: residual of the step recurrence in units of its round-off tolerance",
                            ["loss", "steps", "max (Hbar_t)", "median (Hbar_t)", "median with H(theta_t) instead"], rows))
     bad, kept = _boundary_agreement(boundary_factor)
     ev.equal("i-eta-m-2-1-exactly-when-spec-m-lies-in-0-2-eta",
              "||I - eta M||_2 < 1 exactly when spec M lies in (0, 2/eta) (random symmetric M)", bad, 0,
-             "the spectral norm of a symmetric matrix is max |eigenvalue|: no disagreement is allowed away from the boundary",
+             "the spectral norm of a symmetric matrix is $\\max |\\text{eigenvalue}|$: no disagreement is allowed away "
+             "from the boundary",
              method="numpy",
-             metric=f"disagreements among {kept} random 4x4 symmetric matrices, spectra in [-0.5, 3.5]/eta",
+             metric=f"disagreements among {kept} random $4 \\times 4$ symmetric matrices, spectra in $[-0.5, 3.5]/\\eta$",
              numerical_class="exact", evidence="float")
     return ev
 
@@ -242,8 +248,9 @@ def _loss_formula(eta, g, H):
 
 
 def _two_cycle_weighted_mean(eta=2.04, burn=3000, T=40):
-    """GD on L = x^2/2 + x^3/3 + x^4/4 past eta_c = 2 converges to a stable two-cycle (EOS-P2);
-    over an even number of steps there the ||g||^2-weighted mean of hhat_t (by quadrature) is 2/eta."""
+    r"""GD on :math:`L = x^2/2 + x^3/3 + x^4/4` past :math:`\eta_c = 2` converges to a stable two-cycle
+    (EOS-P2); over an even number of steps there the :math:`\|g\|^2`-weighted mean of :math:`\hat h_t` (by
+    quadrature) is :math:`2/\eta`."""
     Lp = lambda x: x + x * x + x ** 3
     L = lambda x: x * x / 2 + x ** 3 / 3 + x ** 4 / 4
     L2 = lambda x: 1 + 2 * x + 3 * x * x
@@ -266,10 +273,10 @@ def _two_cycle_weighted_mean(eta=2.04, burn=3000, T=40):
 
 
 def _no_gap_numeric(n_grid=20001):
-    """EOS-LOSS/nogap in floats, independently of the SymPy derivation: on the d = 2 step of
-    L = x^4/12 + y^2 (1-x)^2/2 from (-1, 0) with eta = 3, Htilde by 64-node Gauss-Legendre, then
-    certified lower bounds (grid minimum minus a Lipschitz slack) of min_s ||H(s) - Htilde||_F and of
-    min_s lambda_max(H(s)) - hhat."""
+    r"""EOS-LOSS/nogap in floats, independently of the SymPy derivation: on the d = 2 step of
+    :math:`L = x^4/12 + y^2 (1-x)^2/2` from (-1, 0) with :math:`\eta = 3`, :math:`\tilde H` by 64-node
+    Gauss-Legendre, then certified lower bounds (grid minimum minus a Lipschitz slack) of
+    :math:`\min_s \|H(s) - \tilde H\|_F` and of :math:`\min_s \lambda_{\max}(H(s)) - \hat h`."""
     def grad(t):
         x, y = t
         return np.array([x ** 3 / 3 - y * y * (1 - x), y * (1 - x) ** 2])
@@ -295,11 +302,23 @@ def _no_gap_numeric(n_grid=20001):
 
 
 def loss_change_numeric(*, loss_formula=None) -> Evidence:
-    """L(theta_{t+1}) - L(theta_t) = -eta ||g||^2 (1 - eta hhat/2), hhat = g^T Htilde g / ||g||^2 with
-    Htilde = 2 int (1-s) H(theta - s eta g) ds by quadrature, on 150 random (theta, eta) per loss
-    (both signs of the change), on GD trajectories (telescoping), and on a period-two orbit."""
-    loss_formula = loss_formula or _loss_formula  # the formula under test (a mutant passes another)
+    r"""EOS-LOSS. :math:`L(\theta_{t+1}) - L(\theta_t) = -\eta \|g\|^2 (1 - \eta \hat h/2)`,
+    :math:`\hat h = g^\top \tilde H g / \|g\|^2` with :math:`\tilde H = 2 \int_0^1 (1-s) H(\theta - s \eta g)\,ds`
+    by quadrature, on 150 random :math:`(\theta, \eta)` per loss (both signs of the change), on GD
+    trajectories (telescoping), and on a period-two orbit.  ``loss_formula(eta, g, H)`` is the formula
+    under test (a mutant passes another)."""
+    loss_formula = loss_formula or _loss_formula
     ev = Evidence()
+    _loss_change_exact_on_random_steps(ev, loss_formula)
+    _loss_change_telescopes_on_trajectories(ev, loss_formula)
+    _htilde_is_no_pointwise_hessian(ev)
+    _weighted_mean_on_two_cycle_is_the_edge(ev)
+    return ev
+
+
+def _loss_change_exact_on_random_steps(ev: Evidence, loss_formula) -> None:
+    """On 150 random steps per loss: the formula holds to round-off with Htilde (not with the uniform
+    average or the Hessian at the start), its sign is the sign of the change, and both signs occur."""
     rng = context.rng("eos-loss")
     rows, worst, mism, decided, n_dec, n_inc = [], 0.0, 0, 0, 0, 0
     for f in _losses():
@@ -324,10 +343,10 @@ def loss_change_numeric(*, loss_formula=None) -> Evidence:
     ev.at_most("loss-change-eta-g-2-1-eta-hhat-2-exactly-hhat",
                "loss change = -eta ||g||^2 (1 - eta hhat/2) exactly, hhat from Htilde (3 losses, 450 steps)",
                worst, 1.0,
-               "tol = 8 (K+d) eps x (sum of |terms| of L_t, L_{t+1} and the formula) + rounding of theta_{t+1} + "
-               "quadrature estimate |Htilde_64 - Htilde_32|",
-               method="quadrature", metric="max |Delta L - formula| / tol", numerical_class="roundoff",
-               evidence="float")
+               r"$\mathrm{tol} = 8 (K+d)\varepsilon \times$ (sum of $|\text{terms}|$ of $L_t$, $L_{t+1}$ and the formula) "
+               r"+ rounding of $\theta_{t+1}$ + quadrature estimate $|\tilde H_{64} - \tilde H_{32}|$",
+               method="quadrature", metric=r"$\max |\Delta L - \text{formula}| / \mathrm{tol}$",
+               numerical_class="roundoff", evidence="float")
     ev.equal("sign-of-the-loss-change-sign-of-eta-hhat-2-1",
              "sign of the loss change = sign of (eta hhat / 2 - 1)", int(mism), 0,
              "the formula is exact, so no mismatch is allowed once the margin exceeds the rounding tolerance",
@@ -337,15 +356,18 @@ def loss_change_numeric(*, loss_formula=None) -> Evidence:
     ev.at_least("both-signs-of-the-loss-change-occur-in-the",
                 "both signs of the loss change occur in the sample (the sign test is not vacuous)",
                 int(min(n_dec, n_inc)), 50,
-                "eta ranges over 0.3..2.5 times 2/(curvature along g), so both sides of the edge are sampled",
-                method="quadrature", metric="min(#decreases, #increases)", numerical_class="exact",
+                r"$\eta$ ranges over 0.3 to 2.5 times $2/(\text{curvature along } g)$, so both sides of the edge "
+                "are sampled",
+                method="quadrature", metric=r"$\min(\#\text{decreases}, \#\text{increases})$", numerical_class="exact",
                 evidence="float")
-    ev.tables.append(Table("EOS-LOSS: |Delta L - formula| / round-off tolerance, for three Hessian averages "
-                           "(only Htilde, weight 2(1-s), is exact)",
+    ev.tables.append(Table(r"EOS-LOSS: $|\Delta L - \text{formula}|$ / round-off tolerance, for three Hessian averages "
+                           r"(only $\tilde H$, weight $2(1-s)$, is exact)",
                            ["loss", "steps", "max (Htilde)", "median (uniform Hbar)", "median (H(theta_t))",
                             "#decrease", "#increase"], rows))
 
-    # telescoping on GD trajectories
+
+def _loss_change_telescopes_on_trajectories(ev: Evidence, loss_formula) -> None:
+    r""":math:`L(\theta_T) - L(\theta_0)` is the sum of the per-step formula along 60 GD steps, per loss."""
     trows, worst_t = [], 0.0
     for f, th0, k in zip(_losses(), [np.array([-1.2, 1.0]), np.ones(3), np.zeros(5)], (1.0, 1.9, 1.9)):
         _, g, H, *_ = f(th0)
@@ -363,32 +385,41 @@ def loss_change_numeric(*, loss_formula=None) -> Evidence:
                "telescoping: L(theta_T) - L(theta_0) = -eta sum_t ||g_t||^2 (1 - eta hhat_t/2) on GD trajectories",
                worst_t, 1.0, "per-step round-off tolerances add up along the trajectory",
                method="quadrature",
-               metric="max over 3 trajectories (T = 60) of |difference| / (sum of per-step tolerances)",
+               metric="max over 3 trajectories ($T = 60$) of |difference| / (sum of per-step tolerances)",
                numerical_class="roundoff", evidence="float")
     ev.tables.append(Table("EOS-LOSS: telescoping on GD trajectories", ["loss", "eta", "T", "L_T - L_0", "sum of formula", "|diff|/tol"], trows))
+
+
+def _htilde_is_no_pointwise_hessian(ev: Evidence) -> None:
+    r"""As printed, :math:`\tilde H_t` would be the Hessian at a point of the step and :math:`\hat h_t` its top
+    eigenvalue: on a d = 2 counterexample both certified lower bounds are above rounding."""
     dist, gap, hh = _no_gap_numeric()
     ev.at_most("nogap-numeric-htilde-is-the-hessian-at-a-point",
                "as printed: Htilde_t is the true Hessian at a point of the step (d = 2 counterexample, floats)", dist,
-               64 * EPS, "a certified lower bound of min_s ||H(s) - Htilde_t||_F (grid of 20001 points minus the "
-               "Lipschitz slack); equality somewhere would make it <= rounding (64 eps)", method="quadrature",
-               metric="min over s in [0, 1] of ||H(theta_t + s delta_t) - Htilde_t||_F (lower bound)",
+               64 * EPS, r"a certified lower bound of $\min_s \|H(s) - \tilde H_t\|_F$ (grid of 20001 points minus the "
+               r"Lipschitz slack); equality somewhere would make it $\le$ rounding ($64\varepsilon$)", method="quadrature",
+               metric=r"$\min_{s \in [0, 1]} \|H(\theta_t + s\,\delta_t) - \tilde H_t\|_F$ (lower bound)",
                numerical_class="roundoff", evidence="float")
     ev.at_most("nogap-numeric-hhat-is-the-top-eigenvalue",
                "as printed ('no gap'): hhat_t is the largest Hessian eigenvalue at a point of the step (floats)", gap,
-               64 * EPS, f"a certified lower bound of min_s lambda_max(H(s)) - hhat_t (hhat_t = {hh:.15g}); no gap "
-               "somewhere would make it <= rounding", method="quadrature",
-               metric="min over s in [0, 1] of lambda_max(H(theta_t + s delta_t)) - hhat_t (lower bound)",
+               64 * EPS, rf"a certified lower bound of $\min_s \lambda_{{\max}}(H(s)) - \hat h_t$ ($\hat h_t = {hh:.15g}$); "
+               r"no gap somewhere would make it $\le$ rounding", method="quadrature",
+               metric=r"$\min_{s \in [0, 1]} \lambda_{\max}(H(\theta_t + s\,\delta_t)) - \hat h_t$ (lower bound)",
                numerical_class="roundoff", evidence="float")
+
+
+def _weighted_mean_on_two_cycle_is_the_edge(ev: Evidence) -> None:
+    r"""On a period-two orbit the :math:`\|g\|^2`-weighted mean of :math:`\hat h_t` is :math:`2/\eta` (no gap)."""
     mean, tol2, closed = _two_cycle_weighted_mean()
     gap = abs(mean - 2 / 2.04)
     ev.at_most("on-a-period-two-orbit-the-g-2-weighted-mean-of",
                "on a period-two orbit the ||g||^2-weighted mean of hhat_t equals 2/eta (no gap)", gap, tol2,
-               f"L_T = L_0 on the orbit (closed to {closed:.1e}), so the telescoped identity leaves only rounding "
-               "of L and of the 32-node hhat sums",
+               f"$L_T = L_0$ on the orbit (closed to {closed:.1e}), so the telescoped identity leaves only rounding "
+               r"of $L$ and of the 32-node $\hat h$ sums",
                method="quadrature",
-               metric="|sum w_t hhat_t / sum w_t - 2/eta|, L = x^2/2 + x^3/3 + x^4/4, eta = 2.04, 40 steps on the orbit",
+               metric=r"$|\sum_t w_t \hat h_t / \sum_t w_t - 2/\eta|$, $L = x^2/2 + x^3/3 + x^4/4$, $\eta = 2.04$, "
+                      "40 steps on the orbit",
                numerical_class="roundoff", evidence="float")
-    return ev
 
 
 # ---------------------------------------------------------------------------
@@ -413,6 +444,12 @@ class Model1D:
     kappa: float
 
 
+def _latex_name(name: str) -> str:
+    """A model's name ("A: x^2/2 + x^4/4", the loss) with the loss as LaTeX, for report text."""
+    label, loss = name.split(": ")
+    return f"{label}: $L = {loss}$"
+
+
 def _models_1d(kappa=None):
     kappa = kappa or _kappa
     out = []
@@ -423,7 +460,7 @@ def _models_1d(kappa=None):
 
 
 def _orbits_poly(Lp: P, eta: float):
-    """All real two-cycles with both points in [-R, R]: roots of G(G(x)) - x that are not fixed points."""
+    r"""All real two-cycles with both points in :math:`[-R, R]`: roots of :math:`G(G(x)) - x` that are not fixed points."""
     G = P([0, 1]) - eta * Lp
     F = G(G) - P([0, 1])
     dF = F.deriv()
@@ -441,7 +478,7 @@ def _orbits_poly(Lp: P, eta: float):
 
 
 def _orbits_brentq(Lp: P, eta: float):
-    """Independent: bracket sign changes of G(G(x)) - x on a grid and refine with brentq."""
+    r"""Independent: bracket sign changes of :math:`G(G(x)) - x` on a grid and refine with brentq."""
     G = lambda x: x - eta * Lp(x)
     F = lambda x: G(G(x)) - x
     grid = np.linspace(-R_LOCAL, R_LOCAL, 4000)  # even count: the fixed point 0 is not a node
@@ -455,12 +492,14 @@ def _orbits_brentq(Lp: P, eta: float):
 
 
 def _exists_side(kappa):
-    """'below' if orbits exist for eta < eta_c (kappa > 0), 'above' otherwise (derived in derivations.eos)."""
+    r"""'below' if orbits exist for :math:`\eta < \eta_c` (:math:`\kappa > 0`), 'above' otherwise (derived in
+    derivations.eos)."""
     return "below" if kappa > 0 else "above"
 
 
 def _slope(rhos, resid, floor=1e-12):
-    """Log-log slope of |resid| against rho; inf if the residual is at rounding level throughout."""
+    r"""Log-log slope of :math:`|\mathrm{resid}|` against :math:`\rho`; inf if the residual is at rounding level
+    throughout."""
     resid = np.abs(np.asarray(resid))
     if not np.all(np.isfinite(resid)):  # a NaN residual must fail the slope test, not vanish
         return float("nan")
@@ -471,7 +510,7 @@ def _slope(rhos, resid, floor=1e-12):
 
 
 def _p2_1d(models, side_of=_exists_side, kappa_of=lambda m: m.kappa):
-    """Per 1-D model and eta: orbits by two methods; returns rows and the check quantities."""
+    r"""Per 1-D model and :math:`\eta`: orbits by two methods; returns rows and the check quantities."""
     rows, side_bad, method_gap, slopes, mu_bad, pts = [], 0, 0.0, {}, 0, {}
     for md in models:
         eta_c = 2 / md.h
@@ -526,7 +565,8 @@ def _cross_hess(X):
 
 
 def _models_2d(kappa=None):
-    """(name, grad, hess, h along the direction, direction index, kappa (general formula), kappa separable-only)."""
+    r"""(name, grad, hess, h along the direction, direction index, :math:`\kappa` (general formula),
+    :math:`\kappa` separable-only)."""
     kappa = kappa or _kappa
     sep = "x^2/2 + x^4/4 + 3y^2/2 + y^3 + 3y^4/4"
     cross = "x^2/2 + 5y^2/4 + 3x^2y/2 + xy^2 + x^4/4"
@@ -540,7 +580,7 @@ def _models_2d(kappa=None):
 
 
 def _orbits_2d(grad, hess, eta, rng, n_starts=1600, R=R_LOCAL):
-    """Vectorised Newton on F(x) = G(G(x)) - x from a grid plus random starts; distinct local two-cycles."""
+    r"""Vectorised Newton on :math:`F(x) = G(G(x)) - x` from a grid plus random starts; distinct local two-cycles."""
     g1 = np.linspace(-R, R, 30)
     X = np.concatenate([np.stack(np.meshgrid(g1, g1), -1).reshape(-1, 2), rng.uniform(-R, R, size=(n_starts - 900, 2))])
     G = lambda Z: Z - eta * grad(Z)
@@ -597,8 +637,8 @@ def _p2_2d(models, rng, kappa_index=5):
 
 
 def _exact_branch_1d(Lp: P, rhos):
-    """The exact orbit branch, parametrised by rho: m from the sum equation (root nearest 0),
-    eta from the difference equation."""
+    r"""The exact orbit branch, parametrised by :math:`\rho`: m from the sum equation (root nearest 0),
+    :math:`\eta` from the difference equation."""
     etas = []
     m = P([0, 1])
     for rho in rhos:
@@ -613,74 +653,93 @@ SLOPE_MIN = 3.0
 
 
 def period_two_numeric(*, kappa=None, kappa_index: int = 5) -> Evidence:
-    """Two-cycles of G(x) = x - eta L'(x) near the fixed point 0, for eta = eta_c (1 +- e),
-    e in {0.0025 .. 0.04}: 1-D by complete enumeration (real roots of the degree-9 polynomial
-    G(G(x)) - x, Newton-polished) and independently by brentq on a grid; 2-D by vectorised Newton
-    from 1600 starts.  Checked: orbits exist exactly on the side given by the sign of kappa; the
-    half-amplitude law 2/eta = L'' + kappa rho^2 holds to O(rho^4) (log-log slope of the residual
-    >= 3: a wrong kappa leaves an O(rho^2) residual, slope 2); the orbit multiplier exceeds 1 iff
-    kappa > 0 (sub- vs supercritical); in 2-D the orbit lies along an eigen-direction (r_perp = o(rho))."""
+    r"""EOS-P2. Two-cycles of :math:`G(x) = x - \eta L'(x)` near the fixed point 0, for
+    :math:`\eta = \eta_c (1 \pm e)`, :math:`e \in \{0.0025, \dots, 0.04\}`: 1-D by complete enumeration (real
+    roots of the degree-9 polynomial :math:`G(G(x)) - x`, Newton-polished) and independently by brentq on a
+    grid; 2-D by vectorised Newton from 1600 starts.  Checked: orbits exist exactly on the side given by
+    the sign of :math:`\kappa`; the half-amplitude law :math:`2/\eta = L'' + \kappa\rho^2` holds to
+    :math:`O(\rho^4)` (log-log slope of the residual :math:`\ge 3`: a wrong :math:`\kappa` leaves an
+    :math:`O(\rho^2)` residual, slope 2); the orbit multiplier exceeds 1 iff :math:`\kappa > 0` (sub- vs
+    supercritical); in 2-D the orbit lies along an eigen-direction (:math:`r_\perp = o(\rho)`).
+    ``kappa(h, a, b)`` and ``kappa_index`` select the formula under test (a mutant passes another)."""
     ev = Evidence()
+    models, pts = _one_d_orbits_follow_the_derived_law(ev, kappa)
+    models2, pts2 = _two_d_orbits_follow_the_derived_law(ev, kappa, kappa_index)
+    ev.figures.append(_draw_p2(models, pts, models2, pts2))
+    return ev
+
+
+def _one_d_orbits_follow_the_derived_law(ev: Evidence, kappa):
+    """1-D: the side, the two enumerations, the half-amplitude law and the multiplier; returns the models
+    and the orbit points (for the figure)."""
     models = _models_1d(kappa)
     rows, side_bad, gap, slopes, mu_bad, pts = _p2_1d(models)
     ev.equal("1-d-period-two-orbits-exist-exactly-on-the-side",
              "1-D: period-two orbits exist exactly on the side of eta_c given by sign(kappa)", side_bad, 0,
              "the enumeration is complete (all real roots of a polynomial), so any contradiction counts",
              method="numpy roots",
-             metric="number of (model, eta) pairs, out of 20, where orbit existence contradicts the derived side",
+             metric=r"number of $(\text{model}, \eta)$ pairs, out of 20, where orbit existence contradicts the derived side",
              numerical_class="exact", evidence="float")
     ev.at_most("1-d-polynomial-root-enumeration-and-brentq-find",
                "1-D: polynomial-root enumeration and brentq find the same orbits", gap, 1e-10,
-               "both are refined to ~1e-15; 1e-10 allows for F'(x) = mu - 1 ~ 8 kappa rho^2 as small as 0.03 at the root",
+               r"both are refined to $\approx 10^{-15}$; $10^{-10}$ allows for $F'(x) = \mu - 1 \approx 8\kappa\rho^2$ "
+               "as small as 0.03 at the root",
                method="scipy brentq",
-               metric="max |x_roots - x_brentq| over all orbits (inf if the counts differ)",
+               metric=r"$\max |x_{\mathrm{roots}} - x_{\mathrm{brentq}}|$ over all orbits (inf if the counts differ)",
                numerical_class="iterative", evidence="float")
     worst = np.min(list(slopes.values()))
     ev.at_least("1-d-half-amplitude-law-2-eta-l-kappa-rho-2-o-rho",
                 "1-D: half-amplitude law 2/eta = L'' + kappa rho^2 + O(rho^4)", worst, SLOPE_MIN,
-                "the derived remainder is O(rho^4) (slope 4); any other kappa leaves c rho^2 (slope 2); 3 separates them",
+                r"the derived remainder is $O(\rho^4)$ (slope 4); any other $\kappa$ leaves $c\rho^2$ (slope 2); "
+                "3 separates them",
                 method="numpy roots",
-                metric="min over models of the log-log slope of |2/eta - L'' - kappa rho^2| vs rho (inf = rounding level)",
+                metric=r"min over models of the log-log slope of $|2/\eta - L'' - \kappa\rho^2|$ vs $\rho$ "
+                       "(inf = rounding level)",
                 shown=f">= {SLOPE_MIN}", numerical_class="roundoff", evidence="float")
     ev.equal("1-d-orbit-multiplier-g-x-g-y-1-iff-kappa-0",
              "1-D: orbit multiplier G'(x)G'(y) > 1 iff kappa > 0 (subcritical unstable, supercritical stable)",
              int(mu_bad), 0,
-             "derived mu = 1 + 8 kappa rho^2/L'' + O(rho^4); the sign is decided at these amplitudes",
+             r"derived $\mu = 1 + 8\kappa\rho^2/L'' + O(\rho^4)$; the sign is decided at these amplitudes",
              method="numpy roots", metric="number of orbits whose multiplier is on the wrong side of 1",
              numerical_class="exact", evidence="float")
-    ev.tables.append(Table("EOS-P2 (1-D): local two-cycles of G(x) = x - eta L'(x), eta_c = 2",
+    ev.tables.append(Table(r"EOS-P2 (1-D): local two-cycles of $G(x) = x - \eta L'(x)$, $\eta_c = 2$",
                            ["model", "eta", "side of eta_c", "#local orbits (rho <= 0.35)", "#orbits in box (roots)",
                             "#orbits in box (brentq)", "rho", "multiplier"], rows))
-    ev.notes.append("1-D kappa: " + "; ".join(f"{m.name}: kappa = {m.kappa:g} ({_exists_side(m.kappa)} eta_c)" for m in models))
+    ev.notes.append(r"1-D $\kappa$: " + "; ".join(f"{_latex_name(m.name)}: $\\kappa = {m.kappa:g}$ "
+                                                  f"({_exists_side(m.kappa)} $\\eta_c$)" for m in models))
+    return models, pts
 
+
+def _two_d_orbits_follow_the_derived_law(ev: Evidence, kappa, kappa_index: int):
+    r"""2-D: the side (with the cross term in :math:`\kappa_1`), the half-amplitude law and the direction of
+    the orbit; returns the models and the orbit points (for the figure)."""
     rng = context.rng("eos-p2")
     models2 = _models_2d(kappa)
     rows2, side_bad2, slopes2, dslopes, pts2 = _p2_2d(models2, rng, kappa_index)
     ev.equal("2-d-orbits-along-each-eigen-direction-exist",
              "2-D: orbits along each eigen-direction exist exactly on the side given by kappa_i (incl. the cross term)",
              side_bad2, 0,
-             "1600 Newton starts cover the local box densely (30x30 grid + random); any contradiction counts",
+             r"1600 Newton starts cover the local box densely ($30 \times 30$ grid + random); any contradiction counts",
              method="newton",
-             metric="number of (model, eta) pairs, out of 30, contradicting the derived side",
+             metric=r"number of $(\text{model}, \eta)$ pairs, out of 30, contradicting the derived side",
              numerical_class="exact", evidence="float")
     w2 = np.min(list(slopes2.values()))
     ev.at_least("2-d-half-amplitude-law-with-kappa-1-q-1111-6-1-2",
                 "2-D: half-amplitude law with kappa_1 = Q_1111/6 - 1/2 sum_k T_11k^2/h_k", w2, SLOPE_MIN,
-                "as in 1-D: O(rho^4) remainder for the right kappa, O(rho^2) for a wrong one",
-                method="newton", metric="min log-log slope of |2/eta - h_i - kappa_i rho^2| vs rho",
+                r"as in 1-D: $O(\rho^4)$ remainder for the right $\kappa$, $O(\rho^2)$ for a wrong one",
+                method="newton", metric=r"min log-log slope of $|2/\eta - h_i - \kappa_i\rho^2|$ vs $\rho$",
                 shown=f">= {SLOPE_MIN}", numerical_class="iterative", evidence="float")
     wd = np.min(list(dslopes.values()))
     ev.at_least("2-d-the-half-amplitude-vector-lies-along-the",
                 "2-D: the half-amplitude vector lies along the eigen-direction: r_perp = O(rho^3)", wd, 2.5,
-                "derived r = rho e_i + O(rho^3) (slope 3); a non-eigen direction gives r_perp ~ rho (slope 1)",
-                method="newton", metric="min log-log slope of |r_perp| vs rho (inf = exactly on the axis)",
+                r"derived $r = \rho e_i + O(\rho^3)$ (slope 3); a non-eigen direction gives $r_\perp \sim \rho$ (slope 1)",
+                method="newton", metric=r"min log-log slope of $|r_\perp|$ vs $\rho$ (inf = exactly on the axis)",
                 numerical_class="iterative", evidence="float")
     ev.tables.append(Table("EOS-P2 (2-D): local two-cycles along an eigen-direction",
                            ["model / direction", "eta", "side of eta_c", "#local orbits (rho <= 0.35)", "rho", "|r_perp|"], rows2))
-    ev.notes.append("The coupled 2-D model has kappa_1 = -0.8 (supercritical) although its separable part alone gives +1 "
-                    "(subcritical): the cross term T_112 changes the side on which the orbits appear.")
-    ev.figures.append(_draw_p2(models, pts, models2, pts2))
-    return ev
+    ev.notes.append(r"The coupled 2-D model has $\kappa_1 = -0.8$ (supercritical) although its separable part alone "
+                    r"gives $+1$ (subcritical): the cross term $T_{112}$ changes the side on which the orbits appear.")
+    return models2, pts2
 
 
 def _draw_p2(models, pts, models2, pts2) -> Figure:
@@ -697,7 +756,8 @@ def _draw_p2(models, pts, models2, pts2) -> Figure:
         ax.plot(P_[stable, 0], P_[stable, 1], "o", color="C0", label="numeric orbit, stable")
         ax.plot(P_[~stable, 0], P_[~stable, 1], "o", mfc="none", color="C3", label="numeric orbit, unstable")
         ax.axvline(2 / md.h, color="grey", lw=0.8, ls=":")
-        ax.set_title(f"{md.name}\nkappa = {md.kappa:g}: {'subcritical' if md.kappa > 0 else 'supercritical'}", fontsize=9)
+        ax.set_title(f"{_latex_name(md.name)}\n$\\kappa = {md.kappa:g}$: "
+                     f"{'subcritical' if md.kappa > 0 else 'supercritical'}", fontsize=9)
         ax.set_xlabel(r"learning rate $\eta$ ($\eta_c$ dotted)")
         ax.set_ylabel(r"half-amplitude $\rho$")
         ax.set_xlim(2 / md.h * 0.9, 2 / md.h * 1.1)
@@ -711,11 +771,11 @@ def _draw_p2(models, pts, models2, pts2) -> Figure:
     ax.plot(P_[:, 0], P_[:, 1], "o", color="C0", label="numeric orbits (Newton, 2-D)")
     ax.axvline(2 / h, color="grey", lw=0.8, ls=":")
     ax.set_xlim(2 / h * 0.9, 2 / h * 1.1)
-    ax.set_title(name + "\nthe cross term moves the orbits past eta_c", fontsize=9)
+    ax.set_title(name + "\nthe cross term moves the orbits past $\\eta_c$", fontsize=9)
     ax.set_xlabel(r"learning rate $\eta$")
     ax.legend(fontsize=7)
     path = context.save_figure(fig, "eos-p2-bifurcation")
-    return Figure(path, "EOS-P2: bifurcation diagrams (half-amplitude rho of the local two-cycle against eta). "
+    return Figure(path, r"EOS-P2: bifurcation diagrams (half-amplitude $\rho$ of the local two-cycle against $\eta$). "
                         "Points: orbits found numerically; solid: exact branch; dashed: the derived leading law.")
 
 
@@ -737,7 +797,8 @@ POST_STEPS = 10000
 
 
 class MLP:
-    """f(x) = w2 . tanh(W1 x + b1) + b2, loss = 1/(2n) sum (f(x_i) - y_i)^2; flat parameters."""
+    r""":math:`f(x) = w_2^\top \tanh(W_1 x + b_1) + b_2`, loss :math:`\frac{1}{2n}\sum_i (f(x_i) - y_i)^2`;
+    flat parameters."""
 
     def __init__(self, X, y, m):
         self.X, self.y, self.m = X, y, m
@@ -783,8 +844,9 @@ def _problem(label="eos-sharp", n=N_PTS, m=WIDTH):
 
 
 def top_eig(net: MLP, p, v0, rtol=1e-3, maxit=300):
-    """Power iteration on H v; stops when the residual ||Hv - lam v|| <= rtol |lam| (then lam is within
-    that residual of an eigenvalue, Weinstein's bound).  Returns (lam, v, residual, iterations)."""
+    r"""Power iteration on :math:`Hv`; stops when the residual :math:`\|Hv - \lambda v\| \le \mathrm{rtol}\,|\lambda|`
+    (then :math:`\lambda` is within that residual of an eigenvalue, Weinstein's bound).  Returns
+    (lam, v, residual, iterations)."""
     v = v0 / np.linalg.norm(v0)
     Hv = net.hvp(p, v)
     for it in range(1, maxit + 1):
@@ -807,9 +869,11 @@ def _hvp_checks(ev, net, p, rng):
     rel_cs = float(np.linalg.norm(Hv - cs) / np.linalg.norm(Hv))
     ev.at_most("exact-hvp-r-operator-complex-step-derivative-of",
                "exact HVP (R-operator) = complex-step derivative of the gradient", rel_cs, 1e-10,
-               "the complex step has no subtractive cancellation (error ~eps); both sides are sums over n m = 1e4 "
-               "products, gamma_N ~ 2e-12; 1e-10 leaves a factor 50 for cancellation between the two Hessian parts",
-               method="complex step", metric="||Hv - Im grad(p + i h v)/h|| / ||Hv||, h = 1e-20",
+               r"the complex step has no subtractive cancellation (error $\approx\varepsilon$); both sides are sums over "
+               r"$nm = 10^4$ products, $\gamma_N \approx 2 \times 10^{-12}$; $10^{-10}$ leaves a factor 50 for "
+               "cancellation between the two Hessian parts",
+               method="complex step",
+               metric=r"$\|Hv - \operatorname{Im} \nabla L(p + i h v)/h\| / \|Hv\|$, $h = 10^{-20}$",
                numerical_class="roundoff", evidence="float")
     g = lambda q: net.loss_grad(q)[1]
     fd = lambda h: (g(p + h * v) - g(p - h * v)) / (2 * h)
@@ -822,8 +886,10 @@ def _hvp_checks(ev, net, p, rng):
     ev.at_most("exact-hvp-central-difference-of-the-analytic",
                "exact HVP = central difference of the analytic gradient within its error bound", err,
                float(2 * trunc + rnd),
-               "truncation estimated by Richardson (4/3 |FD(h) - FD(h/2)|, doubled) plus rounding 4 n eps |g|/h",
-               method="finite differences", metric="||(g(p+hv) - g(p-hv))/(2h) - Hv||, h = 1e-4",
+               r"truncation estimated by Richardson ($\tfrac43 |\mathrm{FD}(h) - \mathrm{FD}(h/2)|$, doubled) plus "
+               r"rounding $4 n \varepsilon |g|/h$",
+               method="finite differences",
+               metric=r"$\|(g(p+hv) - g(p-hv))/(2h) - Hv\|$, $h = 10^{-4}$",
                numerical_class="roundoff", evidence="float")
 
 
@@ -846,8 +912,8 @@ def _train(net, p0, eta, steps, v0):
 
 
 def _decide(S, eta, steps):
-    """The fixed decision rule on a sharpness trace S = [(step, S_t)]: (reach step or None, median,
-    10th and 90th percentile of S_t/(2/eta) over the last quarter, supported?)."""
+    r"""The fixed decision rule on a sharpness trace S = [(step, :math:`S_t`)]: (reach step or None, median,
+    10th and 90th percentile of :math:`S_t/(2/\eta)` over the last quarter, supported?)."""
     ratio = S[:, 1] / (2 / eta)
     win = ratio[S[:, 0] >= (1 - WINDOW) * steps]
     reach = S[np.nonzero(ratio >= REACH)[0][0], 0] if np.any(ratio >= REACH) else None
@@ -857,21 +923,43 @@ def _decide(S, eta, steps):
 
 
 def sharpness_gd() -> Evidence:
-    """Full-batch GD on a 2-layer tanh MLP (width 50, 200 points x ~ N(0, I_2), y = sin(2x_1) cos(x_2),
-    MSE), sharpness S_t = lambda_max(Hessian) by power iteration on exact HVPs every 50 steps.
+    r"""Full-batch GD on a 2-layer tanh MLP (width 50, 200 points :math:`x \sim N(0, I_2)`,
+    :math:`y = \sin(2x_1)\cos(x_2)`, MSE), sharpness :math:`S_t = \lambda_{\max}(\nabla^2 L)` by power
+    iteration on exact HVPs every 50 steps.
 
     Decision rule, fixed in this docstring before any training run was looked at:
-    learning rates with 2/eta = k S_0, k in {2, 4, 8} (S_0 = sharpness at initialisation, so GD must
-    raise the sharpness by 2x-8x: 'drives' is tested, not inherited), each trained for 5000 k steps
-    (the same gradient-flow time eta T for every eta).  The claim 'GD drives the largest Hessian
-    eigenvalue to 2/eta' is supported for a learning rate when
-      (reach)  S_t >= 0.9 (2/eta) at some measured step, and
-      (settle) the median of S_t/(2/eta) over the last quarter of training is in [0.9, 1.1], and
-      (hover)  its 10th and 90th percentiles there are within [0.8, 1.25]
-    (Cohen et al. report the sharpness hovering at, or slightly above, 2/eta with oscillations).
+    learning rates with :math:`2/\eta = k S_0`, :math:`k \in \{2, 4, 8\}` (:math:`S_0` = sharpness at
+    initialisation, so GD must raise the sharpness by 2x-8x: 'drives' is tested, not inherited), each
+    trained for 5000 k steps (the same gradient-flow time :math:`\eta T` for every :math:`\eta`).  The
+    claim 'GD drives the largest Hessian eigenvalue to :math:`2/\eta`' is supported for a learning rate when
+
+    * (reach)  :math:`S_t \ge 0.9\,(2/\eta)` at some measured step, and
+    * (settle) the median of :math:`S_t/(2/\eta)` over the last quarter of training is in [0.9, 1.1], and
+    * (hover)  its 10th and 90th percentiles there are within [0.8, 1.25]
+
+    (Cohen et al. report the sharpness hovering at, or slightly above, :math:`2/\eta` with oscillations).
     A learning rate failing any of the three refutes the claim as stated (unconditionally).
     """
     ev = Evidence()
+    _state_the_decision_rule(ev)
+    t0 = time.time()
+    net, p0, rng = _problem()
+    _hvp_checks(ev, net, p0, rng)
+    v0 = rng.normal(size=net.P)
+    S0, v, _, _ = top_eig(net, p0, v0, rtol=1e-8, maxit=5000)
+    rows, fails, traces = _pre_registered_runs(ev, net, p0, v, S0)
+    S_inf, post = _post_hoc_runs(ev, net, p0, v, traces)
+    if fails:
+        ev.finding = _not_unconditionally(rows, fails, S0, S_inf, post)
+    ev.figures.append(_draw_sharp(traces, S0))
+    ev.notes.append(f"Initial sharpness $S_0 = {S0:.4f}$; run time {time.time() - t0:.1f} s. In the post-hoc runs the "
+                    f"edge is only {POST_HOC[0] * S_inf / S0:.2f}-{POST_HOC[-1] * S_inf / S0:.2f} "
+                    "times $S_0$ (this network sharpens by under a third in total), so 'reaching' it is a short climb.")
+    return ev
+
+
+def _state_the_decision_rule(ev: Evidence) -> None:
+    """The claim made precise, the decision rule and the set-up, as steps."""
     ev.step(r"Made precise: the abstract states the phenomenon without conditions ('full-batch gradient descent on "
             r"neural networks drives the largest Hessian eigenvalue to $2/\eta$ ... from arbitrary initialization'). "
             r"We test it as stated: for learning rates whose edge lies above the initial sharpness $S_0$, the "
@@ -883,11 +971,11 @@ def sharpness_gd() -> Evidence:
     ev.step(r"Network and data (our choice; the abstract names none): 2-layer tanh MLP, width 50, 200 points "
             r"$x\sim N(0,I_2)$, $y = \sin(2x_1)\cos(x_2)$, loss $\frac{1}{2n}\sum_i (f(x_i)-y_i)^2$; sharpness by power "
             r"iteration on exact Hessian-vector products (R-operator), every 50 steps.")
-    t0 = time.time()
-    net, p0, rng = _problem()
-    _hvp_checks(ev, net, p0, rng)
-    v0 = rng.normal(size=net.P)
-    S0, v, _, _ = top_eig(net, p0, v0, rtol=1e-8, maxit=5000)
+
+
+def _pre_registered_runs(ev: Evidence, net: MLP, p0, v, S0):
+    r"""The runs at :math:`2/\eta = k S_0`, :math:`k \in` SHARP_K: their table, the check that power iteration
+    found the top eigenvalue, and the decision for each k. Returns (rows, failing k, traces)."""
     # the power-iteration sharpness is the top of the spectrum (dense Hessian from P HVPs)
     rows, fails, traces, dense_gap = [], [], {}, 0.0
     for k in SHARP_K:
@@ -903,27 +991,32 @@ def sharpness_gd() -> Evidence:
         traces[k] = (eta, S, L)
         rows.append([f"{k} S_0", f"{eta:.4g}", f"{2 / eta:.3f}", STEPS_PER_K * k, "never" if reach is None else int(reach),
                      med, q10, q90, float(L[0]), float(L[-1]), int(bad), int(it_max)])
-    ev.tables.append(Table("EOS-SHARP: sharpness S_t against 2/eta (window = last quarter of training)",
+    ev.tables.append(Table(r"EOS-SHARP: sharpness $S_t$ against $2/\eta$ (window = last quarter of training)",
                            ["2/eta", "eta", "2/eta value", "steps", "first step S >= 0.9 (2/eta)", "median S/(2/eta)",
                             "10th pct", "90th pct", "loss at 0", "final loss", "power-it. not converged", "max iters"], rows))
     ev.at_most("power-iteration-returns-the-top-hessian",
                "power iteration returns the top Hessian eigenvalue (dense Hessian at the end of each run)",
                dense_gap, 1.0,
-               "for unit v, some eigenvalue lies within ||Hv - lambda v|| of lambda; it must be the largest",
+               r"for unit $v$, some eigenvalue lies within $\|Hv - \lambda v\|$ of $\lambda$; it must be the largest",
                method="numpy eigvalsh",
-               metric="max |lambda_power - lambda_max(dense)| / Weinstein residual bound",
+               metric=r"$\max |\lambda_{\mathrm{power}} - \lambda_{\max}(\text{dense})|$ / Weinstein residual bound",
                numerical_class="iterative", evidence="float")
     for row, k in zip(rows, SHARP_K):
         med, q10, q90 = row[5], row[6], row[7]
         passed = k not in fails
         ev.check(f"2/eta = {k} S_0: sharpness rises to 2/eta and hovers there", "numpy",
-                 "reach step; median, 10th, 90th percentile of S/(2/eta) over the last quarter",
+                 r"reach step; median, 10th, 90th percentile of $S/(2/\eta)$ over the last quarter",
                  f"reach {row[4]}, median {med:.3f}, [{q10:.3f}, {q90:.3f}]",
                  f"reach; median in {list(SETTLE)}; percentiles in {list(BAND)}", passed,
                  "thresholds fixed before the runs (see the docstring): within 10% at the median, hovering within -20%/+25%",
                  key=f"2-eta-{k}-s-0-sharpness-rises-to-2-eta-and-hovers-there", numerical_class="iterative", evidence="float")
-    # Post hoc (added after the runs above were seen; not part of the decision): learning rates whose
-    # edge 2/eta lies below the sharpness S_inf that the first run converged to, as in Cohen et al.
+    return rows, fails, traces
+
+
+def _post_hoc_runs(ev: Evidence, net: MLP, p0, v, traces):
+    r"""Post hoc (added after the runs above were seen; not part of the decision): learning rates whose
+    edge :math:`2/\eta` lies below the sharpness :math:`S_\infty` that the first run converged to, as in
+    Cohen et al.  Returns (:math:`S_\infty`, the runs)."""
     S_inf = float(np.median(traces[SHARP_K[0]][1][-10:, 1]))
     post = {}
     for frac in POST_HOC:
@@ -932,27 +1025,28 @@ def sharpness_gd() -> Evidence:
         reach, med, q10, q90, _ = _decide(S, eta, POST_STEPS)
         post[frac] = (eta, S, L, reach, med, q10, q90)
         traces[f"post {frac}"] = (eta, S, L)
-    ev.tables.append(Table("EOS-SHARP, post hoc (chosen after the runs above, not part of the decision): 2/eta below "
-                           f"the sharpness S_inf = {S_inf:.3f} that GD converged to at 2/eta = {SHARP_K[0]} S_0",
+    ev.tables.append(Table(r"EOS-SHARP, post hoc (chosen after the runs above, not part of the decision): $2/\eta$ below "
+                           f"the sharpness $S_\\infty = {S_inf:.3f}$ that GD converged to at $2/\\eta = {SHARP_K[0]} S_0$",
                            ["2/eta", "eta", "steps", "first step S >= 0.9 (2/eta)", "median S/(2/eta)", "10th pct",
                             "90th pct", "final loss"],
                            [[f"{frac} S_inf", f"{e:.4g}", POST_STEPS, "never" if r is None else int(r), md, a, b, float(L[-1])]
                             for frac, (e, S, L, r, md, a, b) in post.items()]))
-    if fails:
-        ev.finding = (
-            f"Not unconditionally. For the pre-registered learning rates (2/eta = {', '.join(f'{k} S_0' for k in fails)}, "
-            f"S_0 = {S0:.2f}) the sharpness rose only from S_0 to about {S_inf:.2f} = {S_inf / S0:.2f} S_0 while the loss "
-            f"converged ({rows[0][9]:.1e}), i.e. to {', '.join(f'{r[5]:.2f}' for r in rows)} of 2/eta, and stayed there: "
-            "GD converged below the edge, as gradient flow would. Post hoc, with 2/eta placed below that limit "
-            f"({', '.join(f'{f} S_inf' for f in POST_HOC)}), the median of S/(2/eta) over the last quarter was "
-            f"{', '.join(f'{v[4]:.3f}' for v in post.values())}. What holds on this network is the conditional form "
-            "(Cohen et al.): the sharpness is driven to 2/eta when 2/eta lies below the sharpness the gradient-flow "
-            "trajectory would reach; otherwise GD converges to a minimum flatter than 2/eta.")
-    ev.figures.append(_draw_sharp(traces, S0))
-    ev.notes.append(f"Initial sharpness S_0 = {S0:.4f}; run time {time.time() - t0:.1f} s. In the post-hoc runs the edge "
-                    f"is only {POST_HOC[0] * S_inf / S0:.2f}-{POST_HOC[-1] * S_inf / S0:.2f} "
-                    "times S_0 (this network sharpens by under a third in total), so 'reaching' it is a short climb.")
-    return ev
+    return S_inf, post
+
+
+def _not_unconditionally(rows, fails, S0, S_inf, post) -> str:
+    """The finding when a pre-registered run fails: what holds is the conditional form."""
+    failed = ", ".join(f"${k} S_0$" for k in fails)
+    below = ", ".join(rf"${f} S_\infty$" for f in POST_HOC)
+    return (
+        f"Not unconditionally. For the pre-registered learning rates ($2/\\eta$ = {failed}, "
+        f"$S_0 = {S0:.2f}$) the sharpness rose only from $S_0$ to about {S_inf:.2f} = {S_inf / S0:.2f} $S_0$ while the "
+        f"loss converged ({rows[0][9]:.1e}), i.e. to {', '.join(f'{r[5]:.2f}' for r in rows)} of $2/\\eta$, and stayed "
+        "there: GD converged below the edge, as gradient flow would. Post hoc, with $2/\\eta$ placed below that limit "
+        f"({below}), the median of $S/(2/\\eta)$ over the last quarter was "
+        f"{', '.join(f'{v[4]:.3f}' for v in post.values())}. What holds on this network is the conditional form "
+        "(Cohen et al.): the sharpness is driven to $2/\\eta$ when $2/\\eta$ lies below the sharpness the gradient-flow "
+        "trajectory would reach; otherwise GD converges to a minimum flatter than $2/\\eta$.")
 
 
 def _draw_sharp(traces, S0) -> Figure:
@@ -973,5 +1067,6 @@ def _draw_sharp(traces, S0) -> Figure:
     a2.set_ylabel("training loss")
     path = context.save_figure(fig, "eos-sharp")
     return Figure(path, f"EOS-SHARP: full-batch GD on a tanh MLP; sharpness by power iteration on exact HVPs "
-                        f"(every {EVERY} steps) against 2/eta (dashed), S_0 = {S0:.3f}, time axis eta t; the three "
-                        "pre-registered runs lie on top of each other (they follow gradient flow). Right: training loss.")
+                        f"(every {EVERY} steps) against $2/\\eta$ (dashed), $S_0 = {S0:.3f}$, time axis $\\eta t$; the "
+                        "three pre-registered runs lie on top of each other (they follow gradient flow). Right: "
+                        "training loss.")

@@ -1,9 +1,9 @@
-r"""EOS-SHARP on real data: full-batch GD on scikit-learn's digits drives the sharpness to 2/eta.
+r"""EOS-SHARP on real data: full-batch GD on scikit-learn's digits drives the sharpness to :math:`2/\eta`.
 
 Seed 002 (first abstract): "Full-batch gradient descent on neural networks drives the largest Hessian
-eigenvalue to the threshold 2/eta". The phenomenon (Cohen et al., *Gradient descent on neural networks
+eigenvalue to the threshold :math:`2/\eta`". The phenomenon (Cohen et al., *Gradient descent on neural networks
 typically occurs at the edge of stability*, ICLR 2021) is reported where *progressive sharpening*
-occurs: under gradient flow the sharpness would keep rising, so GD reaches 2/eta and hovers there.
+occurs: under gradient flow the sharpness would keep rising, so GD reaches :math:`2/\eta` and hovers there.
 A network that never sharpens converges below the edge (the control, :func:`checks.eos_numeric.sharpness_gd`)
 and does not test the claim.
 
@@ -25,12 +25,12 @@ size were chosen on a pilot run for speed, the criterion is today's rule of ``eo
   (double backward; :func:`attnverify.training.top_eigenvalue`), every ``EVERY`` steps, each with
   its Weinstein residual; cross-checked against plain power iteration.
 
-The criterion (today's, with its tolerance made a parameter eps, eps = 0.1 being today's rule): a run
+The criterion (today's, with its tolerance made a parameter :math:`\varepsilon`, :math:`\varepsilon = 0.1` being today's rule): a run
 is *at the edge* when it reaches :math:`S_t \ge (1-\varepsilon)\,2/\eta`, settles with the median of
 :math:`S_t/(2/\eta)` over the last ``WINDOW`` steps within :math:`1 \pm \varepsilon`, and hovers with its 10th and
 90th percentiles in :math:`[1 - 2\varepsilon, 1 + 2.5\varepsilon]`. The claim holds for an architecture
-when every run (3 rates x 3 seeds) is at the edge. Passing is monotone in eps, so each run has a
-smallest passing eps, and an architecture's flip point is the largest of its runs'.
+when every run (3 rates x 3 seeds) is at the edge. Passing is monotone in :math:`\varepsilon`, so each run
+has a smallest passing :math:`\varepsilon`, and an architecture's flip point is the largest of its runs'.
 
 History (so that a reader can judge the pre-registration): the run lengths were revised once, for run
 time, after a first full run; the criterion and its declared range were not. That first protocol (test
@@ -62,9 +62,9 @@ WINDOW = 200  # the last 200 steps are the "settle / hover" window (they start >
 #                gradient flow reaches the edge)
 EPS = 0.1  # today's rule: reach 0.9, median within [0.9, 1.1], percentiles within [0.8, 1.25]
 EPS_RANGE = (0.05, 0.2)
-EPS_WHY = ("Cohen et al. describe the sharpness as hovering 'at, or just above' 2/eta with oscillations of a few "
-           "per cent to ~10%; a tolerance under 5% is inside that oscillation, one over 20% would call 0.8 x 2/eta "
-           "'at the edge', which is where GD converging below the edge (the control) sits")
+EPS_WHY = (r"Cohen et al. describe the sharpness as hovering 'at, or just above' $2/\eta$ with oscillations of a few "
+           r"per cent to ~10%; a tolerance under 5% is inside that oscillation, one over 20% would call "
+           r"$0.8 \times 2/\eta$ 'at the edge', which is where GD converging below the edge (the control) sits")
 SHARPENS = 2.0  # progressive sharpening = S_ps >= 2 S_0 (the control rises 1.29x: "does not sharpen")
 SHARPENS_RANGE = (1.5, 2.5)
 SHARPENS_WHY = ("the control network rises 1.29x and converges below the edge; Cohen et al.'s networks rise by "
@@ -85,8 +85,10 @@ def _data(torch):
 
 
 def at_edge(S: np.ndarray, eta: float) -> dict:
-    """The criterion's statistics on a sharpness trace ``S`` (rows: step, S_t, ...) and the smallest eps
-    at which the run passes: max(1 - max ratio, |median - 1|, (1 - q10)/2, (q90 - 1)/2.5)."""
+    r"""The criterion's statistics on a sharpness trace ``S`` (rows: step, :math:`S_t`, ...) and the smallest
+    :math:`\varepsilon` at which the run passes:
+    :math:`\max(1 - \max r,\ |\mathrm{median} - 1|,\ (1 - q_{10})/2,\ (q_{90} - 1)/2.5)`, with
+    :math:`r = S_t/(2/\eta)`."""
     steps = S[-1, 0]
     ratio = S[:, 1] / (2 / eta)
     win = ratio[S[:, 0] >= steps - WINDOW]
@@ -163,7 +165,8 @@ def _hvp_fd(torch, loss_fn, params):
 
 
 def edge_of_stability() -> Evidence:
-    """EOS-SHARP on the digits: 2 architectures x 3 seeds x (1 small-step run + 3 learning rates)."""
+    """EOS-SHARP on the digits: 2 architectures x 3 seeds x (1 small-step run + 3 learning rates); a run is
+    at the edge by today's criterion (module docstring), and every run of an architecture must be."""
     ev = Evidence()
     ev.step(r"Made precise (the reading of the Edge-of-Stability literature): where progressive sharpening occurs "
             r"(under a small step the sharpness keeps rising), full-batch GD with a learning rate whose edge $2/\eta$ "
@@ -181,11 +184,25 @@ def edge_of_stability() -> Evidence:
 
 
 def _record(ev: Evidence, exps: list[dict]) -> None:
-    ps = training.RunLog("EOS-SHARP (digits), progressive sharpening: GD with a small step 2/eta_s = 8 S_0 "
+    """The checks, tables, figure and finding of the runs ``exps`` (one per architecture and seed)."""
+    _tabulate_runs(ev, exps)
+    _sharpness_measurements_converged(ev, exps)
+    _measurement_cross_checks_agree(ev, exps)
+    _progressive_sharpening_with_edges_above_s0(ev, exps)
+    flips = _every_run_at_the_edge(ev, exps)
+    ev.figures.append(_draw(exps))
+    ev.finding = _what_holds(exps, flips)
+    ev.notes.append(f"Lanczos on exact HVPs; the sharpness was measured every {EVERY} steps (every {EVERY_SMALL} in the "
+                    f"small-step runs); float64, one torch thread, seeds {list(SEEDS)} (initialisation).")
+
+
+def _tabulate_runs(ev: Evidence, exps: list[dict]) -> None:
+    """Two tables: the small-step runs (progressive sharpening) and every test run."""
+    ps = training.RunLog(r"EOS-SHARP (digits), progressive sharpening: GD with a small step $2/\eta_s = 8 S_0$ "
                          f"for {T_SMALL} steps (reported separately; it sets the edges of the test runs)",
                          ["architecture", "seed", "S_0", "eta_s", "steps", "S_ps = max S_t", "S_ps / S_0",
                           "max S_t / (2/eta_s)", "loss at 0", "final loss", "s"])
-    log = training.RunLog("EOS-SHARP (digits): every test run; ratio = S_t / (2/eta), window = last 200 steps",
+    log = training.RunLog(r"EOS-SHARP (digits): every test run; ratio $= S_t / (2/\eta)$, window = last 200 steps",
                           ["architecture", "seed", "2/eta", "2/eta / S_0", "eta", "steps", "first step at 0.9 (2/eta)",
                            "max ratio", "median ratio", "10th pct", "90th pct", "smallest passing eps", "final loss",
                            "Lanczos not converged", "s"])
@@ -200,13 +217,19 @@ def _record(ev: Evidence, exps: list[dict]) -> None:
                     r["eps_min"], run.loss[-1], int((run.sharpness[:, 3] == 0).sum()), run.seconds)
     ev.tables += [ps.table(), log.table()]
 
-    # -- the measurement is right ------------------------------------------------------------------
+
+def _sharpness_measurements_converged(ev: Evidence, exps: list[dict]) -> None:
+    """Every Lanczos measurement reached its Weinstein residual (otherwise it is a lower bound only)."""
     bad = sum(int((r["run"].sharpness[:, 3] == 0).sum()) + int((e["small"].sharpness[:, 3] == 0).sum())
               for e in exps for r in e["runs"])
     total = sum(len(r["run"].sharpness) + len(e["small"].sharpness) for e in exps for r in e["runs"])
     ev.equal("lanczos-converged", "every sharpness measurement converged (Weinstein residual <= 1e-3 |lambda|)", bad, 0,
              "an unconverged measurement would be a lower bound only; none is allowed", method="scipy eigsh",
              metric=f"measurements not converged, of {total}", numerical_class="iterative", evidence="float")
+
+
+def _measurement_cross_checks_agree(ev: Evidence, exps: list[dict]) -> None:
+    """Lanczos agrees with plain power iteration, and the exact HVP with a central difference (first seed)."""
     worst_gap, worst_fd = 0.0, 0.0
     for e in exps:
         if e["power"] is None:
@@ -220,35 +243,43 @@ def _record(ev: Evidence, exps: list[dict]) -> None:
     ev.at_most("lanczos-vs-power", "Lanczos and plain power iteration give the same top eigenvalue (end of a run)",
                worst_gap, 1.0, "each value is within its Weinstein residual of an eigenvalue; the same eigenvalue "
                "makes the gap at most the sum of the two residuals", method="power iteration",
-               metric="max over architectures |lambda_power - lambda_Lanczos| / (r_power + r_Lanczos)",
+               metric=r"max over architectures $|\lambda_{\mathrm{power}} - \lambda_{\mathrm{Lanczos}}| / "
+                      r"(r_{\mathrm{power}} + r_{\mathrm{Lanczos}})$",
                numerical_class="iterative", evidence="float")
     ev.at_most("hvp-vs-finite-difference", "exact HVP (double backward) = central difference of the gradient",
-               worst_fd, 1.0, "truncation estimated by Richardson (4/3 |FD(h) - FD(h/2)|, doubled) plus the rounding of "
-               "the gradients over 2h", method="finite differences",
-               metric="max over architectures ||FD(h) - Hv|| / bound, h = 1e-4", numerical_class="roundoff",
-               evidence="float")
+               worst_fd, 1.0, r"truncation estimated by Richardson ($\tfrac43 |\mathrm{FD}(h) - \mathrm{FD}(h/2)|$, "
+               r"doubled) plus the rounding of the gradients over $2h$", method="finite differences",
+               metric=r"max over architectures $\|\mathrm{FD}(h) - Hv\|$ / bound, $h = 10^{-4}$",
+               numerical_class="roundoff", evidence="float")
 
-    # -- the regime: progressive sharpening, edges above S_0 -------------------------------------
+
+def _progressive_sharpening_with_edges_above_s0(ev: Evidence, exps: list[dict]) -> None:
+    r"""The regime of the claim, per architecture: the small-step run sharpens progressively
+    (:math:`S_{ps} \ge` SHARPENS :math:`S_0`, a judgement) below its own edge, and every tested edge
+    lies above :math:`S_0`."""
     for arch in ARCHS:
         mine = [e for e in exps if e["arch"] == arch]
         rise = min(e["S_ps"] / e["S0"] for e in mine)
         below = max(float(e["small"].sharpness[:, 1].max() * e["eta_s"] / 2) for e in mine)
         key = arch.split()[0].lower()
         ev.check(f"{arch}: progressive sharpening occurs (small-step run: S_ps >= {SHARPENS:g} S_0, below its own edge)",
-                 "torch", "min over seeds of S_ps / S_0; max over seeds of S_t/(2/eta_s) in the small run",
+                 "torch", r"min over seeds of $S_{ps} / S_0$; max over seeds of $S_t/(2/\eta_s)$ in the small run",
                  f"{rise:.3f}; {below:.3f}", f">= {SHARPENS:g}; < 1", rise >= SHARPENS and below < 1,
                  "a network that does not sharpen does not test the claim; the small run must stay below its edge to "
                  "stand for gradient flow", key=f"sharpens-{key}", numerical_class="measured",
                  threshold_kind="judgement", evidence="float",
-                 sensitivity=sensitivity(rise, SHARPENS_RANGE, "sharpening factor S_ps/S_0 that counts as progressive "
+                 sensitivity=sensitivity(rise, SHARPENS_RANGE, r"sharpening factor $S_{ps}/S_0$ that counts as progressive "
                                          "sharpening", SHARPENS_WHY))
         edge_min = min(2 / r["eta"] / e["S0"] for e in mine for r in e["runs"])
         ev.check(f"{arch}: every tested edge 2/eta lies above the initial sharpness S_0", "torch",
-                 "min over runs of (2/eta) / S_0", edge_min, "> 1", edge_min > 1,
-                 "below S_0 GD would start past the edge: 'drives to' would not be tested", key=f"edges-above-s0-{key}",
+                 r"min over runs of $(2/\eta) / S_0$", edge_min, "> 1", edge_min > 1,
+                 r"below $S_0$ GD would start past the edge: 'drives to' would not be tested", key=f"edges-above-s0-{key}",
                  numerical_class="measured", evidence="float")
 
-    # -- the decision --------------------------------------------------------------------------
+
+def _every_run_at_the_edge(ev: Evidence, exps: list[dict]) -> dict:
+    r"""The decision, per architecture: every run is at the edge at today's :math:`\varepsilon` = EPS (a
+    judgement, with the flip point as its sensitivity). Returns each architecture's flip point."""
     flips = {}
     for arch in ARCHS:
         rs = [r for e in exps if e["arch"] == arch for r in e["runs"]]
@@ -256,12 +287,17 @@ def _record(ev: Evidence, exps: list[dict]) -> None:
         flips[arch] = flip
         key = arch.split()[0].lower()
         ev.check(f"{arch}: every run (3 learning rates x 3 seeds) reaches 2/eta and hovers there", "torch",
-                 "smallest tolerance eps at which all 9 runs pass (reach >= 1-eps, |median-1| <= eps, "
-                 "10th/90th pct in [1-2eps, 1+2.5eps])", flip, f"<= {EPS:g}", flip <= EPS,
-                 "today's rule (eps = 0.1), fixed before the runs; " + EPS_WHY, key=f"edge-{key}",
+                 r"smallest tolerance $\varepsilon$ at which all 9 runs pass (reach $\ge 1-\varepsilon$, "
+                 r"$|\mathrm{median}-1| \le \varepsilon$, 10th/90th pct in $[1-2\varepsilon, 1+2.5\varepsilon]$)",
+                 flip, f"<= {EPS:g}", flip <= EPS,
+                 r"today's rule ($\varepsilon = 0.1$), fixed before the runs; " + EPS_WHY, key=f"edge-{key}",
                  numerical_class="measured", threshold_kind="judgement", evidence="float",
-                 sensitivity=sensitivity(flip, EPS_RANGE, "tolerance eps of 'at 2/eta'", EPS_WHY))
-    ev.figures.append(_draw(exps))
+                 sensitivity=sensitivity(flip, EPS_RANGE, r"tolerance $\varepsilon$ of 'at $2/\eta$'", EPS_WHY))
+    return flips
+
+
+def _what_holds(exps: list[dict], flips: dict) -> str:
+    """The finding: both networks sharpen and GD holds the sharpness near the edge; the verdict along eps."""
     medians = [r["median"] for e in exps for r in e["runs"]]
     rises = {a: [e["S_ps"] / e["S0"] for e in exps if e["arch"] == a] for a in ARCHS}
     worst = max(flips.values())
@@ -269,29 +305,25 @@ def _record(ev: Evidence, exps: list[dict]) -> None:
     verdict = ("holds at every tolerance of the declared range" if worst <= EPS_RANGE[0] else
                "fails at every tolerance of the declared range for the "
                + " and ".join(a for a in ARCHS if flips[a] >= EPS_RANGE[1]) if worst >= EPS_RANGE[1] else
-               f"flips inside the declared range [{EPS_RANGE[0]}, {EPS_RANGE[1]}] of the tolerance eps: all runs of "
-               + " and ".join(f"the {a} pass from eps = {flips[a]:.3f}" for a in inside)
+               f"flips inside the declared range [{EPS_RANGE[0]}, {EPS_RANGE[1]}] of the tolerance $\\varepsilon$: all "
+               "runs of " + " and ".join(f"the {a} pass from $\\varepsilon = {flips[a]:.3f}$" for a in inside)
                + f", so the claim is at the edge within {worst:.0%} but not within today's {EPS:.0%} everywhere")
-    ev.finding = (
+    tanh_above = max(r["median"] for e in exps if e["arch"] == ARCHS[0] for r in e["runs"]) - 1
+    return (
         "On the digits (256 images, MSE) both networks sharpen progressively (under a small step the sharpness rises "
         + ", ".join(f"{min(v):.1f}-{max(v):.1f}x for the {a}" for a, v in rises.items())
-        + "), and with every edge placed between S_0 and that level, full-batch GD raises the sharpness to 2/eta and "
-        f"keeps it near there: over the 18 runs the median of S_t/(2/eta) over the last 200 steps is "
-        f"{min(medians):.3f}-{max(medians):.3f} (the tanh MLP hovers up to {max(r['median'] for e in exps if e['arch'] == ARCHS[0] for r in e['runs']) - 1:.0%} "
+        + r"), and with every edge placed between $S_0$ and that level, full-batch GD raises the sharpness to $2/\eta$ "
+        r"and keeps it near there: over the 18 runs the median of $S_t/(2/\eta)$ over the last 200 steps is "
+        f"{min(medians):.3f}-{max(medians):.3f} (the tanh MLP hovers up to {tanh_above:.0%} "
         "above the edge at the largest step, as Cohen et al. describe for MSE; the ReLU MLP sits at or a few per cent below it). "
         f"The verdict {verdict}. The control (a tanh MLP that sharpens by under a third) converges below the edge, so the "
         "criterion does not pass by construction; the unconditional reading ('for any learning rate') fails there. "
         "Reduced setting against Cohen et al.: 256 digits instead of 5k CIFAR-10 images, 3.5k-parameter MLPs instead of "
         "width-200 networks and CNNs, 400-1000 steps per run instead of ~10k, 3 seeds.")
-    ev.notes.append(f"Lanczos on exact HVPs; the sharpness was measured every {EVERY} steps (every {EVERY_SMALL} in the "
-                    f"small-step runs); float64, one torch thread, seeds {list(SEEDS)} (initialisation).")
 
 
 def _draw(exps) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, axes = plt.subplots(len(ARCHS), 3, figsize=(15, 4 * len(ARCHS)), squeeze=False)
     for row, arch in zip(axes, ARCHS):
@@ -310,7 +342,7 @@ def _draw(exps) -> Figure:
                     a1.axhline(2 / r["eta"], color=c, ls="--", lw=0.8)
                 a2.plot(S[:, 0] - S[-1, 0], S[:, 1] * r["eta"] / 2, c, lw=lw, alpha=al)
                 a3.semilogy(np.arange(len(r["run"].loss)) * r["eta"], r["run"].loss, c, lw=lw, alpha=al)
-        a1.set_title(f"{arch}: sharpness (seed {SEEDS[0]}); dashed: 2/eta", fontsize=9)
+        a1.set_title(f"{arch}: sharpness (seed {SEEDS[0]}); dashed: $2/\\eta$", fontsize=9)
         a1.set_xlabel(r"time $\eta t$")
         a1.set_ylabel(r"$S_t = \lambda_{\max}$")
         a1.legend(fontsize=7)
@@ -322,13 +354,13 @@ def _draw(exps) -> Figure:
         a3.set_title(f"{arch}: training loss", fontsize=9)
         a3.set_xlabel(r"time $\eta t$")
     path = context.save_figure(fig, "eos-sharp-digits")
-    return Figure(path, "EOS-SHARP on the digits: sharpness against 2/eta (left, one seed, with the small-step run "
-                        "that measures progressive sharpening), S_t/(2/eta) for every run (middle) and the loss (right).")
+    return Figure(path, r"EOS-SHARP on the digits: sharpness against $2/\eta$ (left, one seed, with the small-step run "
+                        r"that measures progressive sharpening), $S_t/(2/\eta)$ for every run (middle) and the loss (right).")
 
 
 def control_no_sharpening() -> Evidence:
-    """The control: today's tanh-MLP run (:func:`checks.eos_numeric.sharpness_gd`, 2-D synthetic data),
-    a network that sharpens by under a third, whose edges 2/eta = 2, 4, 8 S_0 lie above what it reaches.
+    r"""The control: today's tanh-MLP run (:func:`checks.eos_numeric.sharpness_gd`, 2-D synthetic data),
+    a network that sharpens by under a third, whose edges :math:`2/\eta = 2, 4, 8\,S_0` lie above what it reaches.
     Expected (and checked): GD converges *below* the edge there, so the criterion above does not pass
     by construction; its measurement checks (exact HVP, power iteration) are kept."""
     from attnverify.checks.eos_numeric import sharpness_gd
@@ -347,11 +379,12 @@ def control_no_sharpening() -> Evidence:
             c.key = "control-" + c.key
             ev.checks.append(c)
     ev.check("control: a network that does not sharpen converges below the edge (tanh MLP, synthetic data)",
-             "numpy", "max over its 3 pre-registered runs of the median S_t/(2/eta) over the last quarter", worst,
+             "numpy", r"max over its 3 pre-registered runs of the median $S_t/(2/\eta)$ over the last quarter", worst,
              f"<= {1 - EPS_RANGE[1]:g}", worst <= 1 - EPS_RANGE[1],
-             "below 1 - eps for every eps of the declared range: the criterion cannot call it 'at the edge'",
+             r"below $1 - \varepsilon$ for every $\varepsilon$ of the declared range: the criterion cannot call it "
+             "'at the edge'",
              key="control-below-edge", numerical_class="measured", threshold_kind="judgement", evidence="float",
-             sensitivity=sensitivity(1 - worst, EPS_RANGE, "tolerance eps of 'at 2/eta'", EPS_WHY))
+             sensitivity=sensitivity(1 - worst, EPS_RANGE, r"tolerance $\varepsilon$ of 'at $2/\eta$'", EPS_WHY))
     ev.tables += [Table("EOS-SHARP control (checks.eos_numeric.sharpness_gd): " + t.caption, t.header, t.rows)
                   for t in inner.tables]
     ev.figures += inner.figures

@@ -1,4 +1,4 @@
-r"""FD-FIG3's scale: the exact scaling law of (7), and what it does to "close at alpha = 0.5, 1".
+r"""FD-FIG3's scale: the exact scaling law of (7), and what it does to "close at :math:`\alpha` = 0.5, 1".
 
 **The law** (derived symbolically in derivations/scaling.py). For s > 0 the map
 
@@ -9,14 +9,14 @@ leaves the dual objective (7) unchanged (:math:`\mu = \sum_i u_i t_i` scales wit
 :math:`\lambda^*(sT, sz, \alpha/s^2) = \lambda^*(T, z, \alpha)/s`; the tilted distribution (9)
 depends on :math:`\langle t_i, \lambda\rangle` and is unchanged, so :math:`\hat h` and (16)
 (whose logits :math:`\alpha\langle t_i, z\rangle` are unchanged) both scale by s, and the relative
-error :math:`e = \|h_{(16)} - \hat h\| / \|\hat h - \mu\|` is invariant. Applied with s = 1/σ to an
-ensemble whose templates and evidence have scale σ:
+error :math:`e = \|h_{(16)} - \hat h\| / \|\hat h - \mu\|` is invariant. Applied with :math:`s = 1/\sigma`
+to an ensemble whose templates and evidence have scale :math:`\sigma`:
 
 .. math::
     e(\sigma T, \sigma z, \alpha) = e(T, z, \alpha\sigma^2):
 
-the ensemble's scale and alpha are one parameter, :math:`\alpha\sigma^2`. A verdict "close at
-alpha = 0.5 and 1" on an ensemble therefore depends on the scale the ensemble was drawn at, which
+the ensemble's scale and :math:`\alpha` are one parameter, :math:`\alpha\sigma^2`. A verdict "close at
+:math:`\alpha` = 0.5 and 1" on an ensemble therefore depends on the scale the ensemble was drawn at, which
 the paper does not fix (its Figure 3 gives no coordinates).
 
 Source: 004_830fd89135933577.txt, Fig 3 and the paragraph after it; (7), (9), (16).
@@ -41,7 +41,8 @@ FIGURE_SCALE = 1.0
 
 
 def ensemble(rng, size: int = 200, scale: float = 1.0):
-    """FD-FIG3's ensemble at RMS template norm ``scale``: templates and evidence ~ N(0, scale^2 I/2), u ~ Dirichlet(1)."""
+    r"""FD-FIG3's ensemble at RMS template norm ``scale``: templates and evidence
+    :math:`\sim N(0, \mathrm{scale}^2 I/2)`, :math:`u \sim \mathrm{Dirichlet}(1)`."""
     out = []
     for _ in range(size):
         T = rng.normal(size=(5, 2)) * scale / np.sqrt(2)
@@ -52,7 +53,7 @@ def ensemble(rng, size: int = 200, scale: float = 1.0):
 
 
 def median_error_by_scale(rel_err, alphas, scales=SCALES, size: int = 200) -> np.ndarray:
-    """Median over the ensemble of e(alpha) at every scale: (len(scales), len(alphas)). The same draws
+    r"""Median over the ensemble of :math:`e(\alpha)` at every scale: (len(scales), len(alphas)). The same draws
     (one seed) at every scale, so only the scale changes."""
     base = ensemble(context.rng("fig3"), size)
     return np.array([[np.median([rel_err(T * sc, u, z * sc, a) for T, u, z in base]) for a in alphas]
@@ -60,7 +61,8 @@ def median_error_by_scale(rel_err, alphas, scales=SCALES, size: int = 200) -> np
 
 
 def law_residual(rel_err, alphas, scale: float, size: int = 40) -> float:
-    """max over instances and alphas of |e(sigma T, sigma z, alpha) - e(T, z, alpha sigma^2)|: the law, numerically."""
+    r""":math:`\max |e(\sigma T, \sigma z, \alpha) - e(T, z, \alpha\sigma^2)|` over instances and alphas: the law,
+    numerically."""
     base = ensemble(context.rng("fig3-law"), size)
     return float(max(abs(rel_err(T * scale, u, z * scale, a) - rel_err(T, u, z, a * scale**2))
                      for T, u, z in base for a in alphas))

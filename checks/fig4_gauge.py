@@ -1,8 +1,8 @@
-r"""FD-FIG4/gauge: does the closeness of lambda* to alpha z survive another split of the constants?
+r"""FD-FIG4/gauge: does the closeness of :math:`\lambda^*` to :math:`\alpha z` survive another split of the constants?
 
-Attention depends on alpha, the templates and the evidence only through the logits
+Attention depends on :math:`\alpha`, the templates and the evidence only through the logits
 :math:`\alpha\langle t_i, z_k\rangle`. Sec 8 of 004 writes a BERT head with one split of the
-constants (alpha = 1, t_i = x_i/sqrt(d'), z_k = K^T(Q x_k + b_Q)); every
+constants (:math:`\alpha = 1`, :math:`t_i = x_i/\sqrt{d'}`, :math:`z_k = K^\top(Q x_k + b_Q)`); every
 
 .. math::
     t_i^{(c)} = c\,\frac{x_i}{\sqrt{d'}},\qquad z_k^{(c)} = \frac{z_k}{c},\qquad \alpha = 1,\qquad c > 0,
@@ -18,8 +18,8 @@ measures a choice of parameterisation, not a property of the model.
 
 The study: the first N_GAUGE sentences of the corpus that sweeps/fig4.toml names (evenly spread
 over it), every layer and head of all-MiniLM-L6-v2, at GAUGES (two orders of magnitude and more,
-including c = 1, the paper's t_i = x_i/sqrt(d'), and c = sqrt(d'), the layer's own inputs
-t_i = x_i); lambda* by the exact batched solver (attnverify.batched), queries it leaves
+including c = 1, the paper's :math:`t_i = x_i/\sqrt{d'}`, and :math:`c = \sqrt{d'}`, the layer's own
+inputs :math:`t_i = x_i`); :math:`\lambda^*` by the exact batched solver (attnverify.batched), queries it leaves
 unconverged re-solved by per-instance Newton; any still unconverged make the study inconclusive.
 
 Source: 004_830fd89135933577.txt, Sec 8 (the reparameterisation before (19)), Fig 4.
@@ -44,13 +44,13 @@ PAPER_GAUGE = 1.0
 
 
 def paper_split(T, Z, c):
-    """The gauge c applied to the paper's templates T (t_i = x_i/sqrt(d')) and evidence Z: (c T, Z / c)."""
+    r"""The gauge c applied to the paper's templates T (:math:`t_i = x_i/\sqrt{d'}`) and evidence Z: (c T, Z / c)."""
     return c * T, Z / c
 
 
 def gauge_instances(sentence: str, c: float, split=paper_split):
-    """Per layer: (T_c, u, Z_c) of every head for one sentence in gauge c, and the logits
-    alpha T_c Z_c^T (alpha = 1) of every query: (n, d), (n,), (12 n, d), (12 n, n)."""
+    r"""Per layer: :math:`(T_c, u, Z_c)` of every head for one sentence in gauge c, and the logits
+    :math:`\alpha Z_c T_c^\top` (:math:`\alpha = 1`) of every query: (n, d), (n,), (12 n, d), (12 n, n)."""
     hs = sweep._hidden_states(sentence)  # noqa: SLF001 (the sweep's own loader: one way to run the model)
     W = sweep._weights(MODEL)  # noqa: SLF001
     out = []
@@ -77,9 +77,10 @@ def _solve(T, u, Z, alpha=1.0):
 
 
 def gauge_sweep(n_sentences: int = N_GAUGE, gauges=GAUGES, split=paper_split) -> dict:
-    """Per gauge c and layer: the mean over heads and queries of e_full = ||lambda* - z|| / ||lambda*||
-    and of e_S (the same in S = span of the centred templates); and the largest change of the
-    attention weights across gauges (round-off only, if the model is unchanged)."""
+    r"""Per gauge c and layer: the mean over heads and queries of
+    :math:`e_{\rm full} = \|\lambda^* - z\| / \|\lambda^*\|` and of :math:`e_S` (the same in S, the span of
+    the centred templates); and the largest change of the attention weights across gauges (round-off
+    only, if the model is unchanged)."""
     sentences = sweep.sentences(config())
     idx = np.floor(np.arange(n_sentences) * len(sentences) / n_sentences).astype(int)
     e_full = {c: [[] for _ in range(6)] for c in gauges}
@@ -113,9 +114,9 @@ def _verdict(layer_means: np.ndarray, small: float) -> bool:
 
 
 def gauge_invariance(n_sentences: int = N_GAUGE, *, split=paper_split) -> Evidence:
-    r"""FD-FIG4/gauge. The same BERT heads written in gauges c in [0.1, 10] (same attention output):
-    is FD-FIG4/layers' verdict (every layer's mean ||lambda* - alpha z|| / ||lambda*|| <= 0.1) the same
-    in every gauge? ``split(T, Z, c)`` is the gauge under test (a mutant passes one that changes the logits).
+    r"""FD-FIG4/gauge. The same BERT heads written in gauges :math:`c \in [0.1, 10]` (same attention output):
+    is FD-FIG4/layers' verdict (every layer's mean :math:`\|\lambda^* - \alpha z\| / \|\lambda^*\| \le 0.1`) the
+    same in every gauge? ``split(T, Z, c)`` is the gauge under test (a mutant passes one that changes the logits).
 
     Source: 004_830fd89135933577.txt, Sec 8, Fig 4.
     """
@@ -124,27 +125,61 @@ def gauge_invariance(n_sentences: int = N_GAUGE, *, split=paper_split) -> Eviden
     if r["unconverged"]:
         raise Inconclusive(f"{r['unconverged']} of {r['queries']} gauge-study queries did not converge")
     g, full, rest = r["gauges"], r["full"], r["restricted"]
-    ev.step(f"Gauge study: {r['n_sentences']} sentences of the FD-FIG4 corpus, 6 layers x 12 heads, "
-            f"{r['queries']} queries in all; for each c, t_i = c x_i/sqrt(d'), z_k = K^T(Q x_k + b_Q)/c, alpha = 1.",
+    ev.step(f"Gauge study: {r['n_sentences']} sentences of the FD-FIG4 corpus, 6 layers $\\times$ 12 heads, "
+            f"{r['queries']} queries in all; for each $c$, $t_i = c\\,x_i/\\sqrt{{d'}}$, "
+            r"$z_k = K^\top(Q x_k + b_Q)/c$, $\alpha = 1$.",
             r"\alpha\langle t^{(c)}_i, z^{(c)}_k\rangle = \langle x_i/\sqrt{d'},\, K^\top(Q x_k + b_Q)\rangle"
             r"\quad\text{for every } c > 0")
+    _attention_unchanged_in_every_gauge(ev, r["max_dp"])
+    worst = full.max(axis=1)  # per gauge: the largest layer mean
+    verdicts = _verdict_same_in_every_gauge(ev, g, full)
+    c_flip = _crossing(g, worst, SMALL)
+    ev.tables.append(Table(
+        r"FD-FIG4/gauge: mean $\|\lambda^* - \alpha z\| / \|\lambda^*\|$ per layer in each gauge $c$ "
+        r"($t_i = c\,x_i/\sqrt{d'}$, $z = K^\top(Q x + b_Q)/c$, $\alpha = 1$; $c = 1$ is the paper's, $c = \sqrt{d'}$ "
+        r"uses the layer's inputs); $e_S$ in brackets",
+        ["c"] + [f"layer {k}" for k in range(6)] + ["max", "verdict (<= 0.1)"],
+        [[f"{c:.3g}"] + [f"{full[j, k]:.4f} ({rest[j, k]:.3f})" for k in range(6)] + [f"{worst[j]:.4f}",
+         "small" if verdicts[j] else "not small"] for j, c in enumerate(g)]))
+    ev.figures.append(_figure(g, full, rest))
+    lo, hi = float(worst.min()), float(worst.max())
+    ev.invariance = [{
+        "transformation": r"$t_i \to c\,t_i$, $z_k \to z_k / c$, $\alpha = 1$ (equivalently $\alpha \to c^2 \alpha$, "
+                          r"$z \to z/c^2$ with the paper's templates, by the exact scaling symmetry of (7))",
+        "leaves_unchanged": r"the logits $\alpha \langle t_i, z_k\rangle$, hence every head's attention weights and "
+                            f"output (checked: max change {r['max_dp']:.1e})",
+        "parameter": "c",
+        "values": [{"parameter": float(c), "metric": float(worst[j])} for j, c in enumerate(g)],
+        "metric": r"max over layers of the mean $\|\lambda^* - \alpha z\| / \|\lambda^*\|$",
+        "conclusion": _conclusion(g, worst, c_flip, lo, hi),
+    }]
+    ev.part_finding("FD-FIG4/gauge", _conclusion(g, worst, c_flip, lo, hi))
+    ev.finding = "Gauge: " + _conclusion(g, worst, c_flip, lo, hi)
+    return ev
+
+
+def _attention_unchanged_in_every_gauge(ev: Evidence, max_dp: float) -> None:
+    """The model is unchanged: the attention weights agree across gauges to round-off."""
     eps = np.finfo(float).eps
     ev.at_most("gauge-attention-unchanged", "the attention weights are the same in every gauge (the model is unchanged)",
-               r["max_dp"], 64 * eps,
-               "the logits c x_i . z_k / c differ only by the rounding of the two scalings (a few ulps of logits of "
-               "size <= 30), and softmax is 1-Lipschitz in the max norm: 64 eps is far above that round-off and far "
-               "below any change of the model",
-               method="numpy", metric="max over sentences, layers, heads, queries and c of |p^(c) - p^(1)|",
+               max_dp, 64 * eps,
+               r"the logits $c\,x_i \cdot z_k / c$ differ only by the rounding of the two scalings (a few ulps of logits "
+               r"of size $\le 30$), and softmax is 1-Lipschitz in the max norm: $64\varepsilon$ is far above that "
+               "round-off and far below any change of the model",
+               method="numpy", metric=r"max over sentences, layers, heads, queries and $c$ of $|p^{(c)} - p^{(1)}|$",
                numerical_class="roundoff", evidence="float")
-    worst = full.max(axis=1)  # per gauge: the largest layer mean
+
+
+def _verdict_same_in_every_gauge(ev: Evidence, g: list, full: np.ndarray) -> list[bool]:
+    """FD-FIG4/layers' verdict is the same at every gauge, for every reading of 'small' in the declared
+    range (a judgement check with its sensitivity). Returns the verdict at SMALL in each gauge."""
     verdicts = [_verdict(full[j], SMALL) for j in range(len(g))]
     # the verdict is gauge-invariant only if it is the same at every c, for every reading of "small"
     grid = np.linspace(*SMALL_RANGE, 16)
     invariant_at = [len({_verdict(full[j], s) for j in range(len(g))}) == 1 for s in grid]
     changes = [float(grid[i]) for i in range(1, len(grid)) if invariant_at[i] != invariant_at[i - 1]]
-    c_flip = _crossing(g, worst, SMALL)
     ev.check("the verdict of FD-FIG4/layers (every layer mean <= 0.1) is the same in every gauge c in [0.1, 10]",
-             "newton", "number of gauges whose verdict differs from the paper's gauge c = 1",
+             "newton", "number of gauges whose verdict differs from the paper's gauge $c = 1$",
              sum(v != verdicts[g.index(PAPER_GAUGE)] for v in verdicts), "exact",
              len(set(verdicts)) == 1,
              "a transformation that leaves the model unchanged must leave a verdict about the model unchanged",
@@ -157,27 +192,7 @@ def gauge_invariance(n_sentences: int = N_GAUGE, *, split=paper_split) -> Eviden
                           "verdict_over_range": "flips" if changes else "stable",
                           "note": (f"gauge-invariant for {sum(invariant_at)} of {len(grid)} thresholds in the "
                                    "declared range")})
-    ev.tables.append(Table(
-        "FD-FIG4/gauge: mean ||lambda* - alpha z|| / ||lambda*|| per layer in each gauge c (t_i = c x_i/sqrt(d'), "
-        "z = K^T(Q x + b_Q)/c, alpha = 1; c = 1 is the paper's, c = sqrt(d') uses the layer's inputs); e_S in brackets",
-        ["c"] + [f"layer {k}" for k in range(6)] + ["max", "verdict (<= 0.1)"],
-        [[f"{c:.3g}"] + [f"{full[j, k]:.4f} ({rest[j, k]:.3f})" for k in range(6)] + [f"{worst[j]:.4f}",
-         "small" if verdicts[j] else "not small"] for j, c in enumerate(g)]))
-    ev.figures.append(_figure(g, full, rest))
-    lo, hi = float(worst.min()), float(worst.max())
-    ev.invariance = [{
-        "transformation": "t_i -> c t_i, z_k -> z_k / c, alpha = 1 (equivalently alpha -> c^2 alpha, z -> z/c^2 with "
-                          "the paper's templates, by the exact scaling symmetry of (7))",
-        "leaves_unchanged": "the logits alpha <t_i, z_k>, hence every head's attention weights and output "
-                            f"(checked: max change {r['max_dp']:.1e})",
-        "parameter": "c",
-        "values": [{"parameter": float(c), "metric": float(worst[j])} for j, c in enumerate(g)],
-        "metric": "max over layers of the mean ||lambda* - alpha z|| / ||lambda*||",
-        "conclusion": _conclusion(g, worst, c_flip, lo, hi),
-    }]
-    ev.part_finding("FD-FIG4/gauge", _conclusion(g, worst, c_flip, lo, hi))
-    ev.finding = "Gauge: " + _conclusion(g, worst, c_flip, lo, hi)
-    return ev
+    return verdicts
 
 
 def _crossing(g, worst, small):
@@ -195,33 +210,33 @@ def _crossing(g, worst, small):
 def _conclusion(g, worst, c_flip, lo, hi) -> str:
     j1 = g.index(PAPER_GAUGE)
     text = (f"The deviation is not a property of the model: with the attention output unchanged, the largest layer "
-            f"mean of ||lambda* - alpha z|| / ||lambda*|| ranges from {lo:.3g} to {hi:.3g} over c in "
-            f"[{min(g):g}, {max(g):g}] ({worst[j1]:.3g} in the paper's gauge c = 1), growing with c")
+            rf"mean of $\|\lambda^* - \alpha z\| / \|\lambda^*\|$ ranges from {lo:.3g} to {hi:.3g} over $c$ in "
+            f"[{min(g):g}, {max(g):g}] ({worst[j1]:.3g} in the paper's gauge $c = 1$), growing with $c$")
     if c_flip is not None:
-        text += (f"; it crosses 0.1 at c = {c_flip:.2g}, so the verdict of Figure 4 flips inside the range: "
-                 "Figure 4 measures the paper's choice of split of the constants (alpha = 1, t_i = x_i/sqrt(d')), "
-                 "which makes the effective alpha small, rather than a property of the pretrained heads")
+        text += (f"; it crosses 0.1 at $c = {c_flip:.2g}$, so the verdict of Figure 4 flips inside the range: "
+                 r"Figure 4 measures the paper's choice of split of the constants ($\alpha = 1$, $t_i = x_i/\sqrt{d'}$), "
+                 r"which makes the effective $\alpha$ small, rather than a property of the pretrained heads")
     else:
-        text += "; the verdict at 0.1 is the same at every c tried"
+        text += "; the verdict at 0.1 is the same at every $c$ tried"
     return text + "."
 
 
 def _figure(g, full, rest) -> Figure:
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for k in range(full.shape[1]):
         ax.plot(g, full[:, k], "o-", ms=3, label=f"layer {k}")
-    ax.plot(g, rest.mean(axis=1), "k--", lw=1, label="e_S, mean of layers")
+    ax.plot(g, rest.mean(axis=1), "k--", lw=1, label=r"$e_S$, mean of layers")
     ax.axhline(SMALL, color="grey", ls=":")
     ax.axvline(PAPER_GAUGE, color="tab:red", lw=0.8, ls="--")
     ax.axvline(np.sqrt(HEAD_DIM), color="tab:green", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("gauge c (t_i = c x_i / sqrt(d'), z = K^T(Qx + b_Q) / c, alpha = 1)")
-    ax.set_ylabel("mean ||lambda* - alpha z|| / ||lambda*||")
+    ax.set_xlabel(r"gauge $c$ ($t_i = c\,x_i/\sqrt{d'}$, $z = K^\top(Qx + b_Q)/c$, $\alpha = 1$)")
+    ax.set_ylabel(r"mean $\|\lambda^* - \alpha z\| / \|\lambda^*\|$")
     ax.legend(fontsize=7, ncol=2)
     path = context.save_figure(fig, "fd-fig4-gauge")
-    return Figure(path, "FD-FIG4/gauge: per-layer mean deviation of lambda* from alpha z against the gauge c, with the "
-                        "attention output unchanged; red dashed: the paper's gauge c = 1; green dashed: c = sqrt(d') "
-                        "(templates = the layer's inputs); grey dotted: the threshold 0.1.")
+    return Figure(path, r"FD-FIG4/gauge: per-layer mean deviation of $\lambda^*$ from $\alpha z$ against the gauge $c$, "
+                        r"with the attention output unchanged; red dashed: the paper's gauge $c = 1$; green dashed: "
+                        r"$c = \sqrt{d'}$ (templates = the layer's inputs); grey dotted: the threshold 0.1.")

@@ -1,4 +1,4 @@
-r"""GOAT-EXTRAP: does a learned continuous prior log pi_ij = f(i - j) combine the flexibility of learned
+r"""GOAT-EXTRAP: does a learned continuous prior :math:`\log\pi_{ij} = f(i - j)` combine the flexibility of learned
 positional embeddings with the length generalisation of fixed encodings?
 
 Seed 002 (second abstract): "by absorbing spatial information into the core attention computation, GOAT
@@ -14,8 +14,8 @@ A reduced experiment (fixed here before the runs):
   read-out; three position schemes, otherwise identical, all through
   ``torch.nn.functional.scaled_dot_product_attention`` with a float mask:
 
-  - *learned absolute*: a learned embedding per position (a table of ``4 L_train`` rows, so long inputs
-    run; rows past ``L_train`` are never trained), added to the token embedding; the mask is causal;
+  - *learned absolute*: a learned embedding per position (a table of :math:`4L_{train}` rows, so long inputs
+    run; rows past :math:`L_{train}` are never trained), added to the token embedding; the mask is causal;
   - *ALiBi*: the fixed bias :math:`-m_h (i - j)`, slopes :math:`m_h = 2^{-8h/H}` (Press et al. 2022);
   - *GOAT*: the learned prior :math:`\log\pi_{ij} = f_h(i - j)` with
     :math:`f_h(\delta) = -\mathrm{softplus}(a_h)\,\delta + \sum_{b=0}^{B-1} w_{hb}\, e^{-(\delta - b)^2/2}`
@@ -23,11 +23,13 @@ A reduced experiment (fixed here before the runs):
     every offset, so it extrapolates by construction of its form, not by training);
 
 * training on lengths ``L_MIN``..``L_TRAIN`` (Adam, ``STEPS`` steps of batch ``BATCH``), ``SEEDS`` seeds per
-  scheme; test accuracy (over the positions i >= k) at L_train, 2 L_train and 4 L_train on fixed test sets.
+  scheme; test accuracy (over the positions :math:`i \ge k`) at :math:`L_{train}`, :math:`2L_{train}` and
+  :math:`4L_{train}` on fixed test sets.
 
-The reading, a judgement call with tolerance tau (accuracy points): *flexibility* = GOAT's accuracy at
-L_train is within tau of the learned absolute embeddings'; *length generalisation* = GOAT's accuracy at
-4 L_train is within tau of its own at L_train. Both must hold (means over seeds).
+The reading, a judgement call with tolerance :math:`\tau` (accuracy points): *flexibility* = GOAT's accuracy
+at :math:`L_{train}` is within :math:`\tau` of the learned absolute embeddings'; *length generalisation* =
+GOAT's accuracy at :math:`4L_{train}` is within :math:`\tau` of its own at :math:`L_{train}`. Both must hold
+(means over seeds).
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def _model(torch, scheme: str):
                                  .reshape(HEADS, 1, 1))
 
         def prior(self, L):
-            """The float mask (H, L, L): log pi_ij (up to a constant per row) for j <= i, -inf for j > i."""
+            r"""The float mask (H, L, L): :math:`\log\pi_{ij}` (up to a constant per row) for :math:`j \le i`,
+            :math:`-\infty` for :math:`j > i`."""
             i = torch.arange(L)
             delta = (i[:, None] - i[None, :]).to(torch.get_default_dtype())  # i - j
             causal = delta >= 0
@@ -155,8 +158,9 @@ def train_one(scheme: str, seed: int, steps: int = STEPS, progress=None) -> dict
 
 
 def _mask_path_evidence(ev: Evidence, run: dict) -> None:
-    """GOAT's prior through SDPA's float mask equals an explicit softmax(q k^T / sqrt(d) + log pi) v with the
-    prior normalised per row (trained parameters, float64)."""
+    r"""GOAT's prior through SDPA's float mask equals an explicit
+    :math:`\mathrm{softmax}(q k^\top / \sqrt{d} + \log\pi)\, v` with the prior normalised per row (trained
+    parameters, float64)."""
     with training.deterministic(0, dtype="float64") as torch, torch.no_grad():
         net = _model(torch, "GOAT")
         net.load_state_dict({k: v.double() for k, v in run["state"].items()})
@@ -175,14 +179,17 @@ def _mask_path_evidence(ev: Evidence, run: dict) -> None:
             worst = max(worst, float((fused - explicit).abs().max()) / (16 * L * np.finfo(float).eps * scale))
     ev.at_most("sdpa-mask-equals-explicit-prior", "GOAT's prior as SDPA's float mask = explicit softmax(qk^T/sqrt(d) + "
                "log pi) v (trained prior, float64)", worst, 1.0,
-               "a per-row constant in the mask cancels in the softmax, so the two agree to the round-off of an L-term "
-               "softmax and product: 16 L eps times the scale of the exponents and values",
-               method="torch SDPA vs explicit", metric="max |difference| / (16 L eps scale) over L = 16, 32, 64",
+               "a per-row constant in the mask cancels in the softmax, so the two agree to the round-off of an "
+               r"$L$-term softmax and product: $16 L\varepsilon$ times the scale of the exponents and values",
+               method="torch SDPA vs explicit",
+               metric=r"$\max |\text{difference}| / (16 L\varepsilon\,\text{scale})$ over $L$ = 16, 32, 64",
                numerical_class="roundoff", evidence="float")
 
 
 def extrapolation() -> Evidence:
-    """GOAT-EXTRAP: 3 position schemes x 3 seeds on the k-back retrieval task, tested at 1x, 2x, 4x L_train."""
+    r"""GOAT-EXTRAP: 3 position schemes x 3 seeds on the k-back retrieval task, tested at 1x, 2x, 4x
+    :math:`L_{train}`: GOAT is within :math:`\tau` of learned absolute embeddings at :math:`L_{train}` and
+    within :math:`\tau` of itself at :math:`4L_{train}`."""
     ev = Evidence()
     ev.step(r"Made precise (reduced, on one task): trained on lengths $\le L_{train}$, GOAT's learned prior "
             r"$\log\pi_{ij} = f(i-j)$ fits the training lengths as well as learned absolute embeddings (flexibility) "
@@ -224,7 +231,8 @@ def _record(ev: Evidence, runs: list[dict]) -> None:
         raise Inconclusive(f"the task does not separate the schemes: learned absolute embeddings reach {abs_fit:.3f} at "
                            f"L_train and lose {abs_drop:.3f} at 4x (needed: >= {INFORMATIVE_FIT}, >= {INFORMATIVE_DROP})")
     ev.check("the task tests both halves: learned absolute embeddings fit L_train and fail at 4 L_train", "torch",
-             "mean accuracy of learned absolute embeddings at L_train; its loss at 4 L_train", f"{abs_fit:.3f}; {abs_drop:.3f}",
+             r"mean accuracy of learned absolute embeddings at $L_{train}$; its loss at $4L_{train}$",
+             f"{abs_fit:.3f}; {abs_drop:.3f}",
              f">= {INFORMATIVE_FIT}; >= {INFORMATIVE_DROP}", True,
              "fixed before the runs; a task on which absolute embeddings do not fail at 4x (or do not fit) cannot show "
              "that GOAT combines anything (the claim would then be inconclusive)", key="task-informative",
@@ -235,17 +243,18 @@ def _record(ev: Evidence, runs: list[dict]) -> None:
     flip = max(flex_gap, gen_gap, 0.0)
     inside = TAU_RANGE[0] < flip < TAU_RANGE[1]
     ev.check("GOAT combines the flexibility of learned embeddings with the length generalisation of a fixed bias",
-             "torch", "smallest tau at which both hold: max(acc_abs(L) - acc_GOAT(L), acc_GOAT(L) - acc_GOAT(4L)), means "
-             "over 3 seeds", flip, f"<= {TAU:g}", flip <= TAU, "tau = 0.05 fixed before the runs; " + TAU_WHY,
+             "torch", r"smallest $\tau$ at which both hold: $\max(\mathrm{acc}_{abs}(L) - \mathrm{acc}_{G}(L),\ "
+             r"\mathrm{acc}_{G}(L) - \mathrm{acc}_{G}(4L))$, means over 3 seeds", flip, f"<= {TAU:g}", flip <= TAU,
+             r"$\tau = 0.05$ fixed before the runs; " + TAU_WHY,
              key="goat-combines", numerical_class="measured", threshold_kind="judgement", evidence="float",
-             sensitivity={"parameter": "accuracy tolerance tau", "declared_range": list(TAU_RANGE),
+             sensitivity={"parameter": r"accuracy tolerance $\tau$", "declared_range": list(TAU_RANGE),
                           "why_this_range": TAU_WHY, "flips_at": float(f"{flip:.4g}") if inside else None,
                           "verdict_over_range": "flips" if inside else "stable"})
     a1, a4 = _mean(runs, "ALiBi", L1), _mean(runs, "ALiBi", L4)
     ev.figures.append(_draw(runs))
     ev.finding = (
         f"On retrieval of the token {K_BACK} back (trained on lengths {L_MIN}-{L_TRAIN}), GOAT's learned prior reaches "
-        f"{g1:.3f} at L_train and {g4:.3f} at 4x; learned absolute embeddings {abs_fit:.3f} and "
+        f"{g1:.3f} at $L_{{train}}$ and {g4:.3f} at 4x; learned absolute embeddings {abs_fit:.3f} and "
         f"{abs_fit - abs_drop:.3f}; the fixed ALiBi bias {a1:.3f} and {a4:.3f} (chance {1 / VOCAB:.3f}). "
         f"GOAT is within {flex_gap:+.3f} of the learned embeddings in distribution and loses {gen_gap:+.3f} at 4x, "
         f"so the sentence holds on this task for every tolerance above {flip:.3f}. Reduced setting: a synthetic task "
@@ -257,10 +266,7 @@ def _record(ev: Evidence, runs: list[dict]) -> None:
 
 
 def _draw(runs) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, sc in enumerate(SCHEMES):
@@ -278,4 +284,4 @@ def _draw(runs) -> Figure:
     ax.set_title("GOAT-EXTRAP: accuracy against test length (thin: seeds, thick: mean)", fontsize=9)
     path = context.save_figure(fig, "goat-extrap")
     return Figure(path, f"GOAT-EXTRAP: test accuracy against length for learned absolute embeddings, a fixed ALiBi bias "
-                        f"and GOAT's learned prior f(i - j); trained on lengths {L_MIN}-{L_TRAIN}.")
+                        f"and GOAT's learned prior $f(i - j)$; trained on lengths {L_MIN}-{L_TRAIN}.")

@@ -13,15 +13,15 @@ The two models (:class:`ViT`), identical in every parameter:
   positions, ``DEPTH`` pre-norm transformer blocks (``HEADS`` heads, MLP x2, dropout 0.2 as the paper);
 * the final layer aggregates the patch features with a learnable token c (Sec 9: "a special learnable
   token is incorporated to aggregate these features (templates) using an attention mechanism"), written
-  as (16) of 004 with alpha = 1 per head: templates :math:`t_i = \bar x_i/\sqrt{d'}` (``\bar x`` the
+  as (16) of 004 with :math:`\alpha = 1` per head: templates :math:`t_i = \bar x_i/\sqrt{d'}` (``\bar x`` the
   layer-normed features, d' the head dimension), evidence :math:`z = W_k^\top W_q c`, so that
   :math:`\alpha\, t_i^\top z` is the usual scaled score and :math:`V' = V\sqrt{d'}`;
 * ViT: the weights of (16) with uniform u on the input's templates (= softmax attention);
-  OT-ViT: the weights (22) of the OT-based attention, :math:`M(a, b) = -a^\top b + C`, alpha = 1,
-  gamma = sqrt(``DIM``), computed by :func:`ot_attention_torch`, which equals
+  OT-ViT: the weights (22) of the OT-based attention, :math:`M(a, b) = -a^\top b + C`, :math:`\alpha = 1`,
+  :math:`\gamma = \sqrt{\mathrm{DIM}}`, computed by :func:`ot_attention_torch`, which equals
   :func:`attnverify.ot_attention.ot_attention` on the same inputs (tested). During training, with
   probability 1/2 per image, the template set also holds the templates of another image of the same
-  class in the batch (with u = 0 on them); at test time only the image's own templates.
+  class in the batch (with :math:`u = 0` on them); at test time only the image's own templates.
 
 Protocol (fixed here before the runs): train / validation / test = 1000 / 300 / 497 digits
 (stratified), Adam for ``EPOCHS`` epochs of batch ``BATCH``, the paper's learning-rate rule (each model at
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -89,30 +90,44 @@ def ot_weights(logits, M, u, gamma, present=None):
 
 
 def ot_attention_torch(T, u, Z, M, alpha, gamma):
-    """:func:`attnverify.ot_attention.ot_attention` in torch: ``h = p* T`` with p* from :func:`ot_weights`.
-    T (..., N, d), u (..., N), Z (..., m, d), M (..., N, N); returns (h (..., m, d), p* (..., m, N))."""
+    r""":func:`attnverify.ot_attention.ot_attention` in torch: :math:`h = p^* T` with :math:`p^*` from
+    :func:`ot_weights`. T (..., N, d), u (..., N), Z (..., m, d), M (..., N, N); returns (h (..., m, d),
+    p* (..., m, N))."""
     P = ot_weights(alpha * Z @ T.transpose(-1, -2), M, u, gamma)
     return P @ T, P
 
 
 def inner_product_cost(T):
-    """M(a, b) = -a^T b + C with C the largest inner product of the set (so M >= 0, as Sec 9 asks);
-    C is a constant shift of every column, which the weights (22) do not see."""
+    r""":math:`M(a, b) = -a^\top b + C` with C the largest inner product of the set (so :math:`M \ge 0`, as
+    Sec 9 asks); C is a constant shift of every column, which the weights (22) do not see."""
     G = T @ T.transpose(-1, -2)
     return -G + G.detach().amax(dim=(-1, -2), keepdim=True)
 
 
 # ---------------------------------------------------------------- the models
 def _modules(torch):
-    nn = torch.nn
+    """The model class :class:`ViT` (ViT and OT-ViT), built on this torch (imported by the caller)."""
+    Dropout = _dropout_class(torch)
+    return _vit_class(torch, _block_class(torch, Dropout), Dropout)
 
-    F = torch.nn.functional
+
+def _dropout_class(torch):
+    """Dropout for the models (a class per torch, as torch is imported by the caller)."""
+    nn = torch.nn
 
     class Dropout(nn.Module):
         """Inverted dropout from a uniform draw (torch's CPU bernoulli_ is ~10x slower at these sizes)."""
 
         def forward(self, x):
             return x * (torch.rand_like(x) >= DROPOUT) / (1 - DROPOUT) if self.training and DROPOUT else x
+
+    return Dropout
+
+
+def _block_class(torch, Dropout):
+    """The pre-norm transformer block of both models."""
+    nn = torch.nn
+    F = torch.nn.functional
 
     class Block(nn.Module):
         """Pre-norm transformer block: x + MHA(LN x), then x + MLP(LN x)."""
@@ -129,6 +144,13 @@ def _modules(torch):
             q, k, v = self.qkv(self.n1(x)).reshape(B, n, 3, HEADS, DIM // HEADS).permute(2, 0, 3, 1, 4)
             x = x + self.drop(self.o(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, n, DIM)))
             return x + self.mlp(self.n2(x))
+
+    return Block
+
+
+def _vit_class(torch, Block, Dropout):
+    """ViT and OT-ViT: ``DEPTH`` blocks, then the final layer that aggregates the patch features with a token."""
+    nn = torch.nn
 
     class ViT(nn.Module):
         """ViT (``ot=False``) or OT-ViT (``ot=True``): the same parameters, the final layer's weights differ."""
@@ -185,7 +207,7 @@ def _modules(torch):
     return ViT
 
 
-def _partners(y, gen, torch):
+def mixing_partners(y, gen, torch):
     """For each image of the batch, a random other image of the batch with the same label (itself if none),
     and whether its templates are mixed in (probability MIX)."""
     B = len(y)
@@ -214,7 +236,7 @@ def train_one(model_name: str, lr: float, seed: int, data, epochs: int = EPOCHS,
                 idx = perm[b: b + BATCH]
                 xb, yb = X[idx], Y[idx]
                 if net.ot:
-                    partner, mixed = _partners(yb, mix_gen, torch)
+                    partner, mixed = mixing_partners(yb, mix_gen, torch)
                     n_mixed, n_seen = n_mixed + int(mixed.sum()), n_seen + len(yb)
                     out = net(xb, partner, mixed)
                 else:
@@ -270,9 +292,10 @@ def _ot_layer_evidence(ev: Evidence, weights=None) -> None:
                     float(np.abs(P.numpy() - p_np).max() / (64 * N * np.finfo(float).eps * scale)))
     ev.at_most("reduced-ot-layer-equals-ot-attention", "the OT-ViT layer's weights and output equal "
                "attnverify.ot_attention on the same inputs (float64)", worst, 1.0,
-               "both evaluate (22) in the log domain with sums over N templates: agreement to 64 N eps times the "
-               "scale of the exponents (|T| (1 + |Tz| + |M|)/gamma) is round-off",
-               method="torch vs numpy", metric="max |difference| / (64 N eps scale), weights and output, 3 cases",
+               r"both evaluate (22) in the log domain with sums over $N$ templates: agreement to $64 N\varepsilon$ "
+               r"times the scale of the exponents ($|T|\,(1 + |Tz| + |M|)/\gamma$) is round-off",
+               method="torch vs numpy",
+               metric=r"$\max |\text{difference}| / (64 N\varepsilon\,\text{scale})$, weights and output, 3 cases",
                numerical_class="roundoff", evidence="float")
 
 
@@ -303,6 +326,45 @@ def select_rate(runs, model) -> float:
 
 
 def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
+    """The checks, tables, figure and finding of the runs, at the selected learning rates ``sel``."""
+    _tabulate_runs(ev, runs, sel)
+    acc = {m: np.array([r["test"] for s in SEEDS for r in runs if r["model"] == m and r["lr"] == sel[m] and r["seed"] == s])
+           for m in MODELS}
+    paired = PairedDifference.of(acc)
+    ev.tables.append(training.RunLog("FD-VIT/reduced: paired comparison at the selected learning rates "
+                                     f"(ViT {sel['ViT']:g}, OT-ViT {sel['OT-ViT']:g})",
+                                     ["seed", "ViT test accuracy", "OT-ViT test accuracy", "OT-ViT - ViT"],
+                                     [[s, a, b, b - a] for s, a, b in zip(SEEDS, acc["ViT"], acc["OT-ViT"])]).table())
+    _both_models_learn(ev, acc)
+    _templates_mixed_half_the_time(ev, runs)
+    _ot_vit_outperforms_vit(ev, paired)
+    ev.figures.append(_draw(runs, sel, acc))
+    ev.finding = _what_the_comparison_shows(runs, sel, acc, paired)
+    ev.notes.append("Training in float32 on one torch thread, deterministic kernels; seeds fix the initialisation "
+                    "(shared by the two models), the batch order and the template mixing.")
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The per-seed difference OT-ViT - ViT of the test accuracies, its mean with the LEVEL interval, and
+    the p-value of the paired t-test."""
+
+    diff: np.ndarray
+    mean: float
+    lo: float
+    hi: float
+    p: float
+
+    @classmethod
+    def of(cls, acc: dict) -> "PairedDifference":
+        diff = acc["OT-ViT"] - acc["ViT"]
+        mean, lo, hi = training.mean_ci(diff, LEVEL)
+        t, p = training.paired_t(acc["OT-ViT"], acc["ViT"])
+        return cls(diff, mean, lo, hi, p)
+
+
+def _tabulate_runs(ev: Evidence, runs: list[dict], sel: dict) -> None:
+    """Every run, and the accuracy per model and learning rate (the paper's Table 1 protocol)."""
     log = training.RunLog(f"FD-VIT/reduced: every run (digits, {EPOCHS} epochs of batch {BATCH})", ["model", "learning rate", "seed", "validation accuracy",
                                                    f"validation accuracy at epoch {EPOCHS - EPOCHS // 3}",
                                                    "test accuracy", "images with mixed templates", "s"])
@@ -323,33 +385,36 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
                                      f"{list(SELECT_SEEDS)}, then run with all seeds {list(SEEDS)})",
                                      ["model", "learning rate", "selection", "mean validation accuracy (selection)",
                                       "seeds", "mean test accuracy", "95% interval (test)"], summary).table())
-    acc = {m: np.array([r["test"] for s in SEEDS for r in runs if r["model"] == m and r["lr"] == sel[m] and r["seed"] == s])
-           for m in MODELS}
-    diff = acc["OT-ViT"] - acc["ViT"]
-    mean, lo, hi = training.mean_ci(diff, LEVEL)
-    t, p = training.paired_t(acc["OT-ViT"], acc["ViT"])
-    flip = 1 - p
-    ev.tables.append(training.RunLog("FD-VIT/reduced: paired comparison at the selected learning rates "
-                                     f"(ViT {sel['ViT']:g}, OT-ViT {sel['OT-ViT']:g})",
-                                     ["seed", "ViT test accuracy", "OT-ViT test accuracy", "OT-ViT - ViT"],
-                                     [[s, a, b, b - a] for s, a, b in zip(SEEDS, acc["ViT"], acc["OT-ViT"])]).table())
-    # learning at all: a difference between two models at chance would mean nothing
+
+
+def _both_models_learn(ev: Evidence, acc: dict) -> None:
+    """Learning at all: a difference between two models at chance would mean nothing."""
     worst = min(float(acc[m].mean()) for m in MODELS)
     ev.at_least("reduced-both-models-learn", "both models learn the task (mean test accuracy at the selected rate)",
                 worst, 0.5, "chance is 0.1; below 0.5 the comparison would be between models that have not learnt",
                 method="torch", metric="min over the two models of the mean test accuracy", numerical_class="statistical",
                 evidence="statistical")
+
+
+def _templates_mixed_half_the_time(ev: Evidence, runs: list[dict]) -> None:
+    """OT-ViT's training mixed in a same-class partner's templates with probability MIX (binomial check)."""
     mixed = sum(r["mixed"] for r in runs)
     seen = sum(r["seen"] for r in runs)
     sd = math.sqrt(seen * MIX * (1 - MIX))
     ev.within("reduced-mixing-rate", "OT-ViT training mixed in another same-class image's templates half of the time",
               mixed / seen, MIX, 4 * sd / seen, "binomial: 4 standard deviations of the mixed fraction "
-              f"(n = {seen} image presentations); the rare image without a same-class partner in its batch is never mixed",
+              f"($n = {seen}$ image presentations); the rare image without a same-class partner in its batch is never mixed",
               method="torch", metric="fraction of training presentations with mixed templates",
               numerical_class="statistical", evidence="statistical")
+
+
+def _ot_vit_outperforms_vit(ev: Evidence, paired: PairedDifference) -> None:
+    """The decision: the paired 95% interval of OT-ViT - ViT lies above 0 (a judgement on the level)."""
+    diff, mean, lo, hi, p = paired.diff, paired.mean, paired.lo, paired.hi, paired.p
+    flip = 1 - p
     inside = diff.mean() > 0 and LEVEL_RANGE[0] < flip < LEVEL_RANGE[1]
     ev.check("OT-ViT outperforms ViT: the paired 95% interval of the test-accuracy difference lies above 0", "scipy t",
-             "mean difference OT-ViT - ViT [95% interval] over 5 seeds; p of the paired t-test",
+             "mean difference OT-ViT - ViT [95% interval] over 5 seeds; $p$ of the paired $t$-test",
              f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}], p = {p:.3g}", "lower end > 0", lo > 0,
              "the paper reports 95% intervals; pairing by seed removes the variation shared by the two models "
              "(initialisation, batch order)", key="reduced-ot-vit-outperforms", numerical_class="statistical",
@@ -357,7 +422,11 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
              sensitivity={"parameter": "confidence level of the paired interval", "declared_range": list(LEVEL_RANGE),
                           "why_this_range": LEVEL_WHY, "flips_at": float(f"{flip:.4g}") if inside else None,
                           "verdict_over_range": "flips" if inside else "stable"})
-    ev.figures.append(_draw(runs, sel, acc))
+
+
+def _what_the_comparison_shows(runs: list[dict], sel: dict, acc: dict, paired: PairedDifference) -> str:
+    """The finding: the direction of the paired difference, its power, and that training is not at a plateau."""
+    diff, mean, lo, hi, p = paired.diff, paired.mean, paired.lo, paired.hi, paired.p
     sd_d = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
     from scipy import stats
 
@@ -367,10 +436,10 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
             for m in MODELS}
     verdict = ("reproduces the paper's direction" if lo > 0 else
                "does not reproduce it (ViT is better)" if hi < 0 else "finds no difference at 95%")
-    ev.finding = (
+    return (
         f"At reduced scale the comparison {verdict}: mean test accuracy ViT {acc['ViT'].mean():.4f}, OT-ViT "
         f"{acc['OT-ViT'].mean():.4f} (learning rates {sel['ViT']:g} and {sel['OT-ViT']:g}, selected on validation), "
-        f"paired difference {mean:+.4f} [95%: {lo:+.4f}, {hi:+.4f}], p = {p:.3g}; OT-ViT ahead in "
+        f"paired difference {mean:+.4f} [95%: {lo:+.4f}, {hi:+.4f}], $p = {p:.3g}$; OT-ViT ahead in "
         f"{int((diff > 0).sum())} of {len(diff)} seeds. With this spread the test detects a true difference of about "
         f"{mde:.3f} (80% power). Over the last third of training the validation accuracy still rose by "
         + " and ".join(f"{gain[m]:+.3f} ({m})" for m in MODELS)
@@ -380,15 +449,10 @@ def _record(ev: Evidence, runs: list[dict], sel: dict) -> None:
         "instead of Fashion-MNIST / CIFAR-10 / CIFAR-100; 2 x 2 patches, width 32, one block plus the final layer "
         f"(~18k parameters) instead of 4 x 4 patches, width 512, 6 layers (3.2M); {EPOCHS} epochs; 5 seeds; "
         "learning rate selected on a validation split from a grid moved to this setting (1e-2, 3e-3, 1e-3).")
-    ev.notes.append("Training in float32 on one torch thread, deterministic kernels; seeds fix the initialisation "
-                    "(shared by the two models), the batch order and the template mixing.")
 
 
 def _draw(runs, sel, acc) -> Figure:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = context.pyplot()
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
     for i, m in enumerate(MODELS):

@@ -26,12 +26,12 @@ def _kappa_sign_flipped():
 
 
 def _kappa_indices_swapped(T, Q, hs):
-    """kappa_1 with T_11k replaced by T_1kk."""
+    r""":math:`\kappa_1` with :math:`T_{11k}` replaced by :math:`T_{1kk}`."""
     return Q / 6 - sp.Rational(1, 2) * sum(T(0, k, k) ** 2 / hs[k] for k in range(len(hs)))
 
 
 def rec_sign():
-    """EOS-REC with delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)."""
+    r"""EOS-REC with :math:`\delta_{t+1} = (I + \eta \bar H)\,\delta_t` (sign flipped)."""
     from attnverify.derivations import eos as E
 
     return E.step_recurrence(candidate=lambda H: sp.Identity(H.shape[0]) + _eta() * H)
@@ -66,26 +66,26 @@ p2_cross_term_dropped = _public(NP2, kappa_index=6)
 p2_nan = _public(NP2, kappa=lambda h, a, b: float("nan"))
 
 MUTANTS = [
-    Mutant("EOS-REC/sign", "EOS", "step recurrence delta_{t+1} = (I + eta Hbar) delta_t (sign flipped)",
+    Mutant("EOS-REC/sign", "EOS", r"step recurrence $\delta_{t+1} = (I + \eta \bar H)\,\delta_t$ (sign flipped)",
            replace={REC: "attnverify.mutants.eos:rec_sign"}),
-    Mutant("EOS-REC/boundary-halved", "EOS", "stability boundary 1/eta instead of 2/eta (factor 2 dropped)",
+    Mutant("EOS-REC/boundary-halved", "EOS", r"stability boundary $1/\eta$ instead of $2/\eta$ (factor 2 dropped)",
            replace={REC: "attnverify.mutants.eos:rec_boundary_halved"}),
-    Mutant("EOS-REC/boundary-halved-numeric", "EOS", "numeric contraction test against spec in (0, 1/eta)",
+    Mutant("EOS-REC/boundary-halved-numeric", "EOS", r"numeric contraction test against $\operatorname{spec} M \subset (0, 1/\eta)$",
            replace={NREC: "attnverify.mutants.eos:rec_boundary_halved_numeric"}),
-    Mutant("EOS-LOSS/half-dropped", "EOS", "loss change -eta ||g||^2 (1 - eta hhat) (the 1/2 dropped)",
+    Mutant("EOS-LOSS/half-dropped", "EOS", r"loss change $-\eta \lVert g\rVert^2 (1 - \eta \hat h)$ (the $1/2$ dropped)",
            replace={LOSS: "attnverify.mutants.eos:loss_half_dropped"}),
-    Mutant("EOS-LOSS/half-dropped-numeric", "EOS", "numeric loss-change formula without the 1/2",
+    Mutant("EOS-LOSS/half-dropped-numeric", "EOS", "numeric loss-change formula without the $1/2$",
            replace={NLOSS: "attnverify.mutants.eos:loss_half_dropped_numeric"}),
-    Mutant("EOS-P2/kappa-sign", "EOS", "kappa = L''''/6 + L'''^2/(2 L'') (sign of the cubic term flipped)",
+    Mutant("EOS-P2/kappa-sign", "EOS", r"$\kappa = L''''/6 + L'''^2/(2 L'')$ (sign of the cubic term flipped)",
            replace={P2: "attnverify.mutants.eos:p2_kappa_sign"}),
-    Mutant("EOS-P2/indices-swapped", "EOS", "kappa_1 = Q_1111/6 - 1/2 sum_k T_1kk^2/h_k (T_11k -> T_1kk)",
+    Mutant("EOS-P2/indices-swapped", "EOS", r"$\kappa_1 = Q_{1111}/6 - \frac12 \sum_k T_{1kk}^2/h_k$ ($T_{11k} \to T_{1kk}$)",
            replace={P2: "attnverify.mutants.eos:p2_indices_swapped"}),
-    Mutant("EOS-P2/kappa-sign-numeric", "EOS", "numeric kappa = b/6 + a^2/(2h) (sign flipped)",
+    Mutant("EOS-P2/kappa-sign-numeric", "EOS", r"numeric $\kappa = b/6 + a^2/(2h)$ (sign flipped)",
            replace={NP2: "attnverify.mutants.eos:p2_kappa_sign_numeric"}),
-    Mutant("EOS-P2/cross-term-dropped", "EOS", "2-D kappa_1 without the cross term T_112 (separable part only)",
+    Mutant("EOS-P2/cross-term-dropped", "EOS", r"2-D $\kappa_1$ without the cross term $T_{112}$ (separable part only)",
            replace={NP2: "attnverify.mutants.eos:p2_cross_term_dropped"}),
     Mutant("EOS-LOSS/nan", "EOS", "numeric loss-change formula evaluates to NaN",
            replace={NLOSS: "attnverify.mutants.eos:loss_nan"}),
-    Mutant("EOS-P2/nan", "EOS", "numeric kappa evaluates to NaN",
+    Mutant("EOS-P2/nan", "EOS", r"numeric $\kappa$ evaluates to NaN",
            replace={NP2: "attnverify.mutants.eos:p2_nan"}),
 ]

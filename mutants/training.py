@@ -11,12 +11,12 @@ from . import Mutant
 
 
 def _hvp_halved(orig):
-    """Hessian-vector products scaled by 1/2 (a dropped factor in the double backward)."""
+    """Hessian-vector products scaled by :math:`1/2` (a dropped factor in the double backward)."""
     return lambda loss_fn, params, vec: [0.5 * h for h in orig(loss_fn, params, vec)]
 
 
 def _edge_one_over_eta(orig):
-    """The edge taken as 1/eta instead of 2/eta."""
+    r"""The edge taken as :math:`1/\eta` instead of :math:`2/\eta`."""
     return lambda S, eta: orig(S, 2 * eta)
 
 
@@ -48,21 +48,21 @@ def _prior_ignored(orig):
 
 
 def _mask_prescaled(orig):
-    """The prior put into SDPA's mask multiplied by sqrt(d) (a pre-scaling bias added after the scaling)."""
+    r"""The prior put into SDPA's mask multiplied by :math:`\sqrt{d}` (a pre-scaling bias added after the scaling)."""
     return lambda q, k, v, attn_mask: orig(q, k, v, attn_mask=attn_mask * math.sqrt(q.shape[-1]))
 
 
 MUTANTS = [
-    Mutant("EOS-SHARP/hvp-halved", "EOS", "Hessian-vector products off by a factor 1/2",
+    Mutant("EOS-SHARP/hvp-halved", "EOS", "Hessian-vector products off by a factor $1/2$",
            patch={"attnverify.training:hvp": _hvp_halved}),
-    Mutant("EOS-SHARP/edge-one-over-eta", "EOS", "the edge taken as 1/eta instead of 2/eta",
+    Mutant("EOS-SHARP/edge-one-over-eta", "EOS", r"the edge taken as $1/\eta$ instead of $2/\eta$",
            patch={"attnverify.checks.eos_training:at_edge": _edge_one_over_eta}),
-    Mutant("FD-VIT/ot-as-softmax", "FD-OT", "OT-ViT's final layer computed as softmax attention (M, gamma and the "
+    Mutant("FD-VIT/ot-as-softmax", "FD-OT", r"OT-ViT's final layer computed as softmax attention ($M$, $\gamma$ and the "
            "mixed-in templates ignored)", patch={"attnverify.checks.vit_reduced:ot_weights": _ot_as_softmax}),
     Mutant("FD-VIT/never-mixed", "FD-OT", "template mixing with a same-class image never applied",
-           patch={"attnverify.checks.vit_reduced:_partners": _never_mixed}),
-    Mutant("GOAT-EXTRAP/prior-ignored", "GOAT", "GOAT's learned prior f(i - j) left out of the mask",
+           patch={"attnverify.checks.vit_reduced:mixing_partners": _never_mixed}),
+    Mutant("GOAT-EXTRAP/prior-ignored", "GOAT", "GOAT's learned prior $f(i - j)$ left out of the mask",
            patch={"attnverify.checks.goat_extrap:goat_prior": _prior_ignored}),
-    Mutant("GOAT-EXTRAP/mask-prescaled", "GOAT", "SDPA attn_mask = sqrt(d) log pi instead of log pi",
+    Mutant("GOAT-EXTRAP/mask-prescaled", "GOAT", r"SDPA attn_mask $= \sqrt{d}\,\log\pi$ instead of $\log\pi$",
            patch={"attnverify.checks.goat_extrap:sdpa": _mask_prescaled}),
 ]

@@ -196,10 +196,10 @@ def test_vit_tiny_training_and_mixing():
     assert again["val"] == r["val"] and again["test"] == r["test"]
     gen = training.generator(0)
     y = torch.tensor([0, 1, 0, 2, 1, 3])
-    partner, mixed = V._partners(y, gen, torch)
+    partner, mixed = V.mixing_partners(y, gen, torch)
     assert all(y[partner[i]] == y[i] and partner[i] != i for i in range(6) if int(y[i]) != 2 and int(y[i]) != 3)
     assert not mixed[3] and not mixed[5] and partner[3] == 3  # no same-class image in the batch: never mixed
-    _, none = MT._never_mixed(V._partners)(y, training.generator(0), torch)
+    _, none = MT._never_mixed(V.mixing_partners)(y, training.generator(0), torch)
     assert not none.any()
 
 
