@@ -9,11 +9,12 @@ In one run, on the same instances:
   (c) the batched solver :func:`attnverify.batched.solve_dual_batched`.
 
 Workloads.  The real-model shape of Section 8 of 004: per sentence of n tokens one template set
-T = X / sqrt(d') (d = 384, d' = 32) shared by the queries of 12 heads, z = W_K^T W_Q x_k per head
-(random weights scaled so that the attention scores have standard deviation 3, the spread of a
-pretrained BERT's scores), u uniform, alpha = 1; n in {16, 64, 256}, enough sentences for 3072
-queries.  Generic shapes (n, d) in {(16, 32), (64, 64), (128, 64)}: Gaussian templates, u with
-one eighth padding zeros, 2048 queries sharing T.
+:math:`T = X / \sqrt{d'}` (:math:`d = 384`, :math:`d' = 32`) shared by the queries of 12 heads,
+:math:`z = W_K^\top W_Q x_k` per head (random weights scaled so that the attention scores have standard
+deviation 3, the spread of a pretrained BERT's scores), u uniform, :math:`\alpha = 1`;
+:math:`n \in \{16, 64, 256\}`, enough sentences for 3072 queries.  Generic shapes
+:math:`(n, d) \in \{(16, 32), (64, 64), (128, 64)\}`: Gaussian templates, u with one eighth padding zeros,
+2048 queries sharing T.
 
 Every method runs on one core: BLAS pinned to one thread, the batched solver with one worker (it is
 timed once more on every core, as a throughput row that enters no ratio).  Each method is timed
@@ -21,14 +22,15 @@ after an untimed warm-up run, best of up to 3 runs (per-instance methods stop re
 are spent): a single cold run charged L-BFGS-B ~50% more for SciPy's first-call costs.
 Reported per method: time per query and throughput (the batched solver on every query;
 per-instance methods on a subsample, since they are per-instance anyway), accuracy reached
-(||grad D|| / max(||b||, 1), and the distance to a reference lambda from the per-instance
+(:math:`\|\nabla D\| / \max(\|b\|, 1)`, and the distance to a reference :math:`\lambda` from the per-instance
 full-space Newton of attnverify.dual at rtol 1e-14), peak traced memory, and the fraction of
 this machine's one-core dense float64 matmul rate (measured in the same run, with the all-core
 rate beside it) that the batched solver's counted matrix-product flops reach.  Then 1,000,000
-queries at d = 384, n = 64 in a child process whose peak resident memory is read from the kernel.
+queries at :math:`d = 384`, :math:`n = 64` in a child process whose peak resident memory is read from the
+kernel.
 Writes docs/bench.md and docs/figures/bench.png and prints ``speedup_vs_scipy=<ratio>`` last:
-first-written L-BFGS-B time per query over the batched solver's, on the d = 384, n = 64 workload
-(the ratio against the fused objective is printed just before).
+first-written L-BFGS-B time per query over the batched solver's, on the :math:`d = 384`, :math:`n = 64`
+workload (the ratio against the fused objective is printed just before).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class Workload:
 
 
 def _head_maps(rng) -> np.ndarray:
-    """W_K^T W_Q (d x d) for each of the 12 heads: z = W_K^T W_Q x."""
+    r""":math:`W_K^\top W_Q` (d, d) for each of the 12 heads: :math:`z = W_K^\top W_Q x`."""
     # layer-normed x has unit-variance entries, so q_c, k_c ~ N(0, sd^2 d) = N(0, 3) and the score
     # <t_i, z> = q.k / sqrt(dh) has variance 3 * 3 = 9: standard deviation SCORE_STD = 3
     sd = np.sqrt(SCORE_STD / D_MODEL)
@@ -81,7 +83,8 @@ def _head_maps(rng) -> np.ndarray:
 
 
 def _sentence(rng, n: int, M: np.ndarray):
-    """One sentence of n layer-normed hidden states: T = X/sqrt(d'), uniform u, and every query of every head."""
+    r"""One sentence of n layer-normed hidden states: :math:`T = X/\sqrt{d'}`, uniform u, and every query of
+    every head."""
     X = rng.normal(size=(n, D_MODEL))
     X = (X - X.mean(1, keepdims=True)) / X.std(1, keepdims=True)
     Z = np.concatenate([X @ M[h].T for h in range(HEADS)])  # (12 n, d)
@@ -134,7 +137,7 @@ def _negD(T, u, z, alpha):
 
 def scipy_lbfgsb_first(T, u, z, alpha):
     """L-BFGS-B as one writes it first: the objective and the analytic gradient as two functions,
-    with SciPy's own logsumexp (weights b = u) and softmax; default settings."""
+    with SciPy's own logsumexp (weights ``b=u``) and softmax; default settings."""
     from scipy.special import logsumexp, softmax
 
     b = T.T @ u + z
@@ -156,8 +159,8 @@ def scipy_lbfgsb(T, u, z, alpha):
 
 
 def scipy_lbfgsb_tight(T, u, z, alpha):
-    """L-BFGS-B asked for the batched solver's accuracy: projected-gradient target 1e-10 ||b|| / sqrt(d)
-    (its gtol is a max-norm), no relative-reduction stop, generous iteration limits."""
+    r"""L-BFGS-B asked for the batched solver's accuracy: projected-gradient target
+    :math:`10^{-10}\|b\| / \sqrt d` (its gtol is a max-norm), no relative-reduction stop, generous iteration limits."""
     fun, _, _ = _negD(T, u, z, alpha)
     gtol = 1e-10 * max(np.linalg.norm(T.T @ u + z), 1) / np.sqrt(len(z))
     opts = {"gtol": gtol, "ftol": 0.0, "maxiter": 20000, "maxfun": 40000}
@@ -199,7 +202,7 @@ def _rel_grad(T, u, z, alpha, lam):
 
 
 def _rel_grads(T, u, Z, alpha, lam):
-    """||grad D(lambda_k)|| / max(||b_k||, 1) of (7) for every row, evaluated in R^d."""
+    r""":math:`\|\nabla D(\lambda_k)\| / \max(\|b_k\|, 1)` of (7) for every row, evaluated in :math:`\mathbb R^d`."""
     x = log_u(u) + lam @ T.T
     p = np.exp(x - x.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
@@ -217,14 +220,14 @@ def _subsample(w: Workload, k: int):
 
 
 def _io_flops(n, d, r):
-    """Per query, outside the Newton loop: z_q = Q^T z and lambda = alpha z + Q (w - alpha z_q) (when S != R^d),
-    and the start (13) (an r x r solve per query)."""
+    r"""Per query, outside the Newton loop: :math:`z_q = Q^\top z` and :math:`\lambda = \alpha z + Q (w - \alpha z_q)`
+    (when :math:`S \ne \mathbb R^d`), and the start (13) (an :math:`r \times r` solve per query)."""
     return (4 * r * d if r < d else 0) + 2 * r * r
 
 
 def _counted_flops(w: Workload, sol_by_head) -> tuple[float, float, float]:
     """Flops of the batched solver's matrix products (the dominant work), from its iteration counts;
-    returns (total, the CG products' share of it, the largest bound on cond(H) over the heads)."""
+    returns (total, the CG products' share of it, the largest bound on :math:`\mathrm{cond}(H)` over the heads)."""
     total = cg = 0.0
     kappa = 1.0
     for (T, u, Z), sol in zip(w.heads, sol_by_head):
@@ -351,7 +354,7 @@ SWEEP_SENTENCES = 40  # a fixed subset of the FD-FIG4 corpus: every 500 / 40-th 
 
 def sweep_workload(n_sentences: int = SWEEP_SENTENCES, corpus_size: int = 500):
     """MiniLM's actual (T, u, Z) per (sentence, layer) for every (corpus_size / n_sentences)-th sentence of the
-    FD-FIG4 corpus (the real sentence lengths; 6 layers, 12 heads, alpha = 1): a list of problems."""
+    FD-FIG4 corpus (the real sentence lengths; 6 layers, 12 heads, :math:`\alpha = 1`): a list of problems."""
     from . import models, sweep
 
     sents = models.corpus(corpus_size)[:: max(1, corpus_size // n_sentences)][:n_sentences]
@@ -366,8 +369,9 @@ def sweep_workload(n_sentences: int = SWEEP_SENTENCES, corpus_size: int = 500):
 
 
 def run_sweep_workload(probs, log) -> dict:
-    """Today's per-(sentence, layer) calls against one stacked solve, side by side, one core; and their agreement:
-    the largest ||lam_per_call - lam_stacked|| - (B_per_call + B_stacked) (<= 0: within the certified bounds)."""
+    r"""Today's per-(sentence, layer) calls against one stacked solve, side by side, one core; and their
+    agreement: the largest :math:`\|\lambda_{\text{call}} - \lambda_{\text{stacked}}\| - (B_{\text{call}} +
+    B_{\text{stacked}})` (:math:`\le 0`: within the certified bounds)."""
     m = sum(len(Z) for _, _, Z in probs)
     with one_blas_thread():
         per, t_per = _best_time(lambda: [solve_dual_batched(T, u, Z, 1.0, workers=1) for T, u, Z in probs],
@@ -491,7 +495,8 @@ def _md_header(peak, headline, machine: dict) -> list:
 
 
 def _md_headline(headline) -> list:
-    """The headline paragraph: the batched solver against first-written, fused and tight L-BFGS-B at d = 384, n = 64."""
+    """The headline paragraph: the batched solver against first-written, fused and tight L-BFGS-B at
+    :math:`d = 384`, :math:`n = 64`."""
     return [f"**Headline** (d = 384, n = 64, real-model shape): the batched solver takes {headline['batched_us']:.1f} µs per query; "
             f"SciPy L-BFGS-B as one writes it first (objective and analytic gradient as two functions, SciPy's "
             f"`logsumexp`/`softmax`, default settings) takes {headline['lbfgs_us']:.0f} µs: **speed-up {headline['ratio']:.0f}×**, "
@@ -615,7 +620,7 @@ def _matmul_peaks(peak_size: int, log) -> tuple[float, float]:
 
 
 def _run_all_workloads(quick: bool, log) -> list:
-    """The real-model workloads (n = 16, 64, 256) and the generic ones, each run by every method."""
+    """The real-model workloads (:math:`n = 16, 64, 256`) and the generic ones, each run by every method."""
     q = 0.1 if quick else 1.0
     workloads = [real_model_workload(n, int(3072 * q)) for n in (16, 64, 256)]
     workloads += [generic_workload(n, d, int(2048 * q)) for n, d in ((16, 32), (64, 64), (128, 64))]
@@ -635,7 +640,7 @@ def _sweep_row(quick: bool, log):
 
 
 def _headline(w64: Workload) -> dict:
-    """The headline ratios on the d = 384, n = 64 workload: the batched solver against L-BFGS-B."""
+    """The headline ratios on the :math:`d = 384`, :math:`n = 64` workload: the batched solver against L-BFGS-B."""
     rb, rl = w64.results["batched (attnverify)"], w64.results["SciPy L-BFGS-B"]
     rt = w64.results["SciPy L-BFGS-B, fused, tight"]
     rf = w64.results["SciPy L-BFGS-B, fused objective"]
@@ -647,7 +652,8 @@ def _headline(w64: Workload) -> dict:
 
 
 def _certification_cost(w64: Workload, quick: bool, headline: dict, log) -> dict:
-    """Issue 22: the cost of a ball-arithmetic certificate per query, on the first sentence of the n = 64 workload."""
+    """Issue 22: the cost of a ball-arithmetic certificate per query, on the first sentence of the
+    :math:`n = 64` workload."""
     from .certify import bench_certification
 
     T64, u64, Z64 = w64.heads[0]
