@@ -2,18 +2,18 @@ r"""Many instances of the dual (7) that share one template set (the real-model s
 such template sets stacked in one solve.
 
 For one attention head, the n templates T (n, d) are shared by all queries; each query k has
-its own evidence z_k and (with padding) the same preference u.  We solve, for every k,
+its own evidence :math:`z_k` and (with padding) the same preference u.  We solve, for every k,
 
 .. math::
     \lambda^*_k = \arg\max_\lambda\ \langle\lambda, \mu + z_k\rangle - \frac{1}{2\alpha}\|\lambda\|^2
                   - \log\sum_i u_i e^{\langle t_i,\lambda\rangle}.
 
 **Structure.** Stationarity reads :math:`\lambda = \alpha (z + \mu - E_{p(\lambda)}[t])`.  Since
-:math:`E_p[t] - \mu = \sum_i (p_i - u_i)(t_i - \mu)` and p, u live on supp(u), the correction
+:math:`E_p[t] - \mu = \sum_i (p_i - u_i)(t_i - \mu)` and p, u live on :math:`\mathrm{supp}\,u`, the correction
 :math:`\lambda^* - \alpha z` lies in :math:`S = \mathrm{span}\{t_i - \mu : u_i > 0\}`, of dimension
-:math:`r \le \min(|\mathrm{supp}\,u| - 1, d)`.  With Q (d, r) an orthonormal basis of S (Q = I when
-r = d), the solver iterates on the S-coordinates :math:`w = Q^\top\lambda` and returns
-:math:`\lambda = \alpha z + Q(w - \alpha Q^\top z)` (:math:`\lambda = w` when r = d).  With
+:math:`r \le \min(|\mathrm{supp}\,u| - 1, d)`.  With Q (d, r) an orthonormal basis of S (:math:`Q = I` when
+:math:`r = d`), the solver iterates on the S-coordinates :math:`w = Q^\top\lambda` and returns
+:math:`\lambda = \alpha z + Q(w - \alpha Q^\top z)` (:math:`\lambda = w` when :math:`r = d`).  With
 :math:`a_i = Q^\top(t_i - \mu)` and :math:`z_q = Q^\top z`, the dual restricted to S is
 
 .. math::
@@ -21,44 +21,44 @@ r = d), the solver iterates on the S-coordinates :math:`w = Q^\top\lambda` and r
         - \log\sum_i u_i e^{\beta_i + \langle a_i, w\rangle},
     \qquad \beta_i = \alpha \langle e_i, z\rangle,
 
-(e_i: what the numerical rank cut of S leaves of :math:`t_i - \mu`; 0 in exact arithmetic when
+(:math:`e_i`: what the numerical rank cut of S leaves of :math:`t_i - \mu`; 0 in exact arithmetic when
 nothing is cut), with gradient :math:`z_q - w/\alpha - A^\top p` and negative Hessian
-:math:`H = I/\alpha + \mathrm{Cov}_p(a)` (r x r).  Iterating on w rather than on the correction
+:math:`H = I/\alpha + \mathrm{Cov}_p(a)` (:math:`r \times r`).  Iterating on w rather than on the correction
 :math:`w - \alpha z_q` keeps :math:`\lambda` free of the cancellation between :math:`\alpha z` and the
-correction when alpha is large (then :math:`\lambda^*` stays bounded while :math:`\alpha z` grows).
+correction when :math:`\alpha` is large (then :math:`\lambda^*` stays bounded while :math:`\alpha z` grows).
 
-**Method.** Truncated (inexact) Newton: each Newton system H s = g is solved by preconditioned
-conjugate gradients (Jacobi preconditioner diag H), to the Eisenstat-Walker forcing tolerance
+**Method.** Truncated (inexact) Newton: each Newton system :math:`Hs = g` is solved by preconditioned
+conjugate gradients (Jacobi preconditioner :math:`\mathrm{diag}\,H`), to the Eisenstat-Walker forcing tolerance
 :math:`\|Hs - g\| \le \min(0.1, (\|g\|/\mathrm{scale})^{0.75})\|g\|`, which keeps Newton's local
 superlinear convergence.  A Hessian-vector product is :math:`Hv = v/\alpha + A^\top(p \odot (Av -
 \langle p, Av\rangle))`: because A is shared by every query of a template set, a CG step for a whole
 chunk of queries is two dense matrix products.  CG works on :math:`H/a_{\max}^2` with
-:math:`a_{\max} = \max_i\|a_i\|`, so its entries are O(1) whatever the scale of the input (no
-float32 overflow for templates of size 1e19).  Armijo backtracking on the dual value (with a
+:math:`a_{\max} = \max_i\|a_i\|`, so its entries are :math:`O(1)` whatever the scale of the input (no
+float32 overflow for templates of size :math:`10^{19}`).  Armijo backtracking on the dual value (with a
 gradient-halving test where the value is at float64 resolution) globalises the method.  Only the CG
-directions may be computed in float32 (when cond(H) <= KAPPA_SINGLE = 1e3, so float32 still meets
+directions may be computed in float32 (when :math:`\mathrm{cond}(H) \le 10^3`, ``KAPPA_SINGLE``, so float32 still meets
 the forcing tolerance); gradients, dual values, the line search and the verdict are float64.
 
 **Verdict.** Iteration stops for a row when the certificate of :mod:`attnverify.certificate` holds
 with the global bound, or when the gradient is at its float64 evaluation error (no further step
 can help).  The verdict is then the certified one: ``converged`` only where the bound B on
-:math:`\|\lambda - \lambda^*\|` is at most rtol ||lambda|| and the relative duality gap at most rtol.
-The gradient's evaluation error :math:`\delta_1` is bounded from the sizes of the logits, of w and of
+:math:`\|\lambda - \lambda^*\|` is at most :math:`\mathrm{rtol}\,\|\lambda\|` and the relative duality gap at most
+rtol.  The gradient's evaluation error :math:`\delta_1` is bounded from the sizes of the logits, of w and of
 the templates (see :func:`_gradient_error`); the gradient outside Q is bounded by
-:math:`\|E\|_F \|p\|_2`.  A query with z = 0 has :math:`\lambda^* = 0` exactly (p = u is stationary).
+:math:`\|E\|_F \|p\|_2`.  A query with :math:`z = 0` has :math:`\lambda^* = 0` exactly (:math:`p = u` is stationary).
 
 **Stacking** (:func:`solve_stacked`).  B independent template sets are solved in one loop: T
-padded to (B, n_max, d) with u_i = 0 (logit -inf, so p_i = 0 exactly), the per-problem A padded to
-(B, n_max, r_max) with zero columns, queries padded to (B, m_max) and masked.  Padding is exact:
-a zero column of A gives zero gradient (z_q and w are 0 there and stay 0), a diagonal 1/alpha block
-of H, hence a zero CG residual and a zero Newton step in that direction; a template with u_i = 0
-gets p_i = 0 and contributes nothing to any sum; a masked query never enters the loop.  So every
+padded to (B, n_max, d) with :math:`u_i = 0` (logit :math:`-\infty`, so :math:`p_i = 0` exactly), the per-problem
+A padded to (B, n_max, r_max) with zero columns, queries padded to (B, m_max) and masked.  Padding is exact:
+a zero column of A gives zero gradient (:math:`z_q` and w are 0 there and stay 0), a diagonal :math:`1/\alpha` block
+of H, hence a zero CG residual and a zero Newton step in that direction; a template with :math:`u_i = 0`
+gets :math:`p_i = 0` and contributes nothing to any sum; a masked query never enters the loop.  So every
 stacked problem follows the same iteration as when solved alone (mathematically; BLAS may add the
 zeros in another order, so results agree to rounding, well inside the certified bound).  Memory
 is bounded: problems are grouped by similar n, and each group is cut into chunks of at most
-CHUNK_BYTES of working set.
+``CHUNK_BYTES`` of working set.
 
-Shapes: T (n, d), Z (m, d), u (n,) on the simplex (zeros = padding), alpha > 0.
+Shapes: T (n, d), Z (m, d), u (n,) on the simplex (zeros = padding), :math:`\alpha > 0`.
 
 Reference: 004_830fd89135933577.txt, Theorem 1, (7)-(10).
 """
@@ -89,13 +89,13 @@ CHUNK_BYTES = 24 * 2**20
 
 @dataclass
 class BatchSolution:
-    """Result of :func:`solve_dual_batched` (one row per query; SciPy's OptimizeResult is the model).
+    r"""Result of :func:`solve_dual_batched` (one row per query; SciPy's OptimizeResult is the model).
 
     Attributes: lam (m, d) the maximisers; converged (m,) the certified verdict; bound (m,) the
-    certified bound on ||lam - lam*||; rel_bound (m,) = bound / ||lam||; rel_gap (m,) a bound on
-    the relative duality gap; iterations (m,) Newton steps; grad_norm (m,) ||grad D(lam)|| as computed
-    (S part and the bound outside it combined); rank r = dim S; cg_iterations (m,); basis (d, r) the
-    orthonormal basis of S used; rtol; message (one line)."""
+    certified bound on :math:`\|\lambda - \lambda^*\|`; rel_bound (m,) = bound / :math:`\|\lambda\|`; rel_gap (m,)
+    a bound on the relative duality gap; iterations (m,) Newton steps; grad_norm (m,) :math:`\|\nabla D(\lambda)\|`
+    as computed (S part and the bound outside it combined); rank :math:`r = \dim S`; cg_iterations (m,);
+    basis (d, r) the orthonormal basis of S used; rtol; message (one line)."""
 
     lam: np.ndarray
     converged: np.ndarray
@@ -119,7 +119,7 @@ class BatchSolution:
 
 
 def centred_basis(T: np.ndarray, u: np.ndarray, rtol: float = 1e-12):
-    """Orthonormal basis Q (d, r) of S = span{t_i - mu : u_i > 0} (SVD, rank by rtol)."""
+    r"""Orthonormal basis Q (d, r) of :math:`S = \mathrm{span}\{t_i - \mu : u_i > 0\}` (SVD, rank by rtol)."""
     on = u > 0
     Tc = T[on] - T.T @ u
     if Tc.shape[0] == 0:
@@ -130,8 +130,13 @@ def centred_basis(T: np.ndarray, u: np.ndarray, rtol: float = 1e-12):
 
 
 def hessian_condition_bound(A, alpha) -> float:
-    """cond(H) <= 1 + alpha max_i |a_i|^2 for H = I/alpha + Cov_p(a), whatever p: lambda_max(Cov_p(a))
-    <= lambda_max(E_p[a a^T]) <= max_i |a_i|^2.  A (n, r): the templates in S coordinates."""
+    r""":math:`\mathrm{cond}(H) \le 1 + \alpha \max_i \|a_i\|^2` for :math:`H = I/\alpha + \mathrm{Cov}_p(a)`,
+    whatever p:
+
+    .. math::
+        \lambda_{\max}(\mathrm{Cov}_p(a)) \le \lambda_{\max}(E_p[a a^\top]) \le \max_i \|a_i\|^2.
+
+    A (n, r): the templates in S coordinates."""
     return 1.0 + alpha * float(np.max(np.sum(A * A, axis=1))) if A.size else 1.0
 
 
@@ -194,15 +199,19 @@ SMALL_LOGIT = 1.0  # tilt forms p - u by expm1 where every |y_i| <= SMALL_LOGIT
 
 
 def tilt(y, U, return_ymax=False):
-    r"""The tilted distribution for logits y = <t_i - mu, lambda> (..., n) and weights U (..., n) (u, 0 = padding):
-    returns (K, p, p - u) with K = log sum_i u_i e^{y_i} and p_i = u_i e^{y_i} / e^K.
+    r"""The tilted distribution for logits :math:`y_i = \langle t_i - \mu, \lambda\rangle` (..., n) and weights
+    U (..., n) (u, 0 = padding): returns (K, p, p - u) with
 
-    p is the ratio u_i e^{y_i - m} / sum_j u_j e^{y_j - m} (m = max y): each p_i to a few eps relative
-    whatever the size of the logits (log u never enters an exponent, so its rounding is no logit error).
-    Where every |y_i| <= SMALL_LOGIT, p - u = u expm1(y - K) is formed without cancellation, so that
-    sum_i (p_i - u_i) a_i is accurate when p is close to u; elsewhere p - u is the plain difference.
-    Because sum_i u_i y_i = 0 (the templates are centred), max_i y_i >= 0 and padded entries (y = 0, u = 0)
-    cannot change the shift."""
+    .. math::
+        K = \log\sum_i u_i e^{y_i}, \qquad p_i = u_i e^{y_i} / e^K.
+
+    p is the ratio :math:`u_i e^{y_i - m} / \sum_j u_j e^{y_j - m}` (:math:`m = \max_i y_i`): each
+    :math:`p_i` to a few :math:`\epsilon` relative whatever the size of the logits (:math:`\log u` never
+    enters an exponent, so its rounding is no logit error).  Where every :math:`|y_i| \le` ``SMALL_LOGIT``,
+    :math:`p - u = u\,\mathrm{expm1}(y - K)` is formed without cancellation, so that
+    :math:`\sum_i (p_i - u_i) a_i` is accurate when p is close to u; elsewhere p - u is the plain difference.
+    Because :math:`\sum_i u_i y_i = 0` (the templates are centred), :math:`\max_i y_i \ge 0` and padded
+    entries (:math:`y_i = 0, u_i = 0`) cannot change the shift."""
     m = y.max(axis=-1)
     e = np.exp(y - m[..., None])
     e *= U
@@ -224,15 +233,17 @@ def tilt(y, U, return_ymax=False):
 
 
 def tilt_error(dy, m1, m2, mean_norm, K, ymax, n, parts=False):
-    r"""Bound on the float64 error of sum_i (p_i - u_i) a_i as formed by :func:`tilt` (per row).
+    r"""Bound on the float64 error of :math:`\sum_i (p_i - u_i) a_i` as formed by :func:`tilt` (per row).
 
-    dy: bound on each logit's own error; m1 = sum_i |p_i - u_i| ||a_i||; m2 = sum_i p_i ||a_i||^2;
-    mean_norm = ||sum_i p_i a_i||.  First order in dy the sum moves by sum_i p_i dy_i (a_i - abar), at most
-    dy sd with sd^2 = tr Cov_p(a) (Cauchy-Schwarz; second order adds the factor 1.25 for dy <= 0.1).  A
-    relative error common to every p_i (the normalising sum, (n + 4) eps; or K's rounding,
-    4 eps (1 + |K| + max y), in the expm1 form) moves the sum along abar only; each term carries a few
-    eps of its own rounding (relative to p_i, or to p_i - u_i in the expm1 form, where the weights'
-    own rounding u_i (1 + 2 eps) adds as much), and the sum (n + 2) eps of sum_i |p_i - u_i| ||a_i||."""
+    dy: bound :math:`\delta_y` on each logit's own error; :math:`m_1 = \sum_i |p_i - u_i| \|a_i\|`;
+    :math:`m_2 = \sum_i p_i \|a_i\|^2`; mean_norm :math:`= \|\bar a\|`, :math:`\bar a = \sum_i p_i a_i`.
+    First order in :math:`\delta_y` the sum moves by :math:`\sum_i p_i \delta_{y,i} (a_i - \bar a)`, at most
+    :math:`\delta_y s` with :math:`s^2 = \mathrm{tr}\,\mathrm{Cov}_p(a)` (Cauchy-Schwarz; second order adds
+    the factor 1.25 for :math:`\delta_y \le 0.1`).  A relative error common to every :math:`p_i` (the
+    normalising sum, :math:`(n + 4)\epsilon`; or K's rounding, :math:`4\epsilon(1 + |K| + \max_i y_i)`, in
+    the expm1 form) moves the sum along :math:`\bar a` only; each term carries a few :math:`\epsilon` of
+    its own rounding (relative to :math:`p_i`, or to :math:`p_i - u_i` in the expm1 form, where the
+    weights' own rounding :math:`u_i (1 + 2\epsilon)` adds as much), and the sum :math:`(n + 2)\epsilon\, m_1`."""
     sd = np.sqrt(np.maximum(m2 - mean_norm**2, 0.0) + 2 * (n + 4) * EPS * m2)
     first = np.where(dy <= 0.1, 1.25 * dy * sd, np.minimum(np.expm1(np.minimum(2 * dy, 700.0)), 2.0) * np.sqrt(m2))
     small = ymax <= SMALL_LOGIT
@@ -244,12 +255,18 @@ def tilt_error(dy, m1, m2, mean_norm, K, ymax, n, parts=False):
 
 
 def full_gradient(ts: TemplateSet, Z, lam, alpha):
-    r"""grad D(lambda) of (7) evaluated in R^d for rows of lam (k, d), with a bound on its float64 error.
+    r""":math:`\nabla D(\lambda)` of (7) evaluated in :math:`\mathbb R^d` for rows of lam (k, d), with a bound on
+    its float64 error.
 
-    Centred form g = z - lambda/alpha - sum_i (p_i - u_i)(t_i - mu): mu cancels exactly in the maths
-    (sum_i u_i (t_i - mu) = 0), so neither mu nor its rounding enters.  Returns (g (k, d), (delta, delta_perp),
-    p (k, n_on), logits y (k, n_on)): delta bounds the error of g, delta_perp that of its part outside S;
-    the last two (the rounding part of delta, the logit error dy) serve :func:`gap_at_computed_p`."""
+    Centred form
+
+    .. math::
+        g = z - \lambda/\alpha - \sum_i (p_i - u_i)(t_i - \mu):
+
+    :math:`\mu` cancels exactly in the maths (:math:`\sum_i u_i (t_i - \mu) = 0`), so neither :math:`\mu` nor
+    its rounding enters.  Returns (g (k, d), (delta, delta_perp), p (k, n_on), logits y (k, n_on)): delta
+    bounds the error of g, delta_perp that of its part outside S; the last two (the rounding part of
+    delta, the logit error :math:`\delta_y`) serve :func:`gap_at_computed_p`."""
     Z, lam = np.atleast_2d(Z), np.atleast_2d(lam)
     y = lam @ ts.Tc.T
     U = np.exp(ts.lu)
@@ -274,7 +291,8 @@ def full_gradient(ts: TemplateSet, Z, lam, alpha):
 
 
 def certify_points(T, u, Z, lam, alpha, rtol: float = 1e-10, ts: TemplateSet | None = None) -> dict:
-    """The certified verdict (attnverify.certificate) for any given points lam (k, d), evaluated in R^d.
+    r"""The certified verdict (attnverify.certificate) for any given points lam (k, d), evaluated in
+    :math:`\mathbb R^d`.
 
     Independent of how lam was obtained (the per-instance Newton uses it; tests use it as a re-check).
     Returns dict(bound, rel_bound, rel_gap, converged, grad_norm) of arrays (k,)."""
@@ -304,21 +322,22 @@ def certify_points(T, u, Z, lam, alpha, rtol: float = 1e-10, ts: TemplateSet | N
 # ------------------------------------------------------------------ public solvers
 def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, chunk: int | None = None,
                        workers: int | None = None, return_p: bool = False) -> BatchSolution:
-    r"""lambda* of (7) for every row of Z, sharing T and u (see the module docstring).
+    r""":math:`\lambda^*` of (7) for every row of Z, sharing T and u (see the module docstring).
 
     Parameters
     ----------
     T : array_like, shape (n, d)
-        Templates t_i (rows).
+        Templates :math:`t_i` (rows).
     u : array_like, shape (n,)
         Preference on the simplex; zeros mark templates outside the support (padding).
     Z : array_like, shape (m, d) or (d,)
-        Evidence z_k, one query per row.
+        Evidence :math:`z_k`, one query per row.
     alpha : float
-        The regularisation alpha > 0 of (3).
+        The regularisation :math:`\alpha > 0` of (3).
     rtol : float
         Certified relative accuracy: a row is converged when the bound B on
-        :math:`\|\lambda - \lambda^*\|` is at most rtol ||lambda|| and the relative duality gap at most rtol.
+        :math:`\|\lambda - \lambda^*\|` is at most :math:`\mathrm{rtol}\,\|\lambda\|` and the relative duality gap
+        at most rtol.
     maxiter : int
         Newton steps per query at most.
     chunk : int, optional
@@ -329,7 +348,8 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
         than one on the real-model shapes; pass more only for very large m and n).
     return_p : bool
         Also return p (m, n), the tilted distributions at lam computed from the solver's logits in S
-        coordinates (free of the cancellation <t_i - mu, lambda> suffers when lambda is large outside S).
+        coordinates (free of the cancellation :math:`\langle t_i - \mu, \lambda\rangle` suffers when
+        :math:`\lambda` is large outside S).
 
     Returns
     -------
@@ -379,7 +399,7 @@ def solve_dual_batched(T, u, Z, alpha, rtol: float = 1e-10, maxiter: int = 100, 
 
 
 def solve_dual_instance(T, u, z, alpha, rtol: float = 1e-10, maxiter: int = 100):
-    r"""lambda* of (7) for ONE instance (what `attnverify solve` and the checks call).
+    r""":math:`\lambda^*` of (7) for ONE instance (what `attnverify solve` and the checks call).
 
     The batched solver with one query; where it cannot certify its answer, the per-instance
     full-space Newton of :func:`attnverify.dual.solve_dual_newton` is tried and the better
@@ -545,7 +565,7 @@ def _solve_sets(sets, Zs, alphas, rtol, maxiter):
 
 
 def _perp_norm(zn, zqn):
-    """||z - Q Q^T z|| = sqrt(||z||^2 - ||Q^T z||^2), scaled so that the squares cannot underflow."""
+    r""":math:`\|z - QQ^\top z\| = \sqrt{\|z\|^2 - \|Q^\top z\|^2}`, scaled so that the squares cannot underflow."""
     with np.errstate(invalid="ignore", divide="ignore"):
         q = np.where(zn > 0, zqn / np.where(zn > 0, zn, 1), 0.0)
     return zn * np.sqrt(np.maximum(1 - q * q, 0.0))
@@ -559,8 +579,9 @@ def _pad(arrs, shape, fill=0.0, dtype=float):
 
 
 def _base_logits(ts, o):
-    """alpha <e_i, z> for every query: the logits <t_i - mu, lambda> at w = 0 minus <a_i, w> (0 when S = R^d,
-    or when E is only the basis's rounding, see prepare)."""
+    r""":math:`\alpha\langle e_i, z\rangle` for every query: the logits :math:`\langle t_i - \mu, \lambda\rangle`
+    at :math:`w = 0`, minus :math:`\langle a_i, w\rangle` (0 when :math:`S = \mathbb R^d`, or when E is only the basis's rounding,
+    see prepare)."""
     if ts.E is None:
         return np.zeros((len(o["Z"]), ts.n_on))
     base = o["Z"] @ ts.E.T
@@ -610,7 +631,7 @@ def _stacked_start(sets, outs, dt):
     r"""The padded problems, their constants and the iteration state at the start point (13):
     :math:`w_0 = \alpha (I + \alpha\,\mathrm{Cov}_u(a))^{-1} z_q`, the S coordinates of
     :math:`\lambda_{13} = \alpha (I + \alpha\Sigma)^{-1} z` (:math:`\alpha z_q` to first order in
-    alpha, and bounded as alpha grows, where :math:`\alpha z_q` is far from :math:`w^*`)."""
+    :math:`\alpha`, and bounded as :math:`\alpha` grows, where :math:`\alpha z_q` is far from :math:`w^*`)."""
     B = len(sets)
     n = max(ts.n_on for ts in sets)
     r = max(ts.r for ts in sets)
@@ -660,8 +681,8 @@ def _gradient_and_bounds(s, pb):
 
 
 def _certified_or_stalled(s, pb, gn, delta1, g2b, lamn, rtol):
-    """Where a slot may stop: the global bound certifies it, or the gradient is at its evaluation error and
-    stopped decreasing (delta_1 is a worst-case bound, so one more step is taken while it still helps)."""
+    r"""Where a slot may stop: the global bound certifies it, or the gradient is at its evaluation error and
+    stopped decreasing (:math:`\delta_1` is a worst-case bound, so one more step is taken while it still helps)."""
     a1 = pb["alpha"][:, None]
     return (a1 * (gn + delta1 + g2b) <= rtol * lamn) | ((gn <= 2 * delta1) & ((gn > 0.25 * s["gprev"]) | (gn == 0)))
 
@@ -757,8 +778,9 @@ def _problem_constants(sets, outs, A, dt):
 
 
 def _logit_error(pb, ymax, w, zq, abar, gm, zn):
-    """What both gradient-error bounds start from: per row alpha, ||w||, max ||a_i||, n, r (as columns),
-    the bound dy on the logits' evaluation error (see :func:`_gradient_error`), and ||z_q||, ||abar||, ||g_m||."""
+    r"""What both gradient-error bounds start from: per row :math:`\alpha`, :math:`\|w\|`, :math:`\max_i\|a_i\|`,
+    n, r (as columns), the bound :math:`\delta_y` on the logits' evaluation error (see :func:`_gradient_error`),
+    and :math:`\|z_q\|`, :math:`\|\bar a\|`, :math:`\|g_m\|`."""
     al = pb["alpha"][:, None]
     wn = np.sqrt(np.vecdot(w, w))
     amax = pb["amax"][:, None]
@@ -772,8 +794,12 @@ def _logit_error(pb, ymax, w, zq, abar, gm, zn):
 
 
 def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
-    """An upper bound on _gradient_error's (delta_1, gamma_2) at a third of the cost, for the stopping test:
-    sum_i |p_i - u_i| ||a_i|| <= amax ||p - u||_1, sum_i p_i ||a_i||^2 <= amax^2, ||p||_2 <= 1, ||p - u||_2 <= ||p - u||_1."""
+    r"""An upper bound on _gradient_error's :math:`(\delta_1, \gamma_2)` at a third of the cost, for the stopping
+    test:
+
+    .. math::
+        \sum_i |p_i - u_i| \|a_i\| \le a_{\max} \|p - u\|_1, \quad \sum_i p_i \|a_i\|^2 \le a_{\max}^2, \quad
+        \|p\|_2 \le 1, \quad \|p - u\|_2 \le \|p - u\|_1."""
     al, wn, amax, n, r, dy, zqn, abn, gmn = _logit_error(pb, ymax, w, zq, abar, gm, zn)
     l1 = 2.0  # ||p - u||_1 <= 2
     delta1 = (tilt_error(dy, amax * l1, amax**2 + 0 * l1, abn, K, ymax, n)
@@ -783,12 +809,14 @@ def _gradient_error_cheap(pb, ymax, w, zq, abar, gm, zn, Pm, K):
 
 
 def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
-    r"""Bounds (delta_1, gamma_2) per row: the float64 evaluation error of the S-gradient
-    g_1 = z_q - w/alpha - sum_i (p_i - u_i) a_i, and the size of the gradient outside the basis (||E^T p||).
+    r"""Bounds :math:`(\delta_1, \gamma_2)` per row: the float64 evaluation error of the S-gradient
+    :math:`g_1 = z_q - w/\alpha - \sum_i (p_i - u_i) a_i`, and the size of the gradient outside the basis
+    (:math:`\|E^\top p\|`).
 
-    The logits y carry an error of ~eps |y_i| (sums), (r + 2) eps ||a_i|| ||w|| (the product A w) and,
-    when S != R^d, alpha ||z|| times the rounding of e_i; :func:`tilt_error` turns that into the error
-    of the sum; the final combination adds a few eps of its terms."""
+    The logits y carry an error of :math:`\sim\epsilon |y_i|` (sums), :math:`(r + 2)\epsilon \|a_i\| \|w\|`
+    (the product Aw) and, when :math:`S \ne \mathbb R^d`, :math:`\alpha\|z\|` times the rounding of :math:`e_i`;
+    :func:`tilt_error` turns that into the error of the sum; the final combination adds a few
+    :math:`\epsilon` of its terms."""
     ymax = np.abs(y).max(axis=-1)
     al, wn, amax, n, r, dy, zqn, abn, gmn = _logit_error(pb, ymax, w, zq, abar, gm, zn)
     m1 = np.einsum("bkn,bn->bk", np.abs(Pm), pb["anorm"])
@@ -807,13 +835,14 @@ def _gradient_error(pb, y, w, zq, abar, gm, zn, P, Pm, K, parts=False):
 
 
 def _hsq(w, alpha):
-    """||w||^2 / (2 alpha) per row of (B, K, r), alpha (B,): no under/overflow at extreme alpha."""
+    r""":math:`\|w\|^2 / (2\alpha)` per row of (B, K, r), alpha (B,): no under/overflow at extreme :math:`\alpha`."""
     s = w * (1.0 / np.sqrt(2.0 * alpha))[:, None, None]
     return np.vecdot(s, s)
 
 
 def _shifted_exp(L):
-    """Row max m, E = exp(L - m) and its row sums: softmax = E / sums, logsumexp = m + log sums."""
+    r"""Row max m, :math:`E = \exp(L - m)` and its row sums s: softmax :math:`= E / s`,
+    logsumexp :math:`= m + \log s`."""
     mx = L.max(axis=-1)
     E = np.exp(L - mx[..., None])
     return mx, E, E.sum(axis=-1)
@@ -836,8 +865,8 @@ def _take(v, keepb, order):
 
 
 def _armijo(w, step, g, gn, fa, base, zq, pb, U, act):
-    """Backtrack each row until f rises by 1e-4 t <g, s>; at float64 resolution of f, accept a
-    step that halves the gradient instead.  Returns the new w, logits, p, p - u, K and f of each row."""
+    r"""Backtrack each row until f rises by :math:`10^{-4}\, t \langle g, s\rangle`; at float64 resolution of f,
+    accept a step that halves the gradient instead.  Returns the new w, logits, p, p - u, K and f of each row."""
     alpha = pb["alpha"]
     AT, A = pb["AT"], pb["A"]
     t = np.ones(gn.shape)
@@ -895,8 +924,9 @@ def _rows_times(X, A, bb, kk):
 
 
 def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
-    """Jacobi-preconditioned CG on H s = g for every slot (B, K, r) (|g| = 1 or 0); slots drop out once solved.
-    A, AT (B, n, r), (B, r, n); inv_alpha (B,): the scaled system I/(alpha amax^2) + Cov_p(a / amax)."""
+    r"""Jacobi-preconditioned CG on :math:`Hs = g` for every slot (B, K, r) (:math:`\|g\| = 1` or 0); slots drop out
+    once solved.  A, AT (B, n, r), (B, r, n); inv_alpha (B,): the scaled system
+    :math:`I/(\alpha a_{\max}^2) + \mathrm{Cov}_p(a / a_{\max})`."""
     out = np.zeros_like(g)
     count = np.zeros(g.shape[:2], int)
     B, K = g.shape[:2]
@@ -956,7 +986,7 @@ def _pcg(P, A, AT, inv_alpha, g, jacobi, rtol, maxcg):
 
 # ------------------------------------------------------------------ the answer and its certificate
 def _finish(ts, o, rtol):
-    """lambda from w, and the certified verdict of attnverify.certificate, for one block of queries."""
+    r""":math:`\lambda` from w, and the certified verdict of attnverify.certificate, for one block of queries."""
     Z, alpha, zn = o["Z"], o["alpha"], o["zn"]
     m = len(Z)
     lam, delta_out = _lambda_from_coordinates(ts, o)
@@ -997,8 +1027,8 @@ def _finish(ts, o, rtol):
 
 
 def _lambda_from_coordinates(ts, o):
-    r""":math:`\lambda = \alpha z + Q (w - \alpha z_q)` (:math:`\lambda = w` when S = R^d, :math:`\alpha z`
-    when r = 0), with the bound on the rounding of forming it."""
+    r""":math:`\lambda = \alpha z + Q (w - \alpha z_q)` (:math:`\lambda = w` when :math:`S = \mathbb R^d`,
+    :math:`\alpha z` when :math:`r = 0`), with the bound on the rounding of forming it."""
     Z, zq, w, alpha, zn = o["Z"], o["zq"], o["w"], o["alpha"], o["zn"]
     if ts.r == 0:
         return alpha * Z, 2 * EPS * alpha * zn

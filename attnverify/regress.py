@@ -1,4 +1,4 @@
-"""Compare a fresh run with the committed baseline (``make regress``).
+r"""Compare a fresh run with the committed baseline (``make regress``).
 
 **The baseline.** In a git checkout the baseline is the committed ``docs/results.json``
 (``git show HEAD:docs/results.json``), never the working-tree file, which ``make verify`` rewrites
@@ -28,18 +28,18 @@ stored digits allow. Across environments each class has one rule, with the argum
     symbolic residuals, integers, counts, exact rationals, text. Exact arithmetic does not depend
     on the machine: must be equal, everywhere.
 ``roundoff``
-    a float that is itself round-off (a gap of 3e-16, a ratio of an error to its bound) held to a
+    a float that is itself round-off (a gap of :math:`3 \cdot 10^{-16}`, a ratio of an error to its bound) held to a
     bound from error analysis. Another CPU sums in another order (other SIMD loops, other BLAS
     kernels), so the round-off is another number below the same bound: the value may move by up
     to the check's tolerance. What can change the verdict is caught by ``passed``, compared as
-    always. A tolerance computed at run time from round-off (``k eps ||x||``) is itself a float
-    computed from the data: it follows the same-environment rule, relative 1e-6, on any machine.
+    always. A tolerance computed at run time from round-off (:math:`k\epsilon\|x\|`) is itself a float
+    computed from the data: it follows the same-environment rule, relative :math:`10^{-6}`, on any machine.
 ``iterative``
     depends on where an iterative method stopped (SciPy's minimisers, CVXPY/Clarabel, Newton,
     Sinkhorn, power iteration, adaptive quadrature, training): round-off moves the stopping point
     anywhere inside the method's tolerance, which is what the check grants it, so the value may
     move by the check's tolerance. A tolerance derived from where the solver stopped (a strong-
-    convexity bound alpha ||grad||) may move by its own size.
+    convexity bound :math:`\alpha\|\nabla D\|`) may move by its own size.
 ``statistical``
     an estimate over random draws with a known error: the draws are seeded and the same on every
     machine; only the round-off of the estimator changes, within the error the tolerance allows:
@@ -49,11 +49,14 @@ stored digits allow. Across environments each class has one rule, with the argum
     ``passed``), since no rerun reproduces it.
 
 The same-environment rule, for every class but ``exact`` and ``measured``: a value may move by
-``max(DRIFT_REL |old|, DRIFT_OF_TOL x tolerance)``: (i) results.json stores 7 significant digits
-(``Check.as_dict``), so a value on a rounding boundary may flip its last digit; (ii) a value that
-is round-off may differ by a few ulps of the quantities it was computed from, far below its
-tolerance. A computed tolerance may move by ``DRIFT_REL`` relative. A check without a class (a
-baseline from before classes existed) is held to the same-environment rule.
+
+.. math::
+    \max(\mathtt{DRIFT\_REL}\,|v_{\mathrm{old}}|,\ \mathtt{DRIFT\_OF\_TOL} \times \mathrm{tolerance}):
+
+(i) results.json stores 7 significant digits (``Check.as_dict``), so a value on a rounding boundary may
+flip its last digit; (ii) a value that is round-off may differ by a few ulps of the quantities it was
+computed from, far below its tolerance. A computed tolerance may move by ``DRIFT_REL`` relative. A check
+without a class (a baseline from before classes existed) is held to the same-environment rule.
 
 Why a small differ and not ``pytest-regressions`` (``num_regression``/``data_regression``):
 those store their own baseline files next to a test module, compare equal-length numeric

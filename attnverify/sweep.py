@@ -1,12 +1,14 @@
-r"""The Section 8 sweep: lambda* for every query of every head and layer of a model over a corpus.
+r"""The Section 8 sweep: :math:`\lambda^*` for every query of every head and layer of a model over a corpus.
 
-The sweep is the grid model x corpus shard x layer x head (x alpha).  It is cut into **tasks**:
+The sweep is the grid model :math:`\times` corpus shard :math:`\times` layer :math:`\times` head
+(:math:`\times\,\alpha`).  It is cut into **tasks**:
 one task is one model and one shard of ``shard_size`` consecutive corpus sentences, with every
 configured layer, head and alpha.  Why a shard carries all layers: the model's forward pass
 through a shard costs more than solving one layer of it (measured on all-MiniLM-L6-v2, float64,
 one thread: ~45 ms per sentence for the forward pass, ~10 ms per sentence and layer for the 12
 heads' dual solves), so splitting layers across tasks would redo the forward pass per layer.
-A task's size is bounded by ``shard_size`` x layers x heads x sentence length.
+A task's size is bounded by ``shard_size`` :math:`\times` layers :math:`\times` heads :math:`\times`
+sentence length.
 
 Every sentence runs through the model on its own (batch of one, no padding), so a sentence's
 result depends on the sentence only, never on which shard or batch it was in.  A task runs torch
@@ -278,8 +280,9 @@ def _hidden_states(sentence: str):
 
 
 def layer_problem(W, x, heads, n_heads):
-    """(T, u, Z) of one layer of one sentence: templates t_i = x_i / sqrt(d'), uniform u, and the queries of
-    the given heads stacked head by head, z_k = K^T (Q x_k + b_Q)."""
+    r"""(T, u, Z) of one layer of one sentence: templates :math:`t_i = x_i / \sqrt{d'}`, uniform u, and the
+    queries of the given heads stacked head by head, :math:`z_k = W_K^\top (W_Q x_k + b_Q)` (each head's
+    blocks of :math:`W_Q, b_Q, W_K`)."""
     n, d = x.shape
     dh = d // n_heads
     WQ, bQ, WK = W
@@ -355,7 +358,7 @@ STACK_BYTES = 48 * 2**20  # queries' bytes per stacked solve (memory bound of a 
 
 
 def run_task(spec: dict, stacked: bool = True) -> dict:
-    """Solve every query of one shard: each sentence, configured layer, head and alpha.
+    r"""Solve every query of one shard: each sentence, configured layer, head and :math:`\alpha`.
 
     The forward pass runs sentence by sentence (batch of one); then all (sentence, layer) problems of
     the shard are solved by the stacked solver (attnverify.batched.solve_stacked), grouped by sentence
@@ -365,11 +368,28 @@ def run_task(spec: dict, stacked: bool = True) -> dict:
     tests/test_sweep.py compare the two: equal within the certified bounds, not bit for bit, since BLAS
     adds the padding's zeros in another order).
 
-    Returns {"arrays": {column: array}, "meta": {...}}; one row per (alpha, sentence, layer, head,
-    token): e_full = ||lambda* - alpha z|| / ||lambda*||, e_S = ||lambda* - alpha z|| / ||P_S lambda*||,
-    the same two for (13)'s lambda_13 = alpha (I + alpha Sigma)^-1 z in place of alpha z,
-    z_share = ||P_S z|| / ||z||, the solver's gradient norm, its certified relative bound on
-    lambda* (rel_bound), iterations and status."""
+    Parameters
+    ----------
+    spec : dict
+        One task of :func:`tasks`: ``model``, ``first`` (the shard's first corpus position), ``sentences``,
+        ``layers``, ``heads``, ``alpha`` (a list), ``rtol``, ``n_cross`` and its content hash ``key``.
+    stacked : bool
+        Solve the shard's problems by :func:`attnverify.batched.solve_stacked` (default), else one
+        solve_dual_batched call per (sentence, layer).
+
+    Returns
+    -------
+    dict
+        ``{"arrays": {column: array}, "meta": {...}}``; one row per (:math:`\alpha`, sentence, layer, head,
+        token), with the columns
+
+        * e_full :math:`= \|\lambda^* - \alpha z\| / \|\lambda^*\|`,
+          e_S :math:`= \|\lambda^* - \alpha z\| / \|P_S \lambda^*\|`;
+        * the same two for (13)'s :math:`\lambda_{13} = \alpha (I + \alpha\Sigma)^{-1} z` in place of
+          :math:`\alpha z`;
+        * z_share :math:`= \|P_S z\| / \|z\|`;
+        * the solver's gradient norm, its certified relative bound on :math:`\lambda^*` (rel_bound),
+          iterations and status."""
     if spec["model"] not in MODELS:
         raise ValueError(f"unknown model {spec['model']!r}")
     t0 = time.perf_counter()
@@ -418,7 +438,7 @@ def run_task(spec: dict, stacked: bool = True) -> dict:
 
 
 def _cross_bucket(cross, i, alpha):
-    """The cross-check lists of problem i at alpha (kept apart so that rows stay in (sentence, layer) order)."""
+    r"""The cross-check lists of problem i at :math:`\alpha` (kept apart so that rows stay in (sentence, layer) order)."""
     return cross.setdefault((i, alpha), {k: [] for k in CROSS_KEYS})
 
 
@@ -503,8 +523,37 @@ def run(cfg: Config, out=None, *, local: bool = False, workers: int | None = Non
     Where: ``local`` (no Dask: a plain loop in this process if ``workers`` is 1, else a pool of
     ``workers`` processes on this machine), a given Dask ``client``, a scheduler address
     (``tcp://HOST:PORT``), or by default an embedded LocalCluster (``workers`` processes).
-    ``workers`` defaults to one per core; every task runs on one thread.  ``on_result(i, meta)``
-    is called after the i-th computed task's file is written (the worker-loss test uses it)."""
+    ``workers`` defaults to one per core; every task runs on one thread.
+
+    Parameters
+    ----------
+    cfg : Config
+        The sweep (:func:`load_config`).
+    out : path, optional
+        The results folder (default :func:`default_dir`).
+    local : bool
+        Run without Dask, in this process or a pool of processes.
+    workers : int, optional
+        Processes (local) or LocalCluster workers; default one per core.
+    client : dask.distributed.Client, optional
+        Run on this client's cluster.
+    scheduler : str, optional
+        Run on the cluster at this address (``tcp://HOST:PORT``).
+    log : callable, optional
+        Called with one line of progress at a time.
+    on_result : callable, optional
+        ``on_result(i, meta)`` is called after the i-th computed task's file is written (the worker-loss
+        test uses it).
+
+    Returns
+    -------
+    RunStats
+        The folder, the number of tasks, how many were reused and computed, and the wall time in seconds.
+
+    Raises
+    ------
+    SweepError
+        If a worker runs other code or packages than this client."""
     out = Path(out) if out else default_dir(cfg)
     t0 = time.perf_counter()
     todo_all = tasks(cfg)

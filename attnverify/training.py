@@ -6,7 +6,7 @@ One place for what every training run needs:
   (``torch.set_num_threads(1)``: the reduction order, hence the rounding, depends on the thread
   count), ``torch.manual_seed``, ``torch.use_deterministic_algorithms(True)`` and a default dtype;
   the previous settings are restored on exit, so a run does not leak into the rest of ``verify``.
-* :func:`digits`: the real data, scikit-learn's handwritten digits (1797 images of 8 x 8, 10
+* :func:`digits`: the real data, scikit-learn's handwritten digits (1797 images of :math:`8 \times 8`, 10
   classes; shipped inside the package, so nothing is downloaded), with a fixed stratified split.
 * :func:`hvp` and :func:`top_eigenvalue`: exact Hessian-vector products (double backward) and power
   iteration on them, with Weinstein's residual bound as the stopping rule.
@@ -157,11 +157,35 @@ def top_eigenvalue(loss_fn: Callable, params: Sequence, v0: np.ndarray | None = 
     ``method="lanczos"`` (default): scipy's ``eigsh(which="LA")``, implicitly restarted Lanczos,
     i.e. power iteration with the whole Krylov space kept instead of its last vector. It is what the
     Edge-of-Stability literature uses (Cohen et al. 2021), and it converges where plain power
-    iteration stalls: at the edge several eigenvalues crowd near 2/eta, so the power ratio
-    lambda_2/lambda_1 is near 1 (measured: 140-200 power steps without reaching rtol = 1e-3,
-    13 HVPs for Lanczos). ``method="power"``: plain power iteration (largest *modulus*), kept as the
-    independent cross-check. Either way the result carries the Weinstein residual of its vector,
-    ``||Hv - lambda v||``: an eigenvalue lies within it. ``v0`` warm-starts from the previous call.
+    iteration stalls: at the edge several eigenvalues crowd near :math:`2/\eta`, so the power ratio
+    :math:`\lambda_2/\lambda_1` is near 1 (measured: 140-200 power steps without reaching
+    :math:`\mathrm{rtol} = 10^{-3}`, 13 HVPs for Lanczos). ``method="power"``: plain power iteration (largest
+    *modulus*), kept as the independent cross-check. Either way the result carries the Weinstein residual
+    of its vector, :math:`\|Hv - \lambda v\|`: an eigenvalue lies within it.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn()`` returns the loss L as a torch scalar, built from ``params``.
+    params : sequence of torch.Tensor
+        The parameters :math:`\theta` (the Hessian is :math:`\nabla^2 L(\theta)`).
+    v0 : ndarray, optional
+        Start vector (flat); warm-starts from the previous call's ``vector``.
+    rtol : float
+        Converged when the residual is at most :math:`\mathrm{rtol}\,|\lambda|`.
+    method : {"lanczos", "power"}
+    maxit : int
+        Restarts (Lanczos) or power steps at most.
+
+    Returns
+    -------
+    Eig
+        value (the Rayleigh quotient :math:`v^\top H v`), residual :math:`\|Hv - \lambda v\|`, hvps (the
+        Hessian-vector products spent), converged, vector (the unit vector v).
+
+    Raises
+    ------
+    ValueError : if ``method`` is neither.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
@@ -221,6 +245,29 @@ def gradient_descent(loss_fn: Callable, params: Sequence, eta: float, steps: int
     steps, in place on ``params``, with the sharpness :math:`S_t = \lambda_{\max}(\nabla^2 L(\theta_t))`
     measured (:func:`top_eigenvalue`, warm-started) every ``every`` steps and at the end.
 
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn()`` returns the full-batch loss L as a torch scalar, built from ``params``.
+    params : sequence of torch.Tensor
+        The parameters :math:`\theta`, updated in place.
+    eta : float
+        The step size :math:`\eta`.
+    steps : int
+        Steps of gradient descent.
+    every : int
+        Measure the sharpness every ``every`` steps (and after the last).
+    progress : Progress, optional
+        Reports the loss and the sharpness every ``every`` steps.
+    rtol : float
+        The sharpness's tolerance (see :func:`top_eigenvalue`).
+
+    Returns
+    -------
+    GDRun
+        sharpness (k, 4): step, :math:`\lambda_{\max}`, Weinstein residual, converged (1/0); loss (steps + 1,):
+        the loss before each step; hvps; seconds.
+
     Raises
     ------
     FloatingPointError : if the loss becomes non-finite (GD diverged).
@@ -263,7 +310,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
 
 
 def paired_t(a, b) -> tuple[float, float]:
-    """(t statistic, two-sided p-value) of the paired t-test of mean(a - b) = 0 (same seeds)."""
+    r"""(t statistic, two-sided p-value) of the paired t-test of :math:`\mathrm{mean}(a - b) = 0` (same seeds)."""
     from scipy import stats
 
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -274,8 +321,8 @@ def paired_t(a, b) -> tuple[float, float]:
 
 
 def confidence_flip(a, b) -> float:
-    """The confidence level at which the paired two-sided t-interval of mean(a - b) touches 0
-    (= 1 - p of the paired t-test): the interval excludes 0 exactly at levels below it."""
+    r"""The confidence level at which the paired two-sided t-interval of :math:`\mathrm{mean}(a - b)` touches 0
+    (:math:`= 1 - p` of the paired t-test): the interval excludes 0 exactly at levels below it."""
     return 1.0 - paired_t(a, b)[1]
 
 
