@@ -266,25 +266,64 @@ def certify_batch(T, u, Z, alpha, Lam, P_hat=None, H_hat=None, tol: float = DEFA
         raise validate.InputError(f"lam: expected finite values of shape {Z.shape}, got shape {Lam.shape}")
     if not (0 < tol < 1):
         raise validate.InputError(f"tol: must be in (0, 1), got {tol:g}")
-    certs, retry = _certify_rows(T, u, Z, float(alpha), Lam, P_hat, H_hat, tol, prec)
+    certs, retry = _certify_rows(T, u, Z, float(alpha), Lam, P_hat=P_hat, H_hat=H_hat, tol=tol, prec=prec)
     for k in retry:
         bits = prec
         while bits < MAX_PREC:
             bits *= 2
             sub = _certify_rows(T, u, Z[k:k + 1], float(alpha), Lam[k:k + 1],
-                                None if P_hat is None else np.asarray(P_hat)[k:k + 1],
-                                None if H_hat is None else np.asarray(H_hat)[k:k + 1], tol, bits)
+                                P_hat=None if P_hat is None else np.asarray(P_hat)[k:k + 1],
+                                H_hat=None if H_hat is None else np.asarray(H_hat)[k:k + 1], tol=tol, prec=bits)
             certs[k] = sub[0][0]
             if not sub[1]:
                 break
     return certs
 
 
-def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
+def _certify_rows(T, u, Z, alpha, Lam, *, P_hat, H_hat, tol, prec):
+    r"""The certificates of the rows of Z and Lam at ``prec`` bits, and the rows that more precision may
+    certify (their balls, not their distance from :math:`\lambda^*`, kept them from the tolerance)."""
     with precision(prec):
+        inst = _BallInstance.of(T, u, alpha)
+        W, logM = _tilted_balls(inst, Lam)
+        m = Lam.shape[0]
+        ns, d = inst.Ts.shape
+        Pm = arb_mat([[W[k][i] for k in range(m)] for i in range(ns)])  # (ns, m)
+        Hm = inst.At * Pm  # (d, m): h(lambda_hat_k)
+        certs, retry = [], []
+        for k in range(m):
+            lam = column(Lam[k])  # exact
+            row = _Row(lam, inst.mu + column(Z[k]), arb_mat([[Hm[j, k]] for j in range(d)]), W[k], logM[k])
+            cert, more_precision_may_help = _certify_row(inst, row, None if P_hat is None else P_hat[k],
+                                                         None if H_hat is None else H_hat[k], tol, prec)
+            certs.append(cert)
+            if more_precision_may_help:
+                retry.append(k)
+        return certs, retry
+
+
+@dataclass(frozen=True)
+class _BallInstance:
+    r"""The instance in balls at the working precision: supp u, the exact normalisation
+    :math:`\bar u = u / \sum_i u_i`, :math:`\log\bar u`, :math:`\mu = T^\top\bar u`, :math:`\alpha`,
+    :math:`1/\alpha` and the Lipschitz constant L of (9)."""
+
+    on: np.ndarray
+    Ts: np.ndarray  # the float templates on supp u
+    A: arb_mat  # (ns, d), exact
+    At: arb_mat
+    uon: list  # u on supp u, exact
+    su: arb  # sum of u
+    logu: list  # log ubar
+    mu: arb_mat  # (d, 1)
+    a: arb  # alpha, exact
+    inv_a: arb
+    L: arb
+
+    @classmethod
+    def of(cls, T, u, alpha):
         on = u > 0
         Ts = T[on]
-        ns, d = Ts.shape
         A = matrix(Ts)  # (ns, d), exact
         At = A.transpose()
         su = sum((arb(x) for x in u[on]), arb(0))
@@ -293,89 +332,160 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
         logu = [x.log() for x in ubar]
         mu = At * arb_mat([[x] for x in ubar])  # (d, 1)
         a = arb(alpha)
-        inv_a = 1 / a
         L, _ = _lipschitz(Ts, A, At, mu)
-        Lmat = matrix(Lam.T)  # (d, m), exact
-        logits = A * Lmat  # (ns, m)
-        m = Lam.shape[0]
-        W, logM = [], []
-        for k in range(m):
-            ell = [logits[i, k] + logu[i] for i in range(ns)]
-            c = arb(max(float(e.mid()) for e in ell))  # an exact shift: p and log M do not depend on it
-            w = [(e - c).exp() for e in ell]
-            s = sum(w, arb(0))
-            W.append([x / s for x in w])
-            x = [logits[i, k] for i in range(ns)]
-            if all(abs(v) <= 1 for v in x):
-                # small logits: M = 1 + sum_i ubar_i expm1(x_i) exactly (sum ubar = 1), so log M keeps its relative
-                # accuracy when it is far below 1 (the shifted form would carry the 2^-prec ball of log ubar_i)
-                logM.append((sum((w_ * v.expm1() for w_, v in zip(uon, x)), arb(0)) / su).log1p())
-            else:
-                logM.append(c + s.log())
-        Pm = arb_mat([[W[k][i] for k in range(m)] for i in range(ns)])  # (ns, m)
-        Hm = At * Pm  # (d, m): h(lambda_hat_k)
-        certs, retry = [], []
-        floor_rel = arb(2) ** (16 - prec)
-        for k in range(m):
-            lam = column(Lam[k])  # exact
-            b = mu + column(Z[k])
-            h = arb_mat([[Hm[j, k]] for j in range(d)])
-            g = b - lam * inv_a - h
-            # inner products as ball matrix products (FLINT's loops): v^T v encloses every sum of squares in the box
-            g_hi = _norm_hi(g)
-            rho = (a * g_hi).upper()
-            lb = _dot(lam, b)
-            ll = _dot(lam, lam)
-            Dv = lb - ll * inv_a / 2 - logM[k]
-            r = b - h
-            rr = _dot(r, r)
-            Pv = a * rr / 2 + _dot(h, lam) - logM[k]
-            upper_sc = Dv + a * g_hi * g_hi / 2
-            v_lo = Dv.lower()
-            v_hi = min(Pv.upper(), upper_sc.upper())
-            # p_hat: the given floats, or the nearest floats to p(lambda_hat) (zero off supp u)
-            pk = np.zeros(len(u))
-            if P_hat is None:
-                pk[on] = [float(x.mid()) for x in W[k]]
-            else:
-                pk = np.asarray(P_hat[k], float)
-            off = float(np.abs(pk[~on]).sum())  # p~ is exactly 0 off supp u
-            dp = sum((abs(arb(float(x)) - y) for x, y in zip(pk[on], W[k])), arb(off)).upper()
-            rad_p = (dp + L * rho).upper()
-            hk = column(Ts.T @ pk[on] if H_hat is None else np.asarray(H_hat[k], float))
-            dh1 = _norm_hi(hk - (b - lam * inv_a))
-            dh2 = _norm_hi(hk - h)
-            rad_h = min((dh1 + rho * inv_a).upper(), (dh2 + L * L * rho).upper())
-            lam_norm = ll.sqrt().lower() if ll > 0 else arb(0)
-            b_norm = _norm_hi(b)
-            scale_lam = a * (b_norm + 1) * floor_rel  # what the working precision itself can resolve
-            ok_lam = rho <= (arb(tol) * lam_norm + scale_lam)
-            width = arb(v_hi) - arb(v_lo)
-            vmag = max(abs(arb(v_lo)), abs(arb(v_hi)))
-            terms = abs(lb) + ll * inv_a + abs(logM[k]) + a * rr
-            ok_val = width <= (arb(tol) * vmag + terms.upper() * floor_rel)
-            consistent = arb(v_lo) <= arb(v_hi) and all(x.is_finite() for x in (rho, Dv, Pv))
-            certified = bool(ok_lam and ok_val and consistent)
-            if not consistent:
-                msg = "inconsistent enclosures (D(lambda_hat) > P(p(lambda_hat))): not certified"
-            elif certified:
-                msg = (f"certified at {prec} bits: ||lambda_hat - lambda*|| <= {up(rho):.3e}, "
-                       f"||p_hat - p~||_1 <= {up(rad_p):.3e}, optimum in [{down(arb(v_lo)):.17g}, {up(arb(v_hi)):.17g}]")
-            else:
-                what = [] if ok_lam else [f"radius of lambda* {up(rho):.3e} > {tol:g} ||lambda_hat||"]
-                what += [] if ok_val else [f"value interval width {up(width):.3e} > {tol:g} |value|"]
-                msg = "not certified: " + "; ".join(what)
-                # balls wide compared with the certified distance: more precision may certify
-                ge = g.entries()
-                g_lo = norm_bounds(ge)[0]
-                ball = sum((x.rad() for x in ge), arb(0))
-                if (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width)):
-                    retry.append(k)
-            certs.append(Certificate(
-                certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(v_lo)), up(arb(v_hi))),
-                up(g_hi), up(L), float(tol), prec, msg, lam=lam, b=b, alpha=a, rho=rho, h=h,
-                gnorm=g_hi, lipschitz=L, value_lo=arb(v_lo)))
-        return certs, retry
+        return cls(on, Ts, A, At, uon, su, logu, mu, a, 1 / a, L)
+
+
+@dataclass(frozen=True)
+class _Row:
+    r"""One row in balls: :math:`\hat\lambda` (exact), :math:`b = \mu + z`, :math:`h = T^\top p(\hat\lambda)`,
+    :math:`p(\hat\lambda)` and :math:`\log M(\hat\lambda)`."""
+
+    lam: arb_mat
+    b: arb_mat
+    h: arb_mat
+    W: list
+    logM: arb
+
+
+def _tilted_balls(inst: _BallInstance, Lam):
+    r"""For every row of Lam: the tilted distribution :math:`p(\hat\lambda)` of (9) as balls (shifted by an
+    exact constant, on which neither p nor :math:`\log M` depends) and :math:`\log M(\hat\lambda)`."""
+    ns = inst.Ts.shape[0]
+    logits = inst.A * matrix(Lam.T)  # (ns, m)
+    W, logM = [], []
+    for k in range(Lam.shape[0]):
+        ell = [logits[i, k] + inst.logu[i] for i in range(ns)]
+        c = arb(max(float(e.mid()) for e in ell))  # an exact shift: p and log M do not depend on it
+        w = [(e - c).exp() for e in ell]
+        s = sum(w, arb(0))
+        W.append([x / s for x in w])
+        x = [logits[i, k] for i in range(ns)]
+        if all(abs(v) <= 1 for v in x):
+            # small logits: M = 1 + sum_i ubar_i expm1(x_i) exactly (sum ubar = 1), so log M keeps its relative
+            # accuracy when it is far below 1 (the shifted form would carry the 2^-prec ball of log ubar_i)
+            logM.append((sum((w_ * v.expm1() for w_, v in zip(inst.uon, x)), arb(0)) / inst.su).log1p())
+        else:
+            logM.append(c + s.log())
+    return W, logM
+
+
+def _certify_row(inst: _BallInstance, row: _Row, p_hat, h_hat, tol, prec):
+    """The certificate of one row, and whether more precision may certify it."""
+    g, g_hi, rho = _radius_of_lambda(inst, row)
+    val = _optimal_value_interval(inst, row, g_hi)
+    rad_p, pk = _radius_of_p(inst, row, p_hat, rho)
+    rad_h = _radius_of_h(inst, row, pk, h_hat, rho)
+    floor_rel = arb(2) ** (16 - prec)
+    ok_lam = _radius_meets_tol(inst, row, val, rho, tol, floor_rel)
+    ok_val, width = _value_interval_meets_tol(inst, row, val, tol, floor_rel)
+    consistent = arb(val.lo) <= arb(val.hi) and all(x.is_finite() for x in (rho, val.D, val.P))
+    certified = bool(ok_lam and ok_val and consistent)
+    retry = False
+    if not consistent:
+        msg = "inconsistent enclosures (D(lambda_hat) > P(p(lambda_hat))): not certified"
+    elif certified:
+        msg = (f"certified at {prec} bits: ||lambda_hat - lambda*|| <= {up(rho):.3e}, "
+               f"||p_hat - p~||_1 <= {up(rad_p):.3e}, optimum in [{down(arb(val.lo)):.17g}, {up(arb(val.hi)):.17g}]")
+    else:
+        what = [] if ok_lam else [f"radius of lambda* {up(rho):.3e} > {tol:g} ||lambda_hat||"]
+        what += [] if ok_val else [f"value interval width {up(width):.3e} > {tol:g} |value|"]
+        msg = "not certified: " + "; ".join(what)
+        retry = _balls_too_wide(g, val.D, width, ok_lam, ok_val)
+    return Certificate(
+        certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(val.lo)), up(arb(val.hi))),
+        up(g_hi), up(inst.L), float(tol), prec, msg, lam=row.lam, b=row.b, alpha=inst.a, rho=rho, h=row.h,
+        gnorm=g_hi, lipschitz=inst.L, value_lo=arb(val.lo)), retry
+
+
+def _radius_of_lambda(inst: _BallInstance, row: _Row):
+    r"""The gradient :math:`g = b - \hat\lambda/\alpha - h` of (7), an exact upper bound of its norm, and
+    :math:`\rho = \alpha\|g\| \ge \|\hat\lambda - \lambda^*\|` (strong concavity, module docstring)."""
+    g = row.b - row.lam * inst.inv_a - row.h
+    # inner products as ball matrix products (FLINT's loops): v^T v encloses every sum of squares in the box
+    g_hi = _norm_hi(g)
+    rho = (inst.a * g_hi).upper()
+    return g, g_hi, rho
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The objective values of one row in balls, and the interval [lo, hi] that contains the optimum."""
+
+    D: arb  # D(lambda_hat) of (7)
+    P: arb  # P(p(lambda_hat)) of (3), by KL = <h, lambda> - log M at the tilted distribution
+    lb: arb  # <lambda_hat, b>
+    ll: arb  # ||lambda_hat||^2
+    rr: arb  # ||b - h||^2
+    lo: arb
+    hi: arb
+
+
+def _optimal_value_interval(inst: _BallInstance, row: _Row, g_hi) -> _Values:
+    r""":math:`D(\hat\lambda) \le D^* = P^* \le \min(P(p(\hat\lambda)), D(\hat\lambda) + \frac\alpha2\|g\|^2)`
+    (weak duality, and the strong-concavity upper bound)."""
+    a, lam, b, h = inst.a, row.lam, row.b, row.h
+    lb = _dot(lam, b)
+    ll = _dot(lam, lam)
+    Dv = lb - ll * inst.inv_a / 2 - row.logM
+    r = b - h
+    rr = _dot(r, r)
+    Pv = a * rr / 2 + _dot(h, lam) - row.logM
+    upper_sc = Dv + a * g_hi * g_hi / 2
+    return _Values(Dv, Pv, lb, ll, rr, Dv.lower(), min(Pv.upper(), upper_sc.upper()))
+
+
+def _radius_of_p(inst: _BallInstance, row: _Row, p_hat, rho):
+    r"""An upper bound of :math:`\|\hat p - \tilde p\|_1`: the distance of the float :math:`\hat p` to
+    :math:`p(\hat\lambda)` plus :math:`L\rho`, with :math:`\hat p` the given floats or the nearest floats to
+    :math:`p(\hat\lambda)` (zero off supp u). Returns (the bound, :math:`\hat p`)."""
+    on = inst.on
+    pk = np.zeros(len(on))
+    if p_hat is None:
+        pk[on] = [float(x.mid()) for x in row.W]
+    else:
+        pk = np.asarray(p_hat, float)
+    off = float(np.abs(pk[~on]).sum())  # p~ is exactly 0 off supp u
+    dp = sum((abs(arb(float(x)) - y) for x, y in zip(pk[on], row.W)), arb(off)).upper()
+    return (dp + inst.L * rho).upper(), pk
+
+
+def _radius_of_h(inst: _BallInstance, row: _Row, pk, h_hat, rho):
+    r"""An upper bound of :math:`\|\hat h - \tilde h\|` for the given float :math:`\hat h` (or
+    :math:`T^\top\hat p`): the smaller of the routes through (10), :math:`\rho/\alpha`, and through
+    :math:`h(\hat\lambda)`, :math:`L^2\rho`."""
+    lam, b, h, inv_a, L = row.lam, row.b, row.h, inst.inv_a, inst.L
+    hk = column(inst.Ts.T @ pk[inst.on] if h_hat is None else np.asarray(h_hat, float))
+    dh1 = _norm_hi(hk - (b - lam * inv_a))
+    dh2 = _norm_hi(hk - h)
+    return min((dh1 + rho * inv_a).upper(), (dh2 + L * L * rho).upper())
+
+
+def _radius_meets_tol(inst: _BallInstance, row: _Row, val: _Values, rho, tol, floor_rel) -> bool:
+    r""":math:`\rho \le \mathrm{tol}\,\|\hat\lambda\|` plus what the working precision itself can resolve,
+    :math:`\alpha(\|b\| + 1)\,2^{16 - \mathrm{prec}}`."""
+    lam_norm = val.ll.sqrt().lower() if val.ll > 0 else arb(0)
+    b_norm = _norm_hi(row.b)
+    scale_lam = inst.a * (b_norm + 1) * floor_rel  # what the working precision itself can resolve
+    return rho <= (arb(tol) * lam_norm + scale_lam)
+
+
+def _value_interval_meets_tol(inst: _BallInstance, row: _Row, val: _Values, tol, floor_rel):
+    """The width of the value interval against tol |value| plus the resolution of its terms at the
+    working precision. Returns (verdict, width)."""
+    width = arb(val.hi) - arb(val.lo)
+    vmag = max(abs(arb(val.lo)), abs(arb(val.hi)))
+    terms = abs(val.lb) + val.ll * inst.inv_a + abs(row.logM) + inst.a * val.rr
+    return width <= (arb(tol) * vmag + terms.upper() * floor_rel), width
+
+
+def _balls_too_wide(g, Dv, width, ok_lam, ok_val) -> bool:
+    """More precision may certify: the balls are wide compared with the certified distance (the gradient's
+    radii against a quarter of its norm, or D's radius against a quarter of the value interval)."""
+    ge = g.entries()
+    g_lo = norm_bounds(ge)[0]
+    ball = sum((x.rad() for x in ge), arb(0))
+    return (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width))
 
 
 def _lipschitz(Ts, A, At, mu):
