@@ -189,7 +189,7 @@ def solve(T, z, alpha, u=None) -> Solution:
     >>> r.p_tilde.round(4), round(float(r.p_tilde.sum()), 12)
     (array([0.5365, 0.2164, 0.2472]), 1.0)
 
-    At small alpha the closed forms approach :math:`\lambda^*`: (14) to first order in alpha,
+    At small :math:`\alpha` the closed forms approach :math:`\lambda^*`: (14) to first order in :math:`\alpha`,
     (13) to second order (relative errors here about 3e-3 and 1e-6):
 
     >>> r = attnverify.solve(T, [0.3, -0.2], alpha=1e-2)

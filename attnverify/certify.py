@@ -1,13 +1,13 @@
-r"""Certificates for one instance of (3)/(7): ball-arithmetic enclosures around a float lambda_hat.
+r"""Certificates for one instance of (3)/(7): ball-arithmetic enclosures around a float :math:`\hat\lambda`.
 
 Everything here is computed in FLINT's ``arb`` ball arithmetic (python-flint), with every input
-(T, u, z, alpha and lambda_hat, from any solver) taken as the exact binary64 number it is. A ball
+(T, u, z, :math:`\alpha` and :math:`\hat\lambda`, from any solver) taken as the exact binary64 number it is. A ball
 always contains the exact real value, so every bound below is a theorem about the instance, not a
 floating-point estimate. The exact problem certified is (3) with the preference normalised in exact
 arithmetic, :math:`\bar u = u / \sum_i u_i` (a float u sums to 1 only to round-off; the paper's u is
 a distribution), restricted to :math:`\operatorname{supp} u`.
 
-**Radius of lambda*.** With :math:`b = \mu + z`, :math:`\mu = T^\top\bar u` and
+**Radius of** :math:`\lambda^*`. With :math:`b = \mu + z`, :math:`\mu = T^\top\bar u` and
 :math:`p(\lambda)_i \propto \bar u_i e^{\langle t_i,\lambda\rangle}` (9), the dual (7)
 
 .. math::
@@ -52,8 +52,8 @@ It is attained for n = 2 at p = (1/2, 1/2) along :math:`t_1 - t_2`. Likewise
 :math:`\|p(\hat\lambda) - \tilde p\|_1 \le L\rho`, and :math:`\hat h^* = b - \lambda^*/\alpha` (10)
 lies within :math:`\rho/\alpha` of :math:`b - \hat\lambda/\alpha`.
 
-Precision: 128 bits by default; where the balls themselves (not the distance of lambda_hat from
-lambda*) keep a certificate from meeting its tolerance, the computation is repeated at twice the
+Precision: 128 bits by default; where the balls themselves (not the distance of :math:`\hat\lambda` from
+:math:`\lambda^*`) keep a certificate from meeting its tolerance, the computation is repeated at twice the
 precision, up to 1024 bits.
 
 Reference: 004_830fd89135933577.txt, Theorem 1, (3), (7)-(10).
@@ -100,7 +100,7 @@ def matrix(A) -> arb_mat:
 
 
 def up(x: arb) -> float:
-    """The smallest float64 >= every point of the ball x (outward rounding)."""
+    r"""The smallest float64 :math:`\ge` every point of the ball x (outward rounding)."""
     hi = x.upper()
     f = float(hi)
     if arb(f) < hi:
@@ -109,7 +109,7 @@ def up(x: arb) -> float:
 
 
 def down(x: arb) -> float:
-    """The largest float64 <= every point of the ball x."""
+    r"""The largest float64 :math:`\le` every point of the ball x."""
     lo = x.lower()
     f = float(lo)
     if arb(f) > lo:
@@ -118,19 +118,19 @@ def down(x: arb) -> float:
 
 
 def norm_bounds(entries) -> tuple[arb, arb]:
-    """Exact arbs (lo, hi) with lo <= ||x|| <= hi for every vector x in the box of the balls."""
+    r"""Exact arbs (lo, hi) with :math:`lo \le \|x\| \le hi` for every vector x in the box of the balls."""
     lo2 = sum((e.abs_lower() ** 2 for e in entries), arb(0))
     hi2 = sum((e.abs_upper() ** 2 for e in entries), arb(0))
     return lo2.sqrt().lower(), hi2.sqrt().upper()
 
 
 def _dot(x: arb_mat, y: arb_mat) -> arb:
-    """<x, y> for ball columns (one FLINT product)."""
+    r""":math:`\langle x, y\rangle` for ball columns (one FLINT product)."""
     return (x.transpose() * y)[0, 0]
 
 
 def _norm_hi(v: arb_mat) -> arb:
-    """An exact upper bound of ||x|| over the box of the ball column v."""
+    r"""An exact upper bound of :math:`\|x\|` over the box of the ball column v."""
     return _dot(v, v).upper().sqrt().upper()
 
 
@@ -139,7 +139,7 @@ def _entries(v) -> list:
 
 
 def distance_bounds(x, y) -> tuple[arb, arb]:
-    """(lo, hi) enclosing ||x - y|| for ball vectors (arb_mat columns, lists of arb or floats)."""
+    r"""(lo, hi) enclosing :math:`\|x - y\|` for ball vectors (arb_mat columns, lists of arb or floats)."""
     xe, ye = _entries(column(x) if isinstance(x, np.ndarray) else x), _entries(column(y) if isinstance(y, np.ndarray) else y)
     return norm_bounds([a - b for a, b in zip(xe, ye)])
 
@@ -147,7 +147,7 @@ def distance_bounds(x, y) -> tuple[arb, arb]:
 # -- the certificate -------------------------------------------------------------------------
 @dataclass
 class Certificate:
-    """What :func:`certify` proves about one instance (floats outward-rounded; the arb fields keep the
+    r"""What :func:`certify` proves about one instance (floats outward-rounded; the arb fields keep the
     balls for further certified computations, see :meth:`lambda_distance` and :meth:`h_distance`).
 
     Attributes
@@ -155,11 +155,12 @@ class Certificate:
     certified : bool
         Every radius met the tolerance and the enclosures are consistent.
     radius_lambda : float
-        rho >= ||lambda_hat - lambda*||.
+        :math:`\rho \ge \|\hat\lambda - \lambda^*\|`.
     radius_p_l1 : float
-        >= ||p_hat - p~||_1 for the float p_hat given (or the float tilted distribution at lambda_hat).
+        :math:`\ge \|\hat p - \tilde p\|_1` for the float :math:`\hat p` given (or the float tilted
+        distribution at :math:`\hat\lambda`).
     radius_h : float
-        >= ||h_hat - h~|| for the float h_hat given (or the float T^T p_hat).
+        :math:`\ge \|\hat h - \tilde h\|` for the float :math:`\hat h` given (or the float :math:`T^\top\hat p`).
     value_interval : (float, float)
         Contains the optimal value min (3) = max (7).
     message : str
@@ -195,13 +196,14 @@ class Certificate:
                 "message": self.message}
 
     def lambda_distance(self, other) -> tuple[arb, arb]:
-        """(lo, hi) with lo <= ||lambda* - other|| <= hi, for a float vector or ball column ``other``."""
+        r"""(lo, hi) with :math:`lo \le \|\lambda^* - \mathrm{other}\| \le hi`, for a float vector or ball column ``other``."""
         with precision(self.prec):
             lo, hi = distance_bounds(self.lam, other)
             return (lo - self.rho).lower() if lo > self.rho else arb(0), (hi + self.rho).upper()
 
     def h_distance(self, other) -> tuple[arb, arb]:
-        """(lo, hi) enclosing ||h_hat* - other||, by h_hat* = b - lambda*/alpha within rho/alpha of b - lambda_hat/alpha."""
+        r"""(lo, hi) enclosing :math:`\|\hat h^* - \mathrm{other}\|`, by :math:`\hat h^* = b - \lambda^*/\alpha`
+        within :math:`\rho/\alpha` of :math:`b - \hat\lambda/\alpha`."""
         with precision(self.prec):
             centre = self.b - self.lam * (1 / self.alpha)
             r = (self.rho / self.alpha).upper()
@@ -209,27 +211,29 @@ class Certificate:
             return (lo - r).lower() if lo > r else arb(0), (hi + r).upper()
 
 
-def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAULT_TOL,
+def certify(T, u, z, alpha, lam_hat, *, p_hat=None, h_hat=None, tol: float = DEFAULT_TOL,
             prec: int = PREC) -> Certificate:
     r"""Certify a float ``lam_hat`` for one instance of (7) by ball arithmetic.
 
     Parameters
     ----------
-    T : (n, d) array_like
-        Templates t_i (rows).
-    u : (n,) array_like
+    T : array_like, shape (n, d)
+        Templates :math:`t_i` (rows).
+    u : array_like, shape (n,)
         Preference on the simplex (zeros allowed: those templates are outside the support).
-    z : (d,) array_like
+    z : array_like, shape (d,)
         Evidence.
     alpha : float
-        alpha > 0 of (3).
-    lam_hat : (d,) array_like
-        Any approximation of lambda* (taken as exact binary64 numbers).
+        :math:`\alpha > 0` of (3).
+    lam_hat : array_like, shape (d,)
+        Any approximation :math:`\hat\lambda` of :math:`\lambda^*` (taken as exact binary64 numbers).
     p_hat, h_hat : array_like, optional
-        The float p_tilde and h_hat to bound (default: the nearest floats to p(lam_hat), T^T p(lam_hat)).
+        The float p_tilde and h_hat to bound (default: the nearest floats to :math:`p(\hat\lambda)`,
+        :math:`T^\top p(\hat\lambda)`).
     tol : float
-        Relative tolerance of the verdict: rho <= tol ||lam_hat|| and the width of the value interval
-        <= tol |value| (each with an absolute floor at the working precision's resolution).
+        Relative tolerance of the verdict: :math:`\rho \le \mathrm{tol}\,\|\hat\lambda\|` and the width of the
+        value interval :math:`\le \mathrm{tol}\,|\mathrm{value}|` (each with an absolute floor at the working
+        precision's resolution).
     prec : int
         Starting precision in bits (doubled while the balls themselves are too wide, up to 1024).
 
@@ -251,13 +255,13 @@ def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAUL
     lam_hat = np.asarray(lam_hat, float)
     P = None if p_hat is None else np.asarray(p_hat, float)[None]
     H = None if h_hat is None else np.asarray(h_hat, float)[None]
-    return certify_batch(T, u, np.asarray(z, float)[None], alpha, lam_hat[None], P, H, tol=tol, prec=prec)[0]
+    return certify_batch(T, u, np.asarray(z, float)[None], alpha, lam_hat[None], P_hat=P, H_hat=H, tol=tol, prec=prec)[0]
 
 
-def certify_batch(T, u, Z, alpha, Lam, P_hat=None, H_hat=None, tol: float = DEFAULT_TOL,
+def certify_batch(T, u, Z, alpha, Lam, *, P_hat=None, H_hat=None, tol: float = DEFAULT_TOL,
                   prec: int = PREC) -> list[Certificate]:
-    """:func:`certify` for every row k of Z (m, d) and Lam (m, d), sharing T and u: the logits and
-    T^T p of all rows are two ball matrix products. Rows that miss the tolerance only because of the
+    r""":func:`certify` for every row k of Z (m, d) and Lam (m, d), sharing T and u: the logits and
+    :math:`T^\top p` of all rows are two ball matrix products. Rows that miss the tolerance only because of the
     balls' width are redone one by one at higher precision."""
     T, _, Z, alpha = validate.batch(T, u, Z, alpha)
     u = np.asarray(u, float)  # as given: validate.batch's renormalised copy is another binary64 problem
@@ -489,8 +493,9 @@ def _balls_too_wide(g, Dv, width, ok_lam, ok_val) -> bool:
 
 
 def _lipschitz(Ts, A, At, mu):
-    """L >= the l1-Lipschitz constant of p(lambda) (module docstring): half the diameter of the
-    support's templates (by their Gram matrix; n <= 512), else max_i ||t_i - mu||."""
+    r""":math:`L \ge` the :math:`\ell_1`-Lipschitz constant of :math:`p(\lambda)` (module docstring): half the
+    diameter of the support's templates (by their Gram matrix; :math:`n \le 512`), else
+    :math:`\max_i \|t_i - \mu\|`."""
     ns = Ts.shape[0]
     if ns <= 1:
         return arb(0), True
@@ -541,12 +546,13 @@ def primal_l1_distance(cert: Certificate, T, u, q) -> arb:
 
 # -- closed forms in ball arithmetic (for the certified checks) --------------------------------
 def closed_form_14(z, alpha) -> arb_mat:
-    """(14) alpha z, as balls."""
+    r"""(14) :math:`\alpha z`, as balls."""
     return column(z) * arb(float(alpha))
 
 
 def closed_form_13(T, u, z, alpha, prec: int = PREC) -> arb_mat:
-    """(13) alpha (I + alpha Sigma)^{-1} z with Sigma = Cov_ubar(t), as balls (a rigorous solve)."""
+    r"""(13) :math:`\alpha (I + \alpha\Sigma)^{-1} z` with :math:`\Sigma = \operatorname{Cov}_{\bar u}(t)`, as balls
+    (a rigorous solve)."""
     with precision(prec):
         on = np.asarray(u) > 0
         A = matrix(np.asarray(T, float)[on])
@@ -563,7 +569,7 @@ def closed_form_13(T, u, z, alpha, prec: int = PREC) -> arb_mat:
 
 
 def closed_form_16(T, u, z, alpha, prec: int = PREC) -> arb_mat:
-    """(16) T^T p(alpha z), as balls."""
+    r"""(16) :math:`T^\top p(\alpha z)`, as balls."""
     with precision(prec):
         on = np.asarray(u) > 0
         Ts = np.asarray(T, float)[on]

@@ -176,11 +176,11 @@ def solve_dual_newton(T, u, z, alpha, rtol: float = 1e-10, maxiter: int = 200) -
             break
         gprev = gn
         step = _newton_direction(ts, p, g, alpha, eye)
-        t, cand, fc = _backtracking_line_search(ts, z, alpha, lam, f, g, gn, step)
+        t, cand, fc = _backtracking_line_search(ts, z, alpha, lam, f=f, g=g, gn=gn, step=step)
         if t < 1e-12:
             break  # no progress possible at float64 resolution
         lam, f = cand, fc
-    return _certified_dual_solution(T, u, z, alpha, lam, it, rtol, ts)
+    return _certified_dual_solution(T, u, z, alpha, lam, iterations=it, rtol=rtol, ts=ts)
 
 
 # The steps of solve_dual_newton, each on the validated instance and its prepared templates ts
@@ -217,9 +217,9 @@ def _newton_direction(ts, p, g, alpha, eye) -> np.ndarray:
     return np.linalg.solve(H, g)
 
 
-def _backtracking_line_search(ts, z, alpha, lam, f, g, gn, step):
+def _backtracking_line_search(ts, z, alpha, lam, *, f, g, gn, step):
     r"""Halve t from 1 until :math:`\lambda + t\,\mathrm{step}` passes Armijo's test
-    :math:`D \ge f + 10^{-4} t \langle g, \mathrm{step}\rangle`, or, where that increase is below the
+    :math:`D \ge f + 10^{-4} t \langle g, \mathrm{step}\rangle` or, where that increase is below the
     float64 resolution of D, halves the gradient norm; give up below :math:`t = 10^{-12}`.
 
     Returns ``(t, candidate, D(candidate))``."""
@@ -245,8 +245,8 @@ def _backtracking_line_search(ts, z, alpha, lam, f, g, gn, step):
     return t, cand, fc
 
 
-def _certified_dual_solution(T, u, z, alpha, lam, iterations, rtol, ts) -> DualSolution:
-    """The verdict on the final lambda: the certificate of :func:`attnverify.batched.certify_points`
+def _certified_dual_solution(T, u, z, alpha, lam, *, iterations, rtol, ts) -> DualSolution:
+    r"""The verdict on the final :math:`\lambda`: the certificate of :func:`attnverify.batched.certify_points`
     and the tilted distribution there (exactly 0 off supp u), as a :class:`DualSolution`."""
     from . import batched
 

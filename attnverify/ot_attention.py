@@ -36,7 +36,7 @@ with :math:`p^* = \nabla \mathcal W_\gamma^*(T\lambda^*)` (35) and
 For small :math:`\alpha/\gamma`, :math:`\lambda^* \approx \alpha z` gives the OT-based attention (22).
 
 Everything is float64 and evaluated in the log domain (no :math:`e^{-M/\gamma}` is ever
-formed), so small gamma does not underflow. A cost entry of ``+inf`` forbids transport.
+formed), so small :math:`\gamma` does not underflow. A cost entry of ``+inf`` forbids transport.
 
 References: 004_830fd89135933577.txt, Sec 9 and Appendix D, eqs (20)-(22), (31)-(44);
 M. Cuturi, Sinkhorn distances, NeurIPS 2013; M. Cuturi and G. Peyre, A smoothed dual
@@ -87,7 +87,7 @@ class SinkhornResult:
     message: str = ""
 
 
-def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
+def sinkhorn_log(p, u, M, gamma, *, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
     r"""Entropic OT (20) by Sinkhorn's algorithm in the log domain.
 
     .. math::
@@ -298,7 +298,7 @@ def _dual_parts(lam, T, u, M, gamma):
     return p, H
 
 
-def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSolution:
+def solve_ot_dual(T, u, z, M, alpha, gamma, *, gtol: float = 1e-13) -> OTDualSolution:
     r"""Exact minimiser of (21) through its dual (36), solved by SciPy's trust-region Newton method.
 
     .. math::
@@ -421,7 +421,7 @@ def _validate(T, u, z, M, alpha, gamma):
     return T, u, Z, M, alpha, gamma
 
 
-def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
+def ot_attention(T, u, z, M, alpha, gamma, *, return_weights: bool = False):
     r"""OT-based attention, eq. (22) substituted into (4), batched over queries.
 
     .. math::
@@ -448,7 +448,7 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
     alpha, gamma : float
         :math:`\alpha > 0`, :math:`\gamma > 0`.
     return_weights : bool
-        Also return the weights p* (shape (m, N), or (N,) for one query).
+        Also return the weights :math:`p^*` (shape (m, N), or (N,) for one query).
 
     Returns
     -------
@@ -456,7 +456,7 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
         The attention output; with ``return_weights``, ``(h, p)``.
 
     Evaluated in the log domain: :math:`\log p^*(t) = \mathrm{LSE}_i\big(\log u_i + A_{ti} - \mathrm{LSE}_{t'} A_{t'i}\big)`
-    with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small gamma does not underflow.
+    with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small :math:`\gamma` does not underflow.
     Reference: 004_830fd89135933577.txt, eq. (22), Appendix D (35), (44).
     """
     T, u, Z, M, alpha, gamma = _validate(T, u, z, M, alpha, gamma)

@@ -171,7 +171,7 @@ def solve_primal_scipy(T, u, z, alpha, gtol=1e-8) -> PrimalSolution:
 @dataclass(frozen=True)
 class _SoftmaxPrimal:
     r"""Problem (3) on supp u in the coordinates :math:`\theta` of :func:`solve_primal_scipy`:
-    templates Ts and log u (lu) on the support, b and alpha."""
+    templates ``Ts`` and ``lu`` (:math:`\log u`) on the support, ``b`` and ``alpha``."""
 
     Ts: np.ndarray
     lu: np.ndarray
@@ -389,7 +389,7 @@ def _mem_solution(n, idx, us, raw, *, method, ok, message, status="optimal") -> 
 
 
 def solve_eot_scipy(s, tau, prior=None) -> PrimalSolution:
-    r"""The entropic problem of 003 (with a prior pi, GOAT of 002) by SLSQP on the simplex:
+    r"""The entropic problem of 003 (with a prior :math:`\pi`, GOAT of 002) by SLSQP on the simplex:
 
     .. math::
         \min_p -\langle p, s\rangle - \tau H(p) \qquad\text{or}\qquad

@@ -1,4 +1,5 @@
-"""One instance of (3)/(7), solved exactly, with the paper's closed forms beside it."""
+"""One instance of (3)/(7), solved exactly, with the paper's closed forms beside it; and the objective
+values of (3) and (7) in centred form, for one instance or for rows sharing their templates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .batched import solve_dual_instance
 
 
 def objective_values(T, u, z, alpha, lam, p=None) -> tuple[float, float, np.ndarray]:
-    r"""(P, D, p~) for validated inputs: the primal (3) at the tilted distribution :math:`\tilde p(\lambda)`
+    r""":math:`(P, D, \tilde p)` for validated inputs: the primal (3) at the tilted distribution :math:`\tilde p(\lambda)`
     and the dual (7), for one instance.
 
     Both in centred form, so that neither :math:`\mu` nor :math:`\log u` is added and subtracted:
