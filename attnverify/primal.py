@@ -193,7 +193,7 @@ class _SoftmaxPrimal:
         return F, w[:-1]
 
     def hessian(self, th):
-        """The exact Hessian in theta of the docstring of :func:`solve_primal_scipy`."""
+        r"""The exact Hessian in :math:`\theta` of the docstring of :func:`solve_primal_scipy`."""
         p, F, g, w = self.parts(th)
         J = np.diag(p) - np.outer(p, p)
         H = J @ (self.alpha * self.Ts @ self.Ts.T + np.diag(1.0 / p)) @ J + np.diag(w) - np.outer(p, w) - np.outer(w, p)
