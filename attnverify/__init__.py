@@ -7,8 +7,8 @@ The public Python API is three functions:
 * :func:`solve_batch` solves many instances that share their templates (one attention head);
 * :func:`verify` runs registered claims and returns their results.
 
-Problem (3), over distributions p on the templates t_1..t_n (the rows of T), with a prior u
-on the simplex, evidence z and alpha > 0, and its dual (7):
+Problem (3), over distributions p on the templates :math:`t_1, \dots, t_n` (the rows of T), with a
+prior u on the simplex, evidence z and :math:`\alpha > 0`, and its dual (7):
 
 .. math::
     \min_{p \in \Delta_n} \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p\,\|\,u),
@@ -125,7 +125,7 @@ def _from_instance(out: dict, alpha: float) -> Solution:
 
 
 def _solve_rows(T, u, Z, alpha):
-    """Adapter: lambda* (m, d), converged (m,), iterations (m,), ||grad D|| (m,) and the certified bound (m,)
+    r"""Adapter: :math:`\lambda^*` (m, d), converged (m,), iterations (m,), :math:`\|\nabla D\|` (m,) and the certified bound (m,)
     for every row of Z from the batched solver. The one place that knows its result object's fields."""
     from .batched import solve_dual_batched
 
@@ -137,6 +137,16 @@ def _solve_rows(T, u, Z, alpha):
 def solve(T, z, alpha, u=None) -> Solution:
     r"""Solve one instance of (3)/(7) exactly, with the closed forms (13), (14), (16) beside it.
 
+    .. math::
+        \tilde p = \arg\min_{p \in \Delta_n} \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p\,\|\,u),
+        \qquad
+        \lambda^* = \arg\max_{\lambda} \langle\lambda, b\rangle - \frac{\|\lambda\|^2}{2\alpha}
+            - \log\sum_i u_i e^{\langle t_i,\lambda\rangle},
+        \qquad b = T^\top u + z,
+
+    with :math:`\tilde p_i \propto u_i e^{\langle t_i, \lambda^*\rangle}` (9) and
+    :math:`\hat h = T^\top\tilde p = b - \lambda^*/\alpha` (10).
+
     Parameters
     ----------
     T : array_like, shape (n, d)
@@ -144,7 +154,7 @@ def solve(T, z, alpha, u=None) -> Solution:
     z : array_like, shape (d,)
         The evidence.
     alpha : float
-        alpha > 0, the inverse temperature (alpha z is the logit scale).
+        :math:`\alpha > 0`, the inverse temperature (:math:`\alpha z` is the logit scale).
     u : array_like, shape (n,), optional
         The prior on the simplex; zeros mask templates. None (the default) means uniform. Its sum
         may differ from 1 by the rounding of its float type (see
@@ -179,7 +189,7 @@ def solve(T, z, alpha, u=None) -> Solution:
     >>> r.p_tilde.round(4), round(float(r.p_tilde.sum()), 12)
     (array([0.5365, 0.2164, 0.2472]), 1.0)
 
-    At small alpha the closed forms approach :math:`\lambda^*`: (14) to first order in alpha,
+    At small :math:`\alpha` the closed forms approach :math:`\lambda^*`: (14) to first order in :math:`\alpha`,
     (13) to second order (relative errors here about 3e-3 and 1e-6):
 
     >>> r = attnverify.solve(T, [0.3, -0.2], alpha=1e-2)
@@ -203,6 +213,12 @@ def solve(T, z, alpha, u=None) -> Solution:
 def solve_batch(T, Z, alpha, u=None) -> Solution:
     r"""Solve (3)/(7) for every row of Z, sharing the templates T and the prior u (one attention head).
 
+    .. math::
+        \lambda^*_k = \arg\max_{\lambda} \langle\lambda, T^\top u + z_k\rangle - \frac{\|\lambda\|^2}{2\alpha}
+            - \log\sum_i u_i e^{\langle t_i,\lambda\rangle}, \qquad k = 1, \dots, m,
+
+    the dual (7) of (3) for the evidence :math:`z_k` of each query (see :func:`solve`).
+
     Parameters
     ----------
     T : array_like, shape (n, d)
@@ -210,7 +226,7 @@ def solve_batch(T, Z, alpha, u=None) -> Solution:
     Z : array_like, shape (m, d) or (d,)
         The evidence of each query, one per row (a single vector is one query).
     alpha : float
-        alpha > 0.
+        :math:`\alpha > 0`.
     u : array_like, shape (n,), optional
         The prior on the simplex, shared by every query; None (the default) means uniform.
 
@@ -219,7 +235,8 @@ def solve_batch(T, Z, alpha, u=None) -> Solution:
     Solution
         Every field with a leading axis of length m: ``lambda_star`` (m, d), ``p_tilde`` (m, n),
         ``converged`` (m,), and so on. Row k agrees with ``solve(T, Z[k], alpha, u)`` to round-off
-        (the batched solver and the closed forms are evaluated for all rows at once).
+        (the batched solver and the closed forms are evaluated for all rows at once; the objective
+        values by the same centred forms as there, :func:`attnverify.solve.objective_values_rows`).
 
     Raises
     ------
@@ -241,36 +258,46 @@ def solve_batch(T, Z, alpha, u=None) -> Solution:
     >>> bool((r.error_bound <= 1e-8 * np.linalg.norm(r.lambda_star, axis=1)).all())
     True
     """
-    from scipy.special import logsumexp
-
-    from .dual import covariance
+    from .solve import objective_values_rows
     from .validate import batch
 
     T0 = T
     T, uu, Z, alpha = batch(T, _uniform(T0) if u is None else u, Z, alpha)
     lam, conv, iters, gnorm, bound = _solve_rows(T, uu, Z, alpha)
-    with np.errstate(divide="ignore"):
-        logu = np.log(uu)
-
-    def softmax_rows(logits):
-        return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
-
-    p = softmax_rows(logu + lam @ T.T)
-    p /= p.sum(axis=1, keepdims=True)  # as solve_instance: a distribution to round-off at any logit scale
-    h = p @ T
-    b = T.T @ uu + Z
-    d = T.shape[1]
-    lam13 = alpha * np.linalg.solve(np.eye(d) + alpha * covariance(T, uu), Z.T).T
-    h16 = softmax_rows(logu + alpha * Z @ T.T) @ T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl = np.where(p > 0, p * (np.log(np.where(p > 0, p, 1.0)) - logu), 0.0).sum(axis=1)
-    r = b - h
-    primal = alpha / 2 * np.einsum("ij,ij->i", r, r) + kl
-    dual = (np.einsum("ij,ij->i", lam, b) - np.einsum("ij,ij->i", lam, lam) / (2 * alpha)
-            - logsumexp(logu + lam @ T.T, axis=1))
-    return Solution(lambda_star=lam, h_hat=h, p_tilde=p, lambda_linear=alpha * Z, lambda_quadratic=lam13,
+    p = _tilted_rows(T, uu, lam)
+    primal, dual = objective_values_rows(T, uu, Z, alpha, lam, p)  # as solve: the centred forms of solve.py
+    lam13, h16 = _closed_forms_rows(T, uu, Z, alpha)
+    return Solution(lambda_star=lam, h_hat=p @ T, p_tilde=p, lambda_linear=alpha * Z, lambda_quadratic=lam13,
                     h_softmax=h16, primal=primal, dual=dual, gap=primal - dual, grad_norm=gnorm,
                     error_bound=bound, converged=conv, iterations=iters)
+
+
+def _softmax_rows(logits):
+    from scipy.special import logsumexp
+
+    return np.exp(logits - logsumexp(logits, axis=1, keepdims=True))
+
+
+def _tilted_rows(T, u, Lam):
+    r"""The tilted distributions (9) :math:`\tilde p(\lambda)` of the rows of Lam (m, d), renormalised as
+    in :func:`attnverify.solve.solve_instance`: a distribution to round-off at any logit scale."""
+    from .certificate import log_u
+
+    p = _softmax_rows(log_u(u) + Lam @ T.T)
+    p /= p.sum(axis=1, keepdims=True)
+    return p
+
+
+def _closed_forms_rows(T, u, Z, alpha):
+    r"""The closed forms (13) :math:`\alpha(I + \alpha\Sigma)^{-1} z` and (16), softmax attention, for every
+    row z of Z (m, d)."""
+    from .certificate import log_u
+    from .dual import covariance
+
+    d = T.shape[1]
+    lam13 = alpha * np.linalg.solve(np.eye(d) + alpha * covariance(T, u), Z.T).T
+    h16 = _softmax_rows(log_u(u) + alpha * Z @ T.T) @ T
+    return lam13, h16
 
 
 def _uniform(T):
@@ -324,17 +351,10 @@ def verify(ids=None, docs=None) -> dict:
     from pathlib import Path
 
     from . import context
-    from .registry import load_claims
     from .threads import limited
     from .verify import run_all
 
-    select = None
-    if ids is not None:
-        wanted = {ids.upper()} if isinstance(ids, str) else {str(i).upper() for i in ids}
-        unknown = sorted(wanted - {c.id.upper() for c in load_claims()})
-        if unknown:
-            raise ValueError(f"ids: unknown claim ID{'s' * (len(unknown) > 1)} {', '.join(unknown)}")
-        select = lambda c: c.id.upper() in wanted  # noqa: E731
+    select = None if ids is None else _registered_ids(ids)
     folder = Path(docs) if docs is not None else Path(tempfile.mkdtemp(prefix="attnverify-"))
     saved = context.FIGURE_DIR
     context.FIGURE_DIR = folder / "figures"
@@ -343,6 +363,17 @@ def verify(ids=None, docs=None) -> dict:
             return run_all(select=select, log=lambda s: None, cache=None)
     finally:
         context.FIGURE_DIR = saved
+
+
+def _registered_ids(ids):
+    """A selector of the claims named by ids (case-insensitive); ValueError naming every unregistered ID."""
+    from .registry import load_claims
+
+    wanted = {ids.upper()} if isinstance(ids, str) else {str(i).upper() for i in ids}
+    unknown = sorted(wanted - {c.id.upper() for c in load_claims()})
+    if unknown:
+        raise ValueError(f"ids: unknown claim ID{'s' * (len(unknown) > 1)} {', '.join(unknown)}")
+    return lambda c: c.id.upper() in wanted
 
 
 class _Package(_types.ModuleType):

@@ -1,13 +1,13 @@
-r"""Certificates for one instance of (3)/(7): ball-arithmetic enclosures around a float lambda_hat.
+r"""Certificates for one instance of (3)/(7): ball-arithmetic enclosures around a float :math:`\hat\lambda`.
 
 Everything here is computed in FLINT's ``arb`` ball arithmetic (python-flint), with every input
-(T, u, z, alpha and lambda_hat, from any solver) taken as the exact binary64 number it is. A ball
+(T, u, z, :math:`\alpha` and :math:`\hat\lambda`, from any solver) taken as the exact binary64 number it is. A ball
 always contains the exact real value, so every bound below is a theorem about the instance, not a
 floating-point estimate. The exact problem certified is (3) with the preference normalised in exact
 arithmetic, :math:`\bar u = u / \sum_i u_i` (a float u sums to 1 only to round-off; the paper's u is
 a distribution), restricted to :math:`\operatorname{supp} u`.
 
-**Radius of lambda*.** With :math:`b = \mu + z`, :math:`\mu = T^\top\bar u` and
+**Radius of** :math:`\lambda^*`. With :math:`b = \mu + z`, :math:`\mu = T^\top\bar u` and
 :math:`p(\lambda)_i \propto \bar u_i e^{\langle t_i,\lambda\rangle}` (9), the dual (7)
 
 .. math::
@@ -52,8 +52,8 @@ It is attained for n = 2 at p = (1/2, 1/2) along :math:`t_1 - t_2`. Likewise
 :math:`\|p(\hat\lambda) - \tilde p\|_1 \le L\rho`, and :math:`\hat h^* = b - \lambda^*/\alpha` (10)
 lies within :math:`\rho/\alpha` of :math:`b - \hat\lambda/\alpha`.
 
-Precision: 128 bits by default; where the balls themselves (not the distance of lambda_hat from
-lambda*) keep a certificate from meeting its tolerance, the computation is repeated at twice the
+Precision: 128 bits by default; where the balls themselves (not the distance of :math:`\hat\lambda` from
+:math:`\lambda^*`) keep a certificate from meeting its tolerance, the computation is repeated at twice the
 precision, up to 1024 bits.
 
 Reference: 004_830fd89135933577.txt, Theorem 1, (3), (7)-(10).
@@ -100,7 +100,7 @@ def matrix(A) -> arb_mat:
 
 
 def up(x: arb) -> float:
-    """The smallest float64 >= every point of the ball x (outward rounding)."""
+    r"""The smallest float64 :math:`\ge` every point of the ball x (outward rounding)."""
     hi = x.upper()
     f = float(hi)
     if arb(f) < hi:
@@ -109,7 +109,7 @@ def up(x: arb) -> float:
 
 
 def down(x: arb) -> float:
-    """The largest float64 <= every point of the ball x."""
+    r"""The largest float64 :math:`\le` every point of the ball x."""
     lo = x.lower()
     f = float(lo)
     if arb(f) > lo:
@@ -118,19 +118,19 @@ def down(x: arb) -> float:
 
 
 def norm_bounds(entries) -> tuple[arb, arb]:
-    """Exact arbs (lo, hi) with lo <= ||x|| <= hi for every vector x in the box of the balls."""
+    r"""Exact arbs (lo, hi) with :math:`lo \le \|x\| \le hi` for every vector x in the box of the balls."""
     lo2 = sum((e.abs_lower() ** 2 for e in entries), arb(0))
     hi2 = sum((e.abs_upper() ** 2 for e in entries), arb(0))
     return lo2.sqrt().lower(), hi2.sqrt().upper()
 
 
 def _dot(x: arb_mat, y: arb_mat) -> arb:
-    """<x, y> for ball columns (one FLINT product)."""
+    r""":math:`\langle x, y\rangle` for ball columns (one FLINT product)."""
     return (x.transpose() * y)[0, 0]
 
 
 def _norm_hi(v: arb_mat) -> arb:
-    """An exact upper bound of ||x|| over the box of the ball column v."""
+    r"""An exact upper bound of :math:`\|x\|` over the box of the ball column v."""
     return _dot(v, v).upper().sqrt().upper()
 
 
@@ -139,7 +139,7 @@ def _entries(v) -> list:
 
 
 def distance_bounds(x, y) -> tuple[arb, arb]:
-    """(lo, hi) enclosing ||x - y|| for ball vectors (arb_mat columns, lists of arb or floats)."""
+    r"""(lo, hi) enclosing :math:`\|x - y\|` for ball vectors (arb_mat columns, lists of arb or floats)."""
     xe, ye = _entries(column(x) if isinstance(x, np.ndarray) else x), _entries(column(y) if isinstance(y, np.ndarray) else y)
     return norm_bounds([a - b for a, b in zip(xe, ye)])
 
@@ -147,7 +147,7 @@ def distance_bounds(x, y) -> tuple[arb, arb]:
 # -- the certificate -------------------------------------------------------------------------
 @dataclass
 class Certificate:
-    """What :func:`certify` proves about one instance (floats outward-rounded; the arb fields keep the
+    r"""What :func:`certify` proves about one instance (floats outward-rounded; the arb fields keep the
     balls for further certified computations, see :meth:`lambda_distance` and :meth:`h_distance`).
 
     Attributes
@@ -155,11 +155,12 @@ class Certificate:
     certified : bool
         Every radius met the tolerance and the enclosures are consistent.
     radius_lambda : float
-        rho >= ||lambda_hat - lambda*||.
+        :math:`\rho \ge \|\hat\lambda - \lambda^*\|`.
     radius_p_l1 : float
-        >= ||p_hat - p~||_1 for the float p_hat given (or the float tilted distribution at lambda_hat).
+        :math:`\ge \|\hat p - \tilde p\|_1` for the float :math:`\hat p` given (or the float tilted
+        distribution at :math:`\hat\lambda`).
     radius_h : float
-        >= ||h_hat - h~|| for the float h_hat given (or the float T^T p_hat).
+        :math:`\ge \|\hat h - \tilde h\|` for the float :math:`\hat h` given (or the float :math:`T^\top\hat p`).
     value_interval : (float, float)
         Contains the optimal value min (3) = max (7).
     message : str
@@ -195,13 +196,14 @@ class Certificate:
                 "message": self.message}
 
     def lambda_distance(self, other) -> tuple[arb, arb]:
-        """(lo, hi) with lo <= ||lambda* - other|| <= hi, for a float vector or ball column ``other``."""
+        r"""(lo, hi) with :math:`lo \le \|\lambda^* - \mathrm{other}\| \le hi`, for a float vector or ball column ``other``."""
         with precision(self.prec):
             lo, hi = distance_bounds(self.lam, other)
             return (lo - self.rho).lower() if lo > self.rho else arb(0), (hi + self.rho).upper()
 
     def h_distance(self, other) -> tuple[arb, arb]:
-        """(lo, hi) enclosing ||h_hat* - other||, by h_hat* = b - lambda*/alpha within rho/alpha of b - lambda_hat/alpha."""
+        r"""(lo, hi) enclosing :math:`\|\hat h^* - \mathrm{other}\|`, by :math:`\hat h^* = b - \lambda^*/\alpha`
+        within :math:`\rho/\alpha` of :math:`b - \hat\lambda/\alpha`."""
         with precision(self.prec):
             centre = self.b - self.lam * (1 / self.alpha)
             r = (self.rho / self.alpha).upper()
@@ -209,27 +211,29 @@ class Certificate:
             return (lo - r).lower() if lo > r else arb(0), (hi + r).upper()
 
 
-def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAULT_TOL,
+def certify(T, u, z, alpha, lam_hat, *, p_hat=None, h_hat=None, tol: float = DEFAULT_TOL,
             prec: int = PREC) -> Certificate:
     r"""Certify a float ``lam_hat`` for one instance of (7) by ball arithmetic.
 
     Parameters
     ----------
-    T : (n, d) array_like
-        Templates t_i (rows).
-    u : (n,) array_like
+    T : array_like, shape (n, d)
+        Templates :math:`t_i` (rows).
+    u : array_like, shape (n,)
         Preference on the simplex (zeros allowed: those templates are outside the support).
-    z : (d,) array_like
+    z : array_like, shape (d,)
         Evidence.
     alpha : float
-        alpha > 0 of (3).
-    lam_hat : (d,) array_like
-        Any approximation of lambda* (taken as exact binary64 numbers).
+        :math:`\alpha > 0` of (3).
+    lam_hat : array_like, shape (d,)
+        Any approximation :math:`\hat\lambda` of :math:`\lambda^*` (taken as exact binary64 numbers).
     p_hat, h_hat : array_like, optional
-        The float p_tilde and h_hat to bound (default: the nearest floats to p(lam_hat), T^T p(lam_hat)).
+        The float p_tilde and h_hat to bound (default: the nearest floats to :math:`p(\hat\lambda)`,
+        :math:`T^\top p(\hat\lambda)`).
     tol : float
-        Relative tolerance of the verdict: rho <= tol ||lam_hat|| and the width of the value interval
-        <= tol |value| (each with an absolute floor at the working precision's resolution).
+        Relative tolerance of the verdict: :math:`\rho \le \mathrm{tol}\,\|\hat\lambda\|` and the width of the
+        value interval :math:`\le \mathrm{tol}\,|\mathrm{value}|` (each with an absolute floor at the working
+        precision's resolution).
     prec : int
         Starting precision in bits (doubled while the balls themselves are too wide, up to 1024).
 
@@ -251,13 +255,13 @@ def certify(T, u, z, alpha, lam_hat, p_hat=None, h_hat=None, tol: float = DEFAUL
     lam_hat = np.asarray(lam_hat, float)
     P = None if p_hat is None else np.asarray(p_hat, float)[None]
     H = None if h_hat is None else np.asarray(h_hat, float)[None]
-    return certify_batch(T, u, np.asarray(z, float)[None], alpha, lam_hat[None], P, H, tol=tol, prec=prec)[0]
+    return certify_batch(T, u, np.asarray(z, float)[None], alpha, lam_hat[None], P_hat=P, H_hat=H, tol=tol, prec=prec)[0]
 
 
-def certify_batch(T, u, Z, alpha, Lam, P_hat=None, H_hat=None, tol: float = DEFAULT_TOL,
+def certify_batch(T, u, Z, alpha, Lam, *, P_hat=None, H_hat=None, tol: float = DEFAULT_TOL,
                   prec: int = PREC) -> list[Certificate]:
-    """:func:`certify` for every row k of Z (m, d) and Lam (m, d), sharing T and u: the logits and
-    T^T p of all rows are two ball matrix products. Rows that miss the tolerance only because of the
+    r""":func:`certify` for every row k of Z (m, d) and Lam (m, d), sharing T and u: the logits and
+    :math:`T^\top p` of all rows are two ball matrix products. Rows that miss the tolerance only because of the
     balls' width are redone one by one at higher precision."""
     T, _, Z, alpha = validate.batch(T, u, Z, alpha)
     u = np.asarray(u, float)  # as given: validate.batch's renormalised copy is another binary64 problem
@@ -266,25 +270,64 @@ def certify_batch(T, u, Z, alpha, Lam, P_hat=None, H_hat=None, tol: float = DEFA
         raise validate.InputError(f"lam: expected finite values of shape {Z.shape}, got shape {Lam.shape}")
     if not (0 < tol < 1):
         raise validate.InputError(f"tol: must be in (0, 1), got {tol:g}")
-    certs, retry = _certify_rows(T, u, Z, float(alpha), Lam, P_hat, H_hat, tol, prec)
+    certs, retry = _certify_rows(T, u, Z, float(alpha), Lam, P_hat=P_hat, H_hat=H_hat, tol=tol, prec=prec)
     for k in retry:
         bits = prec
         while bits < MAX_PREC:
             bits *= 2
             sub = _certify_rows(T, u, Z[k:k + 1], float(alpha), Lam[k:k + 1],
-                                None if P_hat is None else np.asarray(P_hat)[k:k + 1],
-                                None if H_hat is None else np.asarray(H_hat)[k:k + 1], tol, bits)
+                                P_hat=None if P_hat is None else np.asarray(P_hat)[k:k + 1],
+                                H_hat=None if H_hat is None else np.asarray(H_hat)[k:k + 1], tol=tol, prec=bits)
             certs[k] = sub[0][0]
             if not sub[1]:
                 break
     return certs
 
 
-def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
+def _certify_rows(T, u, Z, alpha, Lam, *, P_hat, H_hat, tol, prec):
+    r"""The certificates of the rows of Z and Lam at ``prec`` bits, and the rows that more precision may
+    certify (their balls, not their distance from :math:`\lambda^*`, kept them from the tolerance)."""
     with precision(prec):
+        inst = _BallInstance.of(T, u, alpha)
+        W, logM = _tilted_balls(inst, Lam)
+        m = Lam.shape[0]
+        ns, d = inst.Ts.shape
+        Pm = arb_mat([[W[k][i] for k in range(m)] for i in range(ns)])  # (ns, m)
+        Hm = inst.At * Pm  # (d, m): h(lambda_hat_k)
+        certs, retry = [], []
+        for k in range(m):
+            lam = column(Lam[k])  # exact
+            row = _Row(lam, inst.mu + column(Z[k]), arb_mat([[Hm[j, k]] for j in range(d)]), W[k], logM[k])
+            cert, more_precision_may_help = _certify_row(inst, row, None if P_hat is None else P_hat[k],
+                                                         None if H_hat is None else H_hat[k], tol, prec)
+            certs.append(cert)
+            if more_precision_may_help:
+                retry.append(k)
+        return certs, retry
+
+
+@dataclass(frozen=True)
+class _BallInstance:
+    r"""The instance in balls at the working precision: supp u, the exact normalisation
+    :math:`\bar u = u / \sum_i u_i`, :math:`\log\bar u`, :math:`\mu = T^\top\bar u`, :math:`\alpha`,
+    :math:`1/\alpha` and the Lipschitz constant L of (9)."""
+
+    on: np.ndarray
+    Ts: np.ndarray  # the float templates on supp u
+    A: arb_mat  # (ns, d), exact
+    At: arb_mat
+    uon: list  # u on supp u, exact
+    su: arb  # sum of u
+    logu: list  # log ubar
+    mu: arb_mat  # (d, 1)
+    a: arb  # alpha, exact
+    inv_a: arb
+    L: arb
+
+    @classmethod
+    def of(cls, T, u, alpha):
         on = u > 0
         Ts = T[on]
-        ns, d = Ts.shape
         A = matrix(Ts)  # (ns, d), exact
         At = A.transpose()
         su = sum((arb(x) for x in u[on]), arb(0))
@@ -293,94 +336,166 @@ def _certify_rows(T, u, Z, alpha, Lam, P_hat, H_hat, tol, prec):
         logu = [x.log() for x in ubar]
         mu = At * arb_mat([[x] for x in ubar])  # (d, 1)
         a = arb(alpha)
-        inv_a = 1 / a
         L, _ = _lipschitz(Ts, A, At, mu)
-        Lmat = matrix(Lam.T)  # (d, m), exact
-        logits = A * Lmat  # (ns, m)
-        m = Lam.shape[0]
-        W, logM = [], []
-        for k in range(m):
-            ell = [logits[i, k] + logu[i] for i in range(ns)]
-            c = arb(max(float(e.mid()) for e in ell))  # an exact shift: p and log M do not depend on it
-            w = [(e - c).exp() for e in ell]
-            s = sum(w, arb(0))
-            W.append([x / s for x in w])
-            x = [logits[i, k] for i in range(ns)]
-            if all(abs(v) <= 1 for v in x):
-                # small logits: M = 1 + sum_i ubar_i expm1(x_i) exactly (sum ubar = 1), so log M keeps its relative
-                # accuracy when it is far below 1 (the shifted form would carry the 2^-prec ball of log ubar_i)
-                logM.append((sum((w_ * v.expm1() for w_, v in zip(uon, x)), arb(0)) / su).log1p())
-            else:
-                logM.append(c + s.log())
-        Pm = arb_mat([[W[k][i] for k in range(m)] for i in range(ns)])  # (ns, m)
-        Hm = At * Pm  # (d, m): h(lambda_hat_k)
-        certs, retry = [], []
-        floor_rel = arb(2) ** (16 - prec)
-        for k in range(m):
-            lam = column(Lam[k])  # exact
-            b = mu + column(Z[k])
-            h = arb_mat([[Hm[j, k]] for j in range(d)])
-            g = b - lam * inv_a - h
-            # inner products as ball matrix products (FLINT's loops): v^T v encloses every sum of squares in the box
-            g_hi = _norm_hi(g)
-            rho = (a * g_hi).upper()
-            lb = _dot(lam, b)
-            ll = _dot(lam, lam)
-            Dv = lb - ll * inv_a / 2 - logM[k]
-            r = b - h
-            rr = _dot(r, r)
-            Pv = a * rr / 2 + _dot(h, lam) - logM[k]
-            upper_sc = Dv + a * g_hi * g_hi / 2
-            v_lo = Dv.lower()
-            v_hi = min(Pv.upper(), upper_sc.upper())
-            # p_hat: the given floats, or the nearest floats to p(lambda_hat) (zero off supp u)
-            pk = np.zeros(len(u))
-            if P_hat is None:
-                pk[on] = [float(x.mid()) for x in W[k]]
-            else:
-                pk = np.asarray(P_hat[k], float)
-            off = float(np.abs(pk[~on]).sum())  # p~ is exactly 0 off supp u
-            dp = sum((abs(arb(float(x)) - y) for x, y in zip(pk[on], W[k])), arb(off)).upper()
-            rad_p = (dp + L * rho).upper()
-            hk = column(Ts.T @ pk[on] if H_hat is None else np.asarray(H_hat[k], float))
-            dh1 = _norm_hi(hk - (b - lam * inv_a))
-            dh2 = _norm_hi(hk - h)
-            rad_h = min((dh1 + rho * inv_a).upper(), (dh2 + L * L * rho).upper())
-            lam_norm = ll.sqrt().lower() if ll > 0 else arb(0)
-            b_norm = _norm_hi(b)
-            scale_lam = a * (b_norm + 1) * floor_rel  # what the working precision itself can resolve
-            ok_lam = rho <= (arb(tol) * lam_norm + scale_lam)
-            width = arb(v_hi) - arb(v_lo)
-            vmag = max(abs(arb(v_lo)), abs(arb(v_hi)))
-            terms = abs(lb) + ll * inv_a + abs(logM[k]) + a * rr
-            ok_val = width <= (arb(tol) * vmag + terms.upper() * floor_rel)
-            consistent = arb(v_lo) <= arb(v_hi) and all(x.is_finite() for x in (rho, Dv, Pv))
-            certified = bool(ok_lam and ok_val and consistent)
-            if not consistent:
-                msg = "inconsistent enclosures (D(lambda_hat) > P(p(lambda_hat))): not certified"
-            elif certified:
-                msg = (f"certified at {prec} bits: ||lambda_hat - lambda*|| <= {up(rho):.3e}, "
-                       f"||p_hat - p~||_1 <= {up(rad_p):.3e}, optimum in [{down(arb(v_lo)):.17g}, {up(arb(v_hi)):.17g}]")
-            else:
-                what = [] if ok_lam else [f"radius of lambda* {up(rho):.3e} > {tol:g} ||lambda_hat||"]
-                what += [] if ok_val else [f"value interval width {up(width):.3e} > {tol:g} |value|"]
-                msg = "not certified: " + "; ".join(what)
-                # balls wide compared with the certified distance: more precision may certify
-                ge = g.entries()
-                g_lo = norm_bounds(ge)[0]
-                ball = sum((x.rad() for x in ge), arb(0))
-                if (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width)):
-                    retry.append(k)
-            certs.append(Certificate(
-                certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(v_lo)), up(arb(v_hi))),
-                up(g_hi), up(L), float(tol), prec, msg, lam=lam, b=b, alpha=a, rho=rho, h=h,
-                gnorm=g_hi, lipschitz=L, value_lo=arb(v_lo)))
-        return certs, retry
+        return cls(on, Ts, A, At, uon, su, logu, mu, a, 1 / a, L)
+
+
+@dataclass(frozen=True)
+class _Row:
+    r"""One row in balls: :math:`\hat\lambda` (exact), :math:`b = \mu + z`, :math:`h = T^\top p(\hat\lambda)`,
+    :math:`p(\hat\lambda)` and :math:`\log M(\hat\lambda)`."""
+
+    lam: arb_mat
+    b: arb_mat
+    h: arb_mat
+    W: list
+    logM: arb
+
+
+def _tilted_balls(inst: _BallInstance, Lam):
+    r"""For every row of Lam: the tilted distribution :math:`p(\hat\lambda)` of (9) as balls (shifted by an
+    exact constant, on which neither p nor :math:`\log M` depends) and :math:`\log M(\hat\lambda)`."""
+    ns = inst.Ts.shape[0]
+    logits = inst.A * matrix(Lam.T)  # (ns, m)
+    W, logM = [], []
+    for k in range(Lam.shape[0]):
+        ell = [logits[i, k] + inst.logu[i] for i in range(ns)]
+        c = arb(max(float(e.mid()) for e in ell))  # an exact shift: p and log M do not depend on it
+        w = [(e - c).exp() for e in ell]
+        s = sum(w, arb(0))
+        W.append([x / s for x in w])
+        x = [logits[i, k] for i in range(ns)]
+        if all(abs(v) <= 1 for v in x):
+            # small logits: M = 1 + sum_i ubar_i expm1(x_i) exactly (sum ubar = 1), so log M keeps its relative
+            # accuracy when it is far below 1 (the shifted form would carry the 2^-prec ball of log ubar_i)
+            logM.append((sum((w_ * v.expm1() for w_, v in zip(inst.uon, x)), arb(0)) / inst.su).log1p())
+        else:
+            logM.append(c + s.log())
+    return W, logM
+
+
+def _certify_row(inst: _BallInstance, row: _Row, p_hat, h_hat, tol, prec):
+    """The certificate of one row, and whether more precision may certify it."""
+    g, g_hi, rho = _radius_of_lambda(inst, row)
+    val = _optimal_value_interval(inst, row, g_hi)
+    rad_p, pk = _radius_of_p(inst, row, p_hat, rho)
+    rad_h = _radius_of_h(inst, row, pk, h_hat, rho)
+    floor_rel = arb(2) ** (16 - prec)
+    ok_lam = _radius_meets_tol(inst, row, val, rho, tol, floor_rel)
+    ok_val, width = _value_interval_meets_tol(inst, row, val, tol, floor_rel)
+    consistent = arb(val.lo) <= arb(val.hi) and all(x.is_finite() for x in (rho, val.D, val.P))
+    certified = bool(ok_lam and ok_val and consistent)
+    retry = False
+    if not consistent:
+        msg = "inconsistent enclosures (D(lambda_hat) > P(p(lambda_hat))): not certified"
+    elif certified:
+        msg = (f"certified at {prec} bits: ||lambda_hat - lambda*|| <= {up(rho):.3e}, "
+               f"||p_hat - p~||_1 <= {up(rad_p):.3e}, optimum in [{down(arb(val.lo)):.17g}, {up(arb(val.hi)):.17g}]")
+    else:
+        what = [] if ok_lam else [f"radius of lambda* {up(rho):.3e} > {tol:g} ||lambda_hat||"]
+        what += [] if ok_val else [f"value interval width {up(width):.3e} > {tol:g} |value|"]
+        msg = "not certified: " + "; ".join(what)
+        retry = _balls_too_wide(g, val.D, width, ok_lam, ok_val)
+    return Certificate(
+        certified, up(rho), up(rad_p), up(arb(rad_h)), (down(arb(val.lo)), up(arb(val.hi))),
+        up(g_hi), up(inst.L), float(tol), prec, msg, lam=row.lam, b=row.b, alpha=inst.a, rho=rho, h=row.h,
+        gnorm=g_hi, lipschitz=inst.L, value_lo=arb(val.lo)), retry
+
+
+def _radius_of_lambda(inst: _BallInstance, row: _Row):
+    r"""The gradient :math:`g = b - \hat\lambda/\alpha - h` of (7), an exact upper bound of its norm, and
+    :math:`\rho = \alpha\|g\| \ge \|\hat\lambda - \lambda^*\|` (strong concavity, module docstring)."""
+    g = row.b - row.lam * inst.inv_a - row.h
+    # inner products as ball matrix products (FLINT's loops): v^T v encloses every sum of squares in the box
+    g_hi = _norm_hi(g)
+    rho = (inst.a * g_hi).upper()
+    return g, g_hi, rho
+
+
+@dataclass(frozen=True)
+class _Values:
+    """The objective values of one row in balls, and the interval [lo, hi] that contains the optimum."""
+
+    D: arb  # D(lambda_hat) of (7)
+    P: arb  # P(p(lambda_hat)) of (3), by KL = <h, lambda> - log M at the tilted distribution
+    lb: arb  # <lambda_hat, b>
+    ll: arb  # ||lambda_hat||^2
+    rr: arb  # ||b - h||^2
+    lo: arb
+    hi: arb
+
+
+def _optimal_value_interval(inst: _BallInstance, row: _Row, g_hi) -> _Values:
+    r""":math:`D(\hat\lambda) \le D^* = P^* \le \min(P(p(\hat\lambda)), D(\hat\lambda) + \frac\alpha2\|g\|^2)`
+    (weak duality, and the strong-concavity upper bound)."""
+    a, lam, b, h = inst.a, row.lam, row.b, row.h
+    lb = _dot(lam, b)
+    ll = _dot(lam, lam)
+    Dv = lb - ll * inst.inv_a / 2 - row.logM
+    r = b - h
+    rr = _dot(r, r)
+    Pv = a * rr / 2 + _dot(h, lam) - row.logM
+    upper_sc = Dv + a * g_hi * g_hi / 2
+    return _Values(Dv, Pv, lb, ll, rr, Dv.lower(), min(Pv.upper(), upper_sc.upper()))
+
+
+def _radius_of_p(inst: _BallInstance, row: _Row, p_hat, rho):
+    r"""An upper bound of :math:`\|\hat p - \tilde p\|_1`: the distance of the float :math:`\hat p` to
+    :math:`p(\hat\lambda)` plus :math:`L\rho`, with :math:`\hat p` the given floats or the nearest floats to
+    :math:`p(\hat\lambda)` (zero off supp u). Returns (the bound, :math:`\hat p`)."""
+    on = inst.on
+    pk = np.zeros(len(on))
+    if p_hat is None:
+        pk[on] = [float(x.mid()) for x in row.W]
+    else:
+        pk = np.asarray(p_hat, float)
+    off = float(np.abs(pk[~on]).sum())  # p~ is exactly 0 off supp u
+    dp = sum((abs(arb(float(x)) - y) for x, y in zip(pk[on], row.W)), arb(off)).upper()
+    return (dp + inst.L * rho).upper(), pk
+
+
+def _radius_of_h(inst: _BallInstance, row: _Row, pk, h_hat, rho):
+    r"""An upper bound of :math:`\|\hat h - \tilde h\|` for the given float :math:`\hat h` (or
+    :math:`T^\top\hat p`): the smaller of the routes through (10), :math:`\rho/\alpha`, and through
+    :math:`h(\hat\lambda)`, :math:`L^2\rho`."""
+    lam, b, h, inv_a, L = row.lam, row.b, row.h, inst.inv_a, inst.L
+    hk = column(inst.Ts.T @ pk[inst.on] if h_hat is None else np.asarray(h_hat, float))
+    dh1 = _norm_hi(hk - (b - lam * inv_a))
+    dh2 = _norm_hi(hk - h)
+    return min((dh1 + rho * inv_a).upper(), (dh2 + L * L * rho).upper())
+
+
+def _radius_meets_tol(inst: _BallInstance, row: _Row, val: _Values, rho, tol, floor_rel) -> bool:
+    r""":math:`\rho \le \mathrm{tol}\,\|\hat\lambda\|` plus what the working precision itself can resolve,
+    :math:`\alpha(\|b\| + 1)\,2^{16 - \mathrm{prec}}`."""
+    lam_norm = val.ll.sqrt().lower() if val.ll > 0 else arb(0)
+    b_norm = _norm_hi(row.b)
+    scale_lam = inst.a * (b_norm + 1) * floor_rel  # what the working precision itself can resolve
+    return rho <= (arb(tol) * lam_norm + scale_lam)
+
+
+def _value_interval_meets_tol(inst: _BallInstance, row: _Row, val: _Values, tol, floor_rel):
+    """The width of the value interval against tol |value| plus the resolution of its terms at the
+    working precision. Returns (verdict, width)."""
+    width = arb(val.hi) - arb(val.lo)
+    vmag = max(abs(arb(val.lo)), abs(arb(val.hi)))
+    terms = abs(val.lb) + val.ll * inst.inv_a + abs(row.logM) + inst.a * val.rr
+    return width <= (arb(tol) * vmag + terms.upper() * floor_rel), width
+
+
+def _balls_too_wide(g, Dv, width, ok_lam, ok_val) -> bool:
+    """More precision may certify: the balls are wide compared with the certified distance (the gradient's
+    radii against a quarter of its norm, or D's radius against a quarter of the value interval)."""
+    ge = g.entries()
+    g_lo = norm_bounds(ge)[0]
+    ball = sum((x.rad() for x in ge), arb(0))
+    return (not ok_lam and not (ball < g_lo / 4)) or (not ok_val and not (4 * Dv.rad() < width))
 
 
 def _lipschitz(Ts, A, At, mu):
-    """L >= the l1-Lipschitz constant of p(lambda) (module docstring): half the diameter of the
-    support's templates (by their Gram matrix; n <= 512), else max_i ||t_i - mu||."""
+    r""":math:`L \ge` the :math:`\ell_1`-Lipschitz constant of :math:`p(\lambda)` (module docstring): half the
+    diameter of the support's templates (by their Gram matrix; :math:`n \le 512`), else
+    :math:`\max_i \|t_i - \mu\|`."""
     ns = Ts.shape[0]
     if ns <= 1:
         return arb(0), True
@@ -431,12 +546,13 @@ def primal_l1_distance(cert: Certificate, T, u, q) -> arb:
 
 # -- closed forms in ball arithmetic (for the certified checks) --------------------------------
 def closed_form_14(z, alpha) -> arb_mat:
-    """(14) alpha z, as balls."""
+    r"""(14) :math:`\alpha z`, as balls."""
     return column(z) * arb(float(alpha))
 
 
 def closed_form_13(T, u, z, alpha, prec: int = PREC) -> arb_mat:
-    """(13) alpha (I + alpha Sigma)^{-1} z with Sigma = Cov_ubar(t), as balls (a rigorous solve)."""
+    r"""(13) :math:`\alpha (I + \alpha\Sigma)^{-1} z` with :math:`\Sigma = \operatorname{Cov}_{\bar u}(t)`, as balls
+    (a rigorous solve)."""
     with precision(prec):
         on = np.asarray(u) > 0
         A = matrix(np.asarray(T, float)[on])
@@ -453,7 +569,7 @@ def closed_form_13(T, u, z, alpha, prec: int = PREC) -> arb_mat:
 
 
 def closed_form_16(T, u, z, alpha, prec: int = PREC) -> arb_mat:
-    """(16) T^T p(alpha z), as balls."""
+    r"""(16) :math:`T^\top p(\alpha z)`, as balls."""
     with precision(prec):
         on = np.asarray(u) > 0
         Ts = np.asarray(T, float)[on]

@@ -487,11 +487,18 @@ def _common() -> argparse.ArgumentParser:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per command, each added by its own function below."""
     common = [_common()]
     ap = argparse.ArgumentParser(prog="attnverify", description=DESCRIPTION,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"attnverify {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    for add in (_add_verify, _add_regress, _add_solve, _add_sweep, _add_list):
+        add(sub, common)
+    return ap
+
+
+def _add_verify(sub, common) -> None:
     v = sub.add_parser("verify", parents=common, help="run the registered claims and write the report",
                        description="Run the registered claims (or a selection) and write report.md, report.html "
                                    "and results.json to the docs folder. A selective run (-k, --only) merges "
@@ -508,6 +515,9 @@ def parser() -> argparse.ArgumentParser:
                    help="recompute every selected claim (default: reuse results of unchanged claims "
                         "from .cache/attnverify)")
     v.set_defaults(func=cmd_verify)
+
+
+def _add_regress(sub, common) -> None:
     g = sub.add_parser("regress", parents=common, help="re-run the claims and compare with the committed "
                                                        "baseline; exit 1 on any regression",
                        description="Re-run the claims (no cache) and compare them, check by check, with the "
@@ -518,6 +528,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--only", nargs="+", metavar="ID", help="only these claim IDs (an unknown ID is an error)")
     g.add_argument("--out", metavar="DIR", help="also write the fresh results and report to DIR")
     g.set_defaults(func=cmd_regress)
+
+
+def _add_solve(sub, common) -> None:
     fields = "\n".join(f"  {k:<17} {doc}" for k, doc in SOLVE_FIELDS.items())
     s = sub.add_parser("solve", parents=common, help="solve one instance of (3)/(7) given as JSON",
                        description=SOLVE_DESCRIPTION.replace("{fields}", fields),
@@ -530,6 +543,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--certify-tol", type=float, default=1e-9, metavar="TOL",
                    help="relative tolerance the certificate must meet (default 1e-9)")
     s.set_defaults(func=cmd_solve)
+
+
+def _add_sweep(sub, common) -> None:
     w = sub.add_parser("sweep", parents=common, help="run a Section 8 sweep (model x corpus shard x layer x head) "
                                                      "on Dask; see docs/sweep.md",
                        description="Run the tasks of a sweep config that have no result file yet, and print a "
@@ -542,12 +558,14 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--no-dask", action="store_true", help="run without Dask: a plain loop (--workers 1) or a "
                    "process pool, as make verify does")
     w.set_defaults(func=cmd_sweep)
+
+
+def _add_list(sub, common) -> None:
     li = sub.add_parser("list", parents=common, help="list the registered claims with their last status",
                         description="List the registered claims: ID, last status (from DOCS/results.json), "
                                     "title, and the parts of claims that have them. -q prints only the IDs.")
     li.add_argument("--docs", default="docs", help="where the last results are (default: docs)")
     li.set_defaults(func=cmd_list)
-    return ap
 
 
 def _stdout_to_devnull() -> None:

@@ -36,7 +36,7 @@ with :math:`p^* = \nabla \mathcal W_\gamma^*(T\lambda^*)` (35) and
 For small :math:`\alpha/\gamma`, :math:`\lambda^* \approx \alpha z` gives the OT-based attention (22).
 
 Everything is float64 and evaluated in the log domain (no :math:`e^{-M/\gamma}` is ever
-formed), so small gamma does not underflow. A cost entry of ``+inf`` forbids transport.
+formed), so small :math:`\gamma` does not underflow. A cost entry of ``+inf`` forbids transport.
 
 References: 004_830fd89135933577.txt, Sec 9 and Appendix D, eqs (20)-(22), (31)-(44);
 M. Cuturi, Sinkhorn distances, NeurIPS 2013; M. Cuturi and G. Peyre, A smoothed dual
@@ -60,7 +60,7 @@ def _distribution(name, x, N) -> np.ndarray:
 
 # -- log-domain helpers ---------------------------------------------------------------------
 def lse(x: np.ndarray, axis) -> np.ndarray:
-    """log sum exp along axis; -inf where every entry is -inf (no NaN)."""
+    r""":math:`\log\sum\exp` along axis; :math:`-\infty` where every entry is :math:`-\infty` (no NaN)."""
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
@@ -87,7 +87,7 @@ class SinkhornResult:
     message: str = ""
 
 
-def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
+def sinkhorn_log(p, u, M, gamma, *, tol: float = 1e-13, max_iter: int = 200_000, init=None) -> SinkhornResult:
     r"""Entropic OT (20) by Sinkhorn's algorithm in the log domain.
 
     .. math::
@@ -109,9 +109,9 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     u : array_like, shape (N_u,)
         Column marginal on the simplex (zeros allowed).
     M : array_like, shape (N_p, N_u)
-        Cost, entries in R or +inf (transport forbidden).
+        Cost, entries in :math:`\mathbb R` or :math:`+\infty` (transport forbidden).
     gamma : float
-        Entropic regularisation, gamma > 0.
+        Entropic regularisation, :math:`\gamma > 0`.
     tol : float
         Target for the column-marginal error (raised to the float64 floor above).
     max_iter : int
@@ -122,8 +122,15 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     Returns
     -------
     SinkhornResult
-        Plan, potentials, W_gamma and its parts, ``marginal_err`` (the accuracy figure), ``iterations``,
+        Plan, potentials, :math:`\mathcal W_\gamma` and its parts, ``marginal_err`` (the accuracy figure), ``iterations``,
         ``converged`` and ``message``. Nothing is raised when Sinkhorn stops short.
+
+    Examples
+    --------
+    >>> r = sinkhorn_log([0.5, 0.5], [0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]], 1.0)  # the plan is proportional to e^{-M}
+    >>> r.converged, r.plan.round(4)
+    (True, array([[0.3655, 0.1345],
+           [0.1345, 0.3655]]))
 
     References
     ----------
@@ -131,43 +138,84 @@ def sinkhorn_log(p, u, M, gamma, tol: float = 1e-13, max_iter: int = 200_000, in
     """
     gamma = positive_scale(gamma, "gamma")
     M = array("M", M, 2, allow_posinf=True)
-    p = _distribution("p", p, M.shape[0])
-    u = _distribution("u", u, M.shape[1])
-    rows, cols = p > 0, u > 0
-    Mr = M[np.ix_(rows, cols)]
-    lp, lu = np.log(p[rows]), np.log(u[cols])
-    fin = Mr[np.isfinite(Mr)]
-    tol = max(tol, 16 * np.finfo(float).eps * (1 + (np.abs(fin).max() if fin.size else 0.0) / gamma))
-    f = np.zeros(Mr.shape[0]) if init is None else np.nan_to_num(np.asarray(init, float)[rows], neginf=0.0)
-    err, it, converged = np.inf, 0, False
+    prob = _SinkhornProblem.on_supports(_distribution("p", p, M.shape[0]), _distribution("u", u, M.shape[1]),
+                                        M, gamma)
+    tol = max(tol, prob.float64_floor())
+    f = np.zeros(prob.Mr.shape[0]) if init is None else np.nan_to_num(np.asarray(init, float)[prob.rows], neginf=0.0)
+    f, g, it, converged = _sinkhorn_potentials(prob, f, tol, max_iter)
+    return _sinkhorn_result(prob, f, g, it, converged, tol)
+
+
+@dataclass(frozen=True)
+class _SinkhornProblem:
+    r"""Entropic OT (20) restricted to the supports of its marginals: the rows with :math:`p_i > 0` and the
+    columns with :math:`u_j > 0` (the plan is 0 elsewhere)."""
+
+    M: np.ndarray  # the full cost (N_p, N_u)
+    rows: np.ndarray  # p > 0
+    cols: np.ndarray  # u > 0
+    Mr: np.ndarray  # M on rows x cols
+    lp: np.ndarray  # log p on the rows
+    lu: np.ndarray  # log u on the columns
+    uc: np.ndarray  # u on the columns
+    gamma: float
+
+    @classmethod
+    def on_supports(cls, p, u, M, gamma):
+        rows, cols = p > 0, u > 0
+        return cls(M, rows, cols, M[np.ix_(rows, cols)], np.log(p[rows]), np.log(u[cols]), u[cols], gamma)
+
+    def float64_floor(self) -> float:
+        r"""The marginal error float64 can resolve, :math:`16\,\epsilon\,(1 + \max|M|/\gamma)` over the finite costs."""
+        fin = self.Mr[np.isfinite(self.Mr)]
+        return 16 * np.finfo(float).eps * (1 + (np.abs(fin).max() if fin.size else 0.0) / self.gamma)
+
+    def log_plan(self, f, g) -> np.ndarray:
+        r"""The log plan :math:`(f_i + g_j - M_{ij})/\gamma` on the supports."""
+        return (f[:, None] + g[None, :] - self.Mr) / self.gamma
+
+
+def _sinkhorn_potentials(prob: _SinkhornProblem, f, tol, max_iter):
+    r"""Alternate the g- and f-updates of :func:`sinkhorn_log` from f until the column-marginal error
+    :math:`\|X^\top\mathbf 1 - u\|_1` (measured at the first iteration and every tenth) is at most
+    tol, or max_iter iterations. Returns (f, g, iterations, converged)."""
+    gamma, Mr = prob.gamma, prob.Mr
+    converged = False
     for it in range(1, max_iter + 1):
-        g = gamma * (lu - lse((f[:, None] - Mr) / gamma, axis=0))
-        f = gamma * (lp - lse((g[None, :] - Mr) / gamma, axis=1))
+        g = gamma * (prob.lu - lse((f[:, None] - Mr) / gamma, axis=0))
+        f = gamma * (prob.lp - lse((g[None, :] - Mr) / gamma, axis=1))
         if it % 10 == 0 or it == 1:
-            L = (f[:, None] + g[None, :] - Mr) / gamma
-            err = float(np.abs(np.exp(L).sum(axis=0) - u[cols]).sum())
+            err = float(np.abs(np.exp(prob.log_plan(f, g)).sum(axis=0) - prob.uc).sum())
             if err <= tol:
                 converged = True
                 break
-    L = (f[:, None] + g[None, :] - Mr) / gamma
-    Xr = np.exp(L)
-    err = float(np.abs(Xr.sum(axis=0) - u[cols]).sum())
+    return f, g, it, converged
+
+
+def _sinkhorn_result(prob: _SinkhornProblem, f, g, it, converged, tol) -> SinkhornResult:
+    r"""The plan at the potentials (f, g), embedded in the full (N_p, N_u) shape, with
+    :math:`\langle M, X\rangle`, H(X), :math:`\mathcal W_\gamma = \langle M, X\rangle - \gamma H(X)`, the
+    marginal error and the potentials (:math:`-\infty` off the supports)."""
+    M, rows, cols = prob.M, prob.rows, prob.cols
+    Xr = np.exp(prob.log_plan(f, g))
+    err = float(np.abs(Xr.sum(axis=0) - prob.uc).sum())
     X = np.zeros(M.shape)
     X[np.ix_(rows, cols)] = Xr
     fin = Xr > 0  # +inf costs carry no mass
-    linear = float(np.sum(Mr[fin] * Xr[fin]))
+    linear = float(np.sum(prob.Mr[fin] * Xr[fin]))
     H = -xlogx(Xr)
     F = np.full(M.shape[0], -np.inf)
     G = np.full(M.shape[1], -np.inf)
     F[rows], G[cols] = f, g
     msg = (f"Sinkhorn {'reached' if converged else 'did not reach'} marginal error {tol:.1e} "
            f"(got {err:.2e} after {it} iterations)")
-    return SinkhornResult(X, F, G, linear - gamma * H, linear, H, err, it, converged, msg)
+    return SinkhornResult(X, F, G, linear - prob.gamma * H, linear, H, err, it, converged, msg)
 
 
 # -- (33), (34), (37): conjugate, its gradient, the true preference ------------------------------------
 def _column_logits(g, M, gamma, u):
-    """(g_i - M_ij)/gamma restricted to the columns j with u_j > 0; shape (..., N, n_u)."""
+    r""":math:`(g_i - M_{ij})/\gamma` restricted to the columns j with :math:`u_j > 0`, shape (..., N, n_u),
+    and u on those columns."""
     cols = u > 0
     return (g[..., :, None] - M[:, cols]) / gamma, u[cols]
 
@@ -192,7 +240,8 @@ def ot_conjugate_grad(g, u, M, gamma) -> np.ndarray:
         [\nabla\mathcal W_\gamma^*(g)]_i = \sum_j u_j \frac{e^{(g_i - M_{ij})/\gamma}}{\sum_k e^{(g_k - M_{kj})/\gamma}}.
 
     g may be batched, shape (..., N); returns the same shape. It is the maximiser in the definition of
-    the conjugate (Danskin), and the first marginal of the optimal plan X_ij = u_j softmax_i((g_i - M_ij)/gamma).
+    the conjugate (Danskin), and the first marginal of the optimal plan
+    :math:`X_{ij} = u_j\,\mathrm{softmax}_i((g_i - M_{ij})/\gamma)`.
     """
     A, uc = _column_logits(np.asarray(g, float), np.asarray(M, float), gamma, np.asarray(u, float))
     logP = A - lse(A, axis=-2)[..., None, :]  # column-wise log softmax
@@ -212,7 +261,7 @@ def true_preference(u, M, gamma) -> np.ndarray:
 
 # -- (21) / (36): the exact minimiser via the dual --------------------------------------------------
 def ot_dual_objective(lam, T, u, z, M, alpha, gamma) -> float:
-    r"""The dual objective of (21) (the function maximised in (36), constant gamma H(u) included):
+    r"""The dual objective of (21) (the function maximised in (36), constant :math:`\gamma H(u)` included):
 
     .. math::
         D(\lambda) = \langle\tilde\mu + z, \lambda\rangle - \frac{1}{2\alpha}\|\lambda\|^2 - \mathcal W_\gamma^*(T\lambda).
@@ -238,7 +287,8 @@ class OTDualSolution:
 
 
 def _dual_parts(lam, T, u, M, gamma):
-    """p(lambda) = grad W*(T lambda) and the Hessian of W*(T lambda) in lambda: (1/gamma) sum_j u_j Cov_{P_.j}(T)."""
+    r""":math:`p(\lambda) = \nabla\mathcal W_\gamma^*(T\lambda)` and the Hessian of :math:`\mathcal W_\gamma^*(T\lambda)`
+    in :math:`\lambda`, :math:`\frac1\gamma\sum_j u_j \operatorname{Cov}_{P_{\cdot j}}(T)`."""
     A, uc = _column_logits(T @ lam, M, gamma, u)
     P = np.exp(A - lse(A, axis=0)[None, :])  # (N, n_u), columns on the simplex
     p = P @ uc
@@ -248,7 +298,7 @@ def _dual_parts(lam, T, u, M, gamma):
     return p, H
 
 
-def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSolution:
+def solve_ot_dual(T, u, z, M, alpha, gamma, *, gtol: float = 1e-13) -> OTDualSolution:
     r"""Exact minimiser of (21) through its dual (36), solved by SciPy's trust-region Newton method.
 
     .. math::
@@ -270,58 +320,95 @@ def solve_ot_dual(T, u, z, M, alpha, gamma, gtol: float = 1e-13) -> OTDualSoluti
     M : array_like, shape (N, N)
         Cost (see :func:`ot_attention`).
     alpha, gamma : float
-        alpha > 0, gamma > 0.
+        :math:`\alpha > 0`, :math:`\gamma > 0`.
     gtol : float
-        Gradient-norm target, relative to max(||mu~ + z||, 1).
+        Gradient-norm target, relative to :math:`\max(\|\tilde\mu + z\|, 1)`.
 
     Returns
     -------
     OTDualSolution
-        lambda*, p* = grad W*(T lambda*), D(lambda*), ``grad_norm`` (the accuracy figure:
-        :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D\|`), ``converged`` and ``message``.
+        :math:`\lambda^*`, :math:`p^* = \nabla\mathcal W_\gamma^*(T\lambda^*)`, :math:`D(\lambda^*)`,
+        ``grad_norm`` (the accuracy figure: :math:`\|\lambda - \lambda^*\| \le \alpha\|\nabla D\|`),
+        ``converged`` and ``message``.
+
+    Examples
+    --------
+    >>> T = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    >>> M = [[0.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
+    >>> sol = solve_ot_dual(T, [0.5, 0.25, 0.25], [0.3, -0.2], M, 0.1, 1.0)
+    >>> sol.converged, sol.p.round(4)
+    (True, array([0.401 , 0.2956, 0.3034]))
+    >>> _, p22 = ot_attention(T, [0.5, 0.25, 0.25], [0.3, -0.2], M, 0.1, 1.0, return_weights=True)
+    >>> bool(abs(sol.p - p22).max() < 1e-3)  # (22) is lambda* replaced by alpha z: close at small alpha / gamma
+    True
     """
     from scipy.optimize import minimize
 
     T, u, Z, M, alpha, gamma = _validate(T, u, z, M, alpha, gamma)
     if Z.ndim != 1:
         raise InputError("z: solve_ot_dual takes one query z of shape (d,)")
-    b = T.T @ true_preference(u, M, gamma) + Z
+    prob = _OTDual(T, u, Z, M, alpha, gamma, T.T @ true_preference(u, M, gamma) + Z)
+    scale = max(float(np.linalg.norm(prob.b)), 1.0)
+    res = minimize(prob.negative_value, alpha * Z, jac=prob.negative_gradient, hess=prob.negative_hessian,
+                   method="trust-exact", options={"gtol": gtol * scale, "maxiter": 500})
+    lam, gvec = _newton_polish(prob, res.x, prob.negative_gradient(res.x))
+    return _ot_dual_verdict(prob, lam, gvec, gtol * scale, scale)
 
-    def fun(lam):
-        return -ot_dual_objective(lam, T, u, Z, M, alpha, gamma)
 
-    def jac(lam):
-        p, _ = _dual_parts(lam, T, u, M, gamma)
-        return -(b - lam / alpha - T.T @ p)
+@dataclass(frozen=True)
+class _OTDual:
+    r"""The dual (36) of one instance, with :math:`b = \tilde\mu + z`, as the function SciPy minimises
+    (:math:`-D`), its gradient and its Hessian :math:`I/\alpha + \nabla^2 \mathcal W_\gamma^*(T\lambda)`."""
 
-    def hess(lam):
-        _, H = _dual_parts(lam, T, u, M, gamma)
-        return np.eye(len(lam)) / alpha + H
+    T: np.ndarray
+    u: np.ndarray
+    Z: np.ndarray
+    M: np.ndarray
+    alpha: float
+    gamma: float
+    b: np.ndarray
 
-    scale = max(float(np.linalg.norm(b)), 1.0)
-    res = minimize(fun, alpha * Z, jac=jac, hess=hess, method="trust-exact", options={"gtol": gtol * scale, "maxiter": 500})
-    lam = res.x
-    gvec = jac(lam)
-    # polish with plain Newton steps on the gradient: near lambda* the trust-region ratio test is lost in the
-    # round-off of D, while the gradient keeps ~eps relative accuracy
+    def negative_value(self, lam):
+        return -ot_dual_objective(lam, self.T, self.u, self.Z, self.M, self.alpha, self.gamma)
+
+    def negative_gradient(self, lam):
+        p, _ = _dual_parts(lam, self.T, self.u, self.M, self.gamma)
+        return -(self.b - lam / self.alpha - self.T.T @ p)
+
+    def negative_hessian(self, lam):
+        _, H = _dual_parts(lam, self.T, self.u, self.M, self.gamma)
+        return np.eye(len(lam)) / self.alpha + H
+
+
+def _newton_polish(prob: _OTDual, lam, gvec):
+    r"""Up to 8 plain Newton steps on the gradient, each kept only if it lowers the gradient norm: near
+    :math:`\lambda^*` the trust-region ratio test is lost in the round-off of D, while the gradient keeps
+    :math:`\sim\epsilon` relative accuracy. Returns :math:`(\lambda, -\nabla D(\lambda))`."""
     for _ in range(8):
-        step = np.linalg.solve(hess(lam), -gvec)
-        g_new = jac(lam + step)
+        step = np.linalg.solve(prob.negative_hessian(lam), -gvec)
+        g_new = prob.negative_gradient(lam + step)
         if np.linalg.norm(g_new) >= np.linalg.norm(gvec):
             break
         lam, gvec = lam + step, g_new
+    return lam, gvec
+
+
+def _ot_dual_verdict(prob: _OTDual, lam, gvec, target, scale) -> OTDualSolution:
+    r"""Converged when :math:`\|\nabla D\|` is at most the target, raised to its float64 floor
+    :math:`64\,\epsilon\,(\max(\|b\|, 1) + \|\lambda\|/\alpha + \max|T|\sqrt d)`."""
+    T, alpha = prob.T, prob.alpha
     gn = float(np.linalg.norm(gvec))
-    p, _ = _dual_parts(lam, T, u, M, gamma)
+    p, _ = _dual_parts(lam, T, prob.u, prob.M, prob.gamma)
     floor = 64 * np.finfo(float).eps * (scale + np.linalg.norm(lam) / alpha + np.abs(T).max() * np.sqrt(T.shape[1]))
-    target = max(gtol * scale, floor)
+    target = max(target, floor)
     ok = bool(gn <= target)
     msg = f"trust-exact + Newton polish on (36): ||grad D|| = {gn:.1e} {'<=' if ok else '>'} {target:.1e}"
-    return OTDualSolution(lam, p, ot_dual_objective(lam, T, u, Z, M, alpha, gamma), gn, ok, msg)
+    return OTDualSolution(lam, p, ot_dual_objective(lam, T, prob.u, prob.Z, prob.M, alpha, prob.gamma), gn, ok, msg)
 
 
 # -- (22): the OT-based attention -------------------------------------------------------------------
 def _validate(T, u, z, M, alpha, gamma):
-    """The arguments of (21)/(22), checked by attnverify.validate; u renormalised, z of shape (d,) or (m, d)."""
+    """The arguments of (21)/(22), checked by :mod:`attnverify.validate`; u renormalised, z of shape (d,) or (m, d)."""
     T = templates(T, "T")
     N, d = T.shape
     u = _distribution("u", u, N)
@@ -334,7 +421,7 @@ def _validate(T, u, z, M, alpha, gamma):
     return T, u, Z, M, alpha, gamma
 
 
-def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
+def ot_attention(T, u, z, M, alpha, gamma, *, return_weights: bool = False):
     r"""OT-based attention, eq. (22) substituted into (4), batched over queries.
 
     .. math::
@@ -359,9 +446,9 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
         Cost, ``M[i, j] = M(t_i, t_j)`` (first index: the attended template t, second: the
         template t_i carrying u's mass); ``+inf`` forbids transport. NaN and -inf are rejected.
     alpha, gamma : float
-        alpha > 0, gamma > 0.
+        :math:`\alpha > 0`, :math:`\gamma > 0`.
     return_weights : bool
-        Also return the weights p* (shape (m, N), or (N,) for one query).
+        Also return the weights :math:`p^*` (shape (m, N), or (N,) for one query).
 
     Returns
     -------
@@ -369,7 +456,7 @@ def ot_attention(T, u, z, M, alpha, gamma, return_weights: bool = False):
         The attention output; with ``return_weights``, ``(h, p)``.
 
     Evaluated in the log domain: :math:`\log p^*(t) = \mathrm{LSE}_i\big(\log u_i + A_{ti} - \mathrm{LSE}_{t'} A_{t'i}\big)`
-    with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small gamma does not underflow.
+    with :math:`A_{ti} = (\alpha t^\top z - M(t, t_i))/\gamma`, so small :math:`\gamma` does not underflow.
     Reference: 004_830fd89135933577.txt, eq. (22), Appendix D (35), (44).
     """
     T, u, Z, M, alpha, gamma = _validate(T, u, z, M, alpha, gamma)

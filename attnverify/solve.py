@@ -1,4 +1,5 @@
-"""One instance of (3)/(7), solved exactly, with the paper's closed forms beside it."""
+"""One instance of (3)/(7), solved exactly, with the paper's closed forms beside it; and the objective
+values of (3) and (7) in centred form, for one instance or for rows sharing their templates."""
 
 from __future__ import annotations
 
@@ -9,30 +10,68 @@ from .batched import solve_dual_instance
 
 
 def objective_values(T, u, z, alpha, lam, p=None) -> tuple[float, float, np.ndarray]:
-    r"""(P, D, p~) for validated inputs: the primal (3) at the tilted distribution p~(lambda) and the dual (7).
+    r""":math:`(P, D, \tilde p)` for validated inputs: the primal (3) at the tilted distribution :math:`\tilde p(\lambda)`
+    and the dual (7), for one instance.
 
-    Both in centred form, so that neither mu nor log u is added and subtracted:
-    :math:`D = \langle\lambda, z\rangle - \|\lambda\|^2/(2\alpha) - K`, with
-    :math:`K = \log\sum_i u_i e^{\langle t_i - \mu, \lambda\rangle}` (log1p form for small logits), and
-    :math:`P = \frac{\alpha}{2}\|z - c\|^2 + \langle\lambda, c\rangle - K`, :math:`c = E_{\tilde p}[t] - \mu`,
-    using :math:`\mathrm{KL}(\tilde p\|u) = \langle\lambda, c\rangle - K` at the tilted distribution.  At
-    alpha = 1e-300 the plain formulas lose everything to the rounding of log M (~eps) against values of
-    ~1e-300 (a negative gap); these keep the relative accuracy of their terms."""
+    Both in centred form, so that neither :math:`\mu` nor :math:`\log u` is added and subtracted:
+
+    .. math::
+        D = \langle\lambda, z\rangle - \frac{\|\lambda\|^2}{2\alpha} - K, \qquad
+        P = \frac{\alpha}{2}\|z - c\|^2 + \langle\lambda, c\rangle - K,
+
+    with :math:`K = \log\sum_i u_i e^{\langle t_i - \mu, \lambda\rangle}` (log1p form for small logits) and
+    :math:`c = E_{\tilde p}[t] - \mu`, using :math:`\mathrm{KL}(\tilde p\,\|\,u) = \langle\lambda, c\rangle - K`
+    at the tilted distribution. At :math:`\alpha = 10^{-300}` the plain formulas lose everything to the
+    rounding of :math:`\log M` (:math:`\sim\epsilon`) against values of :math:`\sim 10^{-300}` (a negative gap);
+    these keep the relative accuracy of their terms.
+
+    Parameters
+    ----------
+    T, u, z, alpha : ndarray, ndarray, ndarray, float
+        A validated instance: templates (n, d), prior (n,) on the simplex, evidence (d,), :math:`\alpha > 0`.
+    lam : ndarray, shape (d,)
+        The point :math:`\lambda` of the dual.
+    p : ndarray, shape (n,), optional
+        The solver's own :math:`\tilde p(\lambda)` (from its logits, without cancellation), used for P;
+        default: the tilted distribution computed here.
+
+    Returns
+    -------
+    (float, float, ndarray)
+        P, D, and :math:`\tilde p` (n,), exactly 0 off supp u.
+    """
     ts = batched.prepare(T, u)
-    y = (ts.Tc @ lam)[None]
-    U = np.exp(ts.lu)
-    _, P, Pm = batched.tilt(y, U)
-    if p is not None:  # the solver's own p~ (from its logits in S coordinates: no cancellation)
-        P = p[u > 0][None]
-        Pm = P - U
-    K = float(certificate.log_partition(y, U)[0])
-    c = (Pm @ ts.Tc)[0]
-    dval = float(lam @ z - certificate.half_sq_over_alpha(lam[None], alpha)[0] - K)
-    r = z - c
-    pval = float(alpha / 2 * (r @ r) + lam @ c - K)
+    pval, dval, P = _centred_objectives(ts, z[None], alpha, lam[None], (ts.Tc @ lam)[None],
+                                        None if p is None else p[u > 0][None])
     p = np.zeros(len(u))
     p[u > 0] = P[0]
-    return pval, dval, p
+    return float(pval[0]), float(dval[0]), p
+
+
+def objective_values_rows(T, u, Z, alpha, Lam, P=None) -> tuple[np.ndarray, np.ndarray]:
+    r"""The (P, D) of :func:`objective_values` for every row k of Z (m, d) and Lam (m, d), sharing the
+    validated T and u (one attention head); P (m, n), optional, the distributions P is evaluated at.
+    Returns two arrays of shape (m,)."""
+    ts = batched.prepare(T, u)
+    pval, dval, _ = _centred_objectives(ts, Z, alpha, Lam, Lam @ ts.Tc.T, None if P is None else P[:, u > 0])
+    return pval, dval
+
+
+def _centred_objectives(ts, Z, alpha, Lam, y, P):
+    """The centred P and D of :func:`objective_values` per row, from the centred logits y (m, n_on) of
+    the rows Lam; P (m, n_on) the distributions on supp u, or None for the tilt of y.
+    Returns (P values (m,), D values (m,), the distributions (m, n_on))."""
+    U = np.exp(ts.lu)
+    _, Pt, Pm = batched.tilt(y, U)
+    if P is not None:  # the caller's p~ (the solver's, from its logits in S coordinates: no cancellation)
+        Pt = P
+        Pm = P - U
+    K = certificate.log_partition(y, U)
+    c = Pm @ ts.Tc
+    dval = np.vecdot(Lam, Z) - certificate.half_sq_over_alpha(Lam, alpha) - K
+    r = Z - c
+    pval = alpha / 2 * np.vecdot(r, r) + np.vecdot(Lam, c) - K
+    return pval, dval, Pt
 
 
 def solve_instance(T, u, z, alpha) -> dict:

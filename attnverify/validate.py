@@ -1,20 +1,22 @@
-"""Validation of user data for (3)/(7); every failure is an InputError (a ValueError) whose one-line
+r"""Validation of user data for (3)/(7); every failure is an InputError (a ValueError) whose one-line
 message starts with the name of the offending field.
 
 Besides shapes, NaN/inf and the simplex, the magnitudes are bounded so that float64 can represent
 what the solvers form (a correct answer or a one-line error, never an overflow):
 
-* entries of templates and evidence: |x| <= MAX_ENTRY = 1e100, so squared norms (<= 1e200 a term)
-  cannot overflow;
-* alpha >= the smallest normal float64, so 1/alpha is finite;
-* the logit scale alpha * max||t_i|| * (||z|| + 2 max||t_i||), a bound on every |<t_i, lambda*>|
-  (lambda* = alpha (b - h_hat), ||b|| <= max||t_i|| + ||z||, ||h_hat|| <= max||t_i||), at most
-  MAX_LOGIT = 1/(64 eps) ~ 7.0e13: beyond it the float64 floor of grad D (dual.gradient_floor,
-  64 eps (1 + |logit|) max||t_i||) exceeds the problem's own scale max||t_i||, so no solver could
-  resolve lambda*; the same bound keeps I + alpha Sigma of (13) (condition <= 1 + alpha max||t_i||^2)
-  far from singular in float64;
+* entries of templates and evidence: :math:`|x| \le` MAX_ENTRY :math:`= 10^{100}`, so squared norms
+  (:math:`\le 10^{200}` a term) cannot overflow;
+* :math:`\alpha \ge` the smallest normal float64, so :math:`1/\alpha` is finite;
+* the logit scale :math:`\alpha \max_i\|t_i\| (\|z\| + 2\max_i\|t_i\|)`, a bound on every
+  :math:`|\langle t_i, \lambda^*\rangle|` (:math:`\lambda^* = \alpha (b - \hat h)`,
+  :math:`\|b\| \le \max_i\|t_i\| + \|z\|`, :math:`\|\hat h\| \le \max_i\|t_i\|`), at most
+  MAX_LOGIT :math:`= 1/(64\epsilon) \approx 7.0 \cdot 10^{13}`: beyond it the float64 floor of
+  :math:`\nabla D` (:func:`attnverify.dual.gradient_floor`, :math:`64\epsilon(1 + |\text{logit}|)\max_i\|t_i\|`)
+  exceeds the problem's own scale :math:`\max_i\|t_i\|`, so no solver could resolve :math:`\lambda^*`; the
+  same bound keeps :math:`I + \alpha\Sigma` of (13) (condition :math:`\le 1 + \alpha\max_i\|t_i\|^2`) far
+  from singular in float64;
 * for the OT attention (ot_scale), which works in the log domain, only that its logits stay finite
-  (<= MAX_OT_LOGIT = 1e300) and that 1/gamma is finite.
+  (:math:`\le` MAX_OT_LOGIT :math:`= 10^{300}`) and that :math:`1/\gamma` is finite.
 
 Booleans and strings inside arrays are refused (np.asarray would silently read True as 1.0).
 """
@@ -73,7 +75,7 @@ def _bounded(name, a):
 
 
 def templates(T, name="T"):
-    """(n, d) float64 templates: n >= 1, d >= 1, finite, bounded."""
+    r"""(n, d) float64 templates: :math:`n \ge 1`, :math:`d \ge 1`, finite, bounded."""
     if isinstance(T, (list, tuple)) and len(T) == 0 or isinstance(T, np.ndarray) and T.size == 0 and T.ndim < 2:
         raise InputError(f"{name}: empty template set (need at least one template)")
     a = array(name, T, 2)
@@ -94,14 +96,14 @@ def vector(name, v, d, of="templates have dimension"):
 
 
 def simplex_tol(dtype, n: int) -> float:
-    """How far from 1 the sum of a distribution over n entries stored as ``dtype`` may be.
+    r"""How far from 1 the sum of a distribution over n entries stored as ``dtype`` may be.
 
     float64 (or anything not a narrower float, e.g. a list of decimals from a file): SIMPLEX_TOL.
     A narrower float type (float32, float16) cannot hold a distribution that sums to 1 within
-    SIMPLEX_TOL: rounding each stored u_i moves the sum by up to eps/2, and normalising in that
-    type (u / u.sum(), numpy's pairwise summation: naive 8-way unrolled blocks of at most 128
-    entries, then a binary tree) errs by at most about (16 + log2 n) eps. So the tolerance is
-    (17 + log2 n) eps of that type: float32 and n = 3 gives 2.2e-6. The accepted u is then
+    SIMPLEX_TOL: rounding each stored :math:`u_i` moves the sum by up to :math:`\epsilon/2`, and normalising
+    in that type (``u / u.sum()``, numpy's pairwise summation: naive 8-way unrolled blocks of at most 128
+    entries, then a binary tree) errs by at most about :math:`(16 + \log_2 n)\epsilon`. So the tolerance is
+    :math:`(17 + \log_2 n)\epsilon` of that type: float32 and n = 3 gives :math:`2.2 \cdot 10^{-6}`. The accepted u is then
     renormalised in float64, so the solvers see an exact distribution either way."""
     dtype = np.dtype(dtype) if dtype is not None else np.dtype(float)
     if dtype.kind != "f" or dtype.itemsize >= 8:
@@ -135,7 +137,7 @@ def simplex(name, u, n, of="there are"):
 
 
 def positive(name, x, lowest=0.0, why="1/{name} would overflow"):
-    """A finite number > 0 (>= lowest if given), as float."""
+    r"""A finite number :math:`> 0` (:math:`\ge` lowest if given), as float."""
     if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
         raise InputError(f"{name}: must be a number, got {type(x).__name__}")
     try:
@@ -151,13 +153,13 @@ def positive(name, x, lowest=0.0, why="1/{name} would overflow"):
 
 
 def positive_scale(alpha, name="alpha"):
-    """A positive scale (alpha, gamma, a temperature tau, a radius): a finite number >= the smallest
+    r"""A positive scale (:math:`\alpha`, :math:`\gamma`, a temperature :math:`\tau`, a radius): a finite number :math:`\ge` the smallest
     normal float64, so that its reciprocal is finite."""
     return positive(name, alpha, MIN_ALPHA, "the smallest normal float64: 1/{name} would overflow")
 
 
 def scale(T, u, zmax, alpha, names=("T", "z", "alpha")):
-    """The logit-scale bound of the module docstring; names = (templates, evidence, alpha) fields."""
+    """The logit-scale bound of the module docstring; names = the (templates, evidence, alpha) fields."""
     on = u > 0
     tmax = float(np.linalg.norm(T[on], axis=1).max())
     L = alpha * tmax * (zmax + 2 * tmax)
@@ -170,7 +172,7 @@ def scale(T, u, zmax, alpha, names=("T", "z", "alpha")):
 
 
 def instance(templates_, z, alpha, u=None):
-    """Check and convert (T, u, z, alpha) of `attnverify solve`; u defaults to uniform. Returns float64 arrays."""
+    r"""Check and convert :math:`(T, u, z, \alpha)` of ``attnverify solve``; u defaults to uniform. Returns float64 arrays."""
     T = templates(templates_, "templates")
     n, d = T.shape
     zz = vector("z", z, d)
@@ -185,7 +187,7 @@ def instance(templates_, z, alpha, u=None):
 
 
 def batch(T, u, Z, alpha):
-    """Check the arguments of the batched solver: T (n, d), u (n,) on the simplex, Z (m, d), alpha > 0.
+    r"""Check the arguments of the batched solver: T (n, d), u (n,) on the simplex, Z (m, d), :math:`\alpha > 0`.
 
     Raises InputError (a ValueError) naming the argument; returns float64 arrays with Z 2-d."""
     T = templates(T, "T")
@@ -236,7 +238,7 @@ def dual_args(T, u, z=_ABSENT, alpha=_ABSENT, lam=_ABSENT, p=_ABSENT):
 
 
 def linear_args(z, alpha):
-    """(z, alpha) of (14): z a finite, bounded, non-empty vector; alpha z representable."""
+    r""":math:`(z, \alpha)` of (14): z a finite, bounded, non-empty vector; :math:`\alpha z` representable."""
     zz = _bounded("z", array("z", z, 1))
     if zz.size == 0:
         raise InputError("z: is empty (dimension d = 0)")
@@ -273,9 +275,10 @@ MAX_OT_LOGIT = 1e300  # the OT module works in the log domain: finite logits of 
 
 
 def ot_scale(T, Z, M, alpha, gamma):
-    """OT attention (22) and its exact dual (36): entries of T and z bounded, 1/alpha and 1/gamma finite, and
-    the logits (t^T lambda - M_ij)/gamma finite in float64 for every lambda up to the size of lambda*
-    (|t^T lambda*| <= alpha max||t_i|| (||z|| + 2 max||t_i||), as for (7)): no inf - inf, no NaN."""
+    r"""OT attention (22) and its exact dual (36): entries of T and z bounded, :math:`1/\alpha` and
+    :math:`1/\gamma` finite, and the logits :math:`(t^\top\lambda - M_{ij})/\gamma` finite in float64 for every
+    :math:`\lambda` up to the size of :math:`\lambda^*` (:math:`|t^\top\lambda^*| \le
+    \alpha\max_i\|t_i\|(\|z\| + 2\max_i\|t_i\|)`, as for (7)): no inf - inf, no NaN."""
     _bounded("T", T)
     _bounded("z", Z)
     positive_scale(alpha)

@@ -169,7 +169,7 @@ MUTANTS = [
     Mutant("FD-7/dual-alpha-inverted", "FD", "(7) with alpha <-> 1/alpha in the quadratic term: - alpha ||lambda||^2/2",
            replace={"attnverify.derivations.fenchel_dual:dual_problem": "attnverify.mutants.fd:fd7_dual_alpha_inverted"}),
     Mutant("FD-7/normaliser-without-u", "FD", "M(lambda) of (8) without the weights u_i: log sum_i e^{<t_i, lambda>} "
-           "(dual._log_mgf)", patch={f"{D}:_log_mgf": lambda orig: _log_mgf_without_u}),
+           "(dual.log_mgf)", patch={f"{D}:log_mgf": lambda orig: _log_mgf_without_u}),
     Mutant("FD-7/tilt-sign", "FD", "(9) with the sign of the tilt flipped: p_i ∝ u_i e^{-<t_i, lambda*>} (dual.tilted)",
            patch={f"{D}:tilted": lambda orig: lambda T, u, lam: orig(T, u, -np.asarray(lam, float))}),
     Mutant("FD-10/missing-normaliser", "FD", "(10) without the normaliser: sum_i t_i u_i e^{<t_i, lambda*>} (dual.h_hat)",

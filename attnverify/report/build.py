@@ -263,13 +263,29 @@ def _invariance(c: dict) -> list:
 
 
 def claim_page(c: dict, docs: Path) -> Page:
+    """One claim's page: its source and statement, the verdict, the parts, the finding, the derivation,
+    the checks and the numeric evidence, in that order."""
     cid, a = c["id"], anchor(c["id"])
     notes = _Notes()
     ev = evidence_by_part(c)
-    src = c.get("source") or {}
     blocks: list = [Heading(1, plain(f"{cid}: {c['title']}") + [Text(" "), Badge(c["status"])])]
-    blocks.append(Para([Text("Source: ")] + cite(src.get("seed", ""), src.get("equation", ""), notes)
-                       + [Text(f", {src.get('equation', '')}")], cls="source"))
+    blocks += _source_and_statement(c, notes)
+    blocks.append(_verdict_box(c, ev))
+    blocks += _parts_table(c, ev)
+    if c.get("finding"):
+        blocks.append(Para([Strong(plain("Finding.")), Text(" ")] + text(c["finding"])))
+    blocks += _invariance(c)
+    blocks += _derivation(c)
+    blocks += _checks_table(c)
+    blocks += _numeric_evidence(c, docs)
+    return Page(claim_key(cid), f"{cid}: {c['title']}", blocks, badge=c["status"], notes=notes.items, anchor=a)
+
+
+def _source_and_statement(c: dict, notes: _Notes) -> list:
+    """The paper cited, its words (where quoted), the statement as formalised and what the reading adds."""
+    src = c.get("source") or {}
+    blocks = [Para([Text("Source: ")] + cite(src.get("seed", ""), src.get("equation", ""), notes)
+                   + [Text(f", {src.get('equation', '')}")], cls="source")]
     q = c.get("quote")
     if q:
         qsrc = q.get("source", src.get("seed", ""))
@@ -277,45 +293,61 @@ def claim_page(c: dict, docs: Path) -> Page:
                             cite=[Text("The paper's words: ")] + cite(qsrc, q.get("location", src.get("equation", "")), notes)
                             + [Text(f", {q.get('location', '')}")]))
     blocks.append(Box("made precise as" if q else "statement (our formalisation)", statement(c["statement"]),
-                      cls="stmt", anchor=a + "-statement"))
+                      cls="stmt", anchor=anchor(c["id"]) + "-statement"))
     if c.get("reading"):
         blocks.append(Para([Strong(plain("What our reading adds.")), Text(" ")] + text(c["reading"])))
+    return blocks
+
+
+def _verdict_box(c: dict, ev: dict) -> Box:
+    """The status with its reason, what decided it, the functions that decide it and the strongest evidence."""
+    cid = c["id"]
     verdict = [Para([Badge(c["status"]), Text(" ")] + text(c.get("reason", "")))]
     verdict.append(Para([Strong(plain("What decided it:")), Text(" ")] + decided(c)))
     if c.get("decided_by"):
         verdict.append(Para([Text("decided by: ")] + _join([[Code(f)] for f in c["decided_by"]])))
     if ev.get(cid):
         verdict.append(Para([Text("strongest evidence: "), Strong(plain(ev[cid]))]))
-    blocks.append(Box("verdict", verdict, cls="verdict", anchor=a + "-verdict"))
-    blocks += _parts_table(c, ev)
-    if c.get("finding"):
-        blocks.append(Para([Strong(plain("Finding.")), Text(" ")] + text(c["finding"])))
-    blocks += _invariance(c)
-    if c.get("derivation"):
-        blocks.append(Heading(2, plain("Derivation (SymPy)"), anchor=a + "-derivation"))
-        blocks.append(Items([[Para(text(s["text"]))] + ([MathBlock(s["latex"])] if s.get("latex") else [])
-                             for s in c["derivation"]], ordered=True, cls="derivation"))
-    if c["checks"]:
-        blocks.append(Heading(2, plain("Checks"), anchor=a + "-checks"))
-        cols = [("check", _check_cell),
-                ("method", lambda ch: plain(ch["method"] + (f" · {ch['numerical_class']}"
-                                                            if ch.get("numerical_class") else ""))),
-                ("metric", lambda ch: _metric(c, ch)),
-                ("value", lambda ch: [Math(ch["latex"]["residual"])] if (ch.get("latex") or {}).get("residual")
-                 else _short_runs(value(ch["value"]))),
-                ("tolerance", lambda ch: value(ch["tolerance"]) + (
-                    [Text(" (judgement)")] if ch.get("threshold_kind") == "judgement" else [])),
-                ("evidence", lambda ch: plain(ch["evidence"]) if ch.get("evidence") else []),
-                ("passed", lambda ch: plain("yes") if ch["passed"] else [Strong(plain("NO"))]),
-                ("why this tolerance", _why)]
-        # a column no check fills (results from before a field existed) is left out
-        cols = [(h, f) for h, f in cols if h != "evidence" or any(f(ch) for ch in c["checks"])]
-        rows = [Row([f(ch) for _, f in cols], cls="" if ch["passed"] else "fail", anchor=_check_anchor(c, ch))
-                for ch in c["checks"]]
-        blocks.append(Table([plain(h) for h, _ in cols], rows, cls="checks"))
-        blocks += _symbolic(c)
+    return Box("verdict", verdict, cls="verdict", anchor=anchor(cid) + "-verdict")
+
+
+def _derivation(c: dict) -> list:
+    """The SymPy derivation's steps, each with its display maths."""
+    if not c.get("derivation"):
+        return []
+    return [Heading(2, plain("Derivation (SymPy)"), anchor=anchor(c["id"]) + "-derivation"),
+            Items([[Para(text(s["text"]))] + ([MathBlock(s["latex"])] if s.get("latex") else [])
+                   for s in c["derivation"]], ordered=True, cls="derivation")]
+
+
+def _checks_table(c: dict) -> list:
+    """The checks, one row each (a column no check fills is left out), then what the symbolic ones compared."""
+    if not c["checks"]:
+        return []
+    cols = [("check", _check_cell),
+            ("method", lambda ch: plain(ch["method"] + (f" · {ch['numerical_class']}"
+                                                        if ch.get("numerical_class") else ""))),
+            ("metric", lambda ch: _metric(c, ch)),
+            ("value", lambda ch: [Math(ch["latex"]["residual"])] if (ch.get("latex") or {}).get("residual")
+             else _short_runs(value(ch["value"]))),
+            ("tolerance", lambda ch: value(ch["tolerance"]) + (
+                [Text(" (judgement)")] if ch.get("threshold_kind") == "judgement" else [])),
+            ("evidence", lambda ch: plain(ch["evidence"]) if ch.get("evidence") else []),
+            ("passed", lambda ch: plain("yes") if ch["passed"] else [Strong(plain("NO"))]),
+            ("why this tolerance", _why)]
+    # a column no check fills (results from before a field existed) is left out
+    cols = [(h, f) for h, f in cols if h != "evidence" or any(f(ch) for ch in c["checks"])]
+    rows = [Row([f(ch) for _, f in cols], cls="" if ch["passed"] else "fail", anchor=_check_anchor(c, ch))
+            for ch in c["checks"]]
+    return [Heading(2, plain("Checks"), anchor=anchor(c["id"]) + "-checks"),
+            Table([plain(h) for h, _ in cols], rows, cls="checks")] + _symbolic(c)
+
+
+def _numeric_evidence(c: dict, docs: Path) -> list:
+    """The claim's tables, its figures (marked absent where the file is missing) and its notes."""
+    blocks = []
     if c.get("tables"):
-        blocks.append(Heading(2, plain("Numeric evidence"), anchor=a + "-evidence"))
+        blocks.append(Heading(2, plain("Numeric evidence"), anchor=anchor(c["id"]) + "-evidence"))
         for t in c["tables"]:
             blocks.append(Table([text(h) for h in t["header"]],
                                 [Row([value(v) for v in r]) for r in t["rows"]], cls="evidence",
@@ -324,7 +356,7 @@ def claim_page(c: dict, docs: Path) -> Page:
         blocks.append(Figure(f["path"], text(f["caption"]), present=(docs / f["path"]).is_file()))
     if c.get("notes"):
         blocks.append(Items([[Para(text(n))] for n in c["notes"]]))
-    return Page(claim_key(cid), f"{cid}: {c['title']}", blocks, badge=c["status"], notes=notes.items, anchor=a)
+    return blocks
 
 
 # ---------------------------------------------------------------- the index
