@@ -15,7 +15,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Table, full_simplify
 from attnverify.sources import SOURCE_004
-from attnverify.derivations._sums import eq
+from attnverify.derivations._sums import eq, sum_expand, sum_expand_simplify
 
 S = sp.S
 
@@ -29,32 +29,18 @@ s = sp.Symbol("s", real=True)  # lambda = s v
 alpha = sp.Symbol("alpha", positive=True)
 
 
-# -- small helpers (also used by gaussian.py) ---------------------------------
-def _canon_dummies(e):
-    """Rename the dummy index of every single sum to one canonical name, so equal sums compare equal."""
-
-    def ren(q):
-        (x, a, b), = q.limits
-        return sp.Sum(q.function.subs(x, _k), (_k, a, b))
-
-    return e.replace(lambda q: isinstance(q, sp.Sum) and len(q.limits) == 1, ren)
+# -- small helpers (mat_simplify is also used by gaussian.py) -----------------
+_U_SUMS_TO_1 = (sp.Sum(u[_k], (_k, 1, n)),)  # sum_i u_i = 1, in the form sum_expand substitutes
 
 
-def expand_sums(e, normalised=True):
-    """Expand sums, pull index-free factors out, canonicalise dummies and (optionally) use sum_i u_i = 1."""
-    e = sp.expand(e)
-    e = e.replace(lambda q: isinstance(q, sp.Sum), lambda q: sp.Sum(sp.expand(q.function), *q.limits))
-    e = e.replace(lambda q: isinstance(q, sp.Sum), lambda q: sp.factor_terms(q.expand()))
-    e = _canon_dummies(sp.expand(e))
-    if normalised:
-        e = e.subs(sp.Sum(u[_k], (_k, 1, n)), 1)
-    return sp.expand(e)  # no sp.simplify here: it would re-merge sums under one dummy name
+def _expand_normalised(e):
+    """sum_expand with the canonical index k, using sum_i u_i = 1."""
+    return sum_expand(e, _k, _U_SUMS_TO_1)
 
 
 def sum_zero(e, normalised=True):
-    """Residual simplifier for identities between sums: expand_sums, then simplify if not already 0."""
-    e = expand_sums(e, normalised)
-    return e if e == 0 else sp.simplify(e)
+    """Residual simplifier for identities between sums: sum_expand_simplify, with sum_i u_i = 1 if normalised."""
+    return sum_expand_simplify(e, _k, _U_SUMS_TO_1 if normalised else ())
 
 
 def mat_simplify(e):
@@ -119,24 +105,24 @@ def _directional_evidence(first=None, second=None, third=None) -> Evidence:
     ev.step("By linearity of the mean and the definition of Sigma, the mean, variance and third cumulant along v are",
             r"\langle\mu,v\rangle=\sum_i u_i c_i,\quad v^\top\Sigma v=\sum_i u_i(c_i-\langle\mu,v\rangle)^2,"
             r"\quad \kappa_3[v,v,v]=\sum_i u_i(c_i-\langle\mu,v\rangle)^3")
-    K0 = expand_sums(K.subs(s, 0).doit())
+    K0 = _expand_normalised(K.subs(s, 0).doit())
     ev.step("At s = 0, log M(0) = log sum_i u_i = 0 because sum_i u_i = 1.", (sp.log(sp.Sum(u[i], (i, 1, n))), K0))
     ev.identity("FD-11 log M(0) = 0", K0, 0, metric="log M(0) with sum_i u_i = 1", simplify=sum_zero,
                 key="fd-11-log-m-0-0")
 
     d1, d2, d3 = (sp.diff(K, s, kk).subs(s, 0).doit() for kk in (1, 2, 3))
     ev.step("First derivative at 0 (differentiating through the sum).", eq("K'(0)", d1))
-    ev.step("Using sum_i u_i = 1 it is the mean along v.", eq("K'(0)", expand_sums(d1)))
+    ev.step("Using sum_i u_i = 1 it is the mean along v.", eq("K'(0)", _expand_normalised(d1)))
     ev.identity("FD-11 d/ds log M(sv)|0 = <mu,v>", d1, first,
                 metric="d/ds log M(s v)|_{s=0} - sum_i u_i c_i, with sum_i u_i = 1", simplify=sum_zero,
                 key="fd-11-d-ds-log-m-sv-0-mu-v")
     ev.step("Second derivative at 0.", eq("K''(0)", d2))
-    ev.step("With sum_i u_i = 1: second moment minus squared mean along v.", eq("K''(0)", expand_sums(d2)))
+    ev.step("With sum_i u_i = 1: second moment minus squared mean along v.", eq("K''(0)", _expand_normalised(d2)))
     ev.identity("FD-11 d2/ds2 log M(sv)|0 = v^T Sigma v", d2, second,
                 metric="d^2/ds^2 log M(s v)|_0 - sum_i u_i (c_i - <mu,v>)^2, with sum_i u_i = 1",
                 simplify=sum_zero, key="fd-11-d2-ds2-log-m-sv-0-v-t-sigma-v")
     ev.step("Third derivative at 0 is the third cumulant (third central moment) along v.",
-            eq("K'''(0)", expand_sums(d3)))
+            eq("K'''(0)", _expand_normalised(d3)))
     ev.identity("FD-11 d3/ds3 log M(sv)|0 = kappa3[v,v,v]", d3, third,
                 metric="d^3/ds^3 log M(s v)|_0 - sum_i u_i (c_i - <mu,v>)^3, with sum_i u_i = 1",
                 simplify=sum_zero, key="fd-11-d3-ds3-log-m-sv-0-kappa3-v-v-v")
@@ -196,7 +182,7 @@ def _appendix_a_evidence() -> Evidence:
     printed23 = sp.Sum(u[i] * s * c[i], (i, 1, n))
     ev.step("(23) as printed has integrand <a,lambda> u(a) (no exp); for discrete u along lambda = s v this is",
             eq("M_{(23)}(sv)", printed23))
-    gap_at0 = expand_sums((printed23 - M).subs(s, 0).doit())
+    gap_at0 = _expand_normalised((printed23 - M).subs(s, 0).doit())
     ev.step("Compared with (8) at s = 0 the printed form gives 0 while M(0) = sum_i u_i = 1.",
             eq("M_{(23)}(0)-M(0)", gap_at0))
     if gap_at0 != 0:
@@ -208,7 +194,7 @@ def _appendix_a_evidence() -> Evidence:
                  "MGF (8) and from the right-hand side 1 + <M'(0),lambda> + ... of (23) itself. "
                  f"Computed for discrete u: printed minus (8) at lambda = 0 is {gap_at0}."))
     # the right-hand side of (23), with (24) and (25), for the corrected M
-    co = [expand_sums(x) for x in _taylor_coeffs(M, s, 2)]
+    co = [_expand_normalised(x) for x in _taylor_coeffs(M, s, 2)]
     second_moment_dir = sp.Sum(u[i] * c[i] ** 2, (i, 1, n))  # v^T (sum u_i t_i t_i^T) v
     ev.step("Taylor coefficients of the corrected M(sv) = sum_i u_i exp(s c_i) at s = 0 (orders 0, 1, 2).",
             "(M_0, M_1, M_2) = " + sp.latex(sp.Matrix(co).T))
@@ -256,7 +242,7 @@ def _appendix_a_evidence() -> Evidence:
                 metric="series(log(1+X), s, 0, 3) - (s a1 + s^2/2 (a2 - a1^2))",
                 key="fd-11-appx-a-line-2-m-0-l-1-2-l-t-m-0-l-m-0-l-2")
     # the same chain on the actual M of (8): second-order coefficient is the variance along v
-    K2 = expand_sums(_taylor_coeffs(sp.log(M), s, 2)[2])
+    K2 = _expand_normalised(_taylor_coeffs(sp.log(M), s, 2)[2])
     ev.identity("FD-11 Appx A line 2 on M of (8)", 2 * K2, second_moment_dir - _mean_dir() ** 2,
                 metric="2 [s^2] log M(sv) - (v^T M''(0) v - <M'(0),v>^2)", simplify=sum_zero,
                 key="fd-11-appx-a-line-2-on-m-of-8")

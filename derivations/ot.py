@@ -20,7 +20,7 @@ import sympy as sp
 
 from attnverify.evidence import Erratum, Evidence, Table
 from attnverify.sources import SOURCE_004
-from attnverify.derivations._sums import eq
+from attnverify.derivations._sums import eq, sum_expand, sum_expand_simplify
 
 
 N = sp.Symbol("N", integer=True, positive=True)  # |A|
@@ -44,26 +44,6 @@ def _in_range(e):
     return e.replace(lambda w: isinstance(w, sp.Piecewise), lambda w: w.args[0][0])
 
 
-def _canon(e):
-    """Rename the dummy of every innermost single sum to one name, so equal sums compare equal."""
-
-    def ren(w):
-        (v, lo, hi), = w.limits
-        return sp.Sum(w.function.subs(v, _K), (_K, lo, hi))
-
-    return e.replace(lambda w: isinstance(w, sp.Sum) and len(w.limits) == 1 and not w.function.has(sp.Sum), ren)
-
-
-def _sums(e, normalised=()):
-    """Expand, pull index-free factors out of sums, canonicalise dummies, use sum_k w_k = 1 for w in normalised."""
-    e = sp.expand(e)
-    e = e.replace(lambda w: isinstance(w, sp.Sum), lambda w: sp.factor_terms(sp.Sum(sp.expand(w.function), *w.limits).expand()))
-    e = _canon(sp.expand(e))
-    for w in normalised:
-        e = e.subs(sp.Sum(w[_K], (_K, 1, N)), 1)
-    return sp.expand(e)
-
-
 def _flatten(e):
     """Exchange of finite sums made explicit: Sum(c * Sum(f, i), j) -> Sum(c f, i, j) (c free of i), and the
     limits of every multiple sum put in one canonical order, so a double sum written either way compares equal."""
@@ -85,16 +65,13 @@ def _flatten(e):
 
 def _zero_swap(e):
     """_zero after exchanging the order of finite sums (Fubini for finite sums)."""
-    r = _sums(_flatten(sp.expand(e)))
-    return r if r == 0 else sp.simplify(r)
+    return sum_expand_simplify(_flatten(sp.expand(e)), _K)
 
 
 def _zero(normalised=()):
-    def simp(e):
-        r = _sums(e, normalised)
-        return r if r == 0 else sp.simplify(r)
-
-    return simp
+    """The residual simplifier sum_expand_simplify, with sum_k w_k = 1 for each weight w in normalised."""
+    unit = [sp.Sum(w[_K], (_K, 1, N)) for w in normalised]
+    return lambda e: sum_expand_simplify(e, _K, unit)
 
 
 def _symmetrise(e):
@@ -319,7 +296,7 @@ def _conjugate_evidence(candidate=None) -> Evidence:
                 method="symbolic",
                 metric="|[(34) printed - derived gradient]_1| on a non-symmetric N = 2 instance",
                 strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
-    total = _sums(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)))
+    total = sum_expand(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)), _K)
     ev.step("Fenchel-Young / Danskin: the gradient is the maximising p, the first marginal of the column maximisers "
             "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
     return ev
@@ -629,7 +606,7 @@ def _group_evidence(candidate=None) -> Evidence:
     dbar = sp.Sum(de[l], (l, 1, G)) / G
     ev.step("Unequal inner products s + epsilon delta_t: first order in epsilon,", eq(r"\partial_\epsilon p^*(t_k)|_0", sp.simplify(first)))
     ev.identity("FD-G first-order move = u_i/|G| (alpha/gamma)(delta_t - mean delta)", first,
-                ui / G * (alpha / gam) * (de[k] - dbar), simplify=lambda e: sp.simplify(_sums(sp.simplify(e))),
+                ui / G * (alpha / gam) * (de[k] - dbar), simplify=lambda e: sp.simplify(sum_expand(sp.simplify(e), _K)),
                 metric="d p*(t_k)/d epsilon at 0 - u_i/|G| (alpha/gamma)(delta_k - mean delta), general |G|",
                 key="fd-g-first-order-move-u-i-g-alpha-gamma-delta-t")
     ev.step("So the weights stay near u_i/|G| only while alpha * (spread of <t, z> on G) / gamma is small; 'approximately "
