@@ -54,14 +54,34 @@ def _stationary_p(omega, ev, label):
     return sol[0]
 
 
-def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
+def omega_template(*, sparse_thr=sparsemax_threshold) -> Evidence:
+    r"""EOT-OMEGA. For :math:`\Omega(p) = \sum_j\omega(p_j)` strictly convex, :math:`\arg\max_{p\in\Delta_n}\langle p,s\rangle
+    - \Omega(p)` is :math:`p_j = (\omega')^{-1}(s_j - \tau^\star)` where :math:`s_j - \tau^\star > \omega'(0^+)`, else :math:`0`,
+    with :math:`\tau^\star` fixed by :math:`\sum_j p_j = 1`. Shannon :math:`\omega = \tau p\log p`: :math:`\operatorname{softmax}(s/\tau)`;
+    :math:`\omega = p^2/2`: sparsemax :math:`[s - \tau^\star]_+`, :math:`\tau^\star = (\sum_{i\le K}s_{(i)} - 1)/K`,
+    :math:`K = \max\{k: 1 + ks_{(k)} > \sum_{i\le k}s_{(i)}\}`; Tsallis :math:`\omega = (p^\alpha - p)/(\alpha(\alpha-1))`:
+    :math:`\alpha`-entmax :math:`[(\alpha-1)s - \tau^\star]_+^{1/(\alpha-1)}` (general :math:`n`, :math:`K`).
+
+    Source: 000_126cee95456ccd42.txt (attention as a regularised optimisation; the generalisation to other
+    regularisers is this project's, after Martins & Astudillo 2016 and Peters et al. 2019).
+    """
     ev = Evidence()
     ev.step("Template: attention = argmax over the simplex of <p, s> - Omega(p), Omega = sum_j omega(p_j). KKT (concave "
             "objective, affine constraints: necessary and sufficient), mu_j >= 0 the multipliers of p_j >= 0",
             r"s_j - \omega'(p_j) - \lambda + \mu_j = 0,\quad \mu_j \ge 0,\quad \mu_j p_j = 0,\quad \textstyle\sum_j p_j = 1"
             r"\ \Rightarrow\ p_j = (\omega')^{-1}(s_j - \lambda)\ \text{if } s_j - \lambda > \omega'(0^+),\ \text{else } 0")
+    _shannon_instance_is_softmax(ev)
+    ok_norm = _sparsemax_instance_is_the_thresholded_scores(ev, sparse_thr)
+    _tsallis_instance_is_entmax(ev)
+    ev.step("Temperature: argmax <p,s> - T Omega(p) = argmax <p, s/T> - Omega(p), so every instance takes a temperature "
+            "as s -> s/T; Shannon with T = tau is EOT attention (softmax(s/tau)), alpha = 2 is sparsemax(s/T)")
+    if not ok_norm:
+        ev.finding = "the sparsemax threshold is tau* = (sum_{i<=K} s_i - 1)/K"
+    return ev
 
-    # --- Shannon: omega = tau p log p -> softmax(s/tau)
+
+def _shannon_instance_is_softmax(ev: Evidence) -> None:
+    """omega = tau p log p: omega'(0+) = -inf, full support, and the template gives softmax(s/tau) (EOT-KKT)."""
     pk = _stationary_p(lambda q: tau * q * sp.log(q), ev, "Shannon, omega = tau p log p")
     w0 = sp.limit(sp.diff(tau * x * sp.log(x), x), x, 0, "+")
     ev.step("omega'(0+) = -infinity: no bound is active, the support is everything", eq(r"\omega'(0^+)", w0))
@@ -72,7 +92,10 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
                 sp.exp(s[k] / tau) / sp.Sum(sp.exp(s[j] / tau), (j, 1, n)), simplify=sum_simplify,
                 key="shannon-instance-softmax-s-tau-eot-kkt-recovered")
 
-    # --- sparsemax: omega = p^2/2
+
+def _sparsemax_instance_is_the_thresholded_scores(ev: Evidence, sparse_thr: Callable) -> bool:
+    """omega = p^2/2: p = [s - tau*]_+ with tau*_K = (sum_{i<=K} s_i - 1)/K and K the largest k with 1 + k s_k > sum_{i<=k} s_i;
+    returns whether the candidate threshold normalises p."""
     pk = _stationary_p(lambda q: q**2 / 2, ev, "sparsemax, omega = p^2/2")
     ev.identity("sparsemax: p_k = s_k - lambda on the support, and omega'(0) = 0, so p_k = [s_k - tau*]_+ with tau* = lambda",
                 pk, s[k] - lam, key="sparsemax-p-k-s-k-lambda-on-the-support-and")
@@ -99,8 +122,12 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
                 key="excluded-scores-f-k-1-k-s-k-1-tau-k-so-f-k-1-0")
     ev.step("So p = [s - tau*]_+ with tau*_K satisfies all KKT conditions: it is the sparsemax, the Euclidean projection "
             "of s onto the simplex (<p,s> - ||p||^2/2 = -||p - s||^2/2 + ||s||^2/2)")
+    return ok_norm
 
-    # --- alpha-entmax: omega = (p^a - p)/(a (a - 1)), the negative Tsallis entropy
+
+def _tsallis_instance_is_entmax(ev: Evidence) -> None:
+    """omega = (p^alpha - p)/(alpha(alpha - 1)): alpha-entmax [(alpha - 1) s - tau*]_+^{1/(alpha-1)}, sparsemax at alpha = 2,
+    and the quadratic threshold of alpha = 3/2."""
     om = lambda q: (q**alpha - q) / (alpha * (alpha - 1))  # noqa: E731
     lim1 = sp.limit(om(x), beta, 0, "+")
     ev.step("Tsallis: omega_alpha(p) = (p^alpha - p)/(alpha(alpha - 1)), alpha = 1 + beta > 1; as alpha -> 1 it "
@@ -146,22 +173,3 @@ def _omega_evidence(sparse_thr: Callable = sparsemax_threshold) -> Evidence:
             (tstar, t15))
     ev.identity("tau*_{3/2} solves the quadratic", quadS.subs(tstar, t15), 0, simplify=lambda e: sp.simplify(sp.expand(e)),
                 key="tau-3-2-solves-the-quadratic")
-    ev.step("Temperature: argmax <p,s> - T Omega(p) = argmax <p, s/T> - Omega(p), so every instance takes a temperature "
-            "as s -> s/T; Shannon with T = tau is EOT attention (softmax(s/tau)), alpha = 2 is sparsemax(s/T)")
-    if not ok_norm:
-        ev.finding = "the sparsemax threshold is tau* = (sum_{i<=K} s_i - 1)/K"
-    return ev
-
-
-def omega_template(*, sparse_thr=sparsemax_threshold) -> Evidence:
-    r"""EOT-OMEGA. For :math:`\Omega(p) = \sum_j\omega(p_j)` strictly convex, :math:`\arg\max_{p\in\Delta_n}\langle p,s\rangle
-    - \Omega(p)` is :math:`p_j = (\omega')^{-1}(s_j - \tau^\star)` where :math:`s_j - \tau^\star > \omega'(0^+)`, else :math:`0`,
-    with :math:`\tau^\star` fixed by :math:`\sum_j p_j = 1`. Shannon :math:`\omega = \tau p\log p`: :math:`\operatorname{softmax}(s/\tau)`;
-    :math:`\omega = p^2/2`: sparsemax :math:`[s - \tau^\star]_+`, :math:`\tau^\star = (\sum_{i\le K}s_{(i)} - 1)/K`,
-    :math:`K = \max\{k: 1 + ks_{(k)} > \sum_{i\le k}s_{(i)}\}`; Tsallis :math:`\omega = (p^\alpha - p)/(\alpha(\alpha-1))`:
-    :math:`\alpha`-entmax :math:`[(\alpha-1)s - \tau^\star]_+^{1/(\alpha-1)}` (general :math:`n`, :math:`K`).
-
-    Source: 000_126cee95456ccd42.txt (attention as a regularised optimisation; the generalisation to other
-    regularisers is this project's, after Martins & Astudillo 2016 and Peters et al. 2019).
-    """
-    return _omega_evidence(sparse_thr=sparse_thr)
