@@ -72,8 +72,32 @@ def advantage_gradient(idx):
     return softmax(idx) / tau * (g[idx] - Ep(lambda i: g[i]))
 
 
-def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -> Evidence:
+def policy_gradient(*, candidate=advantage_gradient) -> Evidence:
+    r"""EOT-PG. For :math:`p = \operatorname{softmax}(s/\tau)`, any loss :math:`L(p)` with :math:`g = \partial L/\partial p`:
+    :math:`\partial L/\partial s_k = \frac1\tau p_k (g_k - \mathbb{E}_p[g]) = \mathbb{E}_{j\sim p}[(g_j - b)\,
+    \partial_{s_k}\log p_j]` for every constant :math:`b`, in particular the advantage form :math:`b = \mathbb{E}_p[g]`
+    (general :math:`n`).  The single-sample variance satisfies
+    :math:`\mathrm{Var}X_0 - \mathrm{Var}X_b = \mathbb{E}_p[w]\,(b^{\star 2} - (b-b^\star)^2)/\tau^2`,
+    :math:`w_j = \|e_j - p\|^2`, :math:`b^\star = \mathbb{E}_p[gw]/\mathbb{E}_p[w]`.
+
+    Source: 000_126cee95456ccd42.txt (abstract: "the standard gradient computed via backpropagation is
+    mathematically identical to an advantage-based policy gradient, a variance-reduced update rule").
+    """
     ev = Evidence()
+    ok = _backprop_gives_the_candidate_gradient(ev, candidate)
+    _every_baseline_policy_gradient_equals_backprop(ev)
+    # SDPA: s_j = <q, k_j>, tau = sqrt(d); out = sum_j p_j v_j
+    ev.step("In SDPA s_j = <q, k_j>, tau = sqrt(d) and out = sum_j p_j v_j, so g_j = <dL/d out, v_j> and "
+            "dL/dq = (1/sqrt d) sum_j p_j (g_j - E_p[g]) k_j, dL/dk_j = (1/sqrt d) p_j (g_j - E_p[g]) q, "
+            "dL/dv_j = p_j dL/d out (checked against autograd through torch SDPA)")
+    _baseline_variance_reduction(ev)
+    if not ok:
+        ev.finding = "backprop gives dL/ds_k = (1/tau) p_k (g_k - E_p[g]), not the candidate closed form"
+    return ev
+
+
+def _backprop_gives_the_candidate_gradient(ev: Evidence, candidate: Callable[[sp.Expr], sp.Expr]) -> bool:
+    """The softmax Jacobian through the partition-function sum, and the chain rule dL/ds_k against the candidate."""
     ev.step("Attention weights p_j = softmax(s/tau)_j (EOT-KKT); a loss L depends on s only through p, "
             "with upstream gradient g_j = dL/dp_j (arbitrary)", eq("p_j", softmax(j)))
     dp = sp.diff(softmax(j), s[k])
@@ -90,8 +114,11 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
                      simplify=sum_simplify,
                      metric=r"chain-rule $\partial L/\partial s_k$ − candidate closed form",
                      key="backprop-dl-ds-k-1-tau-p-k-g-k-e-p-g-general-n")
+    return ok
 
-    # policy-gradient reading: score function, baseline, advantage
+
+def _every_baseline_policy_gradient_equals_backprop(ev: Evidence) -> None:
+    """Score function, REINFORCE, E_p[score] = 0 (any constant baseline) and the advantage form, for p in the open simplex."""
     logp = sp.expand_log(sp.log(softmax(j)), force=True)
     score = resolve(sp.diff(logp, s[k]), [k])
     ev.step("Score function of the policy p: log p_j = s_j/tau - log Z, differentiated through the sum",
@@ -118,12 +145,9 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
     ev.identity("advantage policy gradient E_p[A d log p] = (1/tau) p_k (g_k - E_p[g]) = backprop (general n)",
                 adv - grad_p, 0, simplify=onsimplex, key="advantage-policy-gradient-e-p-a-d-log-p-1-tau-p")
 
-    # SDPA: s_j = <q, k_j>, tau = sqrt(d); out = sum_j p_j v_j
-    ev.step("In SDPA s_j = <q, k_j>, tau = sqrt(d) and out = sum_j p_j v_j, so g_j = <dL/d out, v_j> and "
-            "dL/dq = (1/sqrt d) sum_j p_j (g_j - E_p[g]) k_j, dL/dk_j = (1/sqrt d) p_j (g_j - E_p[g]) q, "
-            "dL/dv_j = p_j dL/d out (checked against autograd through torch SDPA)")
 
-    # variance of the single-sample estimators, baseline b vs none (general n)
+def _baseline_variance_reduction(ev: Evidence) -> None:
+    """Var X_0 - Var X_b = E_p[w](b*^2 - (b - b*)^2)/tau^2 for the single-sample estimators (general n)."""
     b = sp.Symbol("b", real=True)
     w = sp.IndexedBase("w", nonnegative=True)  # w_j = ||e_j - p||^2 = 1 - 2 p_j + ||p||^2
     pj = P
@@ -141,23 +165,6 @@ def _pg_evidence(candidate: Callable[[sp.Expr], sp.Expr] = advantage_gradient) -
                 key="var-x-0-var-x-b-e-p-w-b-2-b-b-2-tau-2-general-n")
     ev.step("Hence b = E_p[g] reduces the variance iff |E_p[g] - b*| < |b*|; it always does when the offset of g "
             "dominates its spread (g ~ c 1 + small), but not for every g: the numeric check exhibits both cases")
-    if not ok:
-        ev.finding = "backprop gives dL/ds_k = (1/tau) p_k (g_k - E_p[g]), not the candidate closed form"
-    return ev
-
-
-def policy_gradient(*, candidate=advantage_gradient) -> Evidence:
-    r"""EOT-PG. For :math:`p = \operatorname{softmax}(s/\tau)`, any loss :math:`L(p)` with :math:`g = \partial L/\partial p`:
-    :math:`\partial L/\partial s_k = \frac1\tau p_k (g_k - \mathbb{E}_p[g]) = \mathbb{E}_{j\sim p}[(g_j - b)\,
-    \partial_{s_k}\log p_j]` for every constant :math:`b`, in particular the advantage form :math:`b = \mathbb{E}_p[g]`
-    (general :math:`n`).  The single-sample variance satisfies
-    :math:`\mathrm{Var}X_0 - \mathrm{Var}X_b = \mathbb{E}_p[w]\,(b^{\star 2} - (b-b^\star)^2)/\tau^2`,
-    :math:`w_j = \|e_j - p\|^2`, :math:`b^\star = \mathbb{E}_p[gw]/\mathbb{E}_p[w]`.
-
-    Source: 000_126cee95456ccd42.txt (abstract: "the standard gradient computed via backpropagation is
-    mathematically identical to an advantage-based policy gradient, a variance-reduced update rule").
-    """
-    return _pg_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -169,9 +176,30 @@ def _fisher_matrix(pp, a, bb):
     return sp.KroneckerDelta(a, bb) * pp(a) - pp(a) * pp(bb)
 
 
-def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
+def fisher(*, candidate=_fisher_matrix) -> Evidence:
+    r"""EOT-FISHER. For :math:`p^\star = \operatorname{softmax}(s/\tau)`, general :math:`n`:
+    :math:`\partial p^\star/\partial s = \nabla^2_s\,\tau\log\sum_j e^{s_j/\tau} = \frac1\tau(\operatorname{diag}p^\star
+    - p^\star p^{\star\top}) = \frac1\tau\mathcal I(\theta)|_{\theta=s/\tau}`, where :math:`\mathcal I(\theta)` is the
+    Fisher information of the categorical family :math:`p(\theta) = \operatorname{softmax}(\theta)`
+    (in :math:`s`-coordinates :math:`\mathcal I_s = \mathcal I/\tau^2`).  :math:`\ker\mathcal I = \operatorname{span}(\mathbf 1)`;
+    the natural gradient :math:`\mathcal I^+\nabla_\theta L` equals the advantage :math:`A = g - \mathbb E_p[g]` modulo
+    :math:`\mathbf 1`.
+
+    Source: 000_126cee95456ccd42.txt (abstract: Fisher information geometry dictates the learning gradient).
+    """
     ev = Evidence()
-    # (1) softmax Jacobian and (2) Hessian of F(s) = tau log sum exp(s/tau)
+    Jac = _softmax_jacobian_is_the_hessian_of_the_potential(ev)
+    ok = _jacobian_is_the_fisher_information_over_tau(ev, Jac, candidate)
+    _natural_gradient_is_the_advantage_modulo_ones(ev)
+    _kl_trust_region_steps_along_the_fisher_rao_gradient(ev)
+    _fisher_matrix_for_three_outcomes_has_rank_two(ev)
+    if not ok:
+        ev.finding = "the categorical Fisher information is diag(p) - p p^T"
+    return ev
+
+
+def _softmax_jacobian_is_the_hessian_of_the_potential(ev: Evidence) -> sp.Expr:
+    """(1) the softmax Jacobian and (2) the Hessian of F(s) = tau log sum exp(s/tau) agree; returns the Jacobian."""
     Jac = resolve(sp.diff(softmax(j), s[k]), [k])
     ev.step("Softmax Jacobian (as in EOT-PG)", eq(r"\partial_{s_k} p^\star_j", Jac))
     F = tau * sp.log(sp.Sum(sp.exp(s[l] / tau), (l, 1, n)))
@@ -179,8 +207,12 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     ev.step("Hessian of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial^2_{s_j s_k} F", Hess))
     ev.identity("Hessian of tau logsumexp(s/tau) = softmax Jacobian (general n)", Hess, Jac, simplify=sum_simplify,
                 key="hessian-of-tau-logsumexp-s-tau-softmax-jacobian")
+    return Jac
 
-    # (3) Fisher information of the categorical family p_x(theta) = exp(theta_x)/sum exp(theta_l)
+
+def _jacobian_is_the_fisher_information_over_tau(ev: Evidence, Jac: sp.Expr, candidate: Callable) -> bool:
+    """(3) the Fisher information of the categorical family is the candidate (diag p - p p^T), also by the
+    information equality; at theta = s/tau it is tau times the Jacobian; it is singular along 1."""
     pth = lambda i: sp.exp(theta[i]) / sp.Sum(sp.exp(theta[l]), (l, 1, n))  # noqa: E731
     logp = sp.expand_log(sp.log(pth(x)), force=True)
     sc_j = resolve(sp.diff(logp, theta[j]), [j])
@@ -207,14 +239,17 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
                 key="softmax-jacobian-1-tau-i-theta-theta-s-tau")
     ev.step("In s-coordinates the Fisher metric pulls back by d theta/ds = I/tau: I_s = I(theta)/tau^2. So "
             "Jacobian = Hessian = (1/tau) I(theta) = tau I_s (the 'scaling' of the claim, made explicit)")
-
-    # singular along 1; natural gradient
     null = sp.Sum(candidate(pth, j, k), (k, 1, n))
     ev.identity("I(theta) 1 = 0: the Fisher matrix is singular along the all-ones direction (general n)",
                 resolve(null, [j]), 0, simplify=sum_simplify,
                 key="i-theta-1-0-the-fisher-matrix-is-singular-along")
     ev.step("For p > 0, I v = diag(p)(v - <p,v> 1) = 0 forces v = <p,v> 1: the kernel is exactly span(1), the "
             "direction along which softmax is invariant; I is positive definite on the tangent space 1^perp")
+    return ok
+
+
+def _natural_gradient_is_the_advantage_modulo_ones(ev: Evidence) -> None:
+    """I A = grad_theta L with A = g - E_p[g], so the natural gradient I^+ grad_theta L = g - mean(g) 1 is A modulo 1."""
     Gbar = Ep(lambda i: g[i], idx=l, pp=P)
     A = lambda i: g[i] - Gbar  # noqa: E731
     I_p = lambda a, bb: sp.KroneckerDelta(a, bb) * P[a] - P[a] * P[bb]  # noqa: E731
@@ -241,7 +276,10 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
             r"s \leftarrow s - \eta\,\mathcal{I}_s^{+}\nabla_s L = s - \eta\,\tau\,(g - \bar g\,\mathbf 1)")
     ev.step("On the simplex this is the Fisher–Rao (Shahshahani) gradient: dp = J dtheta = -eta diag(p) A to first order",
             r"p \leftarrow p - \eta\, p \odot (g - \mathbb{E}_p[g]) + O(\eta^2)")
-    # the KL trust region: the geometry that produces this step, exactly (not only to first order)
+
+
+def _kl_trust_region_steps_along_the_fisher_rao_gradient(ev: Evidence) -> None:
+    """The gradient of KL(p || p(theta + delta)) is p(theta + delta) - p: the KL trust-region step is the Fisher-Rao one."""
     dl = sp.IndexedBase("delta", real=True)
     qd = lambda a: sp.exp(theta[a] + dl[a]) / sp.Sum(sp.exp(theta[l] + dl[l]), (l, 1, n))  # noqa: E731
     KL = sp.Sum(P[j] * (sp.log(P[j]) - sp.expand_log(sp.log(qd(j)), force=True)), (j, 1, n))
@@ -254,7 +292,10 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
     ev.step("Lagrange with grad_theta L = p * A: p*A + nu (p_new - p) = 0, so for every radius the step moves p "
             "exactly along the Fisher-Rao gradient -p*A (checked by SLSQP in the numeric check)",
             r"p_{\mathrm{new}} = p - \tfrac{1}{\nu}\, p \odot \big(g - \mathbb{E}_p[g]\big)")
-    # explicit n = 3 matrix form
+
+
+def _fisher_matrix_for_three_outcomes_has_rank_two(ev: Evidence) -> None:
+    """Explicit n = 3: det I = 0 and rank I = 2."""
     ps = sp.symbols("p1:4", positive=True)
     I3 = sp.Matrix(3, 3, lambda a, bb: (ps[a] if a == bb else 0) - ps[a] * ps[bb]).subs(ps[2], 1 - ps[0] - ps[1])
     ev.step("Explicit n = 3 (p3 = 1 - p1 - p2): I and its determinant", r"\mathcal{I} = " + sp.latex(sp.simplify(I3))
@@ -263,23 +304,6 @@ def _fisher_evidence(candidate: Callable = _fisher_matrix) -> Evidence:
              f"{sp.simplify(I3.det())}, {I3.rank(simplify=True)}", "exact",
              sp.simplify(I3.det()) == 0 and I3.rank(simplify=True) == 2, "exact matrix algebra",
              key="n-3-det-i-0-and-rank-i-2-singular-along-1-only", numerical_class="exact", evidence="proof")
-    if not ok:
-        ev.finding = "the categorical Fisher information is diag(p) - p p^T"
-    return ev
-
-
-def fisher(*, candidate=_fisher_matrix) -> Evidence:
-    r"""EOT-FISHER. For :math:`p^\star = \operatorname{softmax}(s/\tau)`, general :math:`n`:
-    :math:`\partial p^\star/\partial s = \nabla^2_s\,\tau\log\sum_j e^{s_j/\tau} = \frac1\tau(\operatorname{diag}p^\star
-    - p^\star p^{\star\top}) = \frac1\tau\mathcal I(\theta)|_{\theta=s/\tau}`, where :math:`\mathcal I(\theta)` is the
-    Fisher information of the categorical family :math:`p(\theta) = \operatorname{softmax}(\theta)`
-    (in :math:`s`-coordinates :math:`\mathcal I_s = \mathcal I/\tau^2`).  :math:`\ker\mathcal I = \operatorname{span}(\mathbf 1)`;
-    the natural gradient :math:`\mathcal I^+\nabla_\theta L` equals the advantage :math:`A = g - \mathbb E_p[g]` modulo
-    :math:`\mathbf 1`.
-
-    Source: 000_126cee95456ccd42.txt (abstract: Fisher information geometry dictates the learning gradient).
-    """
-    return _fisher_evidence(candidate=candidate)
 
 
 # ---------------------------------------------------------------------------
@@ -287,15 +311,32 @@ def fisher(*, candidate=_fisher_matrix) -> Evidence:
 # ---------------------------------------------------------------------------
 
 
-def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callable = lambda nn: 1 / nn) -> Evidence:
+def limits(*, zero_limit=lambda mm: 1 / mm, inf_limit=lambda nn: 1 / nn) -> Evidence:
+    r"""EOT-LIMITS. For :math:`s\in\mathbb R^n` with argmax set :math:`A` (:math:`|A| = m`), gap :math:`\Delta = \max s - \max_{l\notin A}s_l`,
+    range :math:`R = \max s - \min s`: :math:`\lim_{\tau\to0^+}\operatorname{softmax}(s/\tau) = u_A` (uniform on :math:`A`; :math:`e_{\arg\max}`
+    when :math:`m = 1`) with :math:`\tfrac2n e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \tfrac{2(n-m)}{m}e^{-\Delta/\tau}`; and
+    :math:`\lim_{\tau\to\infty}\operatorname{softmax}(s/\tau) = \tfrac1n\mathbf 1` with
+    :math:`p_j = \tfrac1n + \tfrac{s_j - \bar s}{n\tau} + O(\tau^{-2})`, :math:`|p_j - \tfrac1n| \le (e^{R/\tau}-1)/n`.
+
+    Source: 003_e1554db561d6b2f9.txt §4 (temperature tau in the softmax); 000 (abstract).
+    """
     ev = Evidence()
     cst = sp.Symbol("c", real=True)
     shifted = resolve(sp.exp((s[j] + cst) / tau) / sp.Sum(sp.exp((s[l] + cst) / tau), (l, 1, n)), [j])
     ev.identity("shift invariance softmax((s + c)/tau) = softmax(s/tau) (general n): WLOG max_j s_j = 0",
                 shifted, softmax(j), simplify=sum_simplify,
                 key="shift-invariance-softmax-s-c-tau-softmax-s-tau")
+    ok_inf = _high_temperature_limit_is_uniform(ev, inf_limit)
+    ok0 = _low_temperature_limit_is_uniform_on_the_argmax(ev, zero_limit)
+    _three_outcome_limits_by_sympy(ev)
+    if not (ok0 and ok_inf):
+        ev.finding = "softmax(s/tau) tends to the uniform distribution on argmax s as tau -> 0 and to 1/n as tau -> inf"
+    return ev
 
-    # tau -> infinity, eps = 1/tau
+
+def _high_temperature_limit_is_uniform(ev: Evidence, inf_limit: Callable) -> bool:
+    """tau -> infinity (eps = 1/tau): p_j -> 1/n, with first-order term (s_j - mean s)/(n tau) and a bounded remainder;
+    returns whether the candidate limit is right."""
     e = sp.Symbol("epsilon", positive=True)
     pe = sp.exp(e * s[j]) / sp.Sum(sp.exp(e * s[l]), (l, 1, n))
     ev.step("tau -> infinity: write eps = 1/tau; p_j(eps) is a ratio of finite sums of continuous functions with "
@@ -319,8 +360,12 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
             "remainder gives the proven O(1/tau) rate",
             r"\Big|\,n\tau\big(p_j - \tfrac1n\big) - (s_j - \bar s)\Big| \le \frac{R^2 e^{R/\tau}}{2\tau},\qquad "
             r"\big|p_j - \tfrac1n\big| \le \frac{e^{R/\tau} - 1}{n}")
+    return ok_inf
 
-    # tau -> 0 with ties: indices 1..m attain the max 0, the others have gaps delta_l >= Delta > 0
+
+def _low_temperature_limit_is_uniform_on_the_argmax(ev: Evidence, zero_limit: Callable) -> bool:
+    """tau -> 0 with ties: p -> u_A, uniform on the argmax set A, and ||p - u_A||_1 = 2 r/(m + r) with
+    r = sum_{l>m} exp(-delta_l/tau); returns whether the candidate limit is right."""
     mm = sp.Symbol("m", integer=True, positive=True)
     dl = sp.IndexedBase("delta", positive=True)
     D = sp.Symbol("Delta", positive=True)
@@ -358,8 +403,11 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
                 key="p-u-a-1-2-r-m-r-general-n")
     ev.step("Rate: exp(-Delta/tau) <= r <= (n - m) exp(-Delta/tau) (the index at gap Delta is one term), hence",
             r"\frac{2}{n}\,e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \frac{2(n-m)}{m}\,e^{-\Delta/\tau}")
+    return ok0
 
-    # explicit small cases by SymPy limit directly
+
+def _three_outcome_limits_by_sympy(ev: Evidence) -> None:
+    """Explicit n = 3: both limits by sp.limit directly, with a tie and without."""
     a1, a2 = sp.symbols("delta_1 delta_2", positive=True)
     ex = lambda v: [sp.exp(vi / tau) / sum(sp.exp(vj / tau) for vj in v) for vi in v]  # noqa: E731
     tie = [sp.limit(pi, tau, 0, "+") for pi in ex([0, 0, -a1])]
@@ -372,21 +420,6 @@ def _limits_evidence(zero_limit: Callable = lambda mm: 1 / mm, inf_limit: Callab
     ev.check("n = 3 limits by SymPy: tie -> (1/2, 1/2, 0), distinct -> (1, 0, 0), tau -> inf -> 1/3", "symbolic",
              "sp.limit of each component", f"{tie}; {dis}; {big}", "exact", ok3, "SymPy limits are exact",
              key="n-3-limits-by-sympy-tie-1-2-1-2-0-distinct-1-0-0", numerical_class="exact", evidence="proof")
-    if not (ok0 and ok_inf):
-        ev.finding = "softmax(s/tau) tends to the uniform distribution on argmax s as tau -> 0 and to 1/n as tau -> inf"
-    return ev
-
-
-def limits(*, zero_limit=lambda mm: 1 / mm, inf_limit=lambda nn: 1 / nn) -> Evidence:
-    r"""EOT-LIMITS. For :math:`s\in\mathbb R^n` with argmax set :math:`A` (:math:`|A| = m`), gap :math:`\Delta = \max s - \max_{l\notin A}s_l`,
-    range :math:`R = \max s - \min s`: :math:`\lim_{\tau\to0^+}\operatorname{softmax}(s/\tau) = u_A` (uniform on :math:`A`; :math:`e_{\arg\max}`
-    when :math:`m = 1`) with :math:`\tfrac2n e^{-\Delta/\tau} \le \|p - u_A\|_1 \le \tfrac{2(n-m)}{m}e^{-\Delta/\tau}`; and
-    :math:`\lim_{\tau\to\infty}\operatorname{softmax}(s/\tau) = \tfrac1n\mathbf 1` with
-    :math:`p_j = \tfrac1n + \tfrac{s_j - \bar s}{n\tau} + O(\tau^{-2})`, :math:`|p_j - \tfrac1n| \le (e^{R/\tau}-1)/n`.
-
-    Source: 003_e1554db561d6b2f9.txt §4 (temperature tau in the softmax); 000 (abstract).
-    """
-    return _limits_evidence(zero_limit=zero_limit, inf_limit=inf_limit)
 
 
 __all__ = ["policy_gradient", "fisher", "limits", "advantage_gradient", "on_simplex", "resolve"]
