@@ -104,6 +104,103 @@ def _edge_coupling(ev: Evidence) -> tuple[sp.Expr, sp.Symbol]:
 # ---------------------------------------------------------------------------
 
 
+def step_recurrence(*, candidate: Callable | None = None, boundary_factor=2) -> Evidence:
+    r"""EOS-REC. For gradient descent :math:`\theta_{t+1} = \theta_t - \eta\nabla L(\theta_t)` on a :math:`C^2` loss,
+    the steps :math:`\delta_t = \theta_{t+1} - \theta_t` obey exactly
+
+    :math:`\delta_{t+1} = (I - \eta\bar H_t)\,\delta_t`,  :math:`\bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\delta_t)\,ds`,
+
+    and along an eigen-direction of curvature :math:`h` the factor :math:`1-\eta h` has modulus :math:`<1` iff
+    :math:`0 < h < 2/\eta` (stability boundary :math:`2/\eta`); for the quadratic model :math:`\bar H_t = H`.
+    In one dimension :math:`\bar H_t = L''(\xi_t)` for an interior point :math:`\xi_t` of the step; in :math:`d \ge 2`
+    only the quadratic forms :math:`v^\top\bar H_t v` localise to single points, the matrix does not.
+
+    Source: 002_45411e362948ee22.txt, first abstract ("differencing its criticality condition
+    yields a step recurrence with stability boundary 2/eta"; "the mean value theorem localizes each
+    to the true Hessian at an interior point of the step segment").
+    """
+    ev = Evidence()
+    ev.step(r"Made precise: 'step recurrence' = the exact linear recurrence for consecutive GD steps "
+            r"$\delta_t = \theta_{t+1}-\theta_t$ with the segment-averaged Hessian $\bar H_t$; 'stability boundary "
+            r"$2/\eta$' = the one-step factor $1-\eta h$ along a curvature $h$ has modulus $<1$ iff $0<h<2/\eta$.")
+    _criticality_differenced(ev)
+    _mean_value_form_of_the_step_recurrence(ev, candidate)
+    _quadratic_model_recurrence(ev)
+    _stability_boundary(ev, boundary_factor)
+    _localisation(ev)
+    return ev
+
+
+def _criticality_differenced(ev: Evidence) -> None:
+    """Differencing the criticality of consecutive pairs: grad L(theta_{t+1}) - grad L(theta_t) = -(delta_{t+1} - delta_t)/eta."""
+    E, _ = _edge_coupling(ev)
+    ev.step(r"Criticality on consecutive pairs, $\partial_x E(\theta_t,\theta_{t+1}) = 0$ and "
+            r"$\partial_x E(\theta_{t+1},\theta_{t+2}) = 0$, differenced:",
+            r"\nabla L(\theta_{t+1}) - \nabla L(\theta_t) = -\tfrac{1}{\eta}\,(\delta_{t+1} - \delta_t)")
+    # the differencing, checked in one coordinate: L'(x) = (x - y)/eta at each critical pair
+    x, y, g = sp.symbols("x y g", real=True)
+    x0, x1, x2 = sp.symbols("theta_t theta_t+1 theta_t+2", real=True)
+    gsol = sp.solve(sp.diff(E, x).subs(Lf(x).diff(x), g), g)[0]  # L'(x) at a critical pair
+    crit = lambda a, b: gsol.subs({x: a, y: b}, simultaneous=True)
+    diff_lhs = crit(x1, x2) - crit(x0, x1)
+    ev.identity("differenced criticality: grad L(theta_{t+1}) - grad L(theta_t) = -(delta_{t+1} - delta_t)/eta",
+                diff_lhs, -((x2 - x1) - (x1 - x0)) / eta, key="differenced-criticality-grad-l-theta-t-1-grad-l")
+
+
+def _mean_value_form_of_the_step_recurrence(ev: Evidence, candidate: Callable | None) -> None:
+    """FTC along the segment (1-D, undefined L), the chain rule in d dimensions and the recurrence with the
+    segment-averaged Hessian."""
+    psi = sp.diff(Lf(theta + s * delta), s) / delta  # = L'(theta + s delta)
+    dpsi = sp.diff(psi, s)
+    ev.step(r"One dimension, general smooth $L$: $\psi(s) = L'(\theta + s\delta)$ has derivative "
+            r"$\psi'(s) = \delta\,L''(\theta+s\delta)$, so $\psi$ is an antiderivative of the integrand and the "
+            r"fundamental theorem of calculus gives $L'(\theta+\delta) - L'(\theta) = \delta\int_0^1 L''(\theta+s\delta)\,ds$.",
+            sp.Eq(sp.Derivative(sp.Symbol(r"\psi"), s), dpsi))
+    ok_ftc = full_simplify(dpsi - delta * sp.diff(Lf(theta + s * delta), s, 2) / delta ** 2) == 0
+    ok_ftc &= full_simplify(psi.subs(s, 1) - psi.subs(s, 0) - (sp.diff(Lf(theta + delta), delta) - sp.diff(Lf(theta), theta))) == 0
+    ev.check("FTC along the segment (1-D, undefined L): psi' = delta L''(theta + s delta), psi(1) - psi(0) = L'(theta+delta) - L'(theta)",
+             "symbolic", "simplify of both differences", "0" if ok_ftc else "nonzero", "exact", ok_ftc,
+             "a symbolic identity holds exactly or not at all",
+             key="ftc-along-the-segment-1-d-undefined-l-psi-delta", numerical_class="exact", evidence="proof")
+    ev.step(r"$d$ dimensions, as a directional statement: for every fixed $v$, $\psi_v(s) = v^\top\nabla L(\theta_t + s\delta_t)$ "
+            r"is a scalar function with $\psi_v'(s) = v^\top\nabla^2L(\theta_t+s\delta_t)\,\delta_t$ (chain rule, checked next "
+            r"on a generic function); the 1-D step applied to $\psi_v$ for all $v$ gives the mean-value form.",
+            r"\nabla L(\theta_{t+1}) - \nabla L(\theta_t) = \bar H_t\,\delta_t,\qquad \bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\,\delta_t)\,ds")
+    _chain_rule_generic(ev)
+    _recurrence_identity(ev, candidate)
+
+
+def _quadratic_model_recurrence(ev: Evidence) -> None:
+    """Quadratic model, general d: Hbar_t = H and delta_{t+1} = (I - eta H) delta_t."""
+    d = sp.Symbol("d", integer=True, positive=True)
+    H = sp.MatrixSymbol("H", d, d)
+    b = sp.MatrixSymbol("b", d, 1)
+    th = sp.MatrixSymbol(r"\theta_t", d, 1)
+    grad = lambda z: H * z + b
+    d0 = -eta * grad(th)
+    d1 = -eta * grad(th + d0)
+    res = sp.expand(d1 - (sp.Identity(d) - eta * H) * d0).doit()
+    ev.step(r"Quadratic model $L = \tfrac12\theta^\top H\theta + b^\top\theta$: the gradient is affine, so $\bar H_t = H$ "
+            r"exactly and the recurrence has constant coefficients.", r"\delta_{t+1} = (I - \eta H)\,\delta_t")
+    okq = res == sp.ZeroMatrix(d, 1) or res == 0
+    ev.check("quadratic model: delta_{t+1} = (I - eta H) delta_t (general d)", "symbolic",
+             r"expand(\delta_{t+1} - (I-\eta H)\delta_t), MatrixSymbol H of size d x d", str(res), "exact", okq,
+             "a symbolic identity holds exactly or not at all",
+             key="quadratic-model-delta-t-1-i-eta-h-delta-t", numerical_class="exact", evidence="proof")
+
+
+def _stability_boundary(ev: Evidence, boundary_factor) -> None:
+    """The stability region 0 < h < boundary_factor/eta, and the factor -1 at the boundary h = 2/eta."""
+    _stability_evidence(ev, boundary_factor / eta)
+    hs = sp.Symbol("h", real=True)
+    ev.step(r"Made precise for $d \ge 2$: for symmetric $\bar H_t$, $\|I-\eta\bar H_t\|_2 = \max_i|1-\eta\lambda_i(\bar H_t)|$, "
+            r"which is $<1$ iff $\operatorname{spec}\bar H_t \subset (0, 2/\eta)$. At the boundary $h = 2/\eta$ the factor is "
+            r"$-1$: the step flips sign without shrinking (the period-two threshold of EOS-P2).",
+            sp.Eq(1 - eta * hs, (1 - eta * hs).subs(hs, 2 / eta)))
+    ev.identity("factor at the boundary h = 2/eta is -1", (1 - eta * hs).subs(hs, 2 / eta), -1,
+                key="factor-at-the-boundary-h-2-eta-is-1")
+
+
 def _stability_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
     """|1 - eta h| < 1 solved for h; compared with the candidate interval (0, boundary)."""
     h = sp.Symbol("h", real=True)
@@ -138,87 +235,6 @@ def _recurrence_identity(ev: Evidence, candidate: Callable | None = None) -> boo
              "exact", ok, "a symbolic identity holds exactly or not at all",
              key="step-recurrence-delta-t-1-i-eta-hbar-t-delta-t", numerical_class="exact", evidence="proof")
     return ok
-
-
-def step_recurrence(*, candidate: Callable | None = None, boundary_factor=2) -> Evidence:
-    r"""EOS-REC. For gradient descent :math:`\theta_{t+1} = \theta_t - \eta\nabla L(\theta_t)` on a :math:`C^2` loss,
-    the steps :math:`\delta_t = \theta_{t+1} - \theta_t` obey exactly
-
-    :math:`\delta_{t+1} = (I - \eta\bar H_t)\,\delta_t`,  :math:`\bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\delta_t)\,ds`,
-
-    and along an eigen-direction of curvature :math:`h` the factor :math:`1-\eta h` has modulus :math:`<1` iff
-    :math:`0 < h < 2/\eta` (stability boundary :math:`2/\eta`); for the quadratic model :math:`\bar H_t = H`.
-    In one dimension :math:`\bar H_t = L''(\xi_t)` for an interior point :math:`\xi_t` of the step; in :math:`d \ge 2`
-    only the quadratic forms :math:`v^\top\bar H_t v` localise to single points, the matrix does not.
-
-    Source: 002_45411e362948ee22.txt, first abstract ("differencing its criticality condition
-    yields a step recurrence with stability boundary 2/eta"; "the mean value theorem localizes each
-    to the true Hessian at an interior point of the step segment").
-    """
-    ev = Evidence()
-    ev.step(r"Made precise: 'step recurrence' = the exact linear recurrence for consecutive GD steps "
-            r"$\delta_t = \theta_{t+1}-\theta_t$ with the segment-averaged Hessian $\bar H_t$; 'stability boundary "
-            r"$2/\eta$' = the one-step factor $1-\eta h$ along a curvature $h$ has modulus $<1$ iff $0<h<2/\eta$.")
-    E, _ = _edge_coupling(ev)
-    ev.step(r"Criticality on consecutive pairs, $\partial_x E(\theta_t,\theta_{t+1}) = 0$ and "
-            r"$\partial_x E(\theta_{t+1},\theta_{t+2}) = 0$, differenced:",
-            r"\nabla L(\theta_{t+1}) - \nabla L(\theta_t) = -\tfrac{1}{\eta}\,(\delta_{t+1} - \delta_t)")
-    # the differencing, checked in one coordinate: L'(x) = (x - y)/eta at each critical pair
-    x, y, g = sp.symbols("x y g", real=True)
-    x0, x1, x2 = sp.symbols("theta_t theta_t+1 theta_t+2", real=True)
-    gsol = sp.solve(sp.diff(E, x).subs(Lf(x).diff(x), g), g)[0]  # L'(x) at a critical pair
-    crit = lambda a, b: gsol.subs({x: a, y: b}, simultaneous=True)
-    diff_lhs = crit(x1, x2) - crit(x0, x1)
-    ev.identity("differenced criticality: grad L(theta_{t+1}) - grad L(theta_t) = -(delta_{t+1} - delta_t)/eta",
-                diff_lhs, -((x2 - x1) - (x1 - x0)) / eta, key="differenced-criticality-grad-l-theta-t-1-grad-l")
-
-    # FTC along the segment, 1-D, general L
-    psi = sp.diff(Lf(theta + s * delta), s) / delta  # = L'(theta + s delta)
-    dpsi = sp.diff(psi, s)
-    ev.step(r"One dimension, general smooth $L$: $\psi(s) = L'(\theta + s\delta)$ has derivative "
-            r"$\psi'(s) = \delta\,L''(\theta+s\delta)$, so $\psi$ is an antiderivative of the integrand and the "
-            r"fundamental theorem of calculus gives $L'(\theta+\delta) - L'(\theta) = \delta\int_0^1 L''(\theta+s\delta)\,ds$.",
-            sp.Eq(sp.Derivative(sp.Symbol(r"\psi"), s), dpsi))
-    ok_ftc = full_simplify(dpsi - delta * sp.diff(Lf(theta + s * delta), s, 2) / delta ** 2) == 0
-    ok_ftc &= full_simplify(psi.subs(s, 1) - psi.subs(s, 0) - (sp.diff(Lf(theta + delta), delta) - sp.diff(Lf(theta), theta))) == 0
-    ev.check("FTC along the segment (1-D, undefined L): psi' = delta L''(theta + s delta), psi(1) - psi(0) = L'(theta+delta) - L'(theta)",
-             "symbolic", "simplify of both differences", "0" if ok_ftc else "nonzero", "exact", ok_ftc,
-             "a symbolic identity holds exactly or not at all",
-             key="ftc-along-the-segment-1-d-undefined-l-psi-delta", numerical_class="exact", evidence="proof")
-    ev.step(r"$d$ dimensions, as a directional statement: for every fixed $v$, $\psi_v(s) = v^\top\nabla L(\theta_t + s\delta_t)$ "
-            r"is a scalar function with $\psi_v'(s) = v^\top\nabla^2L(\theta_t+s\delta_t)\,\delta_t$ (chain rule, checked next "
-            r"on a generic function); the 1-D step applied to $\psi_v$ for all $v$ gives the mean-value form.",
-            r"\nabla L(\theta_{t+1}) - \nabla L(\theta_t) = \bar H_t\,\delta_t,\qquad \bar H_t = \int_0^1 \nabla^2 L(\theta_t + s\,\delta_t)\,ds")
-    _chain_rule_generic(ev)
-    _recurrence_identity(ev, candidate)
-
-    # quadratic model, general d
-    d = sp.Symbol("d", integer=True, positive=True)
-    H = sp.MatrixSymbol("H", d, d)
-    b = sp.MatrixSymbol("b", d, 1)
-    th = sp.MatrixSymbol(r"\theta_t", d, 1)
-    grad = lambda z: H * z + b
-    d0 = -eta * grad(th)
-    d1 = -eta * grad(th + d0)
-    res = sp.expand(d1 - (sp.Identity(d) - eta * H) * d0).doit()
-    ev.step(r"Quadratic model $L = \tfrac12\theta^\top H\theta + b^\top\theta$: the gradient is affine, so $\bar H_t = H$ "
-            r"exactly and the recurrence has constant coefficients.", r"\delta_{t+1} = (I - \eta H)\,\delta_t")
-    okq = res == sp.ZeroMatrix(d, 1) or res == 0
-    ev.check("quadratic model: delta_{t+1} = (I - eta H) delta_t (general d)", "symbolic",
-             r"expand(\delta_{t+1} - (I-\eta H)\delta_t), MatrixSymbol H of size d x d", str(res), "exact", okq,
-             "a symbolic identity holds exactly or not at all",
-             key="quadratic-model-delta-t-1-i-eta-h-delta-t", numerical_class="exact", evidence="proof")
-
-    _stability_evidence(ev, boundary_factor / eta)
-    hs = sp.Symbol("h", real=True)
-    ev.step(r"Made precise for $d \ge 2$: for symmetric $\bar H_t$, $\|I-\eta\bar H_t\|_2 = \max_i|1-\eta\lambda_i(\bar H_t)|$, "
-            r"which is $<1$ iff $\operatorname{spec}\bar H_t \subset (0, 2/\eta)$. At the boundary $h = 2/\eta$ the factor is "
-            r"$-1$: the step flips sign without shrinking (the period-two threshold of EOS-P2).",
-            sp.Eq(1 - eta * hs, (1 - eta * hs).subs(hs, 2 / eta)))
-    ev.identity("factor at the boundary h = 2/eta is -1", (1 - eta * hs).subs(hs, 2 / eta), -1,
-                key="factor-at-the-boundary-h-2-eta-is-1")
-    _localisation(ev)
-    return ev
 
 
 def segment_counterexample():
@@ -269,6 +285,122 @@ def _localisation(ev: Evidence) -> None:
 # ---------------------------------------------------------------------------
 # EOS-LOSS
 # ---------------------------------------------------------------------------
+
+
+def loss_change(*, candidate: Callable | None = None) -> Evidence:
+    r"""EOS-LOSS. For GD on a :math:`C^2` loss, with :math:`g = \nabla L(\theta_t)` and
+    :math:`\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2 L(\theta_t - s\eta g)\,ds` (a weighted average: the weights
+    :math:`2(1-s)` integrate to 1), exactly
+
+    :math:`L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2\,(1 - \eta\hat h_t/2)`,  :math:`\hat h_t = g^\top\tilde H_t g/\|g\|^2`,
+
+    so the loss decreases iff :math:`\hat h_t < 2/\eta`; summed over steps,
+    :math:`L(\theta_T) - L(\theta_0) = -\eta\sum_t\|g_t\|^2(1-\eta\hat h_t/2)`, equivalently the
+    :math:`\|g_t\|^2`-weighted mean of :math:`\hat h_t` equals :math:`2/\eta - 2(L(\theta_0)-L(\theta_T))/(\eta^2\sum_t\|g_t\|^2)`.
+    :math:`\tilde H_t` and :math:`\bar H_t` (EOS-REC) are different averages (weights :math:`2(1-s)` vs 1).
+
+    Source: 002_45411e362948ee22.txt, first abstract ("a second-order expansion yields a loss-change
+    formula whose telescoping sum forces curvature toward 2/eta"; "the two formulas involve different
+    Hessian averages").
+    """
+    ev = Evidence()
+    ev.step(r"Made precise: the abstract's 'second-order expansion' is made exact by Taylor's theorem with integral "
+            r"remainder; the Hessian average that makes it exact (not only to second order) is $\tilde H_t$ with weight "
+            r"$2(1-s)$, and $\hat h_t$ is its Rayleigh quotient along the gradient.",
+            r"\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2L(\theta_t - s\eta g)\,ds,\qquad \hat h_t = \frac{g^\top\tilde H_t g}{\|g\|^2}")
+    _taylor_with_integral_remainder_along_the_step(ev)
+    _loss_formula_evidence(ev, candidate)
+    _remainder_is_exact_for_the_exponential(ev)
+    _htilde_not_hbar_makes_the_formula_exact(ev)
+    _sign_evidence(ev, 2 / eta)
+    _telescoped_formula_gives_the_mean_curvature(ev)
+    ev.step(r"Localisation: the weight $2(1-s)\ge 0$ integrates to 1, so by the mean value theorem for integrals "
+            r"$\hat h_t = u^\top\nabla^2L(\theta_t - \zeta_t\eta g)\,u$, $u = g/\|g\|$, for some $\zeta_t\in(0,1)$ "
+            r"(a Rayleigh quotient along the step, not an eigenvalue); the point differs from EOS-REC's (1/3 vs 1/2 for a cubic).")
+    _no_gap(ev)
+    return ev
+
+
+def _taylor_with_integral_remainder_along_the_step(ev: Evidence) -> None:
+    """phi(1) - phi(0) = phi'(0) + int_0^1 (1 - s) phi''(s) ds for general phi, applied to the GD segment; the
+    weights 2(1 - s) integrate to 1."""
+    phi = sp.Function(r"\varphi")
+    F = phi(s) + (1 - s) * sp.diff(phi(s), s)
+    ev.step(r"Taylor with integral remainder for a general smooth scalar $\varphi$: $F(s) = \varphi(s) + (1-s)\varphi'(s)$ "
+            r"is an antiderivative of $(1-s)\varphi''(s)$, so $\varphi(1) - \varphi(0) = \varphi'(0) + \int_0^1(1-s)\varphi''(s)\,ds$.",
+            sp.Eq(sp.Derivative(sp.Symbol("F"), s), sp.diff(F, s)))
+    ev.identity("F'(s) = (1 - s) phi''(s) (general phi)", sp.diff(F, s), (1 - s) * sp.diff(phi(s), s, 2),
+                key="f-s-1-s-phi-s-general-phi")
+    ev.identity("F(1) - F(0) = phi(1) - phi(0) - phi'(0)", F.subs(s, 1) - F.subs(s, 0),
+                phi(1) - phi(0) - sp.diff(phi(s), s).subs(s, 0), key="f-1-f-0-phi-1-phi-0-phi-0")
+    ev.step(r"With $\varphi(s) = L(\theta_t - s\eta g)$ (the GD segment): $\varphi'(0) = -\eta\|g\|^2$ and "
+            r"$\varphi''(s) = \eta^2 g^\top\nabla^2 L(\theta_t - s\eta g)\,g$ (chain rule, checked on a generic function):",
+            r"L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2 + \eta^2\, g^\top\Big[\int_0^1(1-s)\nabla^2L(\theta_t-s\eta g)\,ds\Big] g "
+            r"= -\eta\|g\|^2 + \tfrac{\eta^2}{2}\, g^\top\tilde H_t\, g")
+    _chain_rule_generic(ev)
+    w = sp.integrate(2 * (1 - s), (s, 0, 1))
+    ev.identity("the weights 2(1 - s) integrate to 1 (Htilde is an average of Hessians)", w, 1,
+                key="the-weights-2-1-s-integrate-to-1-htilde-is-an")
+
+
+def _remainder_is_exact_for_the_exponential(ev: Evidence) -> None:
+    """Exactness (not only second order) on L = exp, with the remainder integrated in closed form."""
+    x = sp.Symbol("x", real=True)
+    L = sp.exp(x)
+    lhs = L.subs(x, theta + delta) - L.subs(x, theta)
+    rhs = sp.diff(L, x).subs(x, theta) * delta + sp.integrate((1 - s) * sp.diff(L, x, 2).subs(x, theta + s * delta) * delta ** 2, (s, 0, 1))
+    ev.step(r"Exactness (not only second order) on a non-polynomial loss, $L = e^x$: the remainder integral evaluated in closed form.",
+            sp.Eq(sp.Symbol(r"\int_0^1 (1-s)\,e^{\theta+s\delta}\delta^2 ds"), sp.simplify(rhs - delta * sp.exp(theta))))
+    ev.identity("exact for L = exp: L(theta+delta) - L(theta) = L'(theta) delta + int_0^1 (1-s) L''(theta+s delta) delta^2 ds",
+                lhs, rhs, key="exact-for-l-exp-l-theta-delta-l-theta-l-theta")
+
+
+def _htilde_not_hbar_makes_the_formula_exact(ev: Evidence) -> None:
+    """Cubic L: Hbar is L'' at the midpoint, Htilde at the first third; only Htilde makes the formula exact."""
+    x = sp.Symbol("x", real=True)
+    a3 = sp.Symbol("a", nonzero=True)
+    Lc = a3 * x ** 3 / 6
+    L2 = sp.diff(Lc, x, 2)
+    Hbar = sp.integrate(L2.subs(x, theta + s * delta), (s, 0, 1))
+    Htil = sp.integrate(2 * (1 - s) * L2.subs(x, theta + s * delta), (s, 0, 1))
+    ev.step(r"The two averages differ (cubic $L = a x^3/6$, $L'' = a x$): $\bar H$ is $L''$ at the midpoint, "
+            r"$\tilde H$ at the first third of the step.",
+            sp.Eq(sp.Tuple(sp.Symbol(r"\bar H"), sp.Symbol(r"\tilde H")), sp.Tuple(sp.factor(Hbar), sp.factor(Htil))))
+    exact_dL = Lc.subs(x, theta + delta) - Lc.subs(x, theta)
+    wrong = sp.diff(Lc, x).subs(x, theta) * delta + Hbar * delta ** 2 / 2
+    miss = sp.factor(sp.simplify(exact_dL - wrong))
+    ok = full_simplify(Hbar - L2.subs(x, theta + delta / 2)) == 0 and full_simplify(Htil - L2.subs(x, theta + delta / 3)) == 0 and miss != 0
+    ev.check("Htilde (weight 2(1-s)) makes the formula exact; the uniform average Hbar does not", "symbolic",
+             "cubic L: Hbar - L''(theta + delta/2), Htilde - L''(theta + delta/3), and the miss of the Hbar-formula",
+             f"miss = {miss}", "first two 0, miss != 0", ok, "exact symbolic comparison",
+             key="htilde-weight-2-1-s-makes-the-formula-exact-the", numerical_class="exact", evidence="proof")
+
+
+def _telescoped_formula_gives_the_mean_curvature(ev: Evidence) -> None:
+    """Telescoping (general T): the ||g_t||^2-weighted mean of hhat_t is 2/eta - 2 (L_0 - L_T)/(eta^2 sum ||g_t||^2)."""
+    t, T = sp.symbols("t T", integer=True, nonnegative=True)
+    Lb, Wb, Hb = sp.IndexedBase("L"), sp.IndexedBase("w"), sp.IndexedBase(r"\hat{h}")
+    tele = sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)).doit()
+    ev.step(r"Telescoping (general $T$), with $w_t = \|g_t\|^2$ and the per-step identity in each summand:",
+            sp.Eq(sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)), tele))
+    ev.identity("telescoping sum of loss changes = L_T - L_0 (general T)", tele, Lb[T] - Lb[0],
+                key="telescoping-sum-of-loss-changes-l-t-l-0-general")
+    ev.step("Hence the summed formula:", r"L(\theta_T) - L(\theta_0) = -\eta\sum_{t=0}^{T-1}\|g_t\|^2\Big(1-\frac{\eta\hat h_t}{2}\Big)")
+    W, M, L0, LT = sp.symbols("W M L_0 L_T", real=True)  # W = sum w_t, M = sum w_t hhat_t
+    Msol = sp.solve(sp.Eq(LT - L0, -eta * W + eta ** 2 / 2 * M), M)[0]
+    ev.step(r"Made precise ('forces curvature toward $2/\eta$'): with $W = \sum_t\|g_t\|^2$ and $M = \sum_t\|g_t\|^2\hat h_t$, "
+            r"the summed formula is linear in $M$ and gives the $\|g\|^2$-weighted mean of $\hat h_t$ exactly:",
+            sp.Eq(M / W, sp.expand(Msol / W)))
+    ev.identity("weighted mean of hhat_t = 2/eta - 2 (L_0 - L_T)/(eta^2 sum ||g_t||^2)", Msol / W,
+                2 / eta - 2 * (L0 - LT) / (eta ** 2 * W), key="weighted-mean-of-hhat-t-2-eta-2-l-0-l-t-eta-2")
+    ev.step(r"Consequences: if $L \ge L_{\inf}$ and $\hat h_t \le (2-\epsilon)/\eta$ for all $t$, then "
+            r"$\sum_t\|g_t\|^2 \le 2(L_0 - L_{\inf})/(\eta\epsilon)$ (the gradients are square-summable); and if the "
+            r"loss stays bounded while $\sum_t\|g_t\|^2 \to \infty$ (GD does not converge), the weighted mean of "
+            r"$\hat h_t$ tends to $2/\eta$ exactly (no gap). On a period-two orbit ($L_T = L_0$, $T$ even) it equals $2/\eta$.",
+            r"\hat h_t \le \frac{2-\epsilon}{\eta}\ \Rightarrow\ 1 - \frac{\eta\hat h_t}{2} \ge \frac{\epsilon}{2}")
+    eps_ = sp.Symbol("epsilon", positive=True)
+    ev.identity("per-step factor at hhat = (2 - epsilon)/eta equals epsilon/2", 1 - eta * ((2 - eps_) / eta) / 2, eps_ / 2,
+                key="per-step-factor-at-hhat-2-epsilon-eta-equals")
 
 
 def _no_gap(ev: Evidence) -> None:
@@ -357,107 +489,6 @@ def _sign_evidence(ev: Evidence, boundary: sp.Expr) -> bool:
     return ok
 
 
-def loss_change(*, candidate: Callable | None = None) -> Evidence:
-    r"""EOS-LOSS. For GD on a :math:`C^2` loss, with :math:`g = \nabla L(\theta_t)` and
-    :math:`\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2 L(\theta_t - s\eta g)\,ds` (a weighted average: the weights
-    :math:`2(1-s)` integrate to 1), exactly
-
-    :math:`L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2\,(1 - \eta\hat h_t/2)`,  :math:`\hat h_t = g^\top\tilde H_t g/\|g\|^2`,
-
-    so the loss decreases iff :math:`\hat h_t < 2/\eta`; summed over steps,
-    :math:`L(\theta_T) - L(\theta_0) = -\eta\sum_t\|g_t\|^2(1-\eta\hat h_t/2)`, equivalently the
-    :math:`\|g_t\|^2`-weighted mean of :math:`\hat h_t` equals :math:`2/\eta - 2(L(\theta_0)-L(\theta_T))/(\eta^2\sum_t\|g_t\|^2)`.
-    :math:`\tilde H_t` and :math:`\bar H_t` (EOS-REC) are different averages (weights :math:`2(1-s)` vs 1).
-
-    Source: 002_45411e362948ee22.txt, first abstract ("a second-order expansion yields a loss-change
-    formula whose telescoping sum forces curvature toward 2/eta"; "the two formulas involve different
-    Hessian averages").
-    """
-    ev = Evidence()
-    ev.step(r"Made precise: the abstract's 'second-order expansion' is made exact by Taylor's theorem with integral "
-            r"remainder; the Hessian average that makes it exact (not only to second order) is $\tilde H_t$ with weight "
-            r"$2(1-s)$, and $\hat h_t$ is its Rayleigh quotient along the gradient.",
-            r"\tilde H_t = 2\int_0^1 (1-s)\,\nabla^2L(\theta_t - s\eta g)\,ds,\qquad \hat h_t = \frac{g^\top\tilde H_t g}{\|g\|^2}")
-    phi = sp.Function(r"\varphi")
-    F = phi(s) + (1 - s) * sp.diff(phi(s), s)
-    ev.step(r"Taylor with integral remainder for a general smooth scalar $\varphi$: $F(s) = \varphi(s) + (1-s)\varphi'(s)$ "
-            r"is an antiderivative of $(1-s)\varphi''(s)$, so $\varphi(1) - \varphi(0) = \varphi'(0) + \int_0^1(1-s)\varphi''(s)\,ds$.",
-            sp.Eq(sp.Derivative(sp.Symbol("F"), s), sp.diff(F, s)))
-    ev.identity("F'(s) = (1 - s) phi''(s) (general phi)", sp.diff(F, s), (1 - s) * sp.diff(phi(s), s, 2),
-                key="f-s-1-s-phi-s-general-phi")
-    ev.identity("F(1) - F(0) = phi(1) - phi(0) - phi'(0)", F.subs(s, 1) - F.subs(s, 0),
-                phi(1) - phi(0) - sp.diff(phi(s), s).subs(s, 0), key="f-1-f-0-phi-1-phi-0-phi-0")
-    ev.step(r"With $\varphi(s) = L(\theta_t - s\eta g)$ (the GD segment): $\varphi'(0) = -\eta\|g\|^2$ and "
-            r"$\varphi''(s) = \eta^2 g^\top\nabla^2 L(\theta_t - s\eta g)\,g$ (chain rule, checked on a generic function):",
-            r"L(\theta_{t+1}) - L(\theta_t) = -\eta\|g\|^2 + \eta^2\, g^\top\Big[\int_0^1(1-s)\nabla^2L(\theta_t-s\eta g)\,ds\Big] g "
-            r"= -\eta\|g\|^2 + \tfrac{\eta^2}{2}\, g^\top\tilde H_t\, g")
-    _chain_rule_generic(ev)
-    w = sp.integrate(2 * (1 - s), (s, 0, 1))
-    ev.identity("the weights 2(1 - s) integrate to 1 (Htilde is an average of Hessians)", w, 1,
-                key="the-weights-2-1-s-integrate-to-1-htilde-is-an")
-    _loss_formula_evidence(ev, candidate)
-
-    # exactness on a non-polynomial loss: SymPy integrates the remainder in closed form
-    x = sp.Symbol("x", real=True)
-    L = sp.exp(x)
-    lhs = L.subs(x, theta + delta) - L.subs(x, theta)
-    rhs = sp.diff(L, x).subs(x, theta) * delta + sp.integrate((1 - s) * sp.diff(L, x, 2).subs(x, theta + s * delta) * delta ** 2, (s, 0, 1))
-    ev.step(r"Exactness (not only second order) on a non-polynomial loss, $L = e^x$: the remainder integral evaluated in closed form.",
-            sp.Eq(sp.Symbol(r"\int_0^1 (1-s)\,e^{\theta+s\delta}\delta^2 ds"), sp.simplify(rhs - delta * sp.exp(theta))))
-    ev.identity("exact for L = exp: L(theta+delta) - L(theta) = L'(theta) delta + int_0^1 (1-s) L''(theta+s delta) delta^2 ds",
-                lhs, rhs, key="exact-for-l-exp-l-theta-delta-l-theta-l-theta")
-
-    # the two averages differ: cubic L, uniform weights vs 2(1-s)
-    a3 = sp.Symbol("a", nonzero=True)
-    Lc = a3 * x ** 3 / 6
-    L2 = sp.diff(Lc, x, 2)
-    Hbar = sp.integrate(L2.subs(x, theta + s * delta), (s, 0, 1))
-    Htil = sp.integrate(2 * (1 - s) * L2.subs(x, theta + s * delta), (s, 0, 1))
-    ev.step(r"The two averages differ (cubic $L = a x^3/6$, $L'' = a x$): $\bar H$ is $L''$ at the midpoint, "
-            r"$\tilde H$ at the first third of the step.",
-            sp.Eq(sp.Tuple(sp.Symbol(r"\bar H"), sp.Symbol(r"\tilde H")), sp.Tuple(sp.factor(Hbar), sp.factor(Htil))))
-    exact_dL = Lc.subs(x, theta + delta) - Lc.subs(x, theta)
-    wrong = sp.diff(Lc, x).subs(x, theta) * delta + Hbar * delta ** 2 / 2
-    miss = sp.factor(sp.simplify(exact_dL - wrong))
-    ok = full_simplify(Hbar - L2.subs(x, theta + delta / 2)) == 0 and full_simplify(Htil - L2.subs(x, theta + delta / 3)) == 0 and miss != 0
-    ev.check("Htilde (weight 2(1-s)) makes the formula exact; the uniform average Hbar does not", "symbolic",
-             "cubic L: Hbar - L''(theta + delta/2), Htilde - L''(theta + delta/3), and the miss of the Hbar-formula",
-             f"miss = {miss}", "first two 0, miss != 0", ok, "exact symbolic comparison",
-             key="htilde-weight-2-1-s-makes-the-formula-exact-the", numerical_class="exact", evidence="proof")
-
-    _sign_evidence(ev, 2 / eta)
-
-    # telescoping, general T
-    t, T = sp.symbols("t T", integer=True, nonnegative=True)
-    Lb, Wb, Hb = sp.IndexedBase("L"), sp.IndexedBase("w"), sp.IndexedBase(r"\hat{h}")
-    tele = sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)).doit()
-    ev.step(r"Telescoping (general $T$), with $w_t = \|g_t\|^2$ and the per-step identity in each summand:",
-            sp.Eq(sp.Sum(Lb[t + 1] - Lb[t], (t, 0, T - 1)), tele))
-    ev.identity("telescoping sum of loss changes = L_T - L_0 (general T)", tele, Lb[T] - Lb[0],
-                key="telescoping-sum-of-loss-changes-l-t-l-0-general")
-    ev.step("Hence the summed formula:", r"L(\theta_T) - L(\theta_0) = -\eta\sum_{t=0}^{T-1}\|g_t\|^2\Big(1-\frac{\eta\hat h_t}{2}\Big)")
-    W, M, L0, LT = sp.symbols("W M L_0 L_T", real=True)  # W = sum w_t, M = sum w_t hhat_t
-    Msol = sp.solve(sp.Eq(LT - L0, -eta * W + eta ** 2 / 2 * M), M)[0]
-    ev.step(r"Made precise ('forces curvature toward $2/\eta$'): with $W = \sum_t\|g_t\|^2$ and $M = \sum_t\|g_t\|^2\hat h_t$, "
-            r"the summed formula is linear in $M$ and gives the $\|g\|^2$-weighted mean of $\hat h_t$ exactly:",
-            sp.Eq(M / W, sp.expand(Msol / W)))
-    ev.identity("weighted mean of hhat_t = 2/eta - 2 (L_0 - L_T)/(eta^2 sum ||g_t||^2)", Msol / W,
-                2 / eta - 2 * (L0 - LT) / (eta ** 2 * W), key="weighted-mean-of-hhat-t-2-eta-2-l-0-l-t-eta-2")
-    ev.step(r"Consequences: if $L \ge L_{\inf}$ and $\hat h_t \le (2-\epsilon)/\eta$ for all $t$, then "
-            r"$\sum_t\|g_t\|^2 \le 2(L_0 - L_{\inf})/(\eta\epsilon)$ (the gradients are square-summable); and if the "
-            r"loss stays bounded while $\sum_t\|g_t\|^2 \to \infty$ (GD does not converge), the weighted mean of "
-            r"$\hat h_t$ tends to $2/\eta$ exactly (no gap). On a period-two orbit ($L_T = L_0$, $T$ even) it equals $2/\eta$.",
-            r"\hat h_t \le \frac{2-\epsilon}{\eta}\ \Rightarrow\ 1 - \frac{\eta\hat h_t}{2} \ge \frac{\epsilon}{2}")
-    eps_ = sp.Symbol("epsilon", positive=True)
-    ev.identity("per-step factor at hhat = (2 - epsilon)/eta equals epsilon/2", 1 - eta * ((2 - eps_) / eta) / 2, eps_ / 2,
-                key="per-step-factor-at-hhat-2-epsilon-eta-equals")
-    ev.step(r"Localisation: the weight $2(1-s)\ge 0$ integrates to 1, so by the mean value theorem for integrals "
-            r"$\hat h_t = u^\top\nabla^2L(\theta_t - \zeta_t\eta g)\,u$, $u = g/\|g\|$, for some $\zeta_t\in(0,1)$ "
-            r"(a Rayleigh quotient along the step, not an eigenvalue); the point differs from EOS-REC's (1/3 vs 1/2 for a cubic).")
-    _no_gap(ev)
-    return ev
-
-
 # ---------------------------------------------------------------------------
 # EOS-P2
 # ---------------------------------------------------------------------------
@@ -469,6 +500,104 @@ rho = sp.Symbol("rho", positive=True)
 def kappa_1d(h=h_, a=a_, b=b_):
     """Half-amplitude coefficient in 2/eta = L'' + kappa rho^2 + O(rho^4) (1-D)."""
     return b / 6 - a ** 2 / (2 * h)
+
+
+def period_two(*, kappa_candidate: Callable | None = None, kappa_formula: Callable | None = None) -> Evidence:
+    r"""EOS-P2. Critical points of the edge coupling :math:`E(x,y) = L(x) + L(y) - \|x-y\|^2/(2\eta)` are the
+    pairs with :math:`y = G(x)`, :math:`x = G(y)`, :math:`G(\theta) = \theta - \eta\nabla L(\theta)`: fixed points (:math:`x=y`,
+    :math:`\nabla L = 0`) and period-two orbits (:math:`x \ne y`). Writing the orbit as :math:`\{m + r, m - r\}`, near a
+    fixed point :math:`\theta^*` with Hessian :math:`H` (distinct eigenvalues :math:`h_i>0`) the midpoint is :math:`m = O(\rho^2)`,
+    :math:`r = \rho e_i + O(\rho^3)` for an eigenvector :math:`e_i`, and the half-amplitude :math:`\rho` alone satisfies
+
+    :math:`2/\eta = h_i + \kappa_i\rho^2 + O(\rho^4)`, :math:`\kappa_i = Q_{iiii}/6 - \tfrac12\sum_k T_{iik}^2/h_k`
+
+    (:math:`T, Q` = third and fourth derivative tensors in the eigenbasis; in 1-D
+    :math:`\kappa = L''''/6 - L'''^2/(2L'')`). Orbits exist for :math:`\eta < \eta_c = 2/h_i` if :math:`\kappa_i > 0`
+    (subcritical: unstable orbits, multiplier :math:`1 + 8\kappa\rho^2/h`) and for :math:`\eta > \eta_c` if
+    :math:`\kappa_i < 0` (supercritical: stable orbits).
+
+    Source: 002_45411e362948ee22.txt, first abstract ("setting both gradients of the edge coupling to
+    zero classifies fixed points and period-two orbits; near a fixed point, the problem reduces to a
+    function of the half-amplitude alone, which determines which directions support period-two orbits
+    and on which side of the critical learning rate they appear").
+    """
+    ev = Evidence()
+    ev.step(r"Made precise: edge coupling $E(x,y) = L(x)+L(y) - \|x-y\|^2/(2\eta)$ (coefficient fixed in EOS-REC); "
+            r"orbit $\{m+r, m-r\}$ with half-amplitude $\rho = \|r\|$; 'near a fixed point' = $\rho\to 0$ with $\eta\to\eta_c$; "
+            r"'which side' = the sign of $\eta - \eta_c$ on the orbit branch, decided by the sign of $\kappa$ derived below.")
+    _critical_pairs_are_fixed_points_or_two_cycles(ev)
+    sol, kappa, kappa4 = _amplitude_1d(ev, kappa_candidate)
+    _side_evidence(ev)
+    _orbit_multiplier(ev, sol, kappa, kappa4)
+    _model_losses_of_the_numeric_check(ev)
+    ev.step(r"$d$ dimensions (eigenbasis $H = \operatorname{diag}(h_k)$, third/fourth derivative tensors $T, Q$): "
+            r"with $r = \rho e_1 + O(\rho^3)$, $m = -\tfrac12\rho^2 H^{-1}T(e_1,e_1,\cdot) + O(\rho^4)$ the same reduction gives",
+            r"\frac{2}{\eta} = h_1 + \kappa_1\rho^2 + O(\rho^4),\qquad \kappa_1 = \frac{Q_{1111}}{6} - \frac12\sum_k \frac{T_{11k}^2}{h_k}")
+    _directions(ev)
+    for d in (2, 3):
+        _lyapunov_schmidt(ev, d, kappa_formula)
+    ev.step(r"Separable losses ($T_{11k} = 0$ for $k\ne 1$) reduce to the 1-D formula per coordinate; at a minimum "
+            r"($h_k > 0$) the cross terms $T_{11k}$ lower $\kappa_1$ and push the orbits to the supercritical side. Checked in general form: "
+            r"1-D with arbitrary $L'', L''', L'''', L^{(5)}$; in $d$ dimensions, explicit generic cases $d = 2, 3$.")
+    return ev
+
+
+def _critical_pairs_are_fixed_points_or_two_cycles(ev: Evidence) -> None:
+    """grad E = 0 iff y = G(x) and x = G(y); with x = m + r, y = m - r the two conditions are a sum and a
+    difference equation."""
+    x, y = sp.symbols("x y", real=True)
+    gx, gy = sp.symbols("g_x g_y", real=True)  # grad L(x), grad L(y): arbitrary (one coordinate)
+    E = Lf(x) + Lf(y) - (x - y) ** 2 / (2 * eta)
+    dEx = sp.diff(E, x).subs(Lf(x).diff(x), gx)
+    dEy = sp.diff(E, y).subs(Lf(y).diff(y), gy)
+    sol = sp.solve([dEx, dEy], [y, gy], dict=True)
+    ev.step(r"Both gradients of $E$ set to zero:", sp.Tuple(sp.Eq(dEx, 0), sp.Eq(dEy, 0)))
+    # y = G(x), and L'(y) = -L'(x) makes y - eta L'(y) = x, i.e. x = G(y)
+    ok = (len(sol) == 1 and full_simplify(sol[0][y] - (x - eta * gx)) == 0
+          and full_simplify(sol[0][y] - eta * sol[0][gy] - x) == 0)
+    ev.check("grad E = 0 <=> y = G(x) and x = G(y)", "symbolic", "solve(dE/dx = dE/dy = 0) for (y, L'(y))",
+             str(sol), "y = x - eta L'(x), L'(y) = -L'(x)  (i.e. x = y - eta L'(y))", ok, "exact solve of a linear system",
+             key="grad-e-0-y-g-x-and-x-g-y", numerical_class="exact", evidence="proof")
+    ev.step(r"Hence $y = G(x)$ and $L'(y) = -L'(x)$, i.e. $x = G(y)$: $x = y$ gives a fixed point ($\nabla L(x) = 0$), "
+            r"$x\ne y$ a period-two orbit. With $x = m + r$, $y = m - r$ the two conditions become a sum and a difference equation:",
+            r"\nabla L(m+r) + \nabla L(m-r) = 0,\qquad \nabla L(m+r) - \nabla L(m-r) = \tfrac{4}{\eta}\,r")
+    m, r = sp.symbols("m r", real=True)
+    e1 = (dEx + dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
+    e2 = (dEx - dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
+    sub = {x: m + r, y: m - r}
+    ev.identity("sum of the two conditions", e1.subs(sub).doit(), (Lf(x).diff(x) + Lf(y).diff(y)).subs(sub).doit(),
+                key="sum-of-the-two-conditions")
+    ev.identity("difference of the two conditions", e2.subs(sub).doit(), ((Lf(x).diff(x) - Lf(y).diff(y)) - 4 * r / eta).subs(sub).doit(),
+                key="difference-of-the-two-conditions")
+
+
+def _orbit_multiplier(ev: Evidence, sol: dict, kappa: sp.Expr, kappa4: sp.Expr) -> None:
+    """The orbit's stability multiplier G'(m + rho) G'(m - rho) = 1 + 8 kappa rho^2/L'' + O(rho^4) on the branch."""
+    xx = sp.Symbol("x", real=True)
+    Lpp = h_ + a_ * xx + b_ * xx ** 2 / 2 + c_ * xx ** 3 / 6
+    two_over_eta = h_ + kappa * rho ** 2 + kappa4 * rho ** 4
+    mser = sum(v * rho ** (2 * i + 2) for i, v in enumerate(sol.values()))
+    mu = (1 - 2 / two_over_eta * Lpp.subs(xx, mser + rho)) * (1 - 2 / two_over_eta * Lpp.subs(xx, mser - rho))
+    mu2 = sp.expand(sp.series(mu, rho, 0, 3).removeO())
+    ev.step(r"Orbit multiplier $\mu = G'(m+\rho)G'(m-\rho)$ on the branch: $\kappa<0$ gives stable orbits past $\eta_c$ "
+            r"(supercritical flip), $\kappa>0$ unstable orbits before $\eta_c$ (subcritical).",
+            sp.Eq(sp.Symbol(r"\mu"), mu2 + sp.Order(rho ** 4)))
+    ev.identity("orbit multiplier mu = 1 + 8 kappa rho^2 / L'' + O(rho^4)", mu2, 1 + 8 * kappa * rho ** 2 / h_,
+                key="orbit-multiplier-mu-1-8-kappa-rho-2-l-o-rho-4")
+
+
+def _model_losses_of_the_numeric_check(ev: Evidence) -> None:
+    """kappa and eta_c of the numeric check's model losses; the symmetric quartic is exact (m = 0)."""
+    th = sp.Symbol("theta", real=True)
+    cq = sp.Symbol("c", real=True)
+    for name, L in (("quartic", th ** 2 / 2 + cq * th ** 4 / 4), ("cubic+quartic", th ** 2 / 2 + th ** 3 / 3 + th ** 4 / 4)):
+        d2, d3, d4 = (sp.diff(L, th, k).subs(th, 0) for k in (2, 3, 4))
+        ev.step(f"Model {name}: $L = {sp.latex(L)}$, $\\eta_c = {sp.latex(2 / d2)}$,", sp.Eq(sp.Symbol(r"\kappa"), kappa_1d(d2, d3, d4)))
+    # the symmetric quartic is exact: m = 0 and 2/eta = 1 + c rho^2 with no remainder
+    Lp = th + cq * th ** 3
+    ev.identity("symmetric quartic: m = 0 solves the sum equation and 2/eta = 1 + c rho^2 exactly",
+                (Lp.subs(th, rho) - Lp.subs(th, -rho)) / (2 * rho) + (Lp.subs(th, rho) + Lp.subs(th, -rho)), 1 + cq * rho ** 2,
+                key="symmetric-quartic-m-0-solves-the-sum-equation")
 
 
 def _amplitude_1d(ev: Evidence, kappa_candidate: Callable | None = None):
@@ -582,90 +711,3 @@ def _directions(ev: Evidence, d: int = 3) -> bool:
              "solve((H - lambda_0) e = 0, |e| = 1) vs {(+-e_i, h_i)}", str(got), str(want), ok, "finite solution sets compared",
              key=f"order-rho-equation-half-amplitude-{d}-distinct-h-i", numerical_class="exact", evidence="proof")
     return ok
-
-
-def period_two(*, kappa_candidate: Callable | None = None, kappa_formula: Callable | None = None) -> Evidence:
-    r"""EOS-P2. Critical points of the edge coupling :math:`E(x,y) = L(x) + L(y) - \|x-y\|^2/(2\eta)` are the
-    pairs with :math:`y = G(x)`, :math:`x = G(y)`, :math:`G(\theta) = \theta - \eta\nabla L(\theta)`: fixed points (:math:`x=y`,
-    :math:`\nabla L = 0`) and period-two orbits (:math:`x \ne y`). Writing the orbit as :math:`\{m + r, m - r\}`, near a
-    fixed point :math:`\theta^*` with Hessian :math:`H` (distinct eigenvalues :math:`h_i>0`) the midpoint is :math:`m = O(\rho^2)`,
-    :math:`r = \rho e_i + O(\rho^3)` for an eigenvector :math:`e_i`, and the half-amplitude :math:`\rho` alone satisfies
-
-    :math:`2/\eta = h_i + \kappa_i\rho^2 + O(\rho^4)`, :math:`\kappa_i = Q_{iiii}/6 - \tfrac12\sum_k T_{iik}^2/h_k`
-
-    (:math:`T, Q` = third and fourth derivative tensors in the eigenbasis; in 1-D
-    :math:`\kappa = L''''/6 - L'''^2/(2L'')`). Orbits exist for :math:`\eta < \eta_c = 2/h_i` if :math:`\kappa_i > 0`
-    (subcritical: unstable orbits, multiplier :math:`1 + 8\kappa\rho^2/h`) and for :math:`\eta > \eta_c` if
-    :math:`\kappa_i < 0` (supercritical: stable orbits).
-
-    Source: 002_45411e362948ee22.txt, first abstract ("setting both gradients of the edge coupling to
-    zero classifies fixed points and period-two orbits; near a fixed point, the problem reduces to a
-    function of the half-amplitude alone, which determines which directions support period-two orbits
-    and on which side of the critical learning rate they appear").
-    """
-    ev = Evidence()
-    ev.step(r"Made precise: edge coupling $E(x,y) = L(x)+L(y) - \|x-y\|^2/(2\eta)$ (coefficient fixed in EOS-REC); "
-            r"orbit $\{m+r, m-r\}$ with half-amplitude $\rho = \|r\|$; 'near a fixed point' = $\rho\to 0$ with $\eta\to\eta_c$; "
-            r"'which side' = the sign of $\eta - \eta_c$ on the orbit branch, decided by the sign of $\kappa$ derived below.")
-    x, y = sp.symbols("x y", real=True)
-    gx, gy = sp.symbols("g_x g_y", real=True)  # grad L(x), grad L(y): arbitrary (one coordinate)
-    E = Lf(x) + Lf(y) - (x - y) ** 2 / (2 * eta)
-    dEx = sp.diff(E, x).subs(Lf(x).diff(x), gx)
-    dEy = sp.diff(E, y).subs(Lf(y).diff(y), gy)
-    sol = sp.solve([dEx, dEy], [y, gy], dict=True)
-    ev.step(r"Both gradients of $E$ set to zero:", sp.Tuple(sp.Eq(dEx, 0), sp.Eq(dEy, 0)))
-    # y = G(x), and L'(y) = -L'(x) makes y - eta L'(y) = x, i.e. x = G(y)
-    ok = (len(sol) == 1 and full_simplify(sol[0][y] - (x - eta * gx)) == 0
-          and full_simplify(sol[0][y] - eta * sol[0][gy] - x) == 0)
-    ev.check("grad E = 0 <=> y = G(x) and x = G(y)", "symbolic", "solve(dE/dx = dE/dy = 0) for (y, L'(y))",
-             str(sol), "y = x - eta L'(x), L'(y) = -L'(x)  (i.e. x = y - eta L'(y))", ok, "exact solve of a linear system",
-             key="grad-e-0-y-g-x-and-x-g-y", numerical_class="exact", evidence="proof")
-    ev.step(r"Hence $y = G(x)$ and $L'(y) = -L'(x)$, i.e. $x = G(y)$: $x = y$ gives a fixed point ($\nabla L(x) = 0$), "
-            r"$x\ne y$ a period-two orbit. With $x = m + r$, $y = m - r$ the two conditions become a sum and a difference equation:",
-            r"\nabla L(m+r) + \nabla L(m-r) = 0,\qquad \nabla L(m+r) - \nabla L(m-r) = \tfrac{4}{\eta}\,r")
-    m, r = sp.symbols("m r", real=True)
-    e1 = (dEx + dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
-    e2 = (dEx - dEy).subs({gx: Lf(x).diff(x), gy: Lf(y).diff(y)})
-    sub = {x: m + r, y: m - r}
-    ev.identity("sum of the two conditions", e1.subs(sub).doit(), (Lf(x).diff(x) + Lf(y).diff(y)).subs(sub).doit(),
-                key="sum-of-the-two-conditions")
-    ev.identity("difference of the two conditions", e2.subs(sub).doit(), ((Lf(x).diff(x) - Lf(y).diff(y)) - 4 * r / eta).subs(sub).doit(),
-                key="difference-of-the-two-conditions")
-
-    _sol, kappa, kappa4 = _amplitude_1d(ev, kappa_candidate)
-    _side_evidence(ev)
-    # stability multiplier of the orbit (product of G' at the two points)
-    xx = sp.Symbol("x", real=True)
-    Lpp = h_ + a_ * xx + b_ * xx ** 2 / 2 + c_ * xx ** 3 / 6
-    two_over_eta = h_ + kappa * rho ** 2 + kappa4 * rho ** 4
-    mser = sum(v * rho ** (2 * i + 2) for i, v in enumerate(_sol.values()))
-    mu = (1 - 2 / two_over_eta * Lpp.subs(xx, mser + rho)) * (1 - 2 / two_over_eta * Lpp.subs(xx, mser - rho))
-    mu2 = sp.expand(sp.series(mu, rho, 0, 3).removeO())
-    ev.step(r"Orbit multiplier $\mu = G'(m+\rho)G'(m-\rho)$ on the branch: $\kappa<0$ gives stable orbits past $\eta_c$ "
-            r"(supercritical flip), $\kappa>0$ unstable orbits before $\eta_c$ (subcritical).",
-            sp.Eq(sp.Symbol(r"\mu"), mu2 + sp.Order(rho ** 4)))
-    ev.identity("orbit multiplier mu = 1 + 8 kappa rho^2 / L'' + O(rho^4)", mu2, 1 + 8 * kappa * rho ** 2 / h_,
-                key="orbit-multiplier-mu-1-8-kappa-rho-2-l-o-rho-4")
-
-    # model functions of the numeric check
-    th = sp.Symbol("theta", real=True)
-    cq = sp.Symbol("c", real=True)
-    for name, L in (("quartic", th ** 2 / 2 + cq * th ** 4 / 4), ("cubic+quartic", th ** 2 / 2 + th ** 3 / 3 + th ** 4 / 4)):
-        d2, d3, d4 = (sp.diff(L, th, k).subs(th, 0) for k in (2, 3, 4))
-        ev.step(f"Model {name}: $L = {sp.latex(L)}$, $\\eta_c = {sp.latex(2 / d2)}$,", sp.Eq(sp.Symbol(r"\kappa"), kappa_1d(d2, d3, d4)))
-    # the symmetric quartic is exact: m = 0 and 2/eta = 1 + c rho^2 with no remainder
-    Lp = th + cq * th ** 3
-    ev.identity("symmetric quartic: m = 0 solves the sum equation and 2/eta = 1 + c rho^2 exactly",
-                (Lp.subs(th, rho) - Lp.subs(th, -rho)) / (2 * rho) + (Lp.subs(th, rho) + Lp.subs(th, -rho)), 1 + cq * rho ** 2,
-                key="symmetric-quartic-m-0-solves-the-sum-equation")
-
-    ev.step(r"$d$ dimensions (eigenbasis $H = \operatorname{diag}(h_k)$, third/fourth derivative tensors $T, Q$): "
-            r"with $r = \rho e_1 + O(\rho^3)$, $m = -\tfrac12\rho^2 H^{-1}T(e_1,e_1,\cdot) + O(\rho^4)$ the same reduction gives",
-            r"\frac{2}{\eta} = h_1 + \kappa_1\rho^2 + O(\rho^4),\qquad \kappa_1 = \frac{Q_{1111}}{6} - \frac12\sum_k \frac{T_{11k}^2}{h_k}")
-    _directions(ev)
-    for d in (2, 3):
-        _lyapunov_schmidt(ev, d, kappa_formula)
-    ev.step(r"Separable losses ($T_{11k} = 0$ for $k\ne 1$) reduce to the 1-D formula per coordinate; at a minimum "
-            r"($h_k > 0$) the cross terms $T_{11k}$ lower $\kappa_1$ and push the orbits to the supercritical side. Checked in general form: "
-            r"1-D with arbitrary $L'', L''', L'''', L^{(5)}$; in $d$ dimensions, explicit generic cases $d = 2, 3$.")
-    return ev
