@@ -91,6 +91,25 @@ def _kappa3_dir():
     return sp.Sum(u[i] * (c[i] - _mean_dir()) ** 3, (i, 1, n))
 
 
+def _second_moment_dir():
+    """v^T (sum_i u_i t_i t_i^T) v = sum_i u_i <t_i, v>^2."""
+    return sp.Sum(u[i] * c[i] ** 2, (i, 1, n))
+
+
+def cumulant_expansion(*, first=None, second=None, third=None) -> Evidence:
+    r"""log M(lambda) = <mu, lambda> + 1/2 lambda^T Sigma lambda + o(||lambda||^2)  (in fact O(||lambda||^3)),
+
+    for a discrete u = sum_i u_i delta_{t_i} of any size n, in any dimension d, with
+    M(lambda) = sum_i u_i exp<t_i, lambda>, mu = sum_i u_i t_i, Sigma = sum_i u_i (t_i - mu)(t_i - mu)^T.
+
+    Source: 004_830fd89135933577.txt, eq (11) and Appendix A, (23)-(26) and the display after (26).
+    """
+    ev = _directional_evidence(first, second, third)
+    ev.extend(_explicit_case_evidence())
+    ev.extend(_appendix_a_evidence())
+    return ev
+
+
 def _directional_evidence(first=None, second=None, third=None) -> Evidence:
     """Derivatives of s -> log M(s v) at 0 against candidate closed forms (defaults: the cumulants)."""
     ev = Evidence()
@@ -177,8 +196,14 @@ def _appendix_a_evidence() -> Evidence:
     """Appendix A, (23)-(26) and the display after it, checked as printed."""
     ev = Evidence()
     M = sp.Sum(u[i] * sp.exp(s * c[i]), (i, 1, n))
+    _mgf_23_lacks_the_exponential_and_24_25_hold(ev, M)
+    _log_series_26_uses_the_wrong_variable(ev)
+    _display_after_26_gives_the_covariance(ev, M)
+    return ev
 
-    # (23) as printed: M(lambda) = int <a,lambda> u(a) da  -> discrete: sum_i u_i <t_i, s v>
+
+def _mgf_23_lacks_the_exponential_and_24_25_hold(ev: Evidence, M: sp.Expr) -> None:
+    """(23) as printed has no exp (erratum); the Taylor coefficients of the corrected M are 1, (24) and (25)."""
     printed23 = sp.Sum(u[i] * s * c[i], (i, 1, n))
     ev.step("(23) as printed has integrand <a,lambda> u(a) (no exp); for discrete u along lambda = s v this is",
             eq("M_{(23)}(sv)", printed23))
@@ -195,7 +220,7 @@ def _appendix_a_evidence() -> Evidence:
                  f"Computed for discrete u: printed minus (8) at lambda = 0 is {gap_at0}."))
     # the right-hand side of (23), with (24) and (25), for the corrected M
     co = [_expand_normalised(x) for x in _taylor_coeffs(M, s, 2)]
-    second_moment_dir = sp.Sum(u[i] * c[i] ** 2, (i, 1, n))  # v^T (sum u_i t_i t_i^T) v
+    second_moment_dir = _second_moment_dir()  # v^T (sum u_i t_i t_i^T) v
     ev.step("Taylor coefficients of the corrected M(sv) = sum_i u_i exp(s c_i) at s = 0 (orders 0, 1, 2).",
             "(M_0, M_1, M_2) = " + sp.latex(sp.Matrix(co).T))
     ev.identity("FD-11 (23) corrected: constant term 1", co[0], 1,
@@ -207,7 +232,9 @@ def _appendix_a_evidence() -> Evidence:
                 metric="d^2/ds^2 M(sv)|0 - v^T (int a a^T u) v", simplify=sum_zero,
                 key="fd-11-25-v-t-m-0-v-sum-i-u-i-t-i-v-2")
 
-    # (26) as printed: log(1+x) = t - t^2/2 + t^3/3 - t^4/4 + ...
+
+def _log_series_26_uses_the_wrong_variable(ev: Evidence) -> None:
+    """(26) as printed expands log(1 + x) in t (erratum); the series of log(1 + t) is right."""
     x, t = sp.symbols("x t")
     printed26 = t - t**2 / 2 + t**3 / 3 - t**4 / 4
     true_x = sp.series(sp.log(1 + x), x, 0, 5).removeO()
@@ -226,7 +253,10 @@ def _appendix_a_evidence() -> Evidence:
                                   "with log(1+x) compared and differs, see errata",
                 key="fd-11-26-corrected-log-1-t-series-coefficients")
 
-    # the display after (26): substitute M = 1 + X into log(1+X), truncate at order 2
+
+def _display_after_26_gives_the_covariance(ev: Evidence, M: sp.Expr) -> None:
+    """The display after (26): log(1 + X) to order 2, on M of (8) the variance along v, and entrywise
+    Sigma = M''(0) - M'(0) M'(0)^T = sum_i u_i (t_i - mu)(t_i - mu)^T for general n and d."""
     a1, a2, a3 = sp.symbols("a1 a2 a3")  # <M'(0),v>, v^T M''(0) v, third moment along v
     X = s * a1 + s**2 * a2 / 2 + s**3 * a3 / 6
     logser = sp.series(sp.log(1 + X), s, 0, 3).removeO()
@@ -242,6 +272,7 @@ def _appendix_a_evidence() -> Evidence:
                 metric="series(log(1+X), s, 0, 3) - (s a1 + s^2/2 (a2 - a1^2))",
                 key="fd-11-appx-a-line-2-m-0-l-1-2-l-t-m-0-l-m-0-l-2")
     # the same chain on the actual M of (8): second-order coefficient is the variance along v
+    second_moment_dir = _second_moment_dir()
     K2 = _expand_normalised(_taylor_coeffs(sp.log(M), s, 2)[2])
     ev.identity("FD-11 Appx A line 2 on M of (8)", 2 * K2, second_moment_dir - _mean_dir() ** 2,
                 metric="2 [s^2] log M(sv) - (v^T M''(0) v - <M'(0),v>^2)", simplify=sum_zero,
@@ -256,21 +287,6 @@ def _appendix_a_evidence() -> Evidence:
     ev.identity("FD-11 Sigma = M''(0) - M'(0)M'(0)^T = int (a-mu)(a-mu)^T u", lhs, rhs, simplify=sum_zero,
                 metric="sum_i u_i t_ip t_iq - mu_p mu_q - sum_i u_i (t_ip - mu_p)(t_iq - mu_q), with sum_i u_i = 1",
                 key="fd-11-sigma-m-0-m-0-m-0-t-int-a-mu-a-mu-t-u")
-    return ev
-
-
-def cumulant_expansion(*, first=None, second=None, third=None) -> Evidence:
-    r"""log M(lambda) = <mu, lambda> + 1/2 lambda^T Sigma lambda + o(||lambda||^2)  (in fact O(||lambda||^3)),
-
-    for a discrete u = sum_i u_i delta_{t_i} of any size n, in any dimension d, with
-    M(lambda) = sum_i u_i exp<t_i, lambda>, mu = sum_i u_i t_i, Sigma = sum_i u_i (t_i - mu)(t_i - mu)^T.
-
-    Source: 004_830fd89135933577.txt, eq (11) and Appendix A, (23)-(26) and the display after (26).
-    """
-    ev = _directional_evidence(first, second, third)
-    ev.extend(_explicit_case_evidence())
-    ev.extend(_appendix_a_evidence())
-    return ev
 
 
 # =============================================================================
@@ -279,6 +295,19 @@ def cumulant_expansion(*, first=None, second=None, third=None) -> Evidence:
 def _lambda13(a, Sig, z, I):
     """(13) as printed: lambda* = alpha (I_d + alpha Sigma)^{-1} z."""
     return a * (I + a * Sig).inv() * z if isinstance(Sig, sp.MatrixBase) else a * (I + a * Sig).I * z
+
+
+
+def quadratic_cumulant_solution(*, candidate=_lambda13) -> Evidence:
+    r"""With log M replaced by its quadratic cumulant (12), the dual (7) is maximised uniquely at
+    lambda* = alpha (I_d + alpha Sigma)^{-1} z  (alpha > 0, Sigma PSD);  for Sigma = I_d this is
+    alpha/(1+alpha) z = alpha/(alpha+1) (b - mu), the lambda* of Sec 5.
+
+    Source: 004_830fd89135933577.txt, eqs (7), (12), (13) and footnote 5.
+    """
+    ev = _quadratic_evidence(candidate)
+    ev.extend(_footnote5_evidence())
+    return ev
 
 
 def _quadratic_evidence(candidate=_lambda13) -> Evidence:
@@ -373,21 +402,39 @@ def _footnote5_evidence() -> Evidence:
     return ev
 
 
-def quadratic_cumulant_solution(*, candidate=_lambda13) -> Evidence:
-    r"""With log M replaced by its quadratic cumulant (12), the dual (7) is maximised uniquely at
-    lambda* = alpha (I_d + alpha Sigma)^{-1} z  (alpha > 0, Sigma PSD);  for Sigma = I_d this is
-    alpha/(1+alpha) z = alpha/(alpha+1) (b - mu), the lambda* of Sec 5.
-
-    Source: 004_830fd89135933577.txt, eqs (7), (12), (13) and footnote 5.
-    """
-    ev = _quadratic_evidence(candidate)
-    ev.extend(_footnote5_evidence())
-    return ev
-
-
 # =============================================================================
 # FD-14: lambda* = alpha z + O(alpha^2)
 # =============================================================================
+def first_order_lambda(*, a3_candidate=None) -> Evidence:
+    r"""lambda* = alpha z + O(alpha^2) as alpha -> 0, for the exact maximiser lambda* of (7); more precisely
+    lambda* = alpha z - alpha^2 Sigma z + alpha^3 (Sigma^2 z - 1/2 kappa3[z,z]) + O(alpha^4),
+    so ||lambda* - alpha z|| = O(alpha^2), ||lambda* - (13)|| = O(alpha^3) and
+    h_hat(lambda*) - h_hat(alpha z) = -alpha^2 Sigma^2 z + O(alpha^3).
+
+    Source: 004_830fd89135933577.txt, eqs (7), (13), (14), (16).
+    """
+    ev = _series13_evidence()
+    ev.extend(_exact_dual_d1_evidence(a3_candidate))
+    ev.extend(_exact_dual_d2_evidence())
+    ev.extend(_hhat_is_grad_evidence())
+    ev.step("Conclusion: ||lambda* - alpha z|| = alpha^2 ||Sigma z|| + O(alpha^3) (log-log slope 2 when Sigma z != 0); "
+            "||lambda* - (13)|| = alpha^3 ||kappa3[z,z]||/2 + O(alpha^4) (slope 3 when kappa3[z,z] != 0); "
+            "h_hat(lambda*) - h_hat(alpha z) = grad K(lambda*) - grad K(alpha z) = -alpha^2 Sigma^2 z + O(alpha^3) "
+            "(slope 2 when Sigma z != 0, as ||Sigma z||^2 = z^T Sigma^2 z).",
+            r"\|\lambda^*-\alpha z\|=O(\alpha^2),\quad \|\lambda^*-\lambda_{(13)}\|=O(\alpha^3),\quad "
+            r"\|\hat h(\lambda^*)-\hat h(\alpha z)\|=O(\alpha^2)")
+    ev.tables.append(Table("Error laws predicted as alpha -> 0 (read by checks.closed_forms)",
+                           ["claim", "error", "order", "leading coefficient (d = 2, as SymPy derives it)",
+                            "general d"],
+                           [[q.claim, q.quantity, q.order, sp.sstr(q.coefficient), q.closed_form]
+                            for q in predictions().values()]))
+    ev.notes += [
+        "FD-14: slope 2 needs Sigma z != 0; FD-13: slope 3 needs kappa3[z,z] != 0 (third cumulant tensor); "
+        "FD-16: slope 2 needs Sigma z != 0.",
+    ]
+    return ev
+
+
 def _series13_evidence() -> Evidence:
     """Route (a): (13) expanded in alpha."""
     ev = Evidence()
@@ -415,36 +462,51 @@ def _series13_evidence() -> Evidence:
     return ev
 
 
+# route (b) in d = 1: the exact dual with an undefined cumulant generating function K
+_D1_MU, _D1_Z, _D1_S2, _D1_K3, _D1_K4 = sp.symbols("mu z sigma^2 kappa_3 kappa_4", real=True)
+_D1_CUMULANTS = {1: _D1_MU, 2: _D1_S2, 3: _D1_K3, 4: _D1_K4}  # K^{(m)}(0)
+_D1_K, _D1_X = sp.Function("K"), sp.Symbol("x")
+_D1_ANSATZ = sp.symbols("a1:4")  # lambda* = a1 alpha + a2 alpha^2 + a3 alpha^3 + O(alpha^4)
+
+
+def _d1_at0(e, var):
+    """Set var = 0 and name the derivatives K^{(m)}(0) by the cumulants."""
+    e = e.subs(var, 0).doit()
+    rep = {}
+    for q in e.atoms(sp.Subs):
+        if q.point != (0,) or not isinstance(q.expr, sp.Derivative):
+            raise ValueError(f"unexpected {q}")
+        rep[q] = _D1_CUMULANTS[q.expr.derivative_count]
+    return sp.expand(e.xreplace(rep))
+
+
+def _d1_Kp(arg):
+    """K'(arg)."""
+    return sp.Subs(sp.Derivative(_D1_K(_D1_X), _D1_X), _D1_X, arg)
+
+
 def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
     """Route (b), d = 1: the exact stationarity with an undefined cumulant generating function K."""
     ev = Evidence()
-    x = sp.Symbol("x")
-    mu, z, s2, k3, k4 = sp.symbols("mu z sigma^2 kappa_3 kappa_4", real=True)
-    cumulants = {1: mu, 2: s2, 3: k3, 4: k4}  # K^{(m)}(0)
-    K = sp.Function("K")
+    lam, sol = _d1_ansatz_solved_order_by_order(ev, a3_candidate)
+    _d1_implicit_differentiation_agrees_with_the_ansatz(ev, sol)
+    _d1_error_laws(ev, lam.subs(sol))
+    return ev
 
-    def at0(e, var):
-        """Set var = 0 and name the derivatives K^{(m)}(0) by the cumulants."""
-        e = e.subs(var, 0).doit()
-        rep = {}
-        for q in e.atoms(sp.Subs):
-            if q.point != (0,) or not isinstance(q.expr, sp.Derivative):
-                raise ValueError(f"unexpected {q}")
-            rep[q] = cumulants[q.expr.derivative_count]
-        return sp.expand(e.xreplace(rep))
 
-    def Kp(arg):  # K'(arg)
-        return sp.Subs(sp.Derivative(K(x), x), x, arg)
-
-    a1, a2, a3 = sp.symbols("a1:4")
+def _d1_ansatz_solved_order_by_order(ev: Evidence, a3_candidate) -> tuple[sp.Expr, dict]:
+    """The coefficients of lambda* = a1 alpha + a2 alpha^2 + a3 alpha^3 solved from the stationarity of (7):
+    a1 = z, a2 = -sigma^2 z, a3 against the candidate (default sigma^4 z - kappa3 z^2/2); returns (ansatz, solution)."""
+    mu, z, s2, k3 = _D1_MU, _D1_Z, _D1_S2, _D1_K3
+    a1, a2, a3 = _D1_ANSATZ
     lam = a1 * alpha + a2 * alpha**2 + a3 * alpha**3
-    G = alpha * z - lam - alpha * (Kp(lam) - mu)
+    G = alpha * z - lam - alpha * (_d1_Kp(lam) - mu)
     ev.step("Route (b), exact dual in d = 1: stationarity of (7) is (mu + z) - lambda/alpha - K'(lambda) = 0 with "
             "K = log M, K'(0) = mu, K''(0) = sigma^2, K'''(0) = kappa_3; times alpha:",
             sp.Eq(alpha * z - sp.Symbol("lambda") - alpha * (sp.Function("K'")(sp.Symbol("lambda")) - mu), 0))
     ev.step("G(0,0) = 0 and dG/dlambda(0,0) = -1, so by the implicit function theorem lambda*(alpha) is analytic "
             "with lambda*(0) = 0; insert the ansatz", eq("\\lambda^*", lam))
-    eqs = [at0(sp.diff(G, alpha, m) / sp.factorial(m), alpha) for m in (1, 2, 3)]
+    eqs = [_d1_at0(sp.diff(G, alpha, m) / sp.factorial(m), alpha) for m in (1, 2, 3)]
     ev.step("Coefficients of alpha, alpha^2, alpha^3 of G (K' expanded at 0):", "(G_1, G_2, G_3) = " + sp.latex(sp.Matrix(eqs).T))
     sol = {}
     for e, a in zip(eqs, (a1, a2, a3)):
@@ -456,16 +518,22 @@ def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
     ev.identity("FD-14 d=1 exact dual: a3 = sigma^4 z - kappa3 z^2/2", sol[a3],
                 (s2**2 * z - k3 * z**2 / 2) if a3_candidate is None else a3_candidate(s2, k3, z),
                 key="fd-14-d-1-exact-dual-a3-sigma-4-z-kappa3-z-2-2")
-    # second route: implicit differentiation of G(f(alpha), alpha) = 0
+    return lam, sol
+
+
+def _d1_implicit_differentiation_agrees_with_the_ansatz(ev: Evidence, sol: dict) -> None:
+    """Second route: implicit differentiation of G(f(alpha), alpha) = 0 gives the same coefficients."""
+    mu, z = _D1_MU, _D1_Z
+    a1, a2, a3 = _D1_ANSATZ
     f = sp.Function("f")
-    Gf = alpha * z - f(alpha) - alpha * (Kp(f(alpha)) - mu)
+    Gf = alpha * z - f(alpha) - alpha * (_d1_Kp(f(alpha)) - mu)
     derivs = {}
     for m in (1, 2, 3):
         e = sp.diff(Gf, alpha, m)
         for mm in range(m, 0, -1):  # replace f^{(mm)}(alpha) by symbols before alpha -> 0
             e = e.subs(sp.Derivative(f(alpha), (alpha, mm)), sp.Symbol(f"F{mm}"))
         e = e.subs(f(alpha), 0)
-        e = at0(e, alpha).subs(derivs)
+        e = _d1_at0(e, alpha).subs(derivs)
         derivs[sp.Symbol(f"F{m}")] = sp.solve(e, sp.Symbol(f"F{m}"))[0]
     ev.identity("FD-14 d=1 implicit differentiation agrees with the ansatz",
                 sp.Matrix([derivs[sp.Symbol(f"F{m}")] / sp.factorial(m) for m in (1, 2, 3)]),
@@ -473,7 +541,11 @@ def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
                 metric="lambda*^{(m)}(0)/m! by implicit differentiation - ansatz coefficients, m = 1..3",
                 key="fd-14-d-1-implicit-differentiation-agrees-with")
 
-    lam_star = lam.subs(sol)
+
+def _d1_error_laws(ev: Evidence, lam_star: sp.Expr) -> None:
+    """lambda* - alpha z = -sigma^2 z alpha^2 + O(alpha^3), lambda* - (13) = -kappa3 z^2/2 alpha^3 + O(alpha^4)
+    and h(lambda*) - h(alpha z) = -sigma^4 z alpha^2 + O(alpha^3)."""
+    z, s2, k3 = _D1_Z, _D1_S2, _D1_K3
     err14 = sp.expand(lam_star - alpha * z)
     ev.identity("FD-14 d=1: lambda* - alpha z = -sigma^2 z alpha^2 + O(alpha^3)", err14.coeff(alpha, 2), -s2 * z,
                 metric="[alpha^2](lambda* - alpha z) + sigma^2 z  (and [alpha^1] = 0 below)",
@@ -488,13 +560,12 @@ def _exact_dual_d1_evidence(a3_candidate=None) -> Evidence:
                 metric="series(lambda* - alpha z/(1 + alpha sigma^2), alpha, 0, 4) + kappa3 z^2 alpha^3 / 2",
                 key="fd-14-d-1-lambda-13-kappa3-z-2-2-alpha-3-o-alpha")
     # h_hat(lambda) = K'(lambda) (mean of the tilted distribution); compare at lambda* and at alpha z
-    dh = Kp(lam_star) - Kp(alpha * z)
-    dh_co = [at0(sp.diff(dh, alpha, m) / sp.factorial(m), alpha) for m in (0, 1, 2)]
+    dh = _d1_Kp(lam_star) - _d1_Kp(alpha * z)
+    dh_co = [_d1_at0(sp.diff(dh, alpha, m) / sp.factorial(m), alpha) for m in (0, 1, 2)]
     ev.identity("FD-14 d=1: h(lambda*) - h(alpha z) = -sigma^4 z alpha^2 + O(alpha^3)", sp.Matrix(dh_co),
                 sp.Matrix([0, 0, -s2**2 * z]), simplify=mat_simplify,
                 metric="Taylor coefficients 0..2 of K'(lambda*) - K'(alpha z) - (0, 0, -sigma^4 z)",
                 key="fd-14-d-1-h-lambda-h-alpha-z-sigma-4-z-alpha-2-o")
-    return ev
 
 
 def _taylor_K(xs, names):
@@ -613,34 +684,4 @@ def _hhat_is_grad_evidence() -> Evidence:
                 key="fd-14-h-hat-lambda-grad-log-m-lambda-directional")
     ev.step("At lambda = alpha z, w_i = alpha <t_i, z> and h_hat(alpha z) is exactly (16).",
             r"\hat h(\alpha z)=\sum_i t_i\,\frac{u_i e^{\alpha\langle t_i,z\rangle}}{\sum_j u_j e^{\alpha\langle t_j,z\rangle}}")
-    return ev
-
-
-def first_order_lambda(*, a3_candidate=None) -> Evidence:
-    r"""lambda* = alpha z + O(alpha^2) as alpha -> 0, for the exact maximiser lambda* of (7); more precisely
-    lambda* = alpha z - alpha^2 Sigma z + alpha^3 (Sigma^2 z - 1/2 kappa3[z,z]) + O(alpha^4),
-    so ||lambda* - alpha z|| = O(alpha^2), ||lambda* - (13)|| = O(alpha^3) and
-    h_hat(lambda*) - h_hat(alpha z) = -alpha^2 Sigma^2 z + O(alpha^3).
-
-    Source: 004_830fd89135933577.txt, eqs (7), (13), (14), (16).
-    """
-    ev = _series13_evidence()
-    ev.extend(_exact_dual_d1_evidence(a3_candidate))
-    ev.extend(_exact_dual_d2_evidence())
-    ev.extend(_hhat_is_grad_evidence())
-    ev.step("Conclusion: ||lambda* - alpha z|| = alpha^2 ||Sigma z|| + O(alpha^3) (log-log slope 2 when Sigma z != 0); "
-            "||lambda* - (13)|| = alpha^3 ||kappa3[z,z]||/2 + O(alpha^4) (slope 3 when kappa3[z,z] != 0); "
-            "h_hat(lambda*) - h_hat(alpha z) = grad K(lambda*) - grad K(alpha z) = -alpha^2 Sigma^2 z + O(alpha^3) "
-            "(slope 2 when Sigma z != 0, as ||Sigma z||^2 = z^T Sigma^2 z).",
-            r"\|\lambda^*-\alpha z\|=O(\alpha^2),\quad \|\lambda^*-\lambda_{(13)}\|=O(\alpha^3),\quad "
-            r"\|\hat h(\lambda^*)-\hat h(\alpha z)\|=O(\alpha^2)")
-    ev.tables.append(Table("Error laws predicted as alpha -> 0 (read by checks.closed_forms)",
-                           ["claim", "error", "order", "leading coefficient (d = 2, as SymPy derives it)",
-                            "general d"],
-                           [[q.claim, q.quantity, q.order, sp.sstr(q.coefficient), q.closed_form]
-                            for q in predictions().values()]))
-    ev.notes += [
-        "FD-14: slope 2 needs Sigma z != 0; FD-13: slope 3 needs kappa3[z,z] != 0 (third cumulant tensor); "
-        "FD-16: slope 2 needs Sigma z != 0.",
-    ]
     return ev
