@@ -281,14 +281,39 @@ def _printed_last_line(sq, eta, sigma, K):
     return sp.sqrt(sq) / (2 * eta * sigma**2) + K
 
 
-def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2),
-                     printed_last: Callable = _printed_last_line) -> Evidence:
+def ml_and_map(*, alpha_of=lambda eta, sigma: 1 / (eta * sigma**2), printed_last=_printed_last_line) -> Evidence:
+    r"""FD-B. With :math:`\eta, \sigma > 0` and :math:`\alpha^{-1} = \eta\sigma^2`:
+    :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K = \eta\,(\frac{\alpha}{2}\|b - h\|^2 + K)`, and the negative log
+    posterior of (29)–(30) is :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K + \mathrm{const}`; so ML (27), (28) and
+    MAP all have the argmin of (3).
+
+    Source: 004_830fd89135933577.txt Appx B, eqs (27)–(30) and the lines after (30).
+    """
     ev = Evidence()
+    _ml_objectives_are_3_up_to_a_positive_factor(ev, alpha_of)
+    derived_last = _negative_log_posterior_is_27(ev)
+    _bayesian_last_line_is_3(ev, derived_last, alpha_of, printed_last)
+    return ev
+
+
+def _appendix_b_symbols():
+    """(eta, sigma, K, ||(mu + z) - h||^2): eta, sigma > 0, K = K(p, u) the same functional in every objective, b = mu + z."""
     eta, sigma = sp.symbols("eta sigma", positive=True)
     K = sp.Symbol("K", nonnegative=True)  # K(p, u), the same functional in every objective
     hh = sp.IndexedBase("h", real=True)
     sq = sqnorm(b[a] - hh[a])  # ||(mu + z) - h||^2, b = mu + z
-    o27 = sq / (2 * sigma**2) + eta * K
+    return eta, sigma, K, sq
+
+
+def _objective_27(eta, sigma, K, sq):
+    """(27): the penalised negative log-likelihood."""
+    return sq / (2 * sigma**2) + eta * K
+
+
+def _ml_objectives_are_3_up_to_a_positive_factor(ev: Evidence, alpha_of: Callable) -> None:
+    """(27) = eta (28), and (28) = (3) with alpha^{-1} = eta sigma^2 (as printed): the same argmin."""
+    eta, sigma, K, sq = _appendix_b_symbols()
+    o27 = _objective_27(eta, sigma, K, sq)
     o28 = sq / (2 * eta * sigma**2) + K
     o3 = alpha / 2 * sq + K
     ev.step("(27): penalised negative log-likelihood", (sp.Symbol("O_{27}"), o27))
@@ -304,7 +329,11 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
     ev.identity("(28) = (3) with alpha^{-1} = eta sigma^2 (as printed)", o28, o3.subs(alpha, alpha_of(eta, sigma)),
                 simplify=sum_simplify, key="28-3-with-alpha-1-eta-sigma-2-as-printed")
 
-    # Bayesian: -log posterior = -log likelihood (30) - log prior (29) + const
+
+def _negative_log_posterior_is_27(ev: Evidence) -> sp.Expr:
+    """(29)-(30): -log posterior = (27) + const, and the first printed argmin line is it; returns that line over eta."""
+    eta, sigma, K, sq = _appendix_b_symbols()
+    o27 = _objective_27(eta, sigma, K, sq)
     C1, C2, C3 = sp.symbols("C_1 C_2 C_3", positive=True)  # normalising constants
     lik = C1 * sp.exp(-sq / (2 * sigma**2))
     prior = C2 * sp.exp(-eta * K)
@@ -318,40 +347,19 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
     ev.identity("first printed argmin line = -log posterior - const (Appx B)", first_printed, neg_log_post - const,
                 simplify=sum_simplify, key="first-printed-argmin-line-log-posterior-const")
     derived_last = sp.expand(first_printed / eta, deep=False)
-    last_printed = printed_last(sq, eta, sigma, K)
     ev.step("Dividing by eta > 0 gives the corrected last line", eq("O", derived_last))
+    return derived_last
+
+
+def _bayesian_last_line_is_3(ev: Evidence, derived_last: sp.Expr, alpha_of: Callable, printed_last: Callable) -> None:
+    """The last line of the Bayesian derivation, as printed, against the derived one (erratum if they differ); the
+    derived line is (3) with alpha^{-1} = eta sigma^2."""
+    eta, sigma, K, sq = _appendix_b_symbols()
+    o3 = alpha / 2 * sq + K
+    last_printed = printed_last(sq, eta, sigma, K)
     residual = sp.simplify(sum_normal(last_printed - derived_last))
     if residual != 0:
-        # is the printed objective an increasing affine image c*O + k0 of the derived one? Write both in
-        # N = ||b - h|| >= 0 and K and solve for (c, k0) coefficientwise.
-        nrm = sp.Symbol("N", nonnegative=True)
-        cc, k0 = sp.symbols("c k_0")
-        pr_N = printed_last(nrm**2, eta, sigma, K)
-        de_N = derived_last.xreplace({sq: nrm**2})
-        sols = sp.solve(sp.Poly(sp.expand(pr_N - cc * de_N - k0), nrm, K).coeffs(), [cc, k0], dict=True)
-        ev.step("Printed last line in terms of N = ||b - h||: printed = c * derived + k_0 identically in (N, K) has "
-                f"{'no solution' if not sols else sols}, so the two objectives are not equivalent",
-                eq(r"O_{\mathrm{printed}}", pr_N))
-        # a concrete instance: d = 1, templates {0, 1}, u uniform, p = (1-x, x), b = 2, eta = sigma = 1
-        x = sp.Symbol("x", positive=True)
-        kl1 = (1 - x) * sp.log(2 * (1 - x)) + x * sp.log(2 * x)
-        obj_derived = derived_last.subs({sq: (2 - x) ** 2, eta: 1, sigma: 1, K: kl1})
-        obj_printed = sp.refine(printed_last((2 - x) ** 2, 1, 1, kl1), sp.Q.lt(x, 1))  # x = p_2 < 1
-        (x_pr,) = sp.solve(sp.diff(obj_printed, x), x)
-        x_sig = 1 / (1 + sp.exp(-sp.Rational(1, 2)))  # logistic(1/2), the same number in readable form
-        if sp.simplify(x_pr - x_sig) == 0:
-            x_pr = x_sig
-        slope = sp.simplify(sp.diff(obj_derived, x).subs(x, x_pr))
-        ev.step("Concrete instance (d = 1, t = {0, 1}, u uniform, b = 2, eta = sigma = 1): the printed minimiser "
-                f"x = {sp.latex(x_pr)} has derived-objective slope {sp.latex(slope)} = {float(slope):.4f} != 0, "
-                "so the argmins differ")
-        ev.errata.append(Erratum(
-            source=SOURCE_004, equation="Appx B, last line of the Bayesian derivation (after (30))",
-            printed=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\| + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
-            corrected=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\|^2 + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
-            note=("the square on the norm is missing; without it the objective is not c * (line above) / eta + k_0 "
-                  f"for any constants (solutions: {sols or 'none'}) and its argmin differs (d = 1 example: the "
-                  f"derived objective has slope {float(slope):.4f} at the printed minimiser)")))
+        _unsquared_norm_changes_the_argmin(ev, derived_last, printed_last)
     ev.check("last line of the Bayesian derivation: (1/eta) * first line = (3) with alpha^{-1} = eta sigma^2", "symbolic",
              ("printed last line compared with the derived line: differs (norm unsquared, see errata); corrected line "
               "checked against (3)") if residual != 0 else "printed last line compared with the derived line: equal",
@@ -359,18 +367,41 @@ def _ml_map_evidence(alpha_of: Callable = lambda eta, sigma: 1 / (eta * sigma**2
              sum_simplify(derived_last - o3.subs(alpha, alpha_of(eta, sigma))) == 0,
              "a symbolic identity holds exactly or not at all; the typo does not change the claim",
              key="last-line-of-the-bayesian-derivation-1-eta-first", numerical_class="exact", evidence="proof")
-    return ev
 
 
-def ml_and_map(*, alpha_of=lambda eta, sigma: 1 / (eta * sigma**2), printed_last=_printed_last_line) -> Evidence:
-    r"""FD-B. With :math:`\eta, \sigma > 0` and :math:`\alpha^{-1} = \eta\sigma^2`:
-    :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K = \eta\,(\frac{\alpha}{2}\|b - h\|^2 + K)`, and the negative log
-    posterior of (29)–(30) is :math:`\frac{1}{2\sigma^2}\|b-h\|^2 + \eta K + \mathrm{const}`; so ML (27), (28) and
-    MAP all have the argmin of (3).
-
-    Source: 004_830fd89135933577.txt Appx B, eqs (27)–(30) and the lines after (30).
-    """
-    return _ml_map_evidence(alpha_of=alpha_of, printed_last=printed_last)
+def _unsquared_norm_changes_the_argmin(ev: Evidence, derived_last: sp.Expr, printed_last: Callable) -> None:
+    """The printed last line is no increasing affine image of the derived one, and its argmin differs (d = 1 instance)."""
+    eta, sigma, K, sq = _appendix_b_symbols()
+    # is the printed objective an increasing affine image c*O + k0 of the derived one? Write both in
+    # N = ||b - h|| >= 0 and K and solve for (c, k0) coefficientwise.
+    nrm = sp.Symbol("N", nonnegative=True)
+    cc, k0 = sp.symbols("c k_0")
+    pr_N = printed_last(nrm**2, eta, sigma, K)
+    de_N = derived_last.xreplace({sq: nrm**2})
+    sols = sp.solve(sp.Poly(sp.expand(pr_N - cc * de_N - k0), nrm, K).coeffs(), [cc, k0], dict=True)
+    ev.step("Printed last line in terms of N = ||b - h||: printed = c * derived + k_0 identically in (N, K) has "
+            f"{'no solution' if not sols else sols}, so the two objectives are not equivalent",
+            eq(r"O_{\mathrm{printed}}", pr_N))
+    # a concrete instance: d = 1, templates {0, 1}, u uniform, p = (1-x, x), b = 2, eta = sigma = 1
+    x = sp.Symbol("x", positive=True)
+    kl1 = (1 - x) * sp.log(2 * (1 - x)) + x * sp.log(2 * x)
+    obj_derived = derived_last.subs({sq: (2 - x) ** 2, eta: 1, sigma: 1, K: kl1})
+    obj_printed = sp.refine(printed_last((2 - x) ** 2, 1, 1, kl1), sp.Q.lt(x, 1))  # x = p_2 < 1
+    (x_pr,) = sp.solve(sp.diff(obj_printed, x), x)
+    x_sig = 1 / (1 + sp.exp(-sp.Rational(1, 2)))  # logistic(1/2), the same number in readable form
+    if sp.simplify(x_pr - x_sig) == 0:
+        x_pr = x_sig
+    slope = sp.simplify(sp.diff(obj_derived, x).subs(x, x_pr))
+    ev.step("Concrete instance (d = 1, t = {0, 1}, u uniform, b = 2, eta = sigma = 1): the printed minimiser "
+            f"x = {sp.latex(x_pr)} has derived-objective slope {sp.latex(slope)} = {float(slope):.4f} != 0, "
+            "so the argmins differ")
+    ev.errata.append(Erratum(
+        source=SOURCE_004, equation="Appx B, last line of the Bayesian derivation (after (30))",
+        printed=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\| + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
+        corrected=r"\operatorname{argmin}_{p_\theta} \left\{ \frac{1}{2\eta\sigma^2} \|(\mu + z) - h_\theta\|^2 + \mathcal{K}(p_\theta, u_\vartheta) \right\}",
+        note=("the square on the norm is missing; without it the objective is not c * (line above) / eta + k_0 "
+              f"for any constants (solutions: {sols or 'none'}) and its argmin differs (d = 1 example: the "
+              f"derived objective has slope {float(slope):.4f} at the printed minimiser)")))
 
 
 # ---------------------------------------------------------------------------
