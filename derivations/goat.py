@@ -230,8 +230,30 @@ def uniform(*, uniform=lambda nn: 1 / nn) -> Evidence:
 # ---------------------------------------------------------------------------
 
 
-def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
+def sink(*, flat_value=lambda a: pi[a]) -> Evidence:
+    r"""GOAT-SINK (made precise). For :math:`p = \operatorname{softmax}(s/\tau + \log\pi)`: (i) flat scores give :math:`p = \pi`,
+    so a sink slot takes exactly :math:`\pi_1`; (ii) :math:`|\operatorname{logit}p_1 - \operatorname{logit}\pi_1| \le \Delta/\tau`
+    with :math:`\Delta = \max s - \min s`, attained when the other scores are equal; (iii) under the uniform prior a sink
+    mass :math:`m` (other scores equal) needs a score gap :math:`\tau(\operatorname{logit}m + \log(n-1))`, under GOAT with
+    :math:`\pi_1 = m` none.
+
+    Source: 002_45411e362948ee22.txt, second abstract ("an EOT-based explanation of attention sinks").
+    """
     ev = Evidence()
+    ok = _flat_scores_give_the_prior(ev, flat_value)
+    _sink_logit_is_pinned_by_its_prior(ev)
+    _sink_mass_needs_a_score_gap_only_under_the_uniform_prior(ev)
+    ev.notes.append("What is checked is the precise mechanism the abstract's 'EOT-based explanation' can rest on: "
+                    "mass on a slot is bought by score (uniform prior) or by prior (GOAT). That trained transformers "
+                    "develop sinks for this reason, and that GOAT removes them without representational cost, are "
+                    "empirical statements about trained models; they are not checked here.")
+    if not ok:
+        ev.finding = "with flat scores the GOAT attention equals the prior pi"
+    return ev
+
+
+def _flat_scores_give_the_prior(ev: Evidence, flat_value: Callable) -> bool:
+    """(i) Flat scores s_j = c give p = pi: a sink slot takes exactly its prior mass; returns whether the candidate is right."""
     cst = sp.Symbol("c", real=True)
     flat = biased_softmax(lambda a: sp.log(pi[a]), k).replace(
         lambda e: isinstance(e, sp.Indexed) and e.base == s, lambda e: cst)
@@ -239,8 +261,11 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
     ok = ev.identity("flat scores: p = pi exactly, so a slot with prior mass pi_1 takes exactly pi_1 (general n)",
                      on_simplex(flat, [(sp.Sum(pi[l], (l, 1, n)), 1)]), flat_value(k),
                      key="flat-scores-p-pi-exactly-so-a-slot-with-prior")
+    return ok
 
-    # odds of the sink slot 1 against the rest
+
+def _sink_logit_is_pinned_by_its_prior(ev: Evidence) -> None:
+    """(ii) |logit p_1 - logit pi_1| <= Delta/tau with Delta the score spread, attained when the other scores are equal."""
     Zr = sp.Sum(pi[l] * sp.exp(s[l] / tau), (l, 2, n))
     p1 = pi[1] * sp.exp(s[1] / tau) / (pi[1] * sp.exp(s[1] / tau) + Zr)
     odds = p1 / (1 - p1)
@@ -266,7 +291,9 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
                 simplify=lambda e: on_simplex(e, [(sp.Sum(pi[l], (l, 2, n)), 1 - pi[1])]),
                 key="equal-scores-c-on-l-2-logit-p-1-logit-pi-1-s-1-c")
 
-    # what standard attention must pay: score gap for sink mass m
+
+def _sink_mass_needs_a_score_gap_only_under_the_uniform_prior(ev: Evidence) -> None:
+    """(iii) Sink mass m needs the score gap tau (logit m + log(n - 1)) under the uniform prior, none under GOAT with pi_1 = m."""
     m, gap = sp.Symbol("m", positive=True), sp.Symbol("gamma", real=True)
     nn = sp.Symbol("n", integer=True, positive=True)
     pu = 1 / (1 + (nn - 1) * sp.exp(-gap / tau))
@@ -286,25 +313,6 @@ def _sink_evidence(flat_value: Callable = lambda a: pi[a]) -> Evidence:
              key="goat-prior-pi-1-m-the-needed-gap-is-0", numerical_class="exact", evidence="proof")
     ev.step("A sink slot with a zero value vector (v_1 = 0) scales the output by 1 - p_1: with GOAT this is set by "
             "the prior at flat scores instead of by a key that must outscore every other key by tau(logit m + log(n-1))")
-    ev.notes.append("What is checked is the precise mechanism the abstract's 'EOT-based explanation' can rest on: "
-                    "mass on a slot is bought by score (uniform prior) or by prior (GOAT). That trained transformers "
-                    "develop sinks for this reason, and that GOAT removes them without representational cost, are "
-                    "empirical statements about trained models; they are not checked here.")
-    if not ok:
-        ev.finding = "with flat scores the GOAT attention equals the prior pi"
-    return ev
-
-
-def sink(*, flat_value=lambda a: pi[a]) -> Evidence:
-    r"""GOAT-SINK (made precise). For :math:`p = \operatorname{softmax}(s/\tau + \log\pi)`: (i) flat scores give :math:`p = \pi`,
-    so a sink slot takes exactly :math:`\pi_1`; (ii) :math:`|\operatorname{logit}p_1 - \operatorname{logit}\pi_1| \le \Delta/\tau`
-    with :math:`\Delta = \max s - \min s`, attained when the other scores are equal; (iii) under the uniform prior a sink
-    mass :math:`m` (other scores equal) needs a score gap :math:`\tau(\operatorname{logit}m + \log(n-1))`, under GOAT with
-    :math:`\pi_1 = m` none.
-
-    Source: 002_45411e362948ee22.txt, second abstract ("an EOT-based explanation of attention sinks").
-    """
-    return _sink_evidence(flat_value=flat_value)
 
 
 # ---------------------------------------------------------------------------
