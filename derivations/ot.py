@@ -205,6 +205,33 @@ def grad_printed(kk=k):
     return sp.Sum(u[j] * sp.exp((g[kk] - M[kk, j]) / gam) / sp.Sum(sp.exp((g[l] - M[j, l]) / gam), (l, 1, N)), (j, 1, N))
 
 
+def conjugate(*, candidate=None) -> Evidence:
+    r"""For gamma > 0, u in the simplex and any cost M (first index: p's),
+
+    W*_gamma(g) = sup_p <g,p> - W_gamma(p,u;M) = gamma (H(u) + sum_j u_j log sum_i exp((g_i - M_ij)/gamma)),
+    [grad W*_gamma(g)]_i = sum_j u_j exp((g_i - M_ij)/gamma) / sum_k exp((g_k - M_kj)/gamma);
+
+    (34) as printed equals this gradient for symmetric M; (33) as printed does not equal W* (erratum).
+
+    Source: 004_830fd89135933577.txt, Appendix D (33)-(34); Cuturi & Peyre (2016), Thm 2.4.
+    """
+    ev = Evidence()
+    ev.step("Definition: W* is a sup over p of <g,p> - min over X in U(p,u); since p = X1 ranges over the simplex "
+            "as X ranges over {X >= 0 : X^T 1 = u}, the two merge into one sup over X:",
+            r"\mathcal W_\gamma^*(g) = \sup_{X\ge 0,\ X^\top\mathbf 1 = u}\ \sum_{ij} X_{ij}(g_i - M_{ij}) - \gamma\sum_{ij}X_{ij}\log X_{ij}")
+    ev.step("Only the column sums are constrained, so the sup splits into one problem per column j "
+            "(mass u_j, scores g_i - M_ij):")
+    ev.extend(_column_sup_evidence())
+    derived = conjugate_derived()
+    _conjugate_is_the_sum_of_the_column_values(ev, derived, candidate)
+    _printed_33_is_affine_in_g(ev, derived)
+    _gradient_is_34_for_symmetric_cost(ev, derived)
+    total = sum_expand(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)), _K)
+    ev.step("Fenchel-Young / Danskin: the gradient is the maximising p, the first marginal of the column maximisers "
+            "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
+    return ev
+
+
 def _column_sup_evidence(column_value=None) -> Evidence:
     """sup over x >= 0, sum x = c of sum x_i s_i - gamma x_i log x_i, for general N; candidate value injectable."""
     ev = Evidence()
@@ -237,23 +264,19 @@ def _column_sup_evidence(column_value=None) -> Evidence:
     return ev
 
 
-def _conjugate_evidence(candidate=None) -> Evidence:
-    """FD-33 symbolic: the conjugate (candidate injectable), its gradient, and (33)/(34) as printed."""
-    ev = Evidence()
-    ev.step("Definition: W* is a sup over p of <g,p> - min over X in U(p,u); since p = X1 ranges over the simplex "
-            "as X ranges over {X >= 0 : X^T 1 = u}, the two merge into one sup over X:",
-            r"\mathcal W_\gamma^*(g) = \sup_{X\ge 0,\ X^\top\mathbf 1 = u}\ \sum_{ij} X_{ij}(g_i - M_{ij}) - \gamma\sum_{ij}X_{ij}\log X_{ij}")
-    ev.step("Only the column sums are constrained, so the sup splits into one problem per column j "
-            "(mass u_j, scores g_i - M_ij):")
-    ev.extend(_column_sup_evidence())
-    derived = conjugate_derived()
+
+def _conjugate_is_the_sum_of_the_column_values(ev: Evidence, derived, candidate) -> None:
+    """Summing the column values over j gives the candidate (default: the derived W*), for general N."""
     cand = derived if candidate is None else candidate
     per_col = gam * sp.Sum(u[j] * (sp.log(_lse_col(lambda r: g[r], j)) - sp.log(u[j])), (j, 1, N))
     ev.step("Summing the column values gamma u_j (log sum_i e^{(g_i - M_ij)/gamma} - log u_j) over j:", eq(r"\mathcal W_\gamma^*(g)", derived))
     ev.identity("FD-33 W*(g) = gamma (H(u) + sum_j u_j log sum_i e^{(g_i - M_ij)/gamma})", per_col, cand,
                 metric="sum of the column values - candidate closed form, general N", simplify=_zero(),
                 key="fd-33-w-g-gamma-h-u-sum-j-u-j-log-sum-i-e-g-i-m")
-    # (33) as printed
+
+
+def _printed_33_is_affine_in_g(ev: Evidence, derived) -> None:
+    """(33) as printed has exp(p(t)/gamma) outside the inner sum, so it is affine in g and not W* (erratum)."""
     printed = conjugate_printed()
     affine = sp.Sum(u[j] * g[j], (j, 1, N)) + gam * (-sp.Sum(u[j] * sp.log(u[j]), (j, 1, N))
                                                     + sp.Sum(u[j] * sp.log(sp.Sum(sp.exp(-M[j, i] / gam), (i, 1, N))), (j, 1, N)))
@@ -275,7 +298,10 @@ def _conjugate_evidence(candidate=None) -> Evidence:
                  "becomes <u, p> + const, affine in p, whose gradient u contradicts (34) and which is not the conjugate of "
                  "the strictly convex W_gamma. M(t', t) vs M(t, t') is immaterial for symmetric M (footnote 9). "
                  f"Computed on N = 2, gamma = 1/2: printed {d_pr:.6f}, derived {d_de:.6f}; (36) second line uses the corrected form."))
-    # gradient
+
+
+def _gradient_is_34_for_symmetric_cost(ev: Evidence, derived) -> None:
+    """The gradient of W* is sum_j u_j softmax_k((g - M_.j)/gamma); (34) as printed equals it for symmetric M only."""
     grad = _in_range(sp.diff(derived, g[k]).doit())
     ev.step("Differentiating the derived W* in g_k (through both sums):", eq(r"\partial_{g_k}\mathcal W_\gamma^*", grad))
     ev.identity("FD-33 gradient = sum_j u_j softmax_k((g - M_.j)/gamma)", grad, grad_derived(), simplify=_zero(),
@@ -296,23 +322,6 @@ def _conjugate_evidence(candidate=None) -> Evidence:
                 method="symbolic",
                 metric="|[(34) printed - derived gradient]_1| on a non-symmetric N = 2 instance",
                 strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
-    total = sum_expand(sp.Sum(grad_derived(i).subs(l, k), (i, 1, N)), _K)
-    ev.step("Fenchel-Young / Danskin: the gradient is the maximising p, the first marginal of the column maximisers "
-            "x_ij = u_j softmax_i((g_i - M_ij)/gamma); it lies on the simplex:", eq(r"\sum_k[\nabla\mathcal W^*]_k", total))
-    return ev
-
-
-def conjugate(*, candidate=None) -> Evidence:
-    r"""For gamma > 0, u in the simplex and any cost M (first index: p's),
-
-    W*_gamma(g) = sup_p <g,p> - W_gamma(p,u;M) = gamma (H(u) + sum_j u_j log sum_i exp((g_i - M_ij)/gamma)),
-    [grad W*_gamma(g)]_i = sum_j u_j exp((g_i - M_ij)/gamma) / sum_k exp((g_k - M_kj)/gamma);
-
-    (34) as printed equals this gradient for symmetric M; (33) as printed does not equal W* (erratum).
-
-    Source: 004_830fd89135933577.txt, Appendix D (33)-(34); Cuturi & Peyre (2016), Thm 2.4.
-    """
-    return _conjugate_evidence(candidate=candidate)
 
 
 # =============================================================================================
@@ -331,69 +340,6 @@ def ut_derived(kk=k):
 def ut_printed(kk=k):
     """(37) as printed: sum_t' u(t') e^{-M(t,t')/gamma} / sum_t'' e^{-M(t',t'')/gamma}."""
     return sp.Sum(u[j] * sp.exp(-M[kk, j] / gam) / sp.Sum(sp.exp(-M[j, l] / gam), (l, 1, N)), (j, 1, N))
-
-
-def _preference_evidence(candidate=None) -> Evidence:
-    ev = Evidence()
-    ev.step("W_gamma(., u; M) is convex, lower semicontinuous and proper, and W* is differentiable (FD-33), so "
-            "u~ minimises W iff 0 is a subgradient at u~ iff u~ = grad W*(0).",
-            r"\tilde u = \arg\min_p \mathcal W_\gamma(p,u;M) \iff 0\in\partial\mathcal W_\gamma(\tilde u) \iff \tilde u = \nabla\mathcal W_\gamma^*(0)")
-    der = ut_derived()
-    cand = der if candidate is None else candidate
-    ev.step("The derived gradient (34) at g = 0:", eq(r"\tilde u_k", der))
-    ev.identity("FD-37 u~ = grad W*(0)", _g_zero(_in_range(sp.diff(conjugate_derived(), g[k]).doit())), cand,
-                simplify=_zero(), metric="d W*/d g_k at g = 0 - candidate u~_k, general N",
-                key="fd-37-u-grad-w-0")
-    swapped = sp.Sum(u[j] * sp.Sum(sp.exp(-M[i, j] / gam), (i, 1, N)) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N))
-    ev.step("Summing over k and exchanging the two finite sums: each column's softmax sums to 1.", eq(r"\sum_k \tilde u_k", swapped))
-    ev.identity("FD-37 exchange of the sums in sum_k u~_k", sp.Sum(cand.subs(k, i), (i, 1, N)), swapped, simplify=_zero_swap,
-                metric="sum_k u~_k - (sums exchanged), general N",
-                key="fd-37-exchange-of-the-sums-in-sum-k-u-k")
-    ev.identity("FD-37 u~ lies on the simplex", swapped, 1, simplify=_zero(normalised=(u,)),
-                metric="sum_j u_j (sum_i e^{-M_ij/gamma}) / (sum_l e^{-M_lj/gamma}) - 1 with sum u = 1, general N",
-                key="fd-37-u-lies-on-the-simplex")
-    pr = ut_printed()
-    ev.step("(37) as printed normalises with M(t', t'') (row t' of M) instead of M(t'', t') (column t'):", eq(r"\tilde u_{(37)}(t_k)", pr))
-    ev.identity("FD-37 (37) as printed = u~ for symmetric M (footnote 9)", _symmetrise(pr), _symmetrise(der), simplify=_zero(),
-                metric="(37) printed - derived with M_ij = A_ij + A_ji, general N",
-                key="fd-37-37-as-printed-u-for-symmetric-m-footnote-9")
-    p1, d1 = _eval(pr.subs(k, 1)), _eval(der.subs(k, 1))
-    s_pr = _eval(pr.subs(k, 1)) + _eval(pr.subs(k, 2))
-    ev.step("Non-symmetric M (N = 2, gamma = 1/2): (37) as printed differs from the minimiser and is not even a "
-            "distribution:", rf"\tilde u_{{(37)}}(t_1) = {p1:.6f},\ \tilde u(t_1) = {d1:.6f},\ \sum_t\tilde u_{{(37)}}(t) = {s_pr:.6f}")
-    ev.at_least("fd-37-37-as-printed-needs-symmetric-m", "FD-37 (37) as printed needs symmetric M",
-                abs(1 - s_pr), 1e-6,
-                "records the assumption: (37) is the minimiser for symmetric M only (more precisely, when every column of "
-                "e^{-M/gamma} has the same sum as the matching row)",
-                method="symbolic", metric="|1 - sum_t u~_(37)(t)| on a non-symmetric N = 2 instance",
-                strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
-    # (38): the mean, for any M
-    mean_der = sp.Sum(cand.subs(k, i) * a[i], (i, 1, N))
-    mean_pr = sp.Sum(sp.Sum(u[j] * sp.exp(-M[i, j] / gam) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N)) * a[i], (i, 1, N))
-    ev.step("(38) along a direction v (a_i = <t_i, v>), as printed:", eq(r"\langle\tilde\mu, v\rangle_{(38)}", mean_pr))
-    ev.identity("FD-37 (38) = mean of u~, any M", mean_pr, mean_der, simplify=_zero(),
-                metric="(38) printed - sum_i u~_i a_i, general N, no symmetry assumed",
-                key="fd-37-38-mean-of-u-any-m")
-    # gamma -> 0
-    d1_, d2_ = sp.symbols("Delta_1 Delta_2", positive=True)
-    w_jj = 1 / (1 + sp.exp(-d1_ / gam) + sp.exp(-d2_ / gam))
-    lim = sp.limit(w_jj, gam, 0, "+")
-    ev.step("gamma -> 0: in column j the softmax weight of i = j is 1 / sum_k e^{-(M_kj - M_jj)/gamma}; with the gaps "
-            "Delta_k = M_kj - M_jj > 0 for k != j (footnote 9: M(t,t) < M(t',t)), each term e^{-Delta_k/gamma} -> 0, so "
-            "the weight -> 1 and u~ -> u. Explicit N = 3:", eq(r"\lim_{\gamma\to0^+}" + sp.latex(w_jj), lim))
-    ev.identity("FD-37 gamma -> 0: diagonal weight -> 1 under footnote 9", lim, 1,
-                key="fd-37-gamma-0-diagonal-weight-1-under-footnote-9")
-    lim_tie = sp.limit(w_jj.subs(d1_, 0), gam, 0, "+")
-    ev.step("If the diagonal is not the strict column minimum (a tie Delta_1 = 0, as in the grouped cost of FD-G), "
-            "the weight tends to 1/2 and u~ does not tend to u:", eq(r"\lim_{\gamma\to0^+}\big(\cdot\big)\big|_{\Delta_1=0}", lim_tie))
-    ev.check("FD-37 the strict diagonal condition is needed", "symbolic", "limit of the diagonal weight with one tie",
-             str(lim_tie), "!= 1", lim_tie != 1, "a tie in a column keeps mass off the diagonal for every gamma",
-             key="fd-37-the-strict-diagonal-condition-is-needed", numerical_class="exact", evidence="proof")
-    ev.step("The condition needed is on columns (M_jj < M_ij, i != j, for every j with u_j > 0), exactly footnote 9's "
-            "M(t,t) < M(t',t); symmetry is not needed for the limit of the derived u~. (37) as printed would need the row "
-            "condition M_jj < M_ji instead; the two agree for symmetric M. Non-negativity of M is never used: adding a "
-            "constant to M changes W_gamma by that constant only.")
-    return ev
 
 
 ASSUMPTIONS = [
@@ -417,10 +363,87 @@ def true_preference(*, candidate=None) -> Evidence:
 
     Source: 004_830fd89135933577.txt, Appendix D, Prop 1, (37)-(38), footnote 9.
     """
-    ev = _preference_evidence(candidate)
+    ev = Evidence()
+    ev.step("W_gamma(., u; M) is convex, lower semicontinuous and proper, and W* is differentiable (FD-33), so "
+            "u~ minimises W iff 0 is a subgradient at u~ iff u~ = grad W*(0).",
+            r"\tilde u = \arg\min_p \mathcal W_\gamma(p,u;M) \iff 0\in\partial\mathcal W_\gamma(\tilde u) \iff \tilde u = \nabla\mathcal W_\gamma^*(0)")
+    der = ut_derived()
+    cand = der if candidate is None else candidate
+    ev.step("The derived gradient (34) at g = 0:", eq(r"\tilde u_k", der))
+    _preference_is_the_gradient_at_zero_and_on_the_simplex(ev, cand)
+    _printed_37_needs_a_symmetric_cost(ev, der)
+    _mean_38_holds_for_any_cost(ev, cand)
+    _preference_tends_to_u_under_footnote_9(ev)
     ev.tables.append(Table("Sec 9 / Appendix D: what each printed formula needs of the cost M",
                            ["printed formula", "assumption on M", "checked by"], ASSUMPTIONS))
     return ev
+
+
+def _preference_is_the_gradient_at_zero_and_on_the_simplex(ev: Evidence, cand) -> None:
+    """u~ = grad W*(0) (the candidate, general N), and exchanging the sums shows sum_k u~_k = 1."""
+    ev.identity("FD-37 u~ = grad W*(0)", _g_zero(_in_range(sp.diff(conjugate_derived(), g[k]).doit())), cand,
+                simplify=_zero(), metric="d W*/d g_k at g = 0 - candidate u~_k, general N",
+                key="fd-37-u-grad-w-0")
+    swapped = sp.Sum(u[j] * sp.Sum(sp.exp(-M[i, j] / gam), (i, 1, N)) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N))
+    ev.step("Summing over k and exchanging the two finite sums: each column's softmax sums to 1.", eq(r"\sum_k \tilde u_k", swapped))
+    ev.identity("FD-37 exchange of the sums in sum_k u~_k", sp.Sum(cand.subs(k, i), (i, 1, N)), swapped, simplify=_zero_swap,
+                metric="sum_k u~_k - (sums exchanged), general N",
+                key="fd-37-exchange-of-the-sums-in-sum-k-u-k")
+    ev.identity("FD-37 u~ lies on the simplex", swapped, 1, simplify=_zero(normalised=(u,)),
+                metric="sum_j u_j (sum_i e^{-M_ij/gamma}) / (sum_l e^{-M_lj/gamma}) - 1 with sum u = 1, general N",
+                key="fd-37-u-lies-on-the-simplex")
+
+
+def _printed_37_needs_a_symmetric_cost(ev: Evidence, der) -> None:
+    """(37) as printed is u~ for symmetric M, and not even a distribution on a non-symmetric N = 2 instance."""
+    pr = ut_printed()
+    ev.step("(37) as printed normalises with M(t', t'') (row t' of M) instead of M(t'', t') (column t'):", eq(r"\tilde u_{(37)}(t_k)", pr))
+    ev.identity("FD-37 (37) as printed = u~ for symmetric M (footnote 9)", _symmetrise(pr), _symmetrise(der), simplify=_zero(),
+                metric="(37) printed - derived with M_ij = A_ij + A_ji, general N",
+                key="fd-37-37-as-printed-u-for-symmetric-m-footnote-9")
+    p1, d1 = _eval(pr.subs(k, 1)), _eval(der.subs(k, 1))
+    s_pr = _eval(pr.subs(k, 1)) + _eval(pr.subs(k, 2))
+    ev.step("Non-symmetric M (N = 2, gamma = 1/2): (37) as printed differs from the minimiser and is not even a "
+            "distribution:", rf"\tilde u_{{(37)}}(t_1) = {p1:.6f},\ \tilde u(t_1) = {d1:.6f},\ \sum_t\tilde u_{{(37)}}(t) = {s_pr:.6f}")
+    ev.at_least("fd-37-37-as-printed-needs-symmetric-m", "FD-37 (37) as printed needs symmetric M",
+                abs(1 - s_pr), 1e-6,
+                "records the assumption: (37) is the minimiser for symmetric M only (more precisely, when every column of "
+                "e^{-M/gamma} has the same sum as the matching row)",
+                method="symbolic", metric="|1 - sum_t u~_(37)(t)| on a non-symmetric N = 2 instance",
+                strict=True, shown="> 1e-6", numerical_class="roundoff", evidence="float")
+
+
+def _mean_38_holds_for_any_cost(ev: Evidence, cand) -> None:
+    """(38) as printed is the mean of u~ along any direction, for any M."""
+    mean_der = sp.Sum(cand.subs(k, i) * a[i], (i, 1, N))
+    mean_pr = sp.Sum(sp.Sum(u[j] * sp.exp(-M[i, j] / gam) / sp.Sum(sp.exp(-M[l, j] / gam), (l, 1, N)), (j, 1, N)) * a[i], (i, 1, N))
+    ev.step("(38) along a direction v (a_i = <t_i, v>), as printed:", eq(r"\langle\tilde\mu, v\rangle_{(38)}", mean_pr))
+    ev.identity("FD-37 (38) = mean of u~, any M", mean_pr, mean_der, simplify=_zero(),
+                metric="(38) printed - sum_i u~_i a_i, general N, no symmetry assumed",
+                key="fd-37-38-mean-of-u-any-m")
+
+
+def _preference_tends_to_u_under_footnote_9(ev: Evidence) -> None:
+    """gamma -> 0: the diagonal weight of each column tends to 1 under footnote 9's strict column condition, and not
+    with a tie."""
+    d1_, d2_ = sp.symbols("Delta_1 Delta_2", positive=True)
+    w_jj = 1 / (1 + sp.exp(-d1_ / gam) + sp.exp(-d2_ / gam))
+    lim = sp.limit(w_jj, gam, 0, "+")
+    ev.step("gamma -> 0: in column j the softmax weight of i = j is 1 / sum_k e^{-(M_kj - M_jj)/gamma}; with the gaps "
+            "Delta_k = M_kj - M_jj > 0 for k != j (footnote 9: M(t,t) < M(t',t)), each term e^{-Delta_k/gamma} -> 0, so "
+            "the weight -> 1 and u~ -> u. Explicit N = 3:", eq(r"\lim_{\gamma\to0^+}" + sp.latex(w_jj), lim))
+    ev.identity("FD-37 gamma -> 0: diagonal weight -> 1 under footnote 9", lim, 1,
+                key="fd-37-gamma-0-diagonal-weight-1-under-footnote-9")
+    lim_tie = sp.limit(w_jj.subs(d1_, 0), gam, 0, "+")
+    ev.step("If the diagonal is not the strict column minimum (a tie Delta_1 = 0, as in the grouped cost of FD-G), "
+            "the weight tends to 1/2 and u~ does not tend to u:", eq(r"\lim_{\gamma\to0^+}\big(\cdot\big)\big|_{\Delta_1=0}", lim_tie))
+    ev.check("FD-37 the strict diagonal condition is needed", "symbolic", "limit of the diagonal weight with one tie",
+             str(lim_tie), "!= 1", lim_tie != 1, "a tie in a column keeps mass off the diagonal for every gamma",
+             key="fd-37-the-strict-diagonal-condition-is-needed", numerical_class="exact", evidence="proof")
+    ev.step("The condition needed is on columns (M_jj < M_ij, i != j, for every j with u_j > 0), exactly footnote 9's "
+            "M(t,t) < M(t',t); symmetry is not needed for the limit of the derived u~. (37) as printed would need the row "
+            "condition M_jj < M_ji instead; the two agree for symmetric M. Non-negativity of M is never used: adding a "
+            "constant to M changes W_gamma by that constant only.")
 
 
 # =============================================================================================
@@ -431,9 +454,16 @@ def _lambda_star(al, ga, Sig, z, I):
     return (I + (al / ga) * Sig).inv() * al * z
 
 
-def _attention_evidence(candidate=_lambda_star) -> Evidence:
-    """FD-22's derivation in four lemmas: the column cumulant (39)-(42), the mean (43), the quadratic model
-    and its stationary point (the candidate lambda*), and (44)/(22) as printed."""
+def ot_attention_steps(*, candidate=_lambda_star) -> Evidence:
+    r"""For small alpha/gamma the minimiser of (21) is (22):
+
+    lambda* = (I + (alpha/gamma) Sigmabar)^{-1} alpha z + O(alpha^3/gamma^2) = alpha z + O(alpha^2/gamma),
+    p*(t_k) = grad W*(alpha T z)_k = sum_j u_j exp((alpha <t_k, z> - M_kj)/gamma) / sum_l exp((alpha <t_l, z> - M_lj)/gamma)  (= (22)),
+
+    via the cumulant steps (39)-(43) for general N (Sigmabar = sum_t u(t) Sigma_t, sum_t u(t) mu_t = mu~).
+
+    Source: 004_830fd89135933577.txt, Sec 9 (21)-(22), Appendix D (35)-(36), (39)-(44).
+    """
     ev = Evidence()
     _column_cumulant_expansion(ev)
     _column_means_average_to_the_true_preference(ev)
@@ -569,23 +599,16 @@ def _attention_22_is_the_gradient_at_alpha_z(ev: Evidence) -> None:
             rf"p_{{(44)}}(t_1) = {e44:.6f},\quad p_{{(22)}}(t_1) = {e22:.6f}")
 
 
-def ot_attention_steps(*, candidate=_lambda_star) -> Evidence:
-    r"""For small alpha/gamma the minimiser of (21) is (22):
-
-    lambda* = (I + (alpha/gamma) Sigmabar)^{-1} alpha z + O(alpha^3/gamma^2) = alpha z + O(alpha^2/gamma),
-    p*(t_k) = grad W*(alpha T z)_k = sum_j u_j exp((alpha <t_k, z> - M_kj)/gamma) / sum_l exp((alpha <t_l, z> - M_lj)/gamma)  (= (22)),
-
-    via the cumulant steps (39)-(43) for general N (Sigmabar = sum_t u(t) Sigma_t, sum_t u(t) mu_t = mu~).
-
-    Source: 004_830fd89135933577.txt, Sec 9 (21)-(22), Appendix D (35)-(36), (39)-(44).
-    """
-    return _attention_evidence(candidate=candidate)
-
-
 # =============================================================================================
 # FD-G: the grouped cost
 # =============================================================================================
-def _group_evidence(candidate=None) -> Evidence:
+def group_cost(*, candidate=None) -> Evidence:
+    r"""With M(t, t') = 0 inside a group, +inf across, t_i the only input template of its group G and
+    <t, z> equal on G, (22) gives p*(t) = u_i/|G| on G; to first order in unequal inner products
+    <t,z> = s + delta_t it moves by u_i/|G| (alpha/gamma)(delta_t - mean_G delta).
+
+    Source: 004_830fd89135933577.txt, Sec 9 (paragraph after (22)).
+    """
     ev = Evidence()
     G = sp.Symbol("G", integer=True, positive=True)  # |G|
     sg, ui = sp.symbols("s u_i", real=True)
@@ -624,13 +647,3 @@ def _group_evidence(candidate=None) -> Evidence:
             note="the cost across groups concerns pairs t, t' in different groups; as printed the diagonal would be "
                  "both 0 (t and t are in the same group) and infinity."))
     return ev
-
-
-def group_cost(*, candidate=None) -> Evidence:
-    r"""With M(t, t') = 0 inside a group, +inf across, t_i the only input template of its group G and
-    <t, z> equal on G, (22) gives p*(t) = u_i/|G| on G; to first order in unequal inner products
-    <t,z> = s + delta_t it moves by u_i/|G| (alpha/gamma)(delta_t - mean_G delta).
-
-    Source: 004_830fd89135933577.txt, Sec 9 (paragraph after (22)).
-    """
-    return _group_evidence(candidate=candidate)
