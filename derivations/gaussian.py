@@ -23,6 +23,18 @@ def _mean_sec5(a, b, mu):
     return mu / (1 + a) + a * b / (1 + a)
 
 
+def gaussian_case(*, lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evidence:
+    r"""For u = N(mu, I_d) and alpha > 0, the maximiser of (6) is lambda* = alpha/(1+alpha) (b - mu) and the
+    minimiser of (3) is p* = N(mu/(1+alpha) + alpha b/(1+alpha), I_d); the quadratic cumulant (12) is exact.
+
+    Source: 004_830fd89135933577.txt, Sec 5, eqs (5)-(6) and the text after (6); eq (12) remark.
+    """
+    ev = _mgf_evidence()
+    ev.extend(_dual_evidence(lam_candidate, mean_candidate))
+    ev.extend(_primal_evidence(mean_candidate))
+    return ev
+
+
 def _mgf_evidence() -> Evidence:
     """MGF of N(mu, I_d) by integration in one coordinate, product over coordinates."""
     ev = Evidence()
@@ -51,8 +63,23 @@ def _mgf_evidence() -> Evidence:
 def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evidence:
     """Dual (6) with the Gaussian MGF, stationarity, completing the square, the mean of p*."""
     ev = Evidence()
+    cand = _dual_is_maximised_at_the_candidate(ev, lam_candidate)
+    _two_dimensional_stationary_point_by_solve(ev, lam_candidate)
+    _completing_the_square_gives_the_mean(ev, cand, mean_candidate)
+    return ev
+
+
+def _dual_symbols():
+    """(d, lambda, b, mu): the dimension and the d x 1 MatrixSymbols of the dual (6)."""
     d = sp.Symbol("d", integer=True, positive=True)
     lam, b, mu = (sp.MatrixSymbol(nm, d, 1) for nm in ("lambda", "b", "mu"))
+    return d, lam, b, mu
+
+
+def _dual_is_maximised_at_the_candidate(ev: Evidence, lam_candidate):
+    """(6) with the Gaussian MGF, general d: gradient, negative definite Hessian, and the candidate stationary;
+    returns the candidate."""
+    d, lam, b, mu = _dual_symbols()
     I = sp.Identity(d)
     J = lam.T * b - lam.T * lam / (2 * alpha) - (mu.T * lam + lam.T * lam / 2)
     ev.step("Substitute log M = <mu,lambda> + ||lambda||^2/2 into (6) (general d, MatrixSymbol).", eq("J(\\lambda)", J))
@@ -74,7 +101,11 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
                 g.subs(lam, cand), sp.ZeroMatrix(d, 1), simplify=mat_simplify,
                 metric="b - lambda*/alpha - mu - lambda* with lambda* = alpha/(alpha+1)(b-mu) as printed",
                 key="fd-5-lambda-satisfies-stationarity-compared-with")
-    # explicit d = 2 by sp.solve
+    return cand
+
+
+def _two_dimensional_stationary_point_by_solve(ev: Evidence, lam_candidate) -> None:
+    """Explicit d = 2: sp.solve finds exactly one stationary point, the candidate."""
     l1, l2, b1, b2, m1, m2 = sp.symbols("lambda1 lambda2 b1 b2 mu1 mu2", real=True)
     L, B, MU = sp.Matrix([l1, l2]), sp.Matrix([b1, b2]), sp.Matrix([m1, m2])
     J2 = (L.T * B)[0] - (L.T * L)[0] / (2 * alpha) - (MU.T * L)[0] - (L.T * L)[0] / 2
@@ -87,7 +118,10 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
                     lam_candidate(alpha, B, MU), simplify=mat_simplify,
                     key="fd-5-d-2-sp-solve-alpha-alpha-1-b-mu")
 
-    # completing the square, general d, by components (IndexedBase, symbolic d)
+
+def _completing_the_square_gives_the_mean(ev: Evidence, cand, mean_candidate) -> None:
+    """Completing the square in (5), general d by components: p* = N(mu + lambda*, I_d), whose mean is the candidate."""
+    d, _, b, mu = _dual_symbols()
     k, p = sp.symbols("k p", integer=True)
     a_, m_, l_ = sp.IndexedBase("a"), sp.IndexedBase("mu"), sp.IndexedBase("lambda")
     E1 = sp.Sum(-(a_[k] - m_[k]) ** 2 / 2 + a_[k] * l_[k], (k, 1, d))
@@ -108,7 +142,6 @@ def _dual_evidence(lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evi
     ev.identity("FD-5 mean mu + lambda* = printed mu/(1+alpha) + alpha b/(1+alpha)", mean,
                 mean_candidate(alpha, b, mu), simplify=mat_simplify,
                 key="fd-5-mean-mu-lambda-printed-mu-1-alpha-alpha-b-1")
-    return ev
 
 
 def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
@@ -147,16 +180,4 @@ def _primal_evidence(mean_candidate=_mean_sec5) -> Evidence:
                 key="fd-5-zero-duality-gap-primal-m-dual-lambda")
     ev.step("By weak duality every p has primal value >= the dual value, so the Gaussian p* attaining it minimises (3) "
             "over all p, not only over Gaussians.", r"\min_p(3)=\tfrac{\alpha}{2(1+\alpha)}\|b-\mu\|^2")
-    return ev
-
-
-def gaussian_case(*, lam_candidate=_lambda_sec5, mean_candidate=_mean_sec5) -> Evidence:
-    r"""For u = N(mu, I_d) and alpha > 0, the maximiser of (6) is lambda* = alpha/(1+alpha) (b - mu) and the
-    minimiser of (3) is p* = N(mu/(1+alpha) + alpha b/(1+alpha), I_d); the quadratic cumulant (12) is exact.
-
-    Source: 004_830fd89135933577.txt, Sec 5, eqs (5)-(6) and the text after (6); eq (12) remark.
-    """
-    ev = _mgf_evidence()
-    ev.extend(_dual_evidence(lam_candidate, mean_candidate))
-    ev.extend(_primal_evidence(mean_candidate))
     return ev
