@@ -117,9 +117,10 @@ def _rename_innermost_dummies(e, dummy):
 
 
 def sum_expand(e, dummy, unit_sums=()):
-    """Expand ``e``, distribute every sum over its summand, pull the factors free of its index out of it
+    r"""Expand ``e``, distribute every sum over its summand, pull the factors free of its index out of it
     (``factor_terms``), rename the index of every innermost single sum to ``dummy``, and replace each sum
-    of ``unit_sums`` (written with index ``dummy``, e.g. ``Sum(u[dummy], (dummy, 1, n))``) by 1.
+    of ``unit_sums`` (written with index ``dummy``, e.g. ``Sum(u[dummy], (dummy, 1, n))``, i.e.
+    :math:`\sum_k u_k = 1`) by 1.
 
     No ``simplify`` here: it would re-merge sums under one index.
     """
@@ -168,8 +169,8 @@ N_KEYS = sp.Symbol("n", integer=True, positive=True)  # the number of keys n of 
 
 
 def resolve(expr, idxs, lo=1, hi=N_KEYS):
-    """``doit`` the KroneckerDelta sums and keep the Piecewise branches valid for lo <= i <= hi,
-    for every index i in ``idxs`` (one index or a list)."""
+    r"""``doit`` the KroneckerDelta sums and keep the Piecewise branches valid for :math:`lo \le i \le hi`,
+    for every index :math:`i` in ``idxs`` (one index or a list)."""
     true_for = {}
     for i in (idxs if isinstance(idxs, (list, tuple)) else [idxs]):
         true_for.update({sp.Le(i, hi): True, sp.Ge(hi, i): True, sp.Ge(i, lo): True, sp.Le(lo, i): True})
