@@ -70,7 +70,7 @@ def mat_simplify(e):
 
 
 def _taylor_coeffs(f, var, order):
-    """Taylor coefficients :math:`f^{(k)}(0)/k!`, :math:`k = 0..\\mathrm{order}`, by differentiating (works through Sum)."""
+    r"""Taylor coefficients :math:`f^{(k)}(0)/k!`, :math:`k = 0..\mathrm{order}`, by differentiating (works through Sum)."""
     return [sp.diff(f, var, kk).subs(var, 0).doit() / sp.factorial(kk) for kk in range(order + 1)]
 
 
@@ -165,7 +165,7 @@ def _directional_evidence(first=None, second=None, third=None) -> Evidence:
 
 
 def _explicit_case_evidence() -> Evidence:
-    """:math:`n = 3`, :math:`d = 2`, fully symbolic :math:`t` and :math:`u`: gradient and Hessian of :math:`\\log M` at 0
+    r""":math:`n = 3`, :math:`d = 2`, fully symbolic :math:`t` and :math:`u`: gradient and Hessian of :math:`\log M` at 0
     by ``sp.diff``."""
     ev = Evidence()
     u1, u2 = sp.symbols("u1 u2", positive=True)
@@ -462,7 +462,7 @@ def first_order_lambda(*, a3_candidate=None) -> Evidence:
 
 
 def _series13_evidence() -> Evidence:
-    """Route (a): (13) expanded in :math:`\\alpha`."""
+    r"""Route (a): (13) expanded in :math:`\alpha`."""
     ev = Evidence()
     d = sp.Symbol("d", integer=True, positive=True)
     Sig, z = sp.MatrixSymbol("Sigma", d, d), sp.MatrixSymbol("z", d, 1)

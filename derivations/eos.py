@@ -282,8 +282,8 @@ def _localisation(ev: Evidence) -> None:
     q = Hs[0, 0]
     s_star = [r for r in sp.solve(sp.Eq(q, Hbar[0, 0]), s) if 0 < r < 1]
     ev.check("the Rayleigh quotient along the step localises: e1^T H(s*) e1 = e1^T Hbar e1 for an interior s*", "symbolic",
-             "interior roots of e1^T H(s) e1 = e1^T Hbar e1", str(s_star), "exactly one root in (0, 1)",
-             len(s_star) == 1, "q(s) is monotone on [0, 1] here, so the mean is attained at exactly one interior point",
+             r"interior roots of $e_1^\top H(s) e_1 = e_1^\top \bar H e_1$", str(s_star), "exactly one root in (0, 1)",
+             len(s_star) == 1, r"$q(s)$ is monotone on $[0, 1]$ here, so the mean is attained at exactly one interior point",
              key="the-rayleigh-quotient-along-the-step-localises", numerical_class="exact", evidence="proof")
 
 
@@ -349,7 +349,7 @@ def _taylor_with_integral_remainder_along_the_step(ev: Evidence) -> None:
 
 
 def _remainder_is_exact_for_the_exponential(ev: Evidence) -> None:
-    """Exactness (not only second order) on :math:`L = \\exp`, with the remainder integrated in closed form."""
+    r"""Exactness (not only second order) on :math:`L = \exp`, with the remainder integrated in closed form."""
     x = sp.Symbol("x", real=True)
     L = sp.exp(x)
     lhs = L.subs(x, theta + delta) - L.subs(x, theta)

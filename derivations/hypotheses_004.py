@@ -282,7 +282,7 @@ SEC8_INDEX = Hypothesis(
     corrected=r"\mathbf y_j \in \mathbb R^d \text{ for } j \in 1, 2, \dots, m",
     statement="the family {y_j} has m members and no unbound index",
     violation=_v_sec8_index, tol=0, fail_at=1,
-    why="the set is built by SymPy with m = 4; its size and free symbols are exact",
+    why="the set is built by SymPy with $m = 4$; its size and free symbols are exact",
 )
 
 
@@ -325,8 +325,8 @@ IDX_43 = Hypothesis(
               r" u(\mathbf t)\sum_{\mathbf t'\in\mathcal A} q_{\mathbf t}(\mathbf t')\,\mathbf t'",
     statement="the middle of (43) equals mu~ of (38) (symmetric M)",
     violation=_v_43_index, tol=1e-13, fail_at=1e-3,
-    why="both sides are sums of at most N^2 = 16 terms of size <= 1e1: float64 round-off is below 1e-13; the printed "
-        "sum (summand free of i) misses mu~ by O(1)",
+    why=r"both sides are sums of at most $N^2 = 16$ terms of size $\le 10$: float64 round-off is below $10^{-13}$; the "
+        r"printed sum (summand free of $i$) misses $\tilde\mu$ by $O(1)$",
     method="numpy", numerical_class="roundoff", evidence="float",
 )
 
