@@ -1,11 +1,18 @@
 """The SymPy algebra of finite sums shared by the derivations (one definition of each helper).
 
-:func:`sum_normal` is a normal form for expressions with symbolic finite sums: it distributes sums
-over their summands, pulls out factors free of the summation index, flattens nested linear sums
-and renames bound indices canonically, so that two expressions equal by the ordinary rules of
-finite sums normalise to the same expression. :func:`sum_simplify` is the simplifier that
-``Evidence.identity`` uses with it; :func:`resolve` evaluates the KroneckerDelta sums that
-differentiating through a ``Sum`` produces; :func:`eq` writes a step's LaTeX.
+Two normal forms, of different strength:
+
+* :func:`sum_normal` distributes sums over their summands, pulls out factors free of the summation
+  index, flattens nested linear sums and renames bound indices canonically, so that two expressions
+  equal by the ordinary rules of finite sums normalise to the same expression. :func:`sum_simplify`
+  is the simplifier that ``Evidence.identity`` uses with it.
+* :func:`sum_expand` only expands: it distributes every sum over its summand, pulls out the factors
+  free of its index and gives every innermost single sum the same index; it neither merges nor
+  exchanges sums, so its output keeps the shape of the input (the steps of ``derivations.ot`` and
+  ``derivations.cumulant`` print it). :func:`sum_expand_simplify` is its residual simplifier.
+
+:func:`resolve` evaluates the KroneckerDelta sums that differentiating through a ``Sum`` produces;
+:func:`eq` writes a step's LaTeX.
 """
 
 from __future__ import annotations
@@ -95,6 +102,42 @@ def sum_normal(e, rules=()):
     return e
 
 
+def _rename_innermost_dummies(e, dummy):
+    """Give every innermost single sum the index ``dummy``, so equal sums compare equal.
+
+    Only innermost sums are renamed: an outer sum's index may occur in its inner sums' summands,
+    and renaming it to ``dummy`` would capture the inner index.
+    """
+
+    def ren(w):
+        (v, lo, hi), = w.limits
+        return sp.Sum(w.function.subs(v, dummy), (dummy, lo, hi))
+
+    return e.replace(lambda w: isinstance(w, sp.Sum) and len(w.limits) == 1 and not w.function.has(sp.Sum), ren)
+
+
+def sum_expand(e, dummy, unit_sums=()):
+    r"""Expand ``e``, distribute every sum over its summand, pull the factors free of its index out of it
+    (``factor_terms``), rename the index of every innermost single sum to ``dummy``, and replace each sum
+    of ``unit_sums`` (written with index ``dummy``, e.g. ``Sum(u[dummy], (dummy, 1, n))``, i.e.
+    :math:`\sum_k u_k = 1`) by 1.
+
+    No ``simplify`` here: it would re-merge sums under one index.
+    """
+    e = sp.expand(e)
+    e = e.replace(lambda w: isinstance(w, sp.Sum), lambda w: sp.factor_terms(sp.Sum(sp.expand(w.function), *w.limits).expand()))
+    e = _rename_innermost_dummies(sp.expand(e), dummy)
+    for unit in unit_sums:
+        e = e.subs(unit, 1)
+    return sp.expand(e)
+
+
+def sum_expand_simplify(e, dummy, unit_sums=()):
+    """Residual simplifier for identities between sums: :func:`sum_expand`, then ``simplify`` unless already 0."""
+    r = sum_expand(e, dummy, unit_sums)
+    return r if r == 0 else sp.simplify(r)
+
+
 def readable(e, names=None):
     """Rename the canonical bound indices of :func:`sum_normal` for display in a step."""
     names = names or {"n": "jlir", "d": "acef"}
@@ -126,8 +169,8 @@ N_KEYS = sp.Symbol("n", integer=True, positive=True)  # the number of keys n of 
 
 
 def resolve(expr, idxs, lo=1, hi=N_KEYS):
-    """``doit`` the KroneckerDelta sums and keep the Piecewise branches valid for lo <= i <= hi,
-    for every index i in ``idxs`` (one index or a list)."""
+    r"""``doit`` the KroneckerDelta sums and keep the Piecewise branches valid for :math:`lo \le i \le hi`,
+    for every index :math:`i` in ``idxs`` (one index or a list)."""
     true_for = {}
     for i in (idxs if isinstance(idxs, (list, tuple)) else [idxs]):
         true_for.update({sp.Le(i, hi): True, sp.Ge(hi, i): True, sp.Ge(i, lo): True, sp.Le(lo, i): True})

@@ -1,7 +1,7 @@
 """SymPy re-derivations for the one-sided entropic-OT reading of attention (EOT-KKT, EOT-UNIQ, EOT-LSE).
 
-Everything is done for a general number n of keys: p and s are ``IndexedBase`` objects, the
-objective is a ``Sum`` over j = 1..n, and derivatives are taken through the ``Sum`` (SymPy then
+Everything is done for a general number :math:`n` of keys: :math:`p` and :math:`s` are ``IndexedBase`` objects, the
+objective is a ``Sum`` over :math:`j = 1..n`, and derivatives are taken through the ``Sum`` (SymPy then
 produces ``KroneckerDelta`` terms, which ``doit`` turns into ``Piecewise`` in the index range).
 
 The identities are decided by the sum algebra of :mod:`derivations._sums`.
@@ -58,7 +58,7 @@ def partition_function(idx=l):
 
 
 def softmax(idx):
-    """p*_idx = exp(s_idx/tau) / sum_l exp(s_l/tau)."""
+    r""":math:`p^\star_{idx} = \exp(s_{idx}/\tau) / \sum_l \exp(s_l/\tau)`."""
     return sp.exp(s[idx] / tau) / partition_function()
 
 
@@ -77,7 +77,7 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
     candidate; the candidate is stationary with one multiplier and normalised."""
     ev = Evidence()
     J = _J()
-    ev.step("Objective on the simplex (003 §1), scores s_j = q^T k_j, n keys (003 writes m)",
+    ev.step(r"Objective on the simplex (003 §1), scores $s_j = q^\top k_j$, $n$ keys (003 writes $m$)",
             eq(r"\mathcal{J}(p)", J))
 
     dL, stat = _stationarity_of_the_lagrangian(ev, J)
@@ -88,9 +88,9 @@ def _kkt_evidence(candidate: Callable[[sp.Expr], sp.Expr] = softmax) -> Evidence
                      key="derived-minimiser-softmax-s-tau-of-003-4-the")
 
     _candidate_is_stationary_and_normalised(ev, stat, candidate)
-    ev.step("J is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
+    ev.step(r"$\mathcal J$ is strictly convex on the open simplex (EOT-UNIQ), so this stationary point is the minimiser")
     if not ok:
-        ev.finding = "the derived minimiser is softmax(s/tau), not the candidate closed form"
+        ev.finding = r"the derived minimiser is $\operatorname{softmax}(s/\tau)$, not the candidate closed form"
     return ev
 
 
@@ -100,7 +100,7 @@ def _stationarity_of_the_lagrangian(ev: Evidence, J):
     """003 Sec 2-3: the Lagrangian of J with one multiplier and its stationarity line, each against the print."""
     # Sec 2: Lagrangian
     L = J + lam * (1 - sp.Sum(p[j], (j, 1, n)))
-    ev.step("Lagrangian with multiplier lambda for sum_j p_j = 1", eq(r"\mathcal{L}(p,\lambda)", L))
+    ev.step(r"Lagrangian with multiplier $\lambda$ for $\sum_j p_j = 1$", eq(r"\mathcal{L}(p,\lambda)", L))
     L_printed = -sp.Sum(p[j] * s[j], (j, 1, n)) + tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)) \
         + lam * (1 - sp.Sum(p[j], (j, 1, n)))
     against_printed(ev, "lagrangian-003-2-as-printed", "Lagrangian = 003 §2 as printed",
@@ -109,9 +109,9 @@ def _stationarity_of_the_lagrangian(ev: Evidence, J):
 
     # Sec 3: stationarity, differentiating through the Sum (KroneckerDelta), 1 <= k <= n
     dL = sp.diff(L, p[k])
-    ev.step("Differentiate through the sum: each term carries KroneckerDelta(j,k)", eq(r"\partial_{p_k}\mathcal{L}", dL))
+    ev.step(r"Differentiate through the sum: each term carries $\delta_{jk}$", eq(r"\partial_{p_k}\mathcal{L}", dL))
     stat = resolve(dL, [k], 1, n)
-    ev.step("Resolve the delta for 1 <= k <= n: the stationarity condition (KKT)", sp.Eq(stat, 0))
+    ev.step(r"Resolve the delta for $1 \le k \le n$: the stationarity condition (KKT)", sp.Eq(stat, 0))
     stat_printed = -s[k] + tau * (1 + sp.log(p[k])) - lam
     against_printed(ev, "stationarity-003-3-as-printed", "stationarity = 003 §3 as printed",
                     stat, stat_printed, SOURCE_003, "§3",
@@ -121,12 +121,12 @@ def _stationarity_of_the_lagrangian(ev: Evidence, J):
 
 
 def _stationary_point_is_the_softmax(ev: Evidence, dL, stat):
-    """003 Sec 4: the stationarity line solved for p_k, exponentiated and normalised, gives the softmax."""
+    """003 Sec 4: the stationarity line solved for :math:`p_k`, exponentiated and normalised, gives the softmax."""
     # Sec 4: solve for tau log p_k
     ell = sp.Symbol("ell", real=True)  # stands for log p_k
     (ell_sol,) = sp.solve(sp.Eq(stat.subs(sp.log(p[k]), ell), 0), ell)
     tlog = tau * ell_sol
-    ev.step("Solve the stationarity condition for tau log p_k", (tau * sp.log(p[k]), sp.expand(tlog)))
+    ev.step(r"Solve the stationarity condition for $\tau\log p_k$", (tau * sp.log(p[k]), sp.expand(tlog)))
     against_printed(ev, "tau-log-p-k-003-4-as-printed", "tau log p_k = 003 §4 as printed",
                     tlog, s[k] + lam - tau, SOURCE_003, "§4 (first line)",
                     r"\tau \log p_j = q^T k_j + \lambda - \tau")
@@ -145,11 +145,11 @@ def _stationary_point_is_the_softmax(ev: Evidence, dL, stat):
     # normaliser: c = exp((lambda - tau)/tau) is the same for all j; sum_j p_j = 1 fixes it
     cc = sp.Symbol("c", positive=True)
     constraint = sp.Sum(cc * sp.exp(s[j] / tau), (j, 1, n))
-    ev.step("The factor c = exp((lambda - tau)/tau) does not depend on j; impose sum_j p_j = 1",
+    ev.step(r"The factor $c = \exp((\lambda - \tau)/\tau)$ does not depend on $j$; impose $\sum_j p_j = 1$",
             sp.Eq(sp.factor_terms(constraint), 1))
     (c_sol,) = sp.solve(sp.Eq(sp.factor_terms(constraint), 1), cc)
     Z_derived = 1 / c_sol
-    ev.step("Hence c = 1/Z with the partition function", (sp.Symbol("Z"), Z_derived))
+    ev.step(r"Hence $c = 1/Z$ with the partition function", (sp.Symbol("Z"), Z_derived))
     against_printed(ev, "z-003-4-as-printed", "Z = 003 §4 as printed",
                     Z_derived, partition_function(l), SOURCE_003, "§4 (partition function)",
                     r"Z = \sum_{l=1}^m \exp(q^T k_l / \tau)")
@@ -169,7 +169,7 @@ def _candidate_is_stationary_and_normalised(ev: Evidence, stat, candidate) -> No
     def lam_of(idx):
         return lam_k.xreplace({k: idx}).subs(p[idx], candidate(idx))
 
-    ev.step("Multiplier implied by the candidate at index k (from the stationarity line)", (lam, readable(sum_normal(lam_of(k)))))
+    ev.step(r"Multiplier implied by the candidate at index $k$ (from the stationarity line)", (lam, readable(sum_normal(lam_of(k)))))
     ev.identity("candidate satisfies stationarity with one lambda for every index (lambda_k = lambda_m)",
                 lam_of(k), lam_of(m), simplify=sum_simplify,
                 key="candidate-satisfies-stationarity-with-one-lambda")
@@ -202,17 +202,17 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     t = sp.Symbol("t", real=True)
     J = _J()
     Jt = replace_indexed(J, p, lambda i: p[i] + t * v[i])
-    ev.step("Restrict J to the line p + t v (p in the open simplex, v any direction)", eq(r"\mathcal{J}(p+tv)", Jt))
+    ev.step(r"Restrict $\mathcal J$ to the line $p + tv$ ($p$ in the open simplex, $v$ any direction)", eq(r"\mathcal{J}(p+tv)", Jt))
     d2 = sp.diff(Jt, t, 2).subs(t, 0)
     d2 = sp.simplify(d2)
-    ev.step("Second derivative at t = 0 (differentiated under the sum)", eq(r"\frac{d^2}{dt^2}\mathcal{J}(p+tv)\big|_{t=0}", d2))
+    ev.step(r"Second derivative at $t = 0$ (differentiated under the sum)", eq(r"\frac{d^2}{dt^2}\mathcal{J}(p+tv)\big|_{t=0}", d2))
     ev.identity("d^2/dt^2 J(p + t v)|_0 = tau sum_j v_j^2 / p_j (general n)",
                 d2, sp.Sum(candidate(p[j], v[j]), (j, 1, n)), simplify=sum_simplify,
                 key="d-2-dt-2-j-p-t-v-0-tau-sum-j-v-j-2-p-j-general-n")
 
     # Hessian entries, general n
     H = resolve(sp.diff(J, p[k], p[m]), [k], 1, n)
-    ev.step("Hessian entries (general n)", eq(r"\partial^2_{p_k p_m}\mathcal{J}", H))
+    ev.step(r"Hessian entries (general $n$)", eq(r"\partial^2_{p_k p_m}\mathcal{J}", H))
     ev.identity("Hessian = tau diag(1/p_k) (general n)", H, tau * sp.KroneckerDelta(k, m) / p[k],
                 key="hessian-tau-diag-1-p-k-general-n")
 
@@ -220,10 +220,10 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     P, V = sp.Symbol("P", positive=True), sp.Symbol("V", real=True, nonzero=True)
     term = candidate(P, V)
     pos, nonneg = term.is_positive, candidate(P, sp.Symbol("W", real=True)).is_nonnegative
-    ev.step("Each term tau v_j^2/p_j is >= 0, and > 0 when v_j != 0; so the sum is > 0 for every v != 0, "
-            "on all of R^n and in particular on the tangent space {v : sum_j v_j = 0}")
+    ev.step(r"Each term $\tau v_j^2/p_j$ is $\ge 0$, and $> 0$ when $v_j \ne 0$; so the sum is $> 0$ for every $v \ne 0$, "
+            r"on all of $\mathbb R^n$ and in particular on the tangent space $\{v : \sum_j v_j = 0\}$")
     ev.check("second variation positive definite on R^n (hence on the tangent space)", "symbolic",
-             "sign of each summand tau v_j^2/p_j for p_j>0, v_j real (>=0) and v_j != 0 (>0)",
+             r"sign of each summand $\tau v_j^2/p_j$ for $p_j>0$, $v_j$ real ($\ge 0$) and $v_j \ne 0$ ($> 0$)",
              f"nonneg={nonneg}, pos={pos}", "exact", pos is True and nonneg is True,
              "a sum of nonnegative terms with at least one positive term is positive",
              key="second-variation-positive-definite-on-r-n-hence", numerical_class="exact", evidence="proof")
@@ -234,24 +234,24 @@ def _uniq_evidence(candidate: Callable = _second_variation) -> Evidence:
     H3 = sp.hessian(J3, ps)
     B = sp.Matrix([[1, 0], [0, 1], [-1, -1]])  # basis of {v : v1 + v2 + v3 = 0}
     Ht = sp.simplify(B.T * H3 * B)
-    ev.step("Explicit n = 3: the Hessian restricted to the tangent plane, B = basis of {v1 + v2 + v3 = 0}",
+    ev.step(r"Explicit $n = 3$: the Hessian restricted to the tangent plane, $B$ = basis of $\{v_1 + v_2 + v_3 = 0\}$",
             r"B^\top H B = " + sp.latex(Ht))
     minors = [sp.simplify(Ht[:r, :r].det()) for r in (1, 2)]
     ok3 = (H3 - tau * sp.diag(*[1 / q for q in ps])).is_zero_matrix and all(mi.is_positive for mi in minors)
     ev.check("n = 3: Hessian = tau diag(1/p) and tangent-plane restriction positive definite", "symbolic",
-             "H - tau diag(1/p) = 0 and leading minors of B^T H B > 0 (Sylvester)",
+             r"$H - \tau\operatorname{diag}(1/p) = 0$ and leading minors of $B^\top H B > 0$ (Sylvester)",
              ", ".join(sp.latex(mi) for mi in minors), "exact", ok3, "Sylvester's criterion is exact",
              key="n-3-hessian-tau-diag-1-p-and-tangent-plane", numerical_class="exact", evidence="proof")
 
     # interiority: d/dx (x log x) -> -infinity as x -> 0+
     x, q = sp.Symbol("x", positive=True), sp.Symbol("q", positive=True)
     slope = sp.limit(sp.diff(x * sp.log(x), x), x, 0, "+")
-    ev.step("Interior: d/dx (x log x) = log x + 1 tends to", (sp.Limit(sp.log(x) + 1, x, 0, "+"), slope))
+    ev.step(r"Interior: $\frac{d}{dx}(x\log x) = \log x + 1$ tends to", (sp.Limit(sp.log(x) + 1, x, 0, "+"), slope))
     # moving from a boundary point (p_k = 0) toward an interior q: the p_k-term of J changes at rate
     # tau q (log(t q) + 1) -> -inf, the others at finite rates, so J decreases: no boundary minimiser
     rate = sp.limit(sp.diff(tau * (t * q) * sp.log(t * q), t).subs(t, x), x, 0, "+")
     ev.check("minimiser is interior: one-sided derivative of J from a boundary point is -infinity", "symbolic",
-             r"$\lim_{t\to 0^+} \frac{d}{dt}\,\tau (tq)\log(tq)$ for q > 0", str(rate), "exact", rate == -sp.oo,
+             r"$\lim_{t\to 0^+} \frac{d}{dt}\,\tau (tq)\log(tq)$ for $q > 0$", str(rate), "exact", rate == -sp.oo,
              "an infinite descent rate at every boundary point excludes it as a minimiser",
              key="minimiser-is-interior-one-sided-derivative-of-j", numerical_class="exact", evidence="proof")
     ev.step("A strictly convex function on the convex simplex has at most one minimiser; by compactness and "
@@ -283,33 +283,33 @@ def _lse_evidence(candidate: Callable = _lse_value) -> Evidence:
     ev = Evidence()
     Z = partition_function()
     J_star = replace_indexed(_J(), p, softmax)
-    ev.step("Optimal value: substitute p* = softmax(s/tau) into J", eq(r"\mathcal{J}(p^\star)", J_star))
-    ev.step("Since tau log p*_j = s_j - tau log Z, each term is p*_j(-s_j + tau log p*_j) = -tau log Z p*_j, "
-            "and sum_j p*_j = 1", eq(r"\mathcal{J}(p^\star)", readable(sum_normal(J_star))))
+    ev.step(r"Optimal value: substitute $p^\star = \operatorname{softmax}(s/\tau)$ into $\mathcal J$", eq(r"\mathcal{J}(p^\star)", J_star))
+    ev.step(r"Since $\tau\log p^\star_j = s_j - \tau\log Z$, each term is $p^\star_j(-s_j + \tau\log p^\star_j) = -\tau\log Z\,p^\star_j$, "
+            r"and $\sum_j p^\star_j = 1$", eq(r"\mathcal{J}(p^\star)", readable(sum_normal(J_star))))
     ok = ev.identity("min J = -tau log sum_j exp(s_j/tau) (general n)", J_star, candidate(), simplify=sum_simplify,
                      key="min-j-tau-log-sum-j-exp-s-j-tau-general-n")
 
     F = tau * sp.log(Z)
     grad = resolve(sp.diff(F, s[k]), [k], 1, n)
-    ev.step("Gradient of the potential F(s) = tau log sum_l exp(s_l/tau), through the sum", eq(r"\partial_{s_k} F", grad))
+    ev.step(r"Gradient of the potential $F(s) = \tau\log\sum_l \exp(s_l/\tau)$, through the sum", eq(r"\partial_{s_k} F", grad))
     ev.identity("d/ds_k [tau logsumexp(s/tau)] = p*_k (general n)", grad, softmax(k), simplify=sum_simplify,
                 key="d-ds-k-tau-logsumexp-s-tau-p-k-general-n")
 
     # Fenchel reading: tau lse(s/tau) = sup_p <p,s> - tau sum p log p over the simplex
     gap = F - (sp.Sum(p[j] * s[j], (j, 1, n)) - tau * sp.Sum(p[j] * sp.log(p[j]), (j, 1, n)))
     kl = tau * sp.Sum(p[j] * sp.log(p[j] / softmax(j)), (j, 1, n))
-    ev.step("Fenchel–Young gap for any p in the simplex (sum_j p_j = 1) is tau KL(p || p*)",
+    ev.step(r"Fenchel–Young gap for any $p$ in the simplex ($\sum_j p_j = 1$) is $\tau\,\mathrm{KL}(p \,\|\, p^\star)$",
             sp.latex(gap) + r" = \tau \sum_{j=1}^{n} p_j \log \frac{p_j}{p^\star_j} = \tau\,\mathrm{KL}(p \,\|\, p^\star)")
     ev.identity("tau lse(s/tau) - (<p,s> - tau sum p log p) = tau KL(p||p*) on the simplex (general n)",
                 sum_normal(gap - kl, rules=[(sp.Sum(p[j], (j, 1, n)), 1)]), 0, simplify=sum_simplify,
                 key="tau-lse-s-tau-p-s-tau-sum-p-log-p-tau-kl-p-p-on")
-    ev.step("KL >= 0 with equality iff p = p* (Gibbs), so the sup over the simplex is attained at p* and "
-            "equals tau lse(s/tau): the log-sum-exp is the conjugate of tau times negative entropy on the simplex, "
-            "and min J = -sup(<p,s> - tau sum p log p) = -tau lse(s/tau)")
+    ev.step(r"$\mathrm{KL} \ge 0$ with equality iff $p = p^\star$ (Gibbs), so the sup over the simplex is attained at $p^\star$ and "
+            r"equals $\tau\,\mathrm{lse}(s/\tau)$: the log-sum-exp is the conjugate of $\tau$ times negative entropy on the simplex, "
+            r"and $\min\mathcal J = -\sup(\langle p,s\rangle - \tau\sum p\log p) = -\tau\,\mathrm{lse}(s/\tau)$")
     ev.identity("-J(p*) = <p*,s> - tau sum p* log p* = tau lse(s/tau)", -J_star, F, simplify=sum_simplify,
                 key="j-p-p-s-tau-sum-p-log-p-tau-lse-s-tau")
     if not ok:
-        ev.finding = "min J equals -tau log sum_j exp(s_j/tau)"
+        ev.finding = r"$\min\mathcal J$ equals $-\tau\log\sum_j \exp(s_j/\tau)$"
     return ev
 
 

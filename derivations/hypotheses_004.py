@@ -77,7 +77,8 @@ def _count(bad: list[str], cases: int) -> tuple[int, str]:
 # value if and only if p has zero values outside the support of u."
 # =====================================================================================================
 def _kl_series_diverges() -> tuple[bool, sp.Expr]:
-    """u_i = 2^{-i}, p_i = 6/(pi^2 i^2) on A = N: same support, KL(p||u) = +inf (limit comparison with 1/i)."""
+    r""":math:`u_i = 2^{-i}`, :math:`p_i = 6/(\pi^2 i^2)` on :math:`\mathcal A = \mathbb N`: same support,
+    :math:`\mathrm{KL}(p\|u) = +\infty` (limit comparison with :math:`1/i`)."""
     i = sp.Symbol("i", positive=True, integer=True)
     p, u = 6 / (sp.pi**2 * i**2), sp.Integer(2) ** (-i)
     assert sp.simplify(sp.summation(p, (i, 1, sp.oo)) - 1) == 0 and sp.summation(u, (i, 1, sp.oo)) == 1
@@ -86,14 +87,14 @@ def _kl_series_diverges() -> tuple[bool, sp.Expr]:
 
 
 def _kl_outside_support_infinite() -> bool:
-    """p puts mass 1/2 where u has mass eps -> 0: KL(p||u) -> +inf."""
+    r""":math:`p` puts mass :math:`1/2` where :math:`u` has mass :math:`\epsilon \to 0`: :math:`\mathrm{KL}(p\|u) \to +\infty`."""
     e = sp.Symbol("epsilon", positive=True)
     kl = sp.Rational(1, 2) * sp.log(sp.Rational(1, 2) / (1 - e)) + sp.Rational(1, 2) * sp.log(sp.Rational(1, 2) / e)
     return sp.limit(kl, e, 0, "+") == sp.oo
 
 
 def _kl_finite_case() -> bool:
-    """finite A: p << u (random, one zero of p) gives a finite KL(p||u)."""
+    r"""Finite :math:`\mathcal A`: :math:`p \ll u` (random, one zero of :math:`p`) gives a finite :math:`\mathrm{KL}(p\|u)`."""
     rng = context.rng("hypotheses-004-kl-finite")
     u = rng.dirichlet(np.ones(5))
     p = rng.dirichlet(np.ones(5))
@@ -136,7 +137,8 @@ KL_ONLY_IF = Hypothesis(
 
 
 def _kl(p, u) -> sp.Expr:
-    """sum p_i log(p_i/u_i) with 0 log 0 = 0 and p log(p/0) = +inf (as the limit u_i -> 0+)."""
+    r""":math:`\sum_i p_i\log(p_i/u_i)` with :math:`0\log 0 = 0` and :math:`p\log(p/0) = +\infty` (as the limit
+    :math:`u_i \to 0^+`)."""
     e = sp.Symbol("epsilon", positive=True)
     total = sp.Integer(0)
     for pi_, ui in zip(p, u):
@@ -196,7 +198,7 @@ SHIFT_DIRECTION = Hypothesis(
 
 
 def fd3_hypotheses() -> Evidence:
-    """FD-3: the definition of K(p,u) and its support property (Sec 4), and the direction of the shift (Sec 3.2)."""
+    """FD-3: the definition of :math:`K(p,u)` and its support property (Sec 4), and the direction of the shift (Sec 3.2)."""
     ev = Evidence()
     for h in (KL_ONLY_IF, KL_ORIENTATION, SHIFT_DIRECTION):
         record(ev, h)
@@ -280,7 +282,7 @@ SEC8_INDEX = Hypothesis(
     corrected=r"\mathbf y_j \in \mathbb R^d \text{ for } j \in 1, 2, \dots, m",
     statement="the family {y_j} has m members and no unbound index",
     violation=_v_sec8_index, tol=0, fail_at=1,
-    why="the set is built by SymPy with m = 4; its size and free symbols are exact",
+    why="the set is built by SymPy with $m = 4$; its size and free symbols are exact",
 )
 
 
@@ -323,8 +325,8 @@ IDX_43 = Hypothesis(
               r" u(\mathbf t)\sum_{\mathbf t'\in\mathcal A} q_{\mathbf t}(\mathbf t')\,\mathbf t'",
     statement="the middle of (43) equals mu~ of (38) (symmetric M)",
     violation=_v_43_index, tol=1e-13, fail_at=1e-3,
-    why="both sides are sums of at most N^2 = 16 terms of size <= 1e1: float64 round-off is below 1e-13; the printed "
-        "sum (summand free of i) misses mu~ by O(1)",
+    why=r"both sides are sums of at most $N^2 = 16$ terms of size $\le 10$: float64 round-off is below $10^{-13}$; the "
+        r"printed sum (summand free of $i$) misses $\tilde\mu$ by $O(1)$",
     method="numpy", numerical_class="roundoff", evidence="float",
 )
 

@@ -47,7 +47,7 @@ def test_fd_b_erratum_missing_square_only():
 
 def test_fd_b_no_erratum_if_paper_fixed():
     fixed = lambda sq, eta, sigma, K: sq / (2 * eta * sigma**2) + K  # noqa: E731
-    ev = fd._ml_map_evidence(printed_last=fixed)
+    ev = fd.ml_and_map(printed_last=fixed)
     assert ev.errata == [] and ev.failed() == []
 
 
@@ -105,7 +105,7 @@ def test_dual_detects_wrong_objective():
 
 
 def test_ml_map_detects_wrong_alpha():
-    failed = fd._ml_map_evidence(alpha_of=lambda eta, sigma: eta * sigma**2).failed()
+    failed = fd.ml_and_map(alpha_of=lambda eta, sigma: eta * sigma**2).failed()
     assert {"28-3-with-alpha-1-eta-sigma-2-as-printed", "last-line-of-the-bayesian-derivation-1-eta-first"} & set(failed)
 
 

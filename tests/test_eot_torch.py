@@ -30,27 +30,27 @@ def test_derivation_passes(fn):
 
 
 def test_pg_missing_baseline_detected():
-    ev = eg._pg_evidence(candidate=lambda k: softmax(k) / tau * eg.g[k])
+    ev = eg.policy_gradient(candidate=lambda k: softmax(k) / tau * eg.g[k])
     assert "backprop-dl-ds-k-1-tau-p-k-g-k-e-p-g-general-n" in ev.failed() and ev.finding
 
 
 def test_pg_wrong_temperature_factor_detected():
-    ev = eg._pg_evidence(candidate=lambda k: tau * eg.advantage_gradient(k) * tau)  # tau instead of 1/tau
+    ev = eg.policy_gradient(candidate=lambda k: tau * eg.advantage_gradient(k) * tau)  # tau instead of 1/tau
     assert ev.failed()
 
 
 def test_fisher_sign_flip_detected():
-    ev = eg._fisher_evidence(candidate=lambda pp, a, b: sp.KroneckerDelta(a, b) * pp(a) + pp(a) * pp(b))
+    ev = eg.fisher(candidate=lambda pp, a, b: sp.KroneckerDelta(a, b) * pp(a) + pp(a) * pp(b))
     assert ev.failed() and ev.finding
 
 
 def test_limits_one_hot_under_ties_detected():
-    ev = eg._limits_evidence(zero_limit=lambda m: sp.Integer(1))  # e_argmax claimed although m maxima tie
+    ev = eg.limits(zero_limit=lambda m: sp.Integer(1))  # e_argmax claimed although m maxima tie
     assert ev.failed() and ev.finding
 
 
 def test_limits_wrong_infinite_limit_detected():
-    ev = eg._limits_evidence(inf_limit=lambda n: sp.Integer(0))
+    ev = eg.limits(inf_limit=lambda n: sp.Integer(0))
     assert ev.failed()
 
 

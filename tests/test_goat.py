@@ -42,7 +42,7 @@ def test_uniform_not_a_distribution_detected():
 
 
 def test_sink_wrong_flat_attention_detected():
-    ev = goat._sink_evidence(flat_value=lambda a: 1 / goat.n)
+    ev = goat.sink(flat_value=lambda a: 1 / goat.n)
     assert ev.failed() and ev.finding
 
 

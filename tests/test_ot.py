@@ -47,9 +47,9 @@ def test_erratum_33_is_the_inner_index():
 def test_wrong_conjugate_detected():
     H = -sp.Sum(dot.u[dot.j] * sp.log(dot.u[dot.j]), (dot.j, 1, dot.N))
     wrong = dot.conjugate_derived() - 2 * dot.gam * H  # sign of the entropy term flipped
-    assert "fd-33-w-g-gamma-h-u-sum-j-u-j-log-sum-i-e-g-i-m" in dot._conjugate_evidence(candidate=wrong).failed()
+    assert "fd-33-w-g-gamma-h-u-sum-j-u-j-log-sum-i-e-g-i-m" in dot.conjugate(candidate=wrong).failed()
     # the printed (33) itself is not the conjugate
-    assert dot._conjugate_evidence(candidate=dot.conjugate_printed()).failed()
+    assert dot.conjugate(candidate=dot.conjugate_printed()).failed()
 
 
 def test_wrong_column_value_detected():
@@ -58,7 +58,7 @@ def test_wrong_column_value_detected():
 
 
 def test_printed_37_fails_without_symmetry():
-    assert "fd-37-u-grad-w-0" in dot._preference_evidence(candidate=dot.ut_printed()).failed()
+    assert "fd-37-u-grad-w-0" in dot.true_preference(candidate=dot.ut_printed()).failed()
 
 
 def test_symmetrisation_is_what_makes_34_hold():
@@ -80,12 +80,12 @@ def test_wrong_lambda_star_detected():
     def wrong(al, ga, Sig, z, I):
         return (I - (al / ga) * Sig).inv() * al * z  # sign flipped
 
-    failed = dot._attention_evidence(candidate=wrong).failed()
+    failed = dot.ot_attention_steps(candidate=wrong).failed()
     assert "fd-22-d-2-lambda-i-alpha-gamma-sigmabar-1-alpha" in failed
 
 
 def test_wrong_group_weight_detected():
-    assert dot._group_evidence(candidate=lambda ui, G: ui / (G + 1)).failed() == ["fd-g-p-t-u-i-g"]
+    assert dot.group_cost(candidate=lambda ui, G: ui / (G + 1)).failed() == ["fd-g-p-t-u-i-g"]
 
 
 # -- the module: Sinkhorn, conjugate, exact solve, attention ----------------------------------------------

@@ -25,7 +25,7 @@ def test_derivation_passes():
     lambda K: sp.Sum(rg.s[rg.i], (rg.i, 1, K)) / K,  # dropped the -1
 ], ids=["K+1", "no -1"])
 def test_wrong_sparsemax_threshold_detected_symbolically(thr):
-    ev = rg._omega_evidence(sparse_thr=thr)
+    ev = rg.omega_template(sparse_thr=thr)
     assert "sum-i-k-s-i-tau-k-1-general-k" in ev.failed() and ev.finding
 
 
