@@ -133,43 +133,75 @@ def _sdpa_cases():
     return out
 
 
-def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
+# ---------------------------------------------------------------------------
+# EOT-SDPA
+# ---------------------------------------------------------------------------
+
+
+def sdpa_equivalence(*, tau_fn=math.sqrt) -> Evidence:
+    """EOT-SDPA numerically: with s_j = <q,k_j> and tau = sqrt(d), sum_j p*_j v_j equals torch SDPA (float64)."""
     ev = Evidence()
     rows, worst = [], {}
     cvx_ratio = 0.0
+    for case in _sdpa_cases():
+        row, ratios, cvx = _sdpa_case(case, tau_fn)
+        for be, r in ratios.items():
+            worst[be] = np.maximum(worst.get(be, 0.0), r)
+        rows.append(row)
+        for r in cvx:
+            cvx_ratio = np.maximum(cvx_ratio, r)
+    eot_solution_equals_sdpa_on_both_kernels(ev, worst)
+    eot_minimiser_solved_directly_equals_sdpa(ev, cvx_ratio)
+    ev.tables.append(Table("EOT-SDPA: torch SDPA (float64) against the EOT solution, per case",
+                           ["case", "Q shape", "K shape", "max|diff| math", "ratio to bound (math)",
+                            "max|diff| flash", "ratio to bound (flash)"], rows))
+    ev.notes.append("Masks: torch's boolean attn_mask (True = attend) and is_causal (top-left aligned tril, also "
+                    "for Lq != Lk) are the EOT problem restricted to each query's support = KL to a prior with zeros "
+                    "(derivation). A query with an empty support has no feasible p; torch 2.13 returns a zero row.")
+    return ev
+
+
+def _sdpa_case(case, tau_fn):
+    """One case of :func:`_sdpa_cases`: its table row, the ratios to the round-off bound per kernel (and of the
+    float-mask prior, for masked cases) and, for two query rows, the ratio of the directly solved EOT minimiser."""
     from attnverify.primal import solve_eot_cvxpy
     from attnverify.checks._common import require
 
-    for label, Q, K, V, mask, kw in _sdpa_cases():
-        d = Q.shape[-1]
-        ref, p, x = attention_reference(Q, K, V, tau_fn(d), mask=mask)
-        bound = sdpa_roundoff(Q, K, V, tau_fn(d), x, mask=mask)
-        row = [label, f"{Q.shape}", f"{K.shape}"]
-        for be in ("math", "flash"):
-            out = sdpa(Q, K, V, be, **kw)
-            ratio = float(np.max(np.abs(out - ref) / bound))
-            worst[be] = np.maximum(worst.get(be, 0.0), ratio)
-            row += [float(np.max(np.abs(out - ref))), ratio]
-        if mask is not None:  # boolean mask = float mask log(prior uniform on S, zero off S)
-            with np.errstate(divide="ignore"):
-                logu = np.log(np.broadcast_to(mask, x.shape) / np.broadcast_to(mask, x.shape).sum(-1, keepdims=True))
-            kl_mask = sdpa(Q, K, V, "math", attn_mask=logu)
-            worst["prior"] = np.maximum(worst.get("prior", 0.0), float(np.max(np.abs(kl_mask - ref) / bound)))
-        rows.append(row)
-        # the EOT problem itself, solved without the closed form, for a few query rows
-        out = sdpa(Q, K, V, "math", **kw)
-        for b, h, i in [(0, 0, 0), (1, 2, Q.shape[-2] - 1)]:
-            S = np.ones(K.shape[-2], bool) if mask is None else np.broadcast_to(mask, p.shape)[b, h, i]
-            s = (K[b, h] @ Q[b, h, i])[S]
-            tau = tau_fn(d)
-            pS = require(solve_eot_cvxpy(s, tau)).p
-            # weak duality: J(p) >= -tau lse(s/tau) for every p (EOT-LSE), so this gap is certified
-            J = -pS @ s + tau * np.sum(pS[pS > 0] * np.log(pS[pS > 0]))
-            gap = max(J + tau * logsumexp(s / tau), len(s) * EPS * (1 + abs(J)))
-            dist = math.sqrt(2 * gap / tau)  # tau-strong convexity in l1 (Pinsker)
-            o = pS @ V[b, h][S]
-            cvx_ratio = np.maximum(cvx_ratio, float(np.max(np.abs(o - out[b, h, i]) / (dist * np.abs(V[b, h][S]).max(0)
-                                                                                   + bound[b, h, i]))))
+    label, Q, K, V, mask, kw = case
+    d = Q.shape[-1]
+    ref, p, x = attention_reference(Q, K, V, tau_fn(d), mask=mask)
+    bound = sdpa_roundoff(Q, K, V, tau_fn(d), x, mask=mask)
+    row, ratios = [label, f"{Q.shape}", f"{K.shape}"], {}
+    for be in ("math", "flash"):
+        out = sdpa(Q, K, V, be, **kw)
+        ratio = float(np.max(np.abs(out - ref) / bound))
+        ratios[be] = ratio
+        row += [float(np.max(np.abs(out - ref))), ratio]
+    if mask is not None:  # boolean mask = float mask log(prior uniform on S, zero off S)
+        with np.errstate(divide="ignore"):
+            logu = np.log(np.broadcast_to(mask, x.shape) / np.broadcast_to(mask, x.shape).sum(-1, keepdims=True))
+        kl_mask = sdpa(Q, K, V, "math", attn_mask=logu)
+        ratios["prior"] = float(np.max(np.abs(kl_mask - ref) / bound))
+    # the EOT problem itself, solved without the closed form, for a few query rows
+    out = sdpa(Q, K, V, "math", **kw)
+    cvx = []
+    for b, h, i in [(0, 0, 0), (1, 2, Q.shape[-2] - 1)]:
+        S = np.ones(K.shape[-2], bool) if mask is None else np.broadcast_to(mask, p.shape)[b, h, i]
+        s = (K[b, h] @ Q[b, h, i])[S]
+        tau = tau_fn(d)
+        pS = require(solve_eot_cvxpy(s, tau)).p
+        # weak duality: J(p) >= -tau lse(s/tau) for every p (EOT-LSE), so this gap is certified
+        J = -pS @ s + tau * np.sum(pS[pS > 0] * np.log(pS[pS > 0]))
+        gap = max(J + tau * logsumexp(s / tau), len(s) * EPS * (1 + abs(J)))
+        dist = math.sqrt(2 * gap / tau)  # tau-strong convexity in l1 (Pinsker)
+        o = pS @ V[b, h][S]
+        cvx.append(float(np.max(np.abs(o - out[b, h, i]) / (dist * np.abs(V[b, h][S]).max(0) + bound[b, h, i]))))
+    return row, ratios, cvx
+
+
+def eot_solution_equals_sdpa_on_both_kernels(ev: Evidence, worst: dict) -> None:
+    """sum_j softmax(<q,k_j>/tau)_j v_j = torch SDPA on the math and flash kernels; a boolean mask is the float
+    mask log pi, pi uniform on the support."""
     for be in ("math", "flash"):
         ev.at_most(f"eot-solution-x-v-torch-sdpa-{be}-kernel-all-cases",
                    f"EOT solution x V = torch SDPA ({be} kernel), all cases", worst[be], 1.0,
@@ -185,6 +217,10 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
                method="torch",
                metric="max |SDPA(float mask log pi) - EOT on the support| / round-off bound, over the masked cases",
                numerical_class="roundoff", evidence="float")
+
+
+def eot_minimiser_solved_directly_equals_sdpa(ev: Evidence, cvx_ratio) -> None:
+    """The EOT minimiser solved by CVXPY (no closed form), times V, is torch SDPA within its certified distance."""
     ev.at_most("eot-minimiser-solved-directly-cvxpy-no-closed",
                "EOT minimiser solved directly (CVXPY, no closed form) x V = torch SDPA", cvx_ratio, 1.0,
                "weak duality J(p) >= -tau lse(s/tau) certifies the gap; J is tau-strongly convex in l1, so "
@@ -192,18 +228,6 @@ def _sdpa_evidence(tau_fn=math.sqrt) -> Evidence:
                method="cvxpy",
                metric="max |p_cvxpy V - SDPA| / (sqrt(2 gap/tau) max|v| + round-off), gap = J(p_cvxpy) + tau lse(s/tau)",
                numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("EOT-SDPA: torch SDPA (float64) against the EOT solution, per case",
-                           ["case", "Q shape", "K shape", "max|diff| math", "ratio to bound (math)",
-                            "max|diff| flash", "ratio to bound (flash)"], rows))
-    ev.notes.append("Masks: torch's boolean attn_mask (True = attend) and is_causal (top-left aligned tril, also "
-                    "for Lq != Lk) are the EOT problem restricted to each query's support = KL to a prior with zeros "
-                    "(derivation). A query with an empty support has no feasible p; torch 2.13 returns a zero row.")
-    return ev
-
-
-def sdpa_equivalence(*, tau_fn=math.sqrt) -> Evidence:
-    """EOT-SDPA numerically: with s_j = <q,k_j> and tau = sqrt(d), sum_j p*_j v_j equals torch SDPA (float64)."""
-    return _sdpa_evidence(tau_fn=tau_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -216,25 +240,19 @@ def advantage_dS(p, g, tau):
     return p * (g - np.sum(p * g, -1, keepdims=True)) / tau
 
 
-def _losses(torch, n, rng):
-    c = torch.as_tensor(rng.normal(size=n))
-    A = torch.as_tensor(rng.normal(size=(3, n)))
-    y = torch.as_tensor(rng.normal(size=3))
-    r = torch.as_tensor(rng.uniform(0.5, 2.0, size=n))
-    W = torch.as_tensor(rng.normal(size=(4, n)))
-    return {
-        "linear <c,p>": lambda p: (p * c).sum(),
-        "quadratic ||Ap - y||^2": lambda p: ((p @ A.T - y) ** 2).sum(),
-        "log-likelihood -log<p,r>": lambda p: -torch.log((p * r).sum(-1)).sum(),
-        "sin(Wp) + 5 (offset)": lambda p: (torch.sin(p @ W.T) + 5.0 * p.sum(-1, keepdim=True)).sum(),
-    }
-
-
-def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
+def policy_gradient_autograd(*, dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
+    """EOT-PG numerically: (1/tau) p (g - E_p g) against torch.autograd, on losses of p and through SDPA."""
     torch = _torch()
     torch.manual_seed(0)
     ev = Evidence()
     rng = context.rng("eot-pg")
+    autograd_equals_advantage_formula_on_random_losses(ev, torch, rng, dS_fn)
+    autograd_through_sdpa_equals_advantage_formula(ev, torch, rng, dS_fn, tau_fn)
+    return ev
+
+
+def autograd_equals_advantage_formula_on_random_losses(ev: Evidence, torch, rng, dS_fn) -> None:
+    """dL/ds by autograd through softmax(s/tau) = dS_fn(p, dL/dp, tau) on random losses of p."""
     worst_s, rows = 0.0, []
     n = 9
     for tau in (0.5, 1.0, math.sqrt(8)):
@@ -260,38 +278,18 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
     ev.tables.append(Table("EOT-PG: autograd vs the advantage formula (scores level, n = 9, 5 rows each)",
                            ["loss", "tau", "max |diff|", "ratio to bound"], rows))
 
-    # through torch SDPA: dQ, dK, dV from the advantage formula, tau = sqrt(d)
+
+def autograd_through_sdpa_equals_advantage_formula(ev: Evidence, torch, rng, dS_fn, tau_fn) -> None:
+    """dQ, dK, dV by autograd through torch SDPA (math and flash kernels) = the advantage formula, tau = sqrt(d)."""
     worst, rows2 = {"math": 0.0, "flash": 0.0}, []
     for label, Q, K, V, mask, kw in _sdpa_cases():
         if Q.shape[-1] != V.shape[-1] or Q.shape[-2] == 0:
             continue
-        d = Q.shape[-1]
         Wt = rng.normal(size=Q.shape[:-1] + (V.shape[-1],))
         for be in ("math", "flash"):
             if be == "flash" and "attn_mask" in kw:
                 continue  # the CPU flash kernel has no backward with an attn_mask
-            with backend(be):
-                Qt, Kt, Vt = (torch.tensor(a, requires_grad=True) for a in (Q, K, V))
-                kwt = {k_: (torch.as_tensor(v_) if isinstance(v_, np.ndarray) else v_) for k_, v_ in kw.items()}
-                out = torch.nn.functional.scaled_dot_product_attention(Qt, Kt, Vt, **kwt)
-                Lout = (torch.as_tensor(Wt) * out).sum() + 0.5 * (out**2).sum() + torch.sin(out).sum()
-                dQ, dK, dV = torch.autograd.grad(Lout, (Qt, Kt, Vt))
-            _, p, x = attention_reference(Q, K, V, math.sqrt(d), mask=mask)
-            o = np.einsum("...ij,...jc->...ic", p, V)
-            dO = Wt + o + np.cos(o)  # dL/d out, analytically
-            g = np.einsum("...ic,...jc->...ij", dO, V)  # g_j = <dL/d out, v_j>
-            dS = dS_fn(p, g, tau_fn(d))
-            fQ = np.einsum("...ij,...jd->...id", dS, K)
-            fK = np.einsum("...ij,...id->...jd", dS, Q)
-            fV = np.einsum("...ij,...ic->...jc", p, dO)
-            gabs = np.einsum("...ic,...jc->...ij", np.abs(dO), np.abs(V))
-            dSabs = p * (gabs + np.sum(p * gabs, -1, keepdims=True)) / math.sqrt(d)
-            c = 8 * (Q.shape[-2] + K.shape[-2] + d + 8) * EPS
-            tQ = c * np.einsum("...ij,...jd->...id", dSabs, np.abs(K)) + 1e-300
-            tK = c * np.einsum("...ij,...id->...jd", dSabs, np.abs(Q)) + 1e-300
-            tV = c * np.einsum("...ij,...ic->...jc", p, np.abs(dO)) + 1e-300
-            r = np.max([float(np.max(np.abs(dQ.numpy() - fQ) / tQ)), float(np.max(np.abs(dK.numpy() - fK) / tK)),
-                        float(np.max(np.abs(dV.numpy() - fV) / tV))])
+            r = _sdpa_gradient_ratio(torch, (Q, K, V, mask, kw), Wt, be, dS_fn=dS_fn, tau_fn=tau_fn)
             worst[be] = np.maximum(worst[be], r)
             rows2.append([label, be, r])
     for be in ("math", "flash"):
@@ -308,53 +306,74 @@ def _pg_evidence(dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
                            ["case", "kernel", "ratio to bound"], rows2))
     ev.notes.append("The CPU flash kernel of torch 2.13 has no backward when an attn_mask is given; the masked cases "
                     "are checked on the math kernel only.")
+
+
+def _sdpa_gradient_ratio(torch, case, Wt, be, *, dS_fn, tau_fn) -> float:
+    """max over dQ, dK, dV of |autograd through SDPA on kernel ``be`` - the advantage formula| / round-off bound,
+    for the loss <Wt, out> + |out|^2/2 + sum sin(out); ``case`` = (Q, K, V, mask, torch kwargs)."""
+    Q, K, V, mask, kw = case
+    d = Q.shape[-1]
+    with backend(be):
+        Qt, Kt, Vt = (torch.tensor(a, requires_grad=True) for a in (Q, K, V))
+        kwt = {k_: (torch.as_tensor(v_) if isinstance(v_, np.ndarray) else v_) for k_, v_ in kw.items()}
+        out = torch.nn.functional.scaled_dot_product_attention(Qt, Kt, Vt, **kwt)
+        Lout = (torch.as_tensor(Wt) * out).sum() + 0.5 * (out**2).sum() + torch.sin(out).sum()
+        dQ, dK, dV = torch.autograd.grad(Lout, (Qt, Kt, Vt))
+    _, p, x = attention_reference(Q, K, V, math.sqrt(d), mask=mask)
+    o = np.einsum("...ij,...jc->...ic", p, V)
+    dO = Wt + o + np.cos(o)  # dL/d out, analytically
+    g = np.einsum("...ic,...jc->...ij", dO, V)  # g_j = <dL/d out, v_j>
+    dS = dS_fn(p, g, tau_fn(d))
+    fQ = np.einsum("...ij,...jd->...id", dS, K)
+    fK = np.einsum("...ij,...id->...jd", dS, Q)
+    fV = np.einsum("...ij,...ic->...jc", p, dO)
+    gabs = np.einsum("...ic,...jc->...ij", np.abs(dO), np.abs(V))
+    dSabs = p * (gabs + np.sum(p * gabs, -1, keepdims=True)) / math.sqrt(d)
+    c = 8 * (Q.shape[-2] + K.shape[-2] + d + 8) * EPS
+    tQ = c * np.einsum("...ij,...jd->...id", dSabs, np.abs(K)) + 1e-300
+    tK = c * np.einsum("...ij,...id->...jd", dSabs, np.abs(Q)) + 1e-300
+    tV = c * np.einsum("...ij,...ic->...jc", p, np.abs(dO)) + 1e-300
+    return np.max([float(np.max(np.abs(dQ.numpy() - fQ) / tQ)), float(np.max(np.abs(dK.numpy() - fK) / tK)),
+                   float(np.max(np.abs(dV.numpy() - fV) / tV))])
+
+
+def _losses(torch, n, rng):
+    c = torch.as_tensor(rng.normal(size=n))
+    A = torch.as_tensor(rng.normal(size=(3, n)))
+    y = torch.as_tensor(rng.normal(size=3))
+    r = torch.as_tensor(rng.uniform(0.5, 2.0, size=n))
+    W = torch.as_tensor(rng.normal(size=(4, n)))
+    return {
+        "linear <c,p>": lambda p: (p * c).sum(),
+        "quadratic ||Ap - y||^2": lambda p: ((p @ A.T - y) ** 2).sum(),
+        "log-likelihood -log<p,r>": lambda p: -torch.log((p * r).sum(-1)).sum(),
+        "sin(Wp) + 5 (offset)": lambda p: (torch.sin(p @ W.T) + 5.0 * p.sum(-1, keepdim=True)).sum(),
+    }
+
+
+def reinforce_variance(*, baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
+    """EOT-PG by Monte Carlo: both REINFORCE estimators are unbiased; the baseline's effect on the variance is
+    exactly E_p[w](b*^2 - (b - b*)^2)/tau^2."""
+    ev = Evidence()
+    cases = _reinforce_cases()
+    rows = reinforce_estimators_are_unbiased_with_predicted_variance_change(ev, cases, baseline, N)
+    baseline_does_not_always_lower_the_variance(ev, cases)
+    ev.tables.append(Table("EOT-PG: single-sample REINFORCE, total variance with and without the baseline b = E_p[g] "
+                           "(exact values and paired Monte Carlo)",
+                           ["case", "b = E_p g", "b* (optimal)", "Var X_0", "Var X_b", "MC Var X_0 - Var X_b", "s.e.",
+                            "exact difference", "baseline"], rows))
+    ev.notes.append("'Variance-reduced' holds for the advantage baseline b = E_p[g] exactly when |E_p[g] - b*| < |b*| "
+                    "with b* = E_p[g w]/E_p[w], w_j = ||e_j - p||^2. It does when g carries a common offset (the usual "
+                    "RL situation, and g = dL/dp is only defined up to such an offset), but not always: for a confident "
+                    "head p = (0.9, 0.05, 0.05) with g = (1, -1, -1) the baseline increases the variance. Backprop "
+                    "itself is exact (no variance): the identity is between expectations.")
     return ev
 
 
-def policy_gradient_autograd(*, dS_fn=advantage_dS, tau_fn=math.sqrt) -> Evidence:
-    """EOT-PG numerically: (1/tau) p (g - E_p g) against torch.autograd, on losses of p and through SDPA."""
-    return _pg_evidence(dS_fn=dS_fn, tau_fn=tau_fn)
-
-
-def _reinforce_cases():
-    rng = context.rng("eot-reinforce")
-    n = 6
-    p1 = rng.dirichlet(np.ones(n))
-    return [
-        ("rewards with a common offset: g = 3 + N(0,1)", p1, 3 + rng.normal(size=n), 1.0),
-        ("centred random g", p1, rng.normal(size=n) - 0.0, 1.0),
-        ("confident head, g = (1, -1, -1)", np.array([0.9, 0.05, 0.05]), np.array([1.0, -1.0, -1.0]), 1.0),
-    ]
-
-
-def _exact_moments(p, g, b, tau):
-    """Mean and total variance of X_b = (g_J - b)(e_J - p)/tau, J ~ p, by exact enumeration."""
-    E = np.eye(len(p))
-    X = (g - b)[:, None] * (E - p) / tau  # row j: the value when J = j
-    mu = p @ X
-    var = float(p @ np.sum((X - mu) ** 2, 1))
-    return X, mu, var
-
-
-def _exact_variance_change(p, g, tau):
-    """Var X_0 - Var X_b, b = E_p[g], in exact rationals from the float inputs (X_b = (g_J - b)(e_J - p)/tau, J ~ p).
-
-    The two estimators have the same mean, so the difference is E||X_0||^2 - E||X_b||^2, computed by
-    enumerating J (independent of the closed form E_p[w](b*^2 - (b - b*)^2)/tau^2 it is compared with)."""
-    from fractions import Fraction as F
-
-    p, g, t = [F(float(v)) for v in p], [F(float(v)) for v in g], F(float(tau))
-    b = sum(pj * gj for pj, gj in zip(p, g))
-    sq = [sum(((1 if k == j else 0) - pk) ** 2 for k, pk in enumerate(p)) for j in range(len(p))]  # ||e_j - p||^2
-    e0 = sum(pj * gj ** 2 * wj for pj, gj, wj in zip(p, g, sq))
-    eb = sum(pj * (gj - b) ** 2 * wj for pj, gj, wj in zip(p, g, sq))
-    return (e0 - eb) / t ** 2
-
-
-def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
-    ev = Evidence()
+def reinforce_estimators_are_unbiased_with_predicted_variance_change(ev: Evidence, cases, baseline, N) -> list:
+    """Paired Monte Carlo (N samples per case): both estimators are unbiased, and Var X_0 - Var X_b is the
+    derivation's E_p[w](b*^2 - (b - b*)^2)/tau^2, significant and of the predicted sign. Returns the table rows."""
     rng = context.rng("eot-reinforce-mc")
-    cases = _reinforce_cases()
     n_tests = sum(2 * len(p) for _, p, _, _ in cases) + 2 * len(cases)
     z = float(norm.isf(1e-4 / (2 * n_tests)))  # Bonferroni: family-wise false-alarm probability 1e-4
     rows, worst_mean, worst_diff, sign_ok = [], 0.0, 0.0, True
@@ -399,7 +418,12 @@ def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
              "monte carlo", "every case: sign(MC mean difference) = sign(prediction) and |mean| > z s.e.",
              int(sign_ok), 1, sign_ok, "a significant MC difference of the predicted sign in every case",
              key="the-sign-of-the-variance-change-is-significant", numerical_class="statistical", evidence="statistical")
-    # 'variance-reduced' as printed, for every p and g: decided exactly (rationals from the float inputs)
+    return rows
+
+
+def baseline_does_not_always_lower_the_variance(ev: Evidence, cases) -> None:
+    """'A variance-reduced update rule' as printed, for every p and g, decided exactly (rationals from the float
+    inputs); a counterexample gives the part's finding and the erratum."""
     exact = [(name, _exact_variance_change(p, g, tau)) for name, p, g, tau in cases]
     worse = [name for name, D in exact if D < 0]
     ev.equal("baseline-never-increases-the-variance",
@@ -424,22 +448,41 @@ def _reinforce_evidence(baseline=lambda p, g: p @ g, N=200_000) -> Evidence:
                       r",\ b = \mathbb{E}_p[g],\ b^* = \frac{\mathbb{E}_p[g\,w]}{\mathbb{E}_p[w]},\ w_j = \|e_j - p\|^2"
                       r":\ \text{variance-reduced iff } |b - b^*| < |b^*|",
             note=f"Counterexample: {worse[0]}, where the baseline raises the variance by {float(-D):.4g} (exact)."))
-    ev.tables.append(Table("EOT-PG: single-sample REINFORCE, total variance with and without the baseline b = E_p[g] "
-                           "(exact values and paired Monte Carlo)",
-                           ["case", "b = E_p g", "b* (optimal)", "Var X_0", "Var X_b", "MC Var X_0 - Var X_b", "s.e.",
-                            "exact difference", "baseline"], rows))
-    ev.notes.append("'Variance-reduced' holds for the advantage baseline b = E_p[g] exactly when |E_p[g] - b*| < |b*| "
-                    "with b* = E_p[g w]/E_p[w], w_j = ||e_j - p||^2. It does when g carries a common offset (the usual "
-                    "RL situation, and g = dL/dp is only defined up to such an offset), but not always: for a confident "
-                    "head p = (0.9, 0.05, 0.05) with g = (1, -1, -1) the baseline increases the variance. Backprop "
-                    "itself is exact (no variance): the identity is between expectations.")
-    return ev
 
 
-def reinforce_variance() -> Evidence:
-    """EOT-PG by Monte Carlo: both REINFORCE estimators are unbiased; the baseline's effect on the variance is
-    exactly E_p[w](b*^2 - (b - b*)^2)/tau^2."""
-    return _reinforce_evidence()
+def _reinforce_cases():
+    rng = context.rng("eot-reinforce")
+    n = 6
+    p1 = rng.dirichlet(np.ones(n))
+    return [
+        ("rewards with a common offset: g = 3 + N(0,1)", p1, 3 + rng.normal(size=n), 1.0),
+        ("centred random g", p1, rng.normal(size=n) - 0.0, 1.0),
+        ("confident head, g = (1, -1, -1)", np.array([0.9, 0.05, 0.05]), np.array([1.0, -1.0, -1.0]), 1.0),
+    ]
+
+
+def _exact_moments(p, g, b, tau):
+    """Mean and total variance of X_b = (g_J - b)(e_J - p)/tau, J ~ p, by exact enumeration."""
+    E = np.eye(len(p))
+    X = (g - b)[:, None] * (E - p) / tau  # row j: the value when J = j
+    mu = p @ X
+    var = float(p @ np.sum((X - mu) ** 2, 1))
+    return X, mu, var
+
+
+def _exact_variance_change(p, g, tau):
+    """Var X_0 - Var X_b, b = E_p[g], in exact rationals from the float inputs (X_b = (g_J - b)(e_J - p)/tau, J ~ p).
+
+    The two estimators have the same mean, so the difference is E||X_0||^2 - E||X_b||^2, computed by
+    enumerating J (independent of the closed form E_p[w](b*^2 - (b - b*)^2)/tau^2 it is compared with)."""
+    from fractions import Fraction as F
+
+    p, g, t = [F(float(v)) for v in p], [F(float(v)) for v in g], F(float(tau))
+    b = sum(pj * gj for pj, gj in zip(p, g))
+    sq = [sum(((1 if k == j else 0) - pk) ** 2 for k, pk in enumerate(p)) for j in range(len(p))]  # ||e_j - p||^2
+    e0 = sum(pj * gj ** 2 * wj for pj, gj, wj in zip(p, g, sq))
+    eb = sum(pj * (gj - b) ** 2 * wj for pj, gj, wj in zip(p, g, sq))
+    return (e0 - eb) / t ** 2
 
 
 # ---------------------------------------------------------------------------
@@ -447,56 +490,90 @@ def reinforce_variance() -> Evidence:
 # ---------------------------------------------------------------------------
 
 
-def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidence:
+def fisher_numeric(*, fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidence:
+    """EOT-FISHER numerically: jacobian, hessian and explicit Fisher sum agree; natural gradient and KL step."""
     torch = _torch()
-    from torch.autograd.functional import hessian, jacobian
-
     torch.manual_seed(0)
     ev = Evidence()
     rng = context.rng("eot-fisher")
     n = 6
     worst, eig_ok, nat_worst, step_worst, rows = 0.0, True, 0.0, 0.0, []
     for tau in (0.5, 2.0):
-        s = torch.as_tensor(rng.normal(size=n) * 1.5)
-        Jac = jacobian(lambda v: torch.softmax(v / tau, -1), s).numpy()
-        Hes = hessian(lambda v: tau * torch.logsumexp(v / tau, -1), s).numpy()
-        th = s / tau
-        G = jacobian(lambda t: torch.log_softmax(t, -1), th).numpy()  # row x: grad_theta log p_x
-        p = torch.softmax(th, -1).numpy()
-        Fis = G.T @ np.diag(p) @ G  # E_x[score score^T], explicit sum over the n outcomes
-        formula = fisher_fn(p)
-        tol = 4 * (n + 4) * EPS / min(tau, 1.0)
-        err = np.max([np.abs(Jac - formula / tau).max(), np.abs(Hes - formula / tau).max(), np.abs(Fis - formula).max()])
-        worst = np.maximum(worst, err / tol)
-        lam = np.linalg.eigvalsh(Fis)
-        v0 = np.linalg.eigh(Fis)[1][:, 0]
-        eig_ok &= bool(abs(lam[0]) <= n * tol and abs(abs(v0 @ np.ones(n)) / math.sqrt(n) - 1) <= 1e-8
-                       and lam[1] >= p.min() * (1 - 1e-10) - n * tol)
-        # natural gradient of a random loss of p
-        c = torch.as_tensor(rng.normal(size=n))
-        Lp = lambda q: (torch.sin(q * c) + q**2).sum()  # noqa: E731
-        pt = torch.as_tensor(p).requires_grad_()
-        (g,) = torch.autograd.grad(Lp(pt), pt)
-        g = g.numpy()
-        tht = th.clone().requires_grad_()
-        (gth,) = torch.autograd.grad(Lp(torch.softmax(tht, -1)), tht)
-        gth = gth.numpy()
-        nat = np.linalg.pinv(Fis, rcond=1e-10) @ gth
-        A = g - p @ g
-        cond = lam[-1] / lam[1]
-        ntol = 16 * n * EPS * cond * np.abs(g).max() + 1e-300
-        nat_err = np.maximum(np.abs(nat - (g - g.mean())).max(), np.abs(Fis @ A - gth).max() * cond)
-        nat_worst = np.maximum(nat_worst, nat_err / ntol)
-        # the step: exact shift invariance and the first-order change p * A, remainder <= eta^2 R^2 / 2
-        for eta in (1e-1, 1e-2, 1e-3):
-            sm = lambda t: np.exp(t - logsumexp(t))  # noqa: E731
-            pn, pA, pg = sm(th.numpy() - eta * nat), sm(th.numpy() - eta * A), sm(th.numpy() - eta * g)
-            inv = np.maximum(np.abs(pn - pg).sum(), np.abs(pA - pg).sum()) / (8 * n * EPS * (1 + eta * np.abs(g).max()))
-            R = A.max() - A.min()
-            rem = np.abs(pA - (p - eta * p * A)).sum() / (eta**2 * R**2 / 2 + 8 * n * EPS)
+        r = _fisher_at_temperature(torch, rng, tau, n, fisher_fn)
+        worst = np.maximum(worst, r["fisher"])
+        eig_ok &= r["eig_ok"]
+        nat_worst = np.maximum(nat_worst, r["natural"])
+        for inv, rem in r["step"]:
             step_worst = np.max([step_worst, inv, rem])
-            rows.append([tau, eta, float(np.abs(pn - pg).sum()), float(np.abs(pA - (p - eta * p * A)).sum()),
-                         float(eta**2 * R**2 / 2)])
+        rows += r["rows"]
+    fisher_is_softmax_jacobian_of_rank_n_minus_1(ev, worst, eig_ok)
+    natural_gradient_is_the_centred_gradient(ev, nat_worst, step_worst)
+    kl_trust_region_moves_along_fisher_rao_gradient(ev)
+    ev.tables.append(Table("EOT-FISHER: natural-gradient step in logits (invariance along 1 and first-order change)",
+                           ["tau", "eta", "||p(theta - eta I^+ grad) - p(theta - eta g)||_1",
+                            "||p(theta - eta A) - (p - eta p*A)||_1", "bound eta^2 R^2/2"], rows))
+    return ev
+
+
+def _fisher_at_temperature(torch, rng, tau, n, fisher_fn) -> dict:
+    """At one tau: the ratio of the jacobian/hessian/explicit-Fisher error to its bound ("fisher"), whether the
+    spectrum is that of rank n - 1 ("eig_ok"), the natural-gradient error ratio ("natural"), the (invariance,
+    remainder) ratios of the natural step per eta ("step") and its table rows ("rows")."""
+    from torch.autograd.functional import hessian, jacobian
+
+    s = torch.as_tensor(rng.normal(size=n) * 1.5)
+    Jac = jacobian(lambda v: torch.softmax(v / tau, -1), s).numpy()
+    Hes = hessian(lambda v: tau * torch.logsumexp(v / tau, -1), s).numpy()
+    th = s / tau
+    G = jacobian(lambda t: torch.log_softmax(t, -1), th).numpy()  # row x: grad_theta log p_x
+    p = torch.softmax(th, -1).numpy()
+    Fis = G.T @ np.diag(p) @ G  # E_x[score score^T], explicit sum over the n outcomes
+    formula = fisher_fn(p)
+    tol = 4 * (n + 4) * EPS / min(tau, 1.0)
+    err = np.max([np.abs(Jac - formula / tau).max(), np.abs(Hes - formula / tau).max(), np.abs(Fis - formula).max()])
+    out = {"fisher": err / tol}
+    lam = np.linalg.eigvalsh(Fis)
+    v0 = np.linalg.eigh(Fis)[1][:, 0]
+    out["eig_ok"] = bool(abs(lam[0]) <= n * tol and abs(abs(v0 @ np.ones(n)) / math.sqrt(n) - 1) <= 1e-8
+                         and lam[1] >= p.min() * (1 - 1e-10) - n * tol)
+    # natural gradient of a random loss of p
+    c = torch.as_tensor(rng.normal(size=n))
+    Lp = lambda q: (torch.sin(q * c) + q**2).sum()  # noqa: E731
+    pt = torch.as_tensor(p).requires_grad_()
+    (g,) = torch.autograd.grad(Lp(pt), pt)
+    g = g.numpy()
+    tht = th.clone().requires_grad_()
+    (gth,) = torch.autograd.grad(Lp(torch.softmax(tht, -1)), tht)
+    gth = gth.numpy()
+    nat = np.linalg.pinv(Fis, rcond=1e-10) @ gth
+    A = g - p @ g
+    cond = lam[-1] / lam[1]
+    ntol = 16 * n * EPS * cond * np.abs(g).max() + 1e-300
+    nat_err = np.maximum(np.abs(nat - (g - g.mean())).max(), np.abs(Fis @ A - gth).max() * cond)
+    out["natural"] = nat_err / ntol
+    out["step"], out["rows"] = _natural_step(th.numpy(), p, g, A, nat, tau)
+    return out
+
+
+def _natural_step(th, p, g, A, nat, tau):
+    """The step in logits: exact shift invariance and the first-order change p * A, remainder <= eta^2 R^2 / 2.
+    Returns [(invariance ratio, remainder ratio)] and the table rows, one per eta."""
+    n = len(p)
+    step, rows = [], []
+    for eta in (1e-1, 1e-2, 1e-3):
+        sm = lambda t: np.exp(t - logsumexp(t))  # noqa: E731
+        pn, pA, pg = sm(th - eta * nat), sm(th - eta * A), sm(th - eta * g)
+        inv = np.maximum(np.abs(pn - pg).sum(), np.abs(pA - pg).sum()) / (8 * n * EPS * (1 + eta * np.abs(g).max()))
+        R = A.max() - A.min()
+        rem = np.abs(pA - (p - eta * p * A)).sum() / (eta**2 * R**2 / 2 + 8 * n * EPS)
+        step.append((inv, rem))
+        rows.append([tau, eta, float(np.abs(pn - pg).sum()), float(np.abs(pA - (p - eta * p * A)).sum()),
+                     float(eta**2 * R**2 / 2)])
+    return step, rows
+
+
+def fisher_is_softmax_jacobian_of_rank_n_minus_1(ev: Evidence, worst, eig_ok) -> None:
+    """jacobian of softmax = hessian of tau lse(s/tau) = (1/tau) Fisher; the Fisher matrix has kernel span(1)."""
     ev.at_most("softmax-jacobian-hessian-of-tau-lse-s-tau-1-tau",
                "softmax Jacobian = Hessian of tau lse(s/tau) = (1/tau) Fisher(theta = s/tau)", worst, 1.0,
                "entries are n-term float64 sums of products bounded by 1/tau: gamma_{n+4}, doubled",
@@ -508,6 +585,10 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
              "interlacing for the rank-one update diag(p) - pp^T gives lambda_2 >= min p exactly; eigen-solver "
              "backward error ~ n eps ||I||",
              key="fisher-matrix-kernel-span-1-second-eigenvalue", numerical_class="roundoff", evidence="float")
+
+
+def natural_gradient_is_the_centred_gradient(ev: Evidence, nat_worst, step_worst) -> None:
+    """pinv(I) grad_theta L = g - mean(g) 1, and the natural step moves p by -eta p*A + O(eta^2)."""
     ev.at_most("natural-gradient-pinv-i-grad-theta-l-g-mean-g-1",
                "natural gradient pinv(I) grad_theta L = g - mean(g) 1, and I A = grad_theta L", nat_worst,
                1.0,
@@ -524,8 +605,10 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
                "||p(theta - eta A) - (p - eta p*A)||_1 / (eta^2 R_A^2 / 2)",
                numerical_class="roundoff", evidence="float")
 
-    # the KL trust region: argmin <grad_theta L, delta> s.t. KL(p || p(theta + delta)) <= eps moves p exactly along
-    # -p*A (Lagrange: p_new = p - p*A/nu); solved here by SLSQP without that knowledge
+
+def kl_trust_region_moves_along_fisher_rao_gradient(ev: Evidence) -> None:
+    """argmin <grad_theta L, delta> s.t. KL(p || p(theta + delta)) <= eps, solved by SLSQP without knowing the
+    answer, moves p along -p*A (Lagrange: p_new = p - p*A/nu)."""
     from scipy.optimize import minimize
 
     p = np.array([0.4, 0.25, 0.2, 0.1, 0.05])
@@ -544,15 +627,6 @@ def _fisher_evidence(fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidenc
              "exact for every radius (Lagrange: p_new = p - p*A/nu); SLSQP with ftol 1e-15 resolves the direction "
              f"to ~1e-7; the competing directions -p*g and -A are at 1 - cos = {c_g:.1e} and {c_A:.1e}",
              key="kl-trust-region-step-slsqp-moves-p-along-p-g-e-p", numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("EOT-FISHER: natural-gradient step in logits (invariance along 1 and first-order change)",
-                           ["tau", "eta", "||p(theta - eta I^+ grad) - p(theta - eta g)||_1",
-                            "||p(theta - eta A) - (p - eta p*A)||_1", "bound eta^2 R^2/2"], rows))
-    return ev
-
-
-def fisher_numeric(*, fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Evidence:
-    """EOT-FISHER numerically: jacobian, hessian and explicit Fisher sum agree; natural gradient and KL step."""
-    return _fisher_evidence(fisher_fn=fisher_fn)
 
 
 # ---------------------------------------------------------------------------
@@ -560,17 +634,31 @@ def fisher_numeric(*, fisher_fn=lambda p: np.diag(p) - np.outer(p, p)) -> Eviden
 # ---------------------------------------------------------------------------
 
 
-def _softmax(x):
-    return np.exp(x - logsumexp(x))
-
-
-def _limits_evidence(zero_target=None) -> Evidence:
+def limits_numeric(*, zero_target=None) -> Evidence:
+    """EOT-LIMITS numerically: the proven bounds hold on grids of tau (tau -> 0 with a tie, tau -> inf)."""
     ev = Evidence()
     rng = context.rng("eot-limits")
     n = 8
     s = rng.normal(size=n)
     s[3] = s.max() + 0.7  # a tie at the top: indices 3 and 5
     s[5] = s[3]
+    taus0, rows0, Delta, m = softmax_tends_to_uniform_on_argmax_exponentially(ev, s, zero_target)
+    taus, rows1, R = softmax_tends_to_uniform_at_rate_one_over_tau(ev, s)
+    ev.tables.append(Table("EOT-LIMITS, tau -> 0 (tie of two maxima): ||p - u_A||_1 and its proven bounds",
+                           ["tau", "||p - u_A||_1", "lower (2/n) e^{-Delta/tau}", "upper 2(n-m)/m e^{-Delta/tau}"],
+                           rows0[::6]))
+    ev.tables.append(Table("EOT-LIMITS, tau -> inf: max|p - 1/n| and the first-order remainder",
+                           ["tau", "max_j |p_j - 1/n|", "max_j |n tau (p_j - 1/n) - (s_j - mean s)|"], rows1[::5]))
+    ev.figures.append(_limits_figure(taus0=taus0, rows0=rows0, taus=taus, rows1=rows1, Delta=Delta, n=n, m=m, R=R))
+    ev.notes.append("With ties the tau -> 0 limit is uniform on the argmax set, not a one-hot e_argmax: the claim's "
+                    "'argmax (hard attention)' holds as stated only for a unique maximiser.")
+    return ev
+
+
+def softmax_tends_to_uniform_on_argmax_exponentially(ev: Evidence, s, zero_target):
+    """tau -> 0: (2/n) e^{-Delta/tau} <= ||softmax(s/tau) - u_A||_1 <= 2 (n - m)/m e^{-Delta/tau}, u_A uniform on the
+    m maximisers (the limit is ``zero_target(s)`` when given). Returns the tau grid, its rows, Delta and m."""
+    n = len(s)
     A = np.flatnonzero(s == s.max())
     m = len(A)
     Delta = s.max() - np.max(s[s < s.max()])
@@ -599,6 +687,13 @@ def _limits_evidence(zero_target=None) -> Evidence:
              "proven lower bound; a wrong limit (e.g. e_argmax with ties) would leave dist ~ 1 and pass the "
              "lower bound but fail the upper one",
              key="tau-0-the-rate-is-exactly-exponential-lower", numerical_class="roundoff", evidence="float")
+    return taus0, rows0, Delta, m
+
+
+def softmax_tends_to_uniform_at_rate_one_over_tau(ev: Evidence, s):
+    """tau -> inf: |softmax(s/tau)_j - 1/n| <= (e^{R/tau} - 1)/n and p = 1/n + (s - mean s)/(n tau) + O(1/tau^2).
+    Returns the tau grid, its rows and R = max s - min s."""
+    n = len(s)
     R = s.max() - s.min()
     taus = R * np.logspace(0.5, 4, 30)
     r1, r2, rows1 = 0.0, 0.0, []
@@ -620,18 +715,14 @@ def _limits_evidence(zero_target=None) -> Evidence:
                "Taylor remainder with |d^2 p_j/d eps^2| <= p_j R^2 (derivation); rounding of p amplified by n tau",
                method="numpy", metric="max over grid of |n tau (p - 1/n) - (s - mean s)| / bound",
                numerical_class="roundoff", evidence="float")
-    ev.tables.append(Table("EOT-LIMITS, tau -> 0 (tie of two maxima): ||p - u_A||_1 and its proven bounds",
-                           ["tau", "||p - u_A||_1", "lower (2/n) e^{-Delta/tau}", "upper 2(n-m)/m e^{-Delta/tau}"],
-                           rows0[::6]))
-    ev.tables.append(Table("EOT-LIMITS, tau -> inf: max|p - 1/n| and the first-order remainder",
-                           ["tau", "max_j |p_j - 1/n|", "max_j |n tau (p_j - 1/n) - (s_j - mean s)|"], rows1[::5]))
-    ev.figures.append(_limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R))
-    ev.notes.append("With ties the tau -> 0 limit is uniform on the argmax set, not a one-hot e_argmax: the claim's "
-                    "'argmax (hard attention)' holds as stated only for a unique maximiser.")
-    return ev
+    return taus, rows1, R
 
 
-def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
+def _softmax(x):
+    return np.exp(x - logsumexp(x))
+
+
+def _limits_figure(*, taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
     plt = context.pyplot()
 
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -654,7 +745,3 @@ def _limits_figure(taus0, rows0, taus, rows1, Delta, n, m, R) -> Figure:
                         "(left: exponential rate exp(-Delta/tau) to the uniform distribution on the argmax set; "
                         "right: O(1/tau) approach to 1/n).")
 
-
-def limits_numeric(*, zero_target=None) -> Evidence:
-    """EOT-LIMITS numerically: the proven bounds hold on grids of tau (tau -> 0 with a tie, tau -> inf)."""
-    return _limits_evidence(zero_target=zero_target)
