@@ -8,6 +8,7 @@ scaling, so it is log pi (not tau log pi), and tau = sqrt(d) is torch's default 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logsumexp, softmax
@@ -33,7 +34,8 @@ def goat_closed_form(s, tau, pi):
         return softmax(s / tau + np.log(pi))
 
 
-def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
+def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
+    """GOAT-PRIOR numerically: SciPy and CVXPY solve the KL-regularised problem; the closed form is the minimiser."""
     ev = Evidence()
     rng = context.rng("goat-prior")
     cases = []
@@ -64,36 +66,28 @@ def _prior_solver_evidence(closed=goat_closed_form) -> Evidence:
     return ev
 
 
-def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
-    """GOAT-PRIOR numerically: SciPy and CVXPY solve the KL-regularised problem; the closed form is the minimiser."""
-    return _prior_solver_evidence(closed=closed)
-
-
 # ---------------------------------------------------------------------------
 # GOAT through torch SDPA (float attn_mask)
 # ---------------------------------------------------------------------------
 
 
-def _mask_cases():
-    rng = context.rng("goat-sdpa")
-    B, H, Lq, Lk, d = 2, 3, 5, 7, 8
-    Q, K, V = (rng.normal(size=(B, H, L, d)) for L in (Lq, Lk, Lk))
-    per_key = rng.dirichlet(np.ones(Lk))  # one prior over keys
-    per_head = rng.dirichlet(0.5 * np.ones(Lk), size=H)[:, None, :]  # (H, 1, Lk)
-    pos = np.exp(-0.4 * np.abs(np.arange(Lq)[:, None] - np.arange(Lk)[None, :]))  # a positional prior (Lq, Lk)
-    pos /= pos.sum(-1, keepdims=True)
-    zeros = per_key.copy()
-    zeros[[1, 4]] = 0.0
-    zeros /= zeros.sum()
-    return Q, K, V, [("one prior over keys", per_key), ("a prior per head", per_head),
-                     ("positional prior pi(i, j)", pos), ("prior with zeros", zeros)]
-
-
-def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
+def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
+    """GOAT-PRIOR through torch SDPA: attn_mask = log pi (and scale = 1/tau) computes GOAT on both kernels."""
     torch = _torch()
     torch.manual_seed(0)
     ev = Evidence()
     Q, K, V, cases = _mask_cases()
+    sdpa_with_log_prior_mask_is_goat(ev, Q, K, V, cases, mask_fn=mask_fn)
+    prior_logits_as_mask_equal_their_log_softmax(ev, Q, K, V)
+    rw = mask_scaled_by_tau_is_detected(ev, Q, K, V, cases[0][1])
+    ev.notes.append(f"The wrong scale attn_mask = tau log pi misses by {rw:.1e} round-off bounds: the prior must "
+                    "enter as log pi because torch adds attn_mask after multiplying q.k by scale = 1/tau.")
+    return ev
+
+
+def sdpa_with_log_prior_mask_is_goat(ev: Evidence, Q, K, V, cases, *, mask_fn) -> None:
+    """SDPA with attn_mask = mask_fn(log pi, tau) (scale 1/tau) = softmax(s/tau + log pi) V on both kernels, for
+    every prior of ``cases`` and tau in {sqrt(d), 0.7}."""
     d = Q.shape[-1]
     worst, rows = {"math": 0.0, "flash": 0.0}, []
     for label, pi in cases:
@@ -121,7 +115,13 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
                    metric="max |SDPA - reference| / round-off bound over priors (per key, per head, positional, with "
                    "zeros) and tau in {sqrt(d), 0.7}",
                    numerical_class="roundoff", evidence="float")
-    # unnormalised logits as the mask: row constants cancel
+    ev.tables.append(Table("GOAT-PRIOR: torch SDPA with attn_mask = log pi against softmax(s/tau + log pi) V "
+                           "(ratio to the round-off bound)", ["prior", "tau", "math", "flash"], rows))
+
+
+def prior_logits_as_mask_equal_their_log_softmax(ev: Evidence, Q, K, V) -> None:
+    """Unnormalised prior logits w as the mask give the same SDPA as log softmax(w): row constants cancel."""
+    d = Q.shape[-1]
     rng = context.rng("goat-logits")
     wlog = rng.normal(size=(Q.shape[1], 1, K.shape[-2])) * 2
     with np.errstate(divide="ignore"):
@@ -134,8 +134,12 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
                "softmax is invariant to a per-row constant; the bound allows for the rounding of log softmax",
                method="torch", metric="max |SDPA(mask = w) - SDPA(mask = log softmax w)| / round-off bound",
                numerical_class="roundoff", evidence="float")
-    # power of the comparison: the wrong scale tau log pi
-    pi = cases[0][1]
+
+
+def mask_scaled_by_tau_is_detected(ev: Evidence, Q, K, V, pi) -> float:
+    """The power of the comparison: attn_mask = tau log pi (a pre-scaling bias put after the scaling) fails it.
+    Returns its ratio to the round-off bound."""
+    d = Q.shape[-1]
     tau = math.sqrt(d)
     ref, _, x = attention_reference(Q, K, V, tau, bias=np.log(pi))
     wrong = sdpa(Q, K, V, "math", attn_mask=np.broadcast_to(tau * np.log(pi), x.shape).copy())
@@ -146,16 +150,22 @@ def _sdpa_evidence(mask_fn=lambda logpi, tau: logpi) -> Evidence:
                 "the derivation shows tau log pi is the prior pi^tau/sum pi^tau; the check has the power to see it",
                 method="torch", metric="max |SDPA(mask = tau log pi) - GOAT| / round-off bound",
                 strict=True, shown="> 1e3", numerical_class="roundoff", evidence="float")
-    ev.tables.append(Table("GOAT-PRIOR: torch SDPA with attn_mask = log pi against softmax(s/tau + log pi) V "
-                           "(ratio to the round-off bound)", ["prior", "tau", "math", "flash"], rows))
-    ev.notes.append(f"The wrong scale attn_mask = tau log pi misses by {rw:.1e} round-off bounds: the prior must "
-                    "enter as log pi because torch adds attn_mask after multiplying q.k by scale = 1/tau.")
-    return ev
+    return rw
 
 
-def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
-    """GOAT-PRIOR through torch SDPA: attn_mask = log pi (and scale = 1/tau) computes GOAT on both kernels."""
-    return _sdpa_evidence(mask_fn=mask_fn)
+def _mask_cases():
+    rng = context.rng("goat-sdpa")
+    B, H, Lq, Lk, d = 2, 3, 5, 7, 8
+    Q, K, V = (rng.normal(size=(B, H, L, d)) for L in (Lq, Lk, Lk))
+    per_key = rng.dirichlet(np.ones(Lk))  # one prior over keys
+    per_head = rng.dirichlet(0.5 * np.ones(Lk), size=H)[:, None, :]  # (H, 1, Lk)
+    pos = np.exp(-0.4 * np.abs(np.arange(Lq)[:, None] - np.arange(Lk)[None, :]))  # a positional prior (Lq, Lk)
+    pos /= pos.sum(-1, keepdims=True)
+    zeros = per_key.copy()
+    zeros[[1, 4]] = 0.0
+    zeros /= zeros.sum()
+    return Q, K, V, [("one prior over keys", per_key), ("a prior per head", per_head),
+                     ("positional prior pi(i, j)", pos), ("prior with zeros", zeros)]
 
 
 # ---------------------------------------------------------------------------
@@ -163,65 +173,34 @@ def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
 # ---------------------------------------------------------------------------
 
 
-def _learnable_setup(torch):
-    rng = context.rng("goat-learn")
-    B, H, Lq, Lk, d = 2, 2, 4, 6, 8
-    Q, K, V = (torch.as_tensor(rng.normal(size=(B, H, L, d))) for L in (Lq, Lk, Lk))
-    W = torch.as_tensor(rng.normal(size=(B, H, Lq, d)))
-    w0 = rng.normal(size=(H, 1, Lk))
-
-    def loss(w, causal=False, be="math", via="mask"):
-        if via == "mask":
-            M = torch.log_softmax(w, -1).expand(B, H, Lq, Lk)
-            if causal:
-                M = M.masked_fill(~torch.ones(Lq, Lk, dtype=torch.bool).tril(), float("-inf"))
-            with backend(be):
-                out = torch.nn.functional.scaled_dot_product_attention(Q, K, V, attn_mask=M)
-        else:  # the prior as one extra q/k coordinate: q' = [q, 1], k' = [k, w sqrt(d)], v' = [v, 0]
-            one = torch.ones(B, H, Lq, 1, dtype=torch.float64)
-            kw = (torch.log_softmax(w, -1) * math.sqrt(d)).transpose(-1, -2).expand(B, H, Lk, 1)
-            with backend(be):
-                out = torch.nn.functional.scaled_dot_product_attention(
-                    torch.cat([Q, one], -1), torch.cat([K, kw], -1), torch.cat([V, torch.zeros_like(kw)], -1),
-                    scale=1 / math.sqrt(d), is_causal=causal)[..., :d]
-        return (W * out).sum() + torch.sin(out).sum()
-
-    return Q, K, V, W, w0, loss
-
-
-def _learnable_evidence() -> Evidence:
+def learnable_prior() -> Evidence:
+    """GOAT-PRIOR: a learnable prior trains through SDPA with correct gradients (autograd vs finite differences)."""
     torch = _torch()
     torch.manual_seed(0)
     ev = Evidence()
-    Q, K, V, W, w0, loss = _learnable_setup(torch)
-    h, h3 = 1e-5, 1e-2
+    st = _learnable_setup(torch)
     rows, worst, analytic = [], 0.0, 0.0
     for causal in (False, True):
-        f = lambda w: float(loss(torch.as_tensor(w), causal, "math", "mask"))  # noqa: E731
-        fd, tol = np.zeros_like(w0), np.zeros_like(w0)
-        for idx in np.ndindex(w0.shape):
-            e = np.zeros_like(w0)
-            e[idx] = 1.0
-            fd[idx] = (f(w0 + h * e) - f(w0 - h * e)) / (2 * h)
-            # truncation h^2 |f'''|/6 (f''' by a 5-point third difference at step h3, x2 for its own error)
-            f3 = (f(w0 + 2 * h3 * e) - 2 * f(w0 + h3 * e) + 2 * f(w0 - h3 * e) - f(w0 - 2 * h3 * e)) / (2 * h3**3)
-            tol[idx] = 2 * h**2 * abs(f3) / 6 + 4 * EPS * max(1.0, abs(f(w0))) * 64 / (2 * h)
-        for be, via in (("math", "mask"), ("flash", "extra coordinate"), ("math", "extra coordinate")):
-            wt = torch.tensor(w0, requires_grad=True)
-            (gw,) = torch.autograd.grad(loss(wt, causal, be, "mask" if via == "mask" else "coord"), wt)
-            r = float(np.max(np.abs(gw.numpy() - fd) / tol))
-            worst = np.maximum(worst, r)
-            rows.append(["causal" if causal else "full", be, via, float(np.max(np.abs(gw.numpy() - fd))), r])
-        # analytic: dL/dw = sum over batch and queries of p (g - E_p g), g_j = <dL/d out, v_j>
-        Mt = np.broadcast_to(np.log(softmax(w0, -1)), Q.shape[:-1] + (K.shape[-2],))
-        mask = np.tril(np.ones((Q.shape[-2], K.shape[-2]), bool)) if causal else None
-        o, p, _ = attention_reference(Q.numpy(), K.numpy(), V.numpy(), math.sqrt(Q.shape[-1]), mask=mask, bias=Mt)
-        dO = W.numpy() + np.cos(o)  # the loss is <W, out> + sum sin(out)
-        g = np.einsum("...ic,...jc->...ij", dO, V.numpy())
-        dw = (p * (g - np.sum(p * g, -1, keepdims=True))).sum(axis=(0, 2))[:, None, :]
-        wt = torch.tensor(w0, requires_grad=True)
-        (gw,) = torch.autograd.grad(loss(wt, causal), wt)
-        analytic = np.maximum(analytic, float(np.max(np.abs(gw.numpy() - dw))) / (64 * 48 * EPS * max(1.0, np.abs(dw).max())))
+        for row in _finite_difference_rows(torch, st, causal):
+            worst = np.maximum(worst, row[-1])
+            rows.append(row)
+        analytic = np.maximum(analytic, _analytic_gradient_ratio(torch, st, causal))
+    prior_gradient_through_sdpa_is_correct(ev, worst, analytic)
+    trained_prior_reaches_the_target_attention(ev, torch)
+    ev.tables.append(Table("GOAT-PRIOR: gradient of a loss w.r.t. the prior logits w through SDPA",
+                           ["attention", "kernel", "prior enters as", "max |autograd - FD|", "ratio to bound"], rows))
+    ev.notes.append("Fused kernels: torch 2.13's CPU flash kernel computes the forward pass with a float attn_mask but "
+                    "has no backward for it ('No available kernel'); the default dispatch falls back to the unfused "
+                    "math kernel when the mask requires grad. A per-key prior (shared by all queries) needs no mask: "
+                    "it is one extra coordinate, q' = [q, 1], k'_j = [k_j, sqrt(d) log pi_j], v' = [v, 0] with scale "
+                    "1/sqrt(d), which the flash kernel trains forward and backward (checked above, also with "
+                    "is_causal). A prior that depends on (i, j) jointly (positional) needs a mask or a low-rank "
+                    "factorisation into extra coordinates.")
+    return ev
+
+
+def prior_gradient_through_sdpa_is_correct(ev: Evidence, worst, analytic) -> None:
+    """autograd dL/dw through SDPA = central finite differences, and = sum over batch and queries of p (g - E_p g)."""
     ev.at_most("learnable-prior-pi-softmax-w-through-sdpa",
                "learnable prior pi = softmax(w) through SDPA: autograd = central finite differences (float64)",
                worst, 1.0,
@@ -238,7 +217,9 @@ def _learnable_evidence() -> Evidence:
                method="torch autograd", metric="max |autograd - formula| / (64 * 48 eps max|dL/dw|)",
                numerical_class="roundoff", evidence="float")
 
-    # training through SDPA: flat scores (q = 0), target attention pi_t: GD on KL(pi_t || p) learns the prior
+
+def trained_prior_reaches_the_target_attention(ev: Evidence, torch) -> None:
+    """Flat scores (q = 0), target attention pi_t: GD (step 1) on KL(pi_t || p) through SDPA learns the prior."""
     rng = context.rng("goat-train")
     Lk = 6
     target = rng.dirichlet(5 * np.ones(Lk))
@@ -267,21 +248,83 @@ def _learnable_evidence() -> Evidence:
              "decreases it monotonically; the step count gives a contraction 1e-10 near the optimum, the tolerance "
              f"1e-6 leaves 1e4 for the approach from w = 0; observed loss {hist[-1]:.1e}",
              key="a-prior-trained-through-sdpa-flat-scores-gd-on", numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("GOAT-PRIOR: gradient of a loss w.r.t. the prior logits w through SDPA",
-                           ["attention", "kernel", "prior enters as", "max |autograd - FD|", "ratio to bound"], rows))
-    ev.notes.append("Fused kernels: torch 2.13's CPU flash kernel computes the forward pass with a float attn_mask but "
-                    "has no backward for it ('No available kernel'); the default dispatch falls back to the unfused "
-                    "math kernel when the mask requires grad. A per-key prior (shared by all queries) needs no mask: "
-                    "it is one extra coordinate, q' = [q, 1], k'_j = [k_j, sqrt(d) log pi_j], v' = [v, 0] with scale "
-                    "1/sqrt(d), which the flash kernel trains forward and backward (checked above, also with "
-                    "is_causal). A prior that depends on (i, j) jointly (positional) needs a mask or a low-rank "
-                    "factorisation into extra coordinates.")
-    return ev
 
 
-def learnable_prior() -> Evidence:
-    """GOAT-PRIOR: a learnable prior trains through SDPA with correct gradients (autograd vs finite differences)."""
-    return _learnable_evidence()
+@dataclass(frozen=True)
+class LearnableSetup:
+    """Queries, keys, values (B, H, L, d) as torch tensors, the loss weights W, the prior logits w0 (H, 1, Lk) and
+    loss(w, causal=False, be="math", via="mask") = <W, out> + sum sin(out), the prior entering as a mask or as an
+    extra q/k coordinate."""
+
+    Q: object
+    K: object
+    V: object
+    W: object
+    w0: np.ndarray
+    loss: object
+
+
+def _learnable_setup(torch) -> LearnableSetup:
+    rng = context.rng("goat-learn")
+    B, H, Lq, Lk, d = 2, 2, 4, 6, 8
+    Q, K, V = (torch.as_tensor(rng.normal(size=(B, H, L, d))) for L in (Lq, Lk, Lk))
+    W = torch.as_tensor(rng.normal(size=(B, H, Lq, d)))
+    w0 = rng.normal(size=(H, 1, Lk))
+
+    def loss(w, causal=False, be="math", via="mask"):
+        if via == "mask":
+            M = torch.log_softmax(w, -1).expand(B, H, Lq, Lk)
+            if causal:
+                M = M.masked_fill(~torch.ones(Lq, Lk, dtype=torch.bool).tril(), float("-inf"))
+            with backend(be):
+                out = torch.nn.functional.scaled_dot_product_attention(Q, K, V, attn_mask=M)
+        else:  # the prior as one extra q/k coordinate: q' = [q, 1], k' = [k, w sqrt(d)], v' = [v, 0]
+            one = torch.ones(B, H, Lq, 1, dtype=torch.float64)
+            kw = (torch.log_softmax(w, -1) * math.sqrt(d)).transpose(-1, -2).expand(B, H, Lk, 1)
+            with backend(be):
+                out = torch.nn.functional.scaled_dot_product_attention(
+                    torch.cat([Q, one], -1), torch.cat([K, kw], -1), torch.cat([V, torch.zeros_like(kw)], -1),
+                    scale=1 / math.sqrt(d), is_causal=causal)[..., :d]
+        return (W * out).sum() + torch.sin(out).sum()
+
+    return LearnableSetup(Q, K, V, W, w0, loss)
+
+
+def _finite_difference_rows(torch, st: LearnableSetup, causal) -> list:
+    """autograd dL/dw against central differences (h = 1e-5, with its truncation and rounding bound), for the prior
+    as a mask (math kernel) and as an extra coordinate (flash and math): one table row each, ratio last."""
+    w0, loss = st.w0, st.loss
+    h, h3 = 1e-5, 1e-2
+    f = lambda w: float(loss(torch.as_tensor(w), causal, "math", "mask"))  # noqa: E731
+    fd, tol = np.zeros_like(w0), np.zeros_like(w0)
+    for idx in np.ndindex(w0.shape):
+        e = np.zeros_like(w0)
+        e[idx] = 1.0
+        fd[idx] = (f(w0 + h * e) - f(w0 - h * e)) / (2 * h)
+        # truncation h^2 |f'''|/6 (f''' by a 5-point third difference at step h3, x2 for its own error)
+        f3 = (f(w0 + 2 * h3 * e) - 2 * f(w0 + h3 * e) + 2 * f(w0 - h3 * e) - f(w0 - 2 * h3 * e)) / (2 * h3**3)
+        tol[idx] = 2 * h**2 * abs(f3) / 6 + 4 * EPS * max(1.0, abs(f(w0))) * 64 / (2 * h)
+    rows = []
+    for be, via in (("math", "mask"), ("flash", "extra coordinate"), ("math", "extra coordinate")):
+        wt = torch.tensor(w0, requires_grad=True)
+        (gw,) = torch.autograd.grad(loss(wt, causal, be, "mask" if via == "mask" else "coord"), wt)
+        r = float(np.max(np.abs(gw.numpy() - fd) / tol))
+        rows.append(["causal" if causal else "full", be, via, float(np.max(np.abs(gw.numpy() - fd))), r])
+    return rows
+
+
+def _analytic_gradient_ratio(torch, st: LearnableSetup, causal) -> float:
+    """|autograd dL/dw - sum over batch and queries of p (g - E_p g)| / (64 * 48 eps max|dL/dw|), g_j = <dL/d out, v_j>."""
+    Q, K, V, W, w0, loss = st.Q, st.K, st.V, st.W, st.w0, st.loss
+    Mt = np.broadcast_to(np.log(softmax(w0, -1)), Q.shape[:-1] + (K.shape[-2],))
+    mask = np.tril(np.ones((Q.shape[-2], K.shape[-2]), bool)) if causal else None
+    o, p, _ = attention_reference(Q.numpy(), K.numpy(), V.numpy(), math.sqrt(Q.shape[-1]), mask=mask, bias=Mt)
+    dO = W.numpy() + np.cos(o)  # the loss is <W, out> + sum sin(out)
+    g = np.einsum("...ic,...jc->...ij", dO, V.numpy())
+    dw = (p * (g - np.sum(p * g, -1, keepdims=True))).sum(axis=(0, 2))[:, None, :]
+    wt = torch.tensor(w0, requires_grad=True)
+    (gw,) = torch.autograd.grad(loss(wt, causal), wt)
+    return float(np.max(np.abs(gw.numpy() - dw))) / (64 * 48 * EPS * max(1.0, np.abs(dw).max()))
 
 
 # ---------------------------------------------------------------------------
@@ -332,16 +375,8 @@ def uniform_numeric() -> Evidence:
 # ---------------------------------------------------------------------------
 
 
-def _weights_from_sdpa(q, K, mask, be="math", scale=None):
-    """Attention weights read out of torch SDPA with V = identity."""
-    n = K.shape[-2]
-    kw = {"attn_mask": mask}
-    if scale is not None:
-        kw["scale"] = scale
-    return sdpa(q, K, np.broadcast_to(np.eye(n), K.shape[:-2] + (n, n)).copy(), be, **kw)
-
-
-def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
+def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
+    """GOAT-SINK numerically: flat scores give p = pi; the logit bound; the score gap standard attention needs."""
     ev = Evidence()
     rng = context.rng("goat-sink")
     n, d = 10, 10  # d = n: the flash kernel needs q, k, v of one width (V = I reads out the weights)
@@ -351,7 +386,28 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
     pi[1:] *= 0.4 / pi[1:].sum()
     K = rng.normal(size=(1, 1, n, d))
     logpi = np.log(pi)[None, None, None, :]
-    # (i) flat scores: q = 0
+    flat_scores_give_the_prior(ev, K, logpi, pi, flat_target=flat_target)
+    rows = prior_moves_the_sink_logit_by_at_most_the_spread(ev, rng, K, logpi, pi, tau)
+    logit_bound_is_attained_for_equal_scores(ev, pi, tau)
+    m = pi[0]
+    trows = standard_attention_needs_a_score_gap_goat_none(ev, m, tau)
+    ev.part_finding("GOAT-SINK/prior-mass",
+                    "Holds, and follows from GOAT-PRIOR's p = softmax(s/tau + log pi) alone (not separate evidence): "
+                    "with flat scores a slot takes exactly its prior mass pi_1, through torch SDPA as through the "
+                    "formula; a prior moves the slot's logit by at most the score spread over tau; and standard "
+                    "attention needs a score gap tau(logit m + log(n - 1)), growing with log n, for the mass that "
+                    "GOAT's prior gives with none, for every sink mass m in [0.2, 0.95].")
+    ev.tables.append(Table("GOAT-SINK: logit shift of the sink slot vs the bound Delta/tau (last draw per spread)",
+                           ["spread", "|logit p_1 - logit pi_1|", "Delta/tau"], rows))
+    ev.tables.append(Table(f"GOAT-SINK: sink mass m = {m:g} as the context grows (tau = sqrt({d}))",
+                           ["n", "score gap needed (uniform prior)", "p_1 (uniform prior)", "gap needed (GOAT)",
+                            "p_1 (GOAT, flat scores)"], trows))
+    return ev
+
+
+def flat_scores_give_the_prior(ev: Evidence, K, logpi, pi, *, flat_target) -> None:
+    """q = 0: SDPA with attn_mask = log pi returns p = pi on both kernels; the sink slot takes exactly pi_1."""
+    n, d = K.shape[-2], K.shape[-1]
     worst = 0.0
     for be in ("math", "flash"):
         P = _weights_from_sdpa(np.zeros((1, 1, 3, d)), K, np.broadcast_to(logpi, (1, 1, 3, n)).copy(), be)
@@ -363,9 +419,12 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
                method="torch",
                metric="max |p - pi| / (8 n eps), p read out of SDPA with V = I, both kernels",
                numerical_class="roundoff", evidence="float")
-    # (ii) random scores: logit bound, and tightness
+
+
+def prior_moves_the_sink_logit_by_at_most_the_spread(ev: Evidence, rng, K, logpi, pi, tau) -> list:
+    """|logit p_1 - logit pi_1| <= Delta/tau on 150 random score vectors realised through q. Returns the table rows."""
+    d = K.shape[-1]
     viol, rows = 0.0, []
-    logit = lambda a: math.log(a / (1 - a))  # noqa: E731
     for spread in (0.5, 2.0, 8.0):
         for _ in range(50):
             q = rng.normal(size=(1, 1, 1, d))
@@ -375,7 +434,7 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
             s_real = K[0, 0] @ qq[0, 0, 0]
             Delta = s_real.max() - s_real.min()
             p1 = _weights_from_sdpa(qq, K, logpi, scale=1 / tau)[0, 0, 0, 0]
-            shift = abs(logit(p1) - logit(pi[0]))
+            shift = abs(_logit(p1) - _logit(pi[0]))
             viol = np.maximum(viol, shift / (Delta / tau + 1e-12))
         rows.append([spread, float(shift), float(Delta / tau)])
     ev.at_most("logit-p-1-logit-pi-1-delta-tau-delta-score",
@@ -384,20 +443,28 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
                "a proven bound (derivation); 1e-9 relative slack covers the rounding of the logits",
                method="torch", metric="max over 150 random score vectors of |logit shift| / (Delta/tau)",
                numerical_class="roundoff", evidence="float")
-    # tightness: other scores equal, s_1 = min
+    return rows
+
+
+def logit_bound_is_attained_for_equal_scores(ev: Evidence, pi, tau) -> None:
+    """Tightness: with the other scores equal and s_1 = min, the shift is exactly (s_1 - c)/tau."""
+    n = len(pi)
     s = np.full(n, 1.0)
     s[0] = 1.0 - 3.0
     p = softmax(s / tau + np.log(pi))
-    tight = abs((logit(p[0]) - logit(pi[0])) - (-3.0 / tau))
+    tight = abs((_logit(p[0]) - _logit(pi[0])) - (-3.0 / tau))
     ev.at_most("the-bound-is-attained-when-the-other-scores-are",
                "the bound is attained when the other scores are equal", tight, 1e-13,
                "exact identity up to rounding of logit", method="numpy",
                metric="|logit shift - (s_1 - c)/tau|", numerical_class="roundoff", evidence="float")
-    # (iii) what standard attention must pay vs GOAT, as the context grows
-    m = pi[0]
+
+
+def standard_attention_needs_a_score_gap_goat_none(ev: Evidence, m, tau) -> list:
+    """For sink mass m a uniform prior needs the gap tau(logit m + log(n-1)), GOAT with pi_1 = m none (n up to 4096),
+    re-decided over the declared range of m (a judgement call). Returns the table rows."""
     trows, worst_gap = [], 0.0
     for nn in (16, 256, 4096):
-        gap_u = tau * (logit(m) + math.log(nn - 1))
+        gap_u = tau * (_logit(m) + math.log(nn - 1))
         s_u = np.zeros(nn)
         s_u[0] = gap_u
         pu = softmax(s_u / tau)[0]
@@ -412,11 +479,12 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
                "closed-form gaps from the derivation; 1e-12 covers exp/log rounding at n = 4096",
                method="numpy", metric="max over n of |p_1 - m| at those gaps", numerical_class="roundoff",
                evidence="float")
+
     # what counts as a sink is a judgement call: the verdict is re-decided at every sink mass in the declared range
     def sink_verdict(mm):
         ok = True
         for nn in (16, 256, 4096):
-            gap = tau * (logit(mm) + math.log(nn - 1))
+            gap = tau * (_logit(mm) + math.log(nn - 1))
             s_u = np.zeros(nn)
             s_u[0] = gap
             pig = np.full(nn, (1 - mm) / (nn - 1))
@@ -434,20 +502,17 @@ def _sink_evidence(flat_target=lambda pi: pi) -> Evidence:
               "uniform 1/n at n = 16) to 0.95 (nearly all the attention) reads as 'a sink'",
               verdict_at=sink_verdict, method="numpy", metric="max over n of |p_1 - m| at those gaps (at m = pi_1)",
               tolerance=1e-12, numerical_class="roundoff", evidence="float")
-    ev.part_finding("GOAT-SINK/prior-mass",
-                    "Holds, and follows from GOAT-PRIOR's p = softmax(s/tau + log pi) alone (not separate evidence): "
-                    "with flat scores a slot takes exactly its prior mass pi_1, through torch SDPA as through the "
-                    "formula; a prior moves the slot's logit by at most the score spread over tau; and standard "
-                    "attention needs a score gap tau(logit m + log(n - 1)), growing with log n, for the mass that "
-                    "GOAT's prior gives with none, for every sink mass m in [0.2, 0.95].")
-    ev.tables.append(Table("GOAT-SINK: logit shift of the sink slot vs the bound Delta/tau (last draw per spread)",
-                           ["spread", "|logit p_1 - logit pi_1|", "Delta/tau"], rows))
-    ev.tables.append(Table(f"GOAT-SINK: sink mass m = {m:g} as the context grows (tau = sqrt({d}))",
-                           ["n", "score gap needed (uniform prior)", "p_1 (uniform prior)", "gap needed (GOAT)",
-                            "p_1 (GOAT, flat scores)"], trows))
-    return ev
+    return trows
 
 
-def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
-    """GOAT-SINK numerically: flat scores give p = pi; the logit bound; the score gap standard attention needs."""
-    return _sink_evidence(flat_target=flat_target)
+def _logit(a):
+    return math.log(a / (1 - a))
+
+
+def _weights_from_sdpa(q, K, mask, be="math", scale=None):
+    """Attention weights read out of torch SDPA with V = identity."""
+    n = K.shape[-2]
+    kw = {"attn_mask": mask}
+    if scale is not None:
+        kw["scale"] = scale
+    return sdpa(q, K, np.broadcast_to(np.eye(n), K.shape[:-2] + (n, n)).copy(), be, **kw)
