@@ -101,7 +101,93 @@ def layer_errors(cap, layer, query_bias=True, scale_dim=None):
     return float(np.abs(P - lc.probs).max()), float(np.abs(ctx - lc.context).max()), tp, tc
 
 
-def _symbolic(ev: Evidence) -> None:
+def bert_identity() -> Evidence:
+    r"""FD-19.  For every head of every layer of pretrained BERT (all-MiniLM-L6-v2) and every query k,
+
+    .. math::
+        \mathrm{ctx}_k = V'\sum_i t_i \frac{u_i e^{\langle t_i, z_k\rangle}}{\sum_j u_j e^{\langle t_j, z_k\rangle}} + b_V,
+        \quad t_i = \frac{x_i}{\sqrt{d'}},\ z_k = K^\top(Q x_k + b_Q),\ V' = \sqrt{d'} V,\ u_i \propto [i \text{ a word}],
+
+    to float64 round-off (alpha = 1); and the printed forms of (19), as printed.
+
+    Source: 004_830fd89135933577.txt, Sec 8, (19).
+    """
+    ev = Evidence()
+    biases_cancel_or_factor_out(ev)
+    sentences = models.corpus()[:N_SENTENCES]
+    cap = models.run_minilm(sentences)
+    lens = cap.mask.sum(axis=1)
+    ev.step(f"Numerically: all-MiniLM-L6-v2 (transformers BertModel, {len(cap.layers)} layers, {cap.n_heads} heads, "
+            f"d = {cap.hidden_states[0].shape[2]}, d' = {cap.head_dim}), float64, eager attention, on "
+            f"{len(sentences)} real sentences batched with padding ({int(lens.min())}-{int(lens.max())} tokens, "
+            f"padded to {cap.mask.shape[1]}). Text: {models.describe_text()}. First sentence: \"{sentences[0]}\"")
+    hook_vs_hs = max(float(np.abs(lc.x - cap.hidden_states[i]).max()) for i, lc in enumerate(cap.layers))
+    ev.equal("the-self-attention-input-is-hidden-states-l",
+             "the self-attention input is hidden_states[l] (output_hidden_states)", hook_vs_hs, 0.0,
+             "the same tensor passed on unchanged (post-LN BERT): exact", method="transformers",
+             metric="max |x_hook - hidden_states[l]| over layers", numerical_class="exact",
+             evidence="float")
+    rows = every_layer_is_16_with_the_biases_placed(ev, cap)
+    # what the biases and the scale do (the must-fail directions, reported)
+    nb = layer_errors(cap, 0, query_bias=False)[1]
+    sd = layer_errors(cap, 0, scale_dim=cap.hidden_states[0].shape[2])[1]
+    ev.notes.append(f"In layer 0, dropping the query bias from z changes the context by up to {nb:.3g}, and using "
+                    f"sqrt(d) instead of sqrt(d') by up to {sd:.3g}, against a tolerance of {rows[0][4]:.2g}: both "
+                    "mistakes are detected (tests/test_real_model.py).")
+    ev.notes.append("Equivalently, the biases can be absorbed by homogeneous coordinates (x_i, 1), (K b_K), (Q b_Q), "
+                    "(V b_V): then (19) BERT holds as printed, and the extra template coordinate is the same for "
+                    "every word, so it lies outside the span of the centred templates.")
+    ev.step("T5's form in (19), checked as printed against transformers' T5Attention (random weights, FD-17):")
+    t5_form_of_19_needs_u_j_in_the_denominator(ev)
+    return ev
+
+
+def every_layer_is_16_with_the_biases_placed(ev: Evidence, cap) -> list:
+    """In every layer, for all heads and queries: (16)'s weights and context (biases placed as Sec 8 omits them)
+    are BERT's, (19) BERT as printed holds with affine K, Q, V, and padding gets weight 0. Returns the table rows."""
+    rows = []
+    for layer in range(len(cap.layers)):
+        ep, ec, tp, tc = layer_errors(cap, layer)
+        lc = cap.layers[layer]
+        epr = float(np.abs(printed_bert(cap, layer) - lc.context).max())
+        pad = float(np.where(cap.mask[:, None, None, :] == 0, lc.probs, 0).max())
+        rows.append([layer, ep, tp, ec, tc, epr, pad])
+        ev.at_most(f"layer-{layer}-16-weights-bert-s-attention-weights-all",
+                   f"layer {layer}: (16) weights = BERT's attention weights, all heads and queries", ep,
+                   tp,
+                   "float64 round-off of two evaluations of the same logits through the softmax (attention_tol: "
+                   "2 gamma(2d + d' + 2) times the absolute logit chain)",
+                   method="transformers", metric="max |p_(16) - p_BERT|", numerical_class="roundoff",
+                   evidence="float")
+        ev.at_most(f"layer-{layer}-v-sum-i-p-i-t-i-b-v-bert-s-context-layer",
+                   f"layer {layer}: V' sum_i p_i t_i + b_V = BERT's context layer, all heads and queries",
+                   ec, tc,
+                   "the weight bound times max|V x + b_V|, plus the rounding of V x and of the weighted sum",
+                   method="transformers", metric="max |ctx_(16) - ctx_BERT|",
+                   numerical_class="roundoff", evidence="float")
+        ev.at_most(f"layer-{layer}-19-bert-as-printed-affine-k-q-v-bert-s",
+                   f"layer {layer}: (19) BERT as printed (affine K, Q, V) = BERT's context layer", epr,
+                   tc, "the same round-off bound", method="transformers",
+                   metric="max |ctx_(19) - ctx_BERT|", numerical_class="roundoff", evidence="float")
+        ev.equal(f"layer-{layer}-padding-gets-weight-exactly-0-u-i-0",
+                 f"layer {layer}: padding gets weight exactly 0 (u_i = 0)", pad, 0.0,
+                 "exp(finfo.min + logit) underflows to exactly 0 in float64", method="transformers",
+                 metric="max BERT weight on a padding token", numerical_class="exact", evidence="float")
+    ev.tables.append(Table("FD-19: (16) with alpha = 1 and Sec 8's reparameterisation against transformers' "
+                           "BertSelfAttention of all-MiniLM-L6-v2 (float64, padded batch)",
+                           ["layer", "max |dp|", "tol p", "max |d ctx|", "tol ctx", "max |d ctx| printed (19)",
+                            "weight on padding"], rows))
+    ev.part_finding("FD-19/BERT", f"Holds to float64 round-off in all {len(cap.layers)} layers and every head of "
+                    "all-MiniLM-L6-v2 (a distilled BERT, the model available offline) on real text, once BERT's biases "
+                    "are placed as the text omits them: z = K^T (Q x_k + b_Q) (the key bias cancels in the softmax) "
+                    "and + b_V after the sum; padding has u_i = 0. The printed BERT form of (19) holds with affine "
+                    "K, Q, V.")
+    return rows
+
+
+def biases_cancel_or_factor_out(ev: Evidence) -> None:
+    """Symbolically (general d, d', n): the key bias is a per-query constant that cancels in the softmax, the value
+    bias comes out of the weighted sum, uniform u gives the plain softmax, and V' t_i = V x_i."""
     d, dp = sp.symbols("d d'", integer=True, positive=True)
     K, Q, V = (sp.MatrixSymbol(s, dp, d) for s in "KQV")
     xi, xk = sp.MatrixSymbol("x_i", d, 1), sp.MatrixSymbol("x_k", d, 1)
@@ -137,7 +223,7 @@ def _symbolic(ev: Evidence) -> None:
              key="v-t-i-v-x-i", numerical_class="exact", evidence="proof")
 
 
-def _t5_printed(ev: Evidence) -> None:
+def t5_form_of_19_needs_u_j_in_the_denominator(ev: Evidence) -> None:
     """(19)'s T5 form as printed: u_i in the numerator but no u_j in the denominator."""
     i, j, n = sp.symbols("i j n", integer=True, positive=True)
     u, s = sp.IndexedBase("u"), sp.IndexedBase("s")
@@ -192,80 +278,3 @@ def _t5_printed(ev: Evidence) -> None:
                  f"against transformers' T5 the printed form is off by up to {num_printed:.3g}. Also, T5 does not "
                  "divide by sqrt(d'): with transformers' weights the form holds for Q = sqrt(d') W_q (T5 folds the "
                  "1/sqrt(d') into W_q's initialisation), i.e. z = sqrt(d') W_k^T W_q y_k (see FD-17)."))
-
-
-def bert_identity() -> Evidence:
-    r"""FD-19.  For every head of every layer of pretrained BERT (all-MiniLM-L6-v2) and every query k,
-
-    .. math::
-        \mathrm{ctx}_k = V'\sum_i t_i \frac{u_i e^{\langle t_i, z_k\rangle}}{\sum_j u_j e^{\langle t_j, z_k\rangle}} + b_V,
-        \quad t_i = \frac{x_i}{\sqrt{d'}},\ z_k = K^\top(Q x_k + b_Q),\ V' = \sqrt{d'} V,\ u_i \propto [i \text{ a word}],
-
-    to float64 round-off (alpha = 1); and the printed forms of (19), as printed.
-
-    Source: 004_830fd89135933577.txt, Sec 8, (19).
-    """
-    ev = Evidence()
-    _symbolic(ev)
-    sentences = models.corpus()[:N_SENTENCES]
-    cap = models.run_minilm(sentences)
-    lens = cap.mask.sum(axis=1)
-    ev.step(f"Numerically: all-MiniLM-L6-v2 (transformers BertModel, {len(cap.layers)} layers, {cap.n_heads} heads, "
-            f"d = {cap.hidden_states[0].shape[2]}, d' = {cap.head_dim}), float64, eager attention, on "
-            f"{len(sentences)} real sentences batched with padding ({int(lens.min())}-{int(lens.max())} tokens, "
-            f"padded to {cap.mask.shape[1]}). Text: {models.describe_text()}. First sentence: \"{sentences[0]}\"")
-    hook_vs_hs = max(float(np.abs(lc.x - cap.hidden_states[i]).max()) for i, lc in enumerate(cap.layers))
-    ev.equal("the-self-attention-input-is-hidden-states-l",
-             "the self-attention input is hidden_states[l] (output_hidden_states)", hook_vs_hs, 0.0,
-             "the same tensor passed on unchanged (post-LN BERT): exact", method="transformers",
-             metric="max |x_hook - hidden_states[l]| over layers", numerical_class="exact",
-             evidence="float")
-    rows = []
-    for layer in range(len(cap.layers)):
-        ep, ec, tp, tc = layer_errors(cap, layer)
-        lc = cap.layers[layer]
-        epr = float(np.abs(printed_bert(cap, layer) - lc.context).max())
-        pad = float(np.where(cap.mask[:, None, None, :] == 0, lc.probs, 0).max())
-        rows.append([layer, ep, tp, ec, tc, epr, pad])
-        ev.at_most(f"layer-{layer}-16-weights-bert-s-attention-weights-all",
-                   f"layer {layer}: (16) weights = BERT's attention weights, all heads and queries", ep,
-                   tp,
-                   "float64 round-off of two evaluations of the same logits through the softmax (attention_tol: "
-                   "2 gamma(2d + d' + 2) times the absolute logit chain)",
-                   method="transformers", metric="max |p_(16) - p_BERT|", numerical_class="roundoff",
-                   evidence="float")
-        ev.at_most(f"layer-{layer}-v-sum-i-p-i-t-i-b-v-bert-s-context-layer",
-                   f"layer {layer}: V' sum_i p_i t_i + b_V = BERT's context layer, all heads and queries",
-                   ec, tc,
-                   "the weight bound times max|V x + b_V|, plus the rounding of V x and of the weighted sum",
-                   method="transformers", metric="max |ctx_(16) - ctx_BERT|",
-                   numerical_class="roundoff", evidence="float")
-        ev.at_most(f"layer-{layer}-19-bert-as-printed-affine-k-q-v-bert-s",
-                   f"layer {layer}: (19) BERT as printed (affine K, Q, V) = BERT's context layer", epr,
-                   tc, "the same round-off bound", method="transformers",
-                   metric="max |ctx_(19) - ctx_BERT|", numerical_class="roundoff", evidence="float")
-        ev.equal(f"layer-{layer}-padding-gets-weight-exactly-0-u-i-0",
-                 f"layer {layer}: padding gets weight exactly 0 (u_i = 0)", pad, 0.0,
-                 "exp(finfo.min + logit) underflows to exactly 0 in float64", method="transformers",
-                 metric="max BERT weight on a padding token", numerical_class="exact", evidence="float")
-    ev.tables.append(Table("FD-19: (16) with alpha = 1 and Sec 8's reparameterisation against transformers' "
-                           "BertSelfAttention of all-MiniLM-L6-v2 (float64, padded batch)",
-                           ["layer", "max |dp|", "tol p", "max |d ctx|", "tol ctx", "max |d ctx| printed (19)",
-                            "weight on padding"], rows))
-    ev.part_finding("FD-19/BERT", f"Holds to float64 round-off in all {len(cap.layers)} layers and every head of "
-                    "all-MiniLM-L6-v2 (a distilled BERT, the model available offline) on real text, once BERT's biases "
-                    "are placed as the text omits them: z = K^T (Q x_k + b_Q) (the key bias cancels in the softmax) "
-                    "and + b_V after the sum; padding has u_i = 0. The printed BERT form of (19) holds with affine "
-                    "K, Q, V.")
-    # what the biases and the scale do (the must-fail directions, reported)
-    nb = layer_errors(cap, 0, query_bias=False)[1]
-    sd = layer_errors(cap, 0, scale_dim=cap.hidden_states[0].shape[2])[1]
-    ev.notes.append(f"In layer 0, dropping the query bias from z changes the context by up to {nb:.3g}, and using "
-                    f"sqrt(d) instead of sqrt(d') by up to {sd:.3g}, against a tolerance of {rows[0][4]:.2g}: both "
-                    "mistakes are detected (tests/test_real_model.py).")
-    ev.notes.append("Equivalently, the biases can be absorbed by homogeneous coordinates (x_i, 1), (K b_K), (Q b_Q), "
-                    "(V b_V): then (19) BERT holds as printed, and the extra template coordinate is the same for "
-                    "every word, so it lies outside the span of the centred templates.")
-    ev.step("T5's form in (19), checked as printed against transformers' T5Attention (random weights, FD-17):")
-    _t5_printed(ev)
-    return ev

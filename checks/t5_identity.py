@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from attnverify import context
-from attnverify.evidence import Evidence, Inconclusive, full_simplify, slug
+from attnverify.evidence import Evidence, Inconclusive, Table, full_simplify, slug
 from attnverify.models import MISSING, _torch
 
 EPS = np.finfo(float).eps
@@ -63,7 +63,7 @@ def attention_tol(s_abs: float, n_dot: int, n_keys: int, v_max: float, v_abs: fl
     return float(dp), float(dp * v_max + gamma(n_dot) * v_abs + gamma(n_keys) * v_max)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class T5Attn:
     """One T5Attention call: inputs, weights, what transformers computed, and the masks we built."""
 
@@ -138,8 +138,9 @@ def t5_capture() -> tuple:
             if mod.is_decoder:  # causal: word i > j is not yet generated
                 masked |= np.triu(np.ones((m_, n_), bool), 1)[None]
         w = {k: getattr(mod, k).weight.detach().numpy().copy() for k in "qkvo"}
-        out.append(T5Attn(kind, layer, y, x, w["q"], w["k"], w["v"], w["o"], bias, np.asarray(masked),
-                          o[2].numpy(), o[0].numpy(), o[1].numpy(), mod.n_heads, mod.key_value_proj_dim))
+        out.append(T5Attn(kind=kind, layer=layer, y=y, x=x, Wq=w["q"], Wk=w["k"], Wv=w["v"], Wo=w["o"], bias=bias,
+                          masked=np.asarray(masked), weights=o[2].numpy(), out=o[0].numpy(),
+                          position_bias=o[1].numpy(), n_heads=mod.n_heads, d_kv=mod.key_value_proj_dim))
     return tuple(out)
 
 
@@ -211,7 +212,88 @@ def is_zero(e) -> bool:
     return isinstance(e, sp.ZeroMatrix) or sp.simplify(e) == 0 or (hasattr(e, "is_ZeroMatrix") and bool(e.is_ZeroMatrix))
 
 
-def _symbolic(ev: Evidence) -> None:
+def t5_identity() -> Evidence:
+    r"""FD-17.  With u_j(t_i) ∝ e^{b_{j-i}} (0 on masked words) and alpha = 1, (16) is T5's attention:
+    weights softmax_i(<t_i, z_j> + b_{j-i} + 1_masked(i)), and the head outputs agree.
+
+    Source: 004_830fd89135933577.txt, (17)-(18), Sec 8.
+    """
+    ev = Evidence()
+    weights_of_18_are_16_with_u_of_17(ev)
+    try:
+        calls = t5_capture()
+    except Inconclusive:
+        raise
+    except ImportError as e:  # pragma: no cover
+        raise Inconclusive(MISSING) from e
+    ev.step("Numerically: a randomly initialised T5Model (transformers, " +
+            ", ".join(f"{k} = {v}" for k, v in T5_CONFIG.items()) +
+            f"), float64, eager attention; {BATCH} source sentences of {ENC_LEN} random ids (two padded) and "
+            f"{BATCH} target sentences of {DEC_LEN} (one padded). The weights are random: pretrained T5 was not "
+            "evaluated, because no installable package ships T5 weights for offline use and the hub cannot be reached.")
+    position_bias_is_t5s_relative_table(ev, calls)
+    every_attention_is_16_with_u_of_17(ev, calls)
+    # what BERT's setting would give for T5 (no sqrt(d') in z): not T5's attention
+    off = max(float(np.abs(reparam_16(a, scale_fix=False)[0] - a.weights).max()) for a in calls)
+    ev.notes.append(f"With BERT's setting unchanged (z = K^T Q y, no sqrt(d')) the weights differ from T5's by up to "
+                    f"{off:.3f}: T5's logits are not divided by sqrt(d'), so z must carry the factor sqrt(d').")
+    ev.notes.append("transformers indexes the bias by bucket(i - j) (key minus query position); (17) writes b_{j-i}. "
+                    "Both are a trainable scalar of the relative position only; the sign of the index is a labelling.")
+    return ev
+
+
+def position_bias_is_t5s_relative_table(ev: Evidence, calls) -> None:
+    """T5's position bias depends only on the relative position, and our b_{j-i} table is the one transformers adds."""
+    # b_{j-i} is a function of j - i only: every diagonal of the bias matrix is constant
+    toe = max(float(np.abs(a.bias[:, 1:, 1:] - a.bias[:, :-1, :-1]).max()) for a in calls if a.kind != "cross")
+    ev.equal("t5-s-position-bias-depends-only-on-the-relative",
+             "T5's position bias depends only on the relative position (b_{j-i})", toe, 0.0,
+             "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact",
+             method="transformers", metric="max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions",
+             numerical_class="exact", evidence="float")
+    own = max(float(np.abs(a.bias - a.position_bias[0]).max()) for a in calls)
+    ev.equal("our-b-j-i-table-equals-the-position-bias",
+             "our b_{j-i} table equals the position bias transformers adds", own, 0.0,
+             "both are the same table entries, copied: exact", method="transformers",
+             metric="max |b_ours - position_bias| over all attentions", numerical_class="exact",
+             evidence="float")
+
+
+def every_attention_is_16_with_u_of_17(ev: Evidence, calls) -> None:
+    """In every T5Attention (encoder, decoder, cross; every layer): (16) with u of (17) gives T5's weights and output,
+    and masked words get weight exactly 0."""
+    rows = []
+    for a in calls:
+        P, out = reparam_16(a)
+        tw, to = tolerances(a)
+        ew, eo = float(np.abs(P - a.weights).max()), float(np.abs(out - a.out).max())
+        mass = float(np.where(a.masked[:, None], a.weights, 0).max())
+        rows.append([a.kind, a.layer, ew, tw, eo, to, mass])
+        tag = f"{a.kind} attention, layer {a.layer}"
+        ev.at_most(f"{slug(tag)}-weights-16-17-t5",
+                   f"{tag}: weights of (16) with u of (17) = transformers' T5 weights", ew, tw,
+                   "float64 round-off of two evaluations of the same logits, propagated through the softmax "
+                   "(attention_tol: 2 gamma(2d + d') times the absolute logit chain)",
+                   method="transformers", metric="max |p_(16) - p_T5|", numerical_class="roundoff",
+                   evidence="float")
+        ev.at_most(f"{slug(tag)}-output-t5attention",
+                   f"{tag}: output W_o V' sum_i p_i t_i = transformers' T5Attention output", eo, to,
+                   "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o",
+                   method="transformers", metric="max |out_(16) - out_T5|", numerical_class="roundoff",
+                   evidence="float")
+        ev.equal(f"{slug(tag)}-masked-words-weight-0",
+                 f"{tag}: masked words get weight exactly 0 (u_i = 0)", mass, 0.0,
+                 "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0",
+                 method="transformers", metric="max transformers weight on a word we mask",
+                 numerical_class="exact", evidence="float")
+    ev.tables.append(Table("FD-17: (16) with T5's u against transformers' T5Attention (random weights, float64)",
+                           ["attention", "layer", "max |dp|", "tol p", "max |d out|", "tol out", "weight on masked"],
+                           rows))
+
+
+def weights_of_18_are_16_with_u_of_17(ev: Evidence) -> None:
+    """Symbolically (general n): (16) with u of (17) and alpha = 1 gives the weights of (18), a masked word gets weight
+    0, and T5's unscaled logits need z_j = sqrt(d') K^T Q y_j."""
     i, l, n = sp.symbols("i l n", integer=True, positive=True)
     s, bb, c = sp.IndexedBase("s"), sp.IndexedBase("b"), sp.IndexedBase("c")
     Z = sp.Symbol("Z_j", positive=True)
@@ -250,73 +332,3 @@ def _symbolic(ev: Evidence) -> None:
     ev.step("So for T5: alpha = 1, t_i = x_i/sqrt(d'), z_j = sqrt(d') K^T Q y_j, V' = sqrt(d') V (equivalently "
             "t_i = x_i, z_j = K^T Q y_j, V' = V; or alpha = sqrt(d') with BERT's t_i and z_j), K, Q, V being "
             "transformers' k, q, v weights of the head.")
-
-
-def t5_identity() -> Evidence:
-    r"""FD-17.  With u_j(t_i) ∝ e^{b_{j-i}} (0 on masked words) and alpha = 1, (16) is T5's attention:
-    weights softmax_i(<t_i, z_j> + b_{j-i} + 1_masked(i)), and the head outputs agree.
-
-    Source: 004_830fd89135933577.txt, (17)-(18), Sec 8.
-    """
-    ev = Evidence()
-    _symbolic(ev)
-    try:
-        calls = t5_capture()
-    except Inconclusive:
-        raise
-    except ImportError as e:  # pragma: no cover
-        raise Inconclusive(MISSING) from e
-    ev.step("Numerically: a randomly initialised T5Model (transformers, " +
-            ", ".join(f"{k} = {v}" for k, v in T5_CONFIG.items()) +
-            f"), float64, eager attention; {BATCH} source sentences of {ENC_LEN} random ids (two padded) and "
-            f"{BATCH} target sentences of {DEC_LEN} (one padded). The weights are random: pretrained T5 was not "
-            "evaluated, because no installable package ships T5 weights for offline use and the hub cannot be reached.")
-    # b_{j-i} is a function of j - i only: every diagonal of the bias matrix is constant
-    toe = max(float(np.abs(a.bias[:, 1:, 1:] - a.bias[:, :-1, :-1]).max()) for a in calls if a.kind != "cross")
-    ev.equal("t5-s-position-bias-depends-only-on-the-relative",
-             "T5's position bias depends only on the relative position (b_{j-i})", toe, 0.0,
-             "the bias is a table lookup by bucket(i - j): entries are copied, not computed, so equality is exact",
-             method="transformers", metric="max |b[h, j+1, i+1] - b[h, j, i]| over the self-attentions",
-             numerical_class="exact", evidence="float")
-    own = max(float(np.abs(a.bias - a.position_bias[0]).max()) for a in calls)
-    ev.equal("our-b-j-i-table-equals-the-position-bias",
-             "our b_{j-i} table equals the position bias transformers adds", own, 0.0,
-             "both are the same table entries, copied: exact", method="transformers",
-             metric="max |b_ours - position_bias| over all attentions", numerical_class="exact",
-             evidence="float")
-    rows = []
-    for a in calls:
-        P, out = reparam_16(a)
-        tw, to = tolerances(a)
-        ew, eo = float(np.abs(P - a.weights).max()), float(np.abs(out - a.out).max())
-        mass = float(np.where(a.masked[:, None], a.weights, 0).max())
-        rows.append([a.kind, a.layer, ew, tw, eo, to, mass])
-        tag = f"{a.kind} attention, layer {a.layer}"
-        ev.at_most(f"{slug(tag)}-weights-16-17-t5",
-                   f"{tag}: weights of (16) with u of (17) = transformers' T5 weights", ew, tw,
-                   "float64 round-off of two evaluations of the same logits, propagated through the softmax "
-                   "(attention_tol: 2 gamma(2d + d') times the absolute logit chain)",
-                   method="transformers", metric="max |p_(16) - p_T5|", numerical_class="roundoff",
-                   evidence="float")
-        ev.at_most(f"{slug(tag)}-output-t5attention",
-                   f"{tag}: output W_o V' sum_i p_i t_i = transformers' T5Attention output", eo, to,
-                   "the weight bound times max|V x|, plus the rounding of V x, the weighted sum and W_o",
-                   method="transformers", metric="max |out_(16) - out_T5|", numerical_class="roundoff",
-                   evidence="float")
-        ev.equal(f"{slug(tag)}-masked-words-weight-0",
-                 f"{tag}: masked words get weight exactly 0 (u_i = 0)", mass, 0.0,
-                 "exp(finfo.min + logit) underflows to exactly 0 in float64, and u_i = 0 gives exactly 0",
-                 method="transformers", metric="max transformers weight on a word we mask",
-                 numerical_class="exact", evidence="float")
-    from attnverify.evidence import Table
-
-    ev.tables.append(Table("FD-17: (16) with T5's u against transformers' T5Attention (random weights, float64)",
-                           ["attention", "layer", "max |dp|", "tol p", "max |d out|", "tol out", "weight on masked"],
-                           rows))
-    # what BERT's setting would give for T5 (no sqrt(d') in z): not T5's attention
-    off = max(float(np.abs(reparam_16(a, scale_fix=False)[0] - a.weights).max()) for a in calls)
-    ev.notes.append(f"With BERT's setting unchanged (z = K^T Q y, no sqrt(d')) the weights differ from T5's by up to "
-                    f"{off:.3f}: T5's logits are not divided by sqrt(d'), so z must carry the factor sqrt(d').")
-    ev.notes.append("transformers indexes the bias by bucket(i - j) (key minus query position); (17) writes b_{j-i}. "
-                    "Both are a trainable scalar of the relative position only; the sign of the index is a labelling.")
-    return ev
