@@ -1,8 +1,12 @@
-"""GOAT-PRIOR, GOAT-UNIFORM and GOAT-SINK numerically: exact solves, torch SDPA with a float mask, gradients.
+r"""GOAT-PRIOR, GOAT-UNIFORM and GOAT-SINK numerically: exact solves, torch SDPA with a float mask, gradients.
 
-The precise form checked (derived in ``derivations.goat``): GOAT with temperature tau and prior pi is
-``scaled_dot_product_attention(q, K, V, attn_mask=log pi, scale=1/tau)``; the mask is added after the
-scaling, so it is log pi (not tau log pi), and tau = sqrt(d) is torch's default scale.
+Main results: :func:`prior_against_solvers`, :func:`prior_sdpa`, :func:`learnable_prior` (GOAT-PRIOR),
+:func:`uniform_numeric` (GOAT-UNIFORM), :func:`sink_numeric` (GOAT-SINK); each is followed by the proof steps it
+calls.
+
+The precise form checked (derived in ``derivations.goat``): GOAT with temperature :math:`\tau` and prior
+:math:`\pi` is ``scaled_dot_product_attention(q, K, V, attn_mask=log pi, scale=1/tau)``; the mask is added after the
+scaling, so it is :math:`\log\pi` (not :math:`\tau\log\pi`), and :math:`\tau = \sqrt d` is torch's default scale.
 """
 
 from __future__ import annotations
@@ -51,17 +55,18 @@ def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
                     f"{name} finds no p with lower -<p,s> + tau KL(p||pi) than softmax(s/tau + log pi)",
                     beat[name], -1,
                     "below -1 the solver would beat the closed form by more than rounding", method=name,
-                    metric="min over cases of (J(p_solver) - J(closed form)) / (n eps (1 + |J|))",
+                    metric=r"min over cases of $(J(p_{\mathrm{solver}}) - J(\text{closed form})) / (n\varepsilon(1 + |J|))$",
                     numerical_class="iterative", evidence="float")
         ev.at_most(f"{name}-minimiser-within-the-pinsker-distance-of-softmax",
                    f"{name} minimiser within the Pinsker distance of softmax(s/tau + log pi)",
                    ratio[name], 1.0,
-                   "tau KL(.||pi) is tau-strongly convex in l1 on the simplex (Pinsker), so the "
-                   "ratio is <= 1 exactly when the closed form is the minimiser",
+                   r"$\tau\mathrm{KL}(\cdot\|\pi)$ is $\tau$-strongly convex in $\ell_1$ on the simplex (Pinsker), so the "
+                   r"ratio is $\le 1$ exactly when the closed form is the minimiser",
                    method=name,
-                   metric="max ||p_solver - p*||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)",
+                   metric=r"$\max \|p_{\mathrm{solver}} - p^*\|_1 / \sqrt{2\max(\text{J gap}, n\varepsilon(1+|J|))/\tau}$",
                    numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("GOAT-PRIOR: direct solves of min -<p,s> + tau KL(p||pi) against softmax(s/tau + log pi)",
+    ev.tables.append(Table(r"GOAT-PRIOR: direct solves of $\min -\langle p,s\rangle + \tau\mathrm{KL}(p\|\pi)$ against "
+                           r"$\operatorname{softmax}(s/\tau + \log\pi)$",
                            ["case", "||p_scipy - p*||_1", "J gap (scipy)", "||p_cvxpy - p*||_1", "J gap (cvxpy)"], rows))
     return ev
 
@@ -72,7 +77,8 @@ def prior_against_solvers(*, closed=goat_closed_form) -> Evidence:
 
 
 def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
-    """GOAT-PRIOR through torch SDPA: attn_mask = log pi (and scale = 1/tau) computes GOAT on both kernels."""
+    r"""GOAT-PRIOR through torch SDPA: attn_mask = :math:`\log\pi` (and scale = :math:`1/\tau`) computes GOAT on both
+    kernels."""
     torch = _torch()
     torch.manual_seed(0)
     ev = Evidence()
@@ -80,14 +86,16 @@ def prior_sdpa(*, mask_fn=lambda logpi, tau: logpi) -> Evidence:
     sdpa_with_log_prior_mask_is_goat(ev, Q, K, V, cases, mask_fn=mask_fn)
     prior_logits_as_mask_equal_their_log_softmax(ev, Q, K, V)
     rw = mask_scaled_by_tau_is_detected(ev, Q, K, V, cases[0][1])
-    ev.notes.append(f"The wrong scale attn_mask = tau log pi misses by {rw:.1e} round-off bounds: the prior must "
-                    "enter as log pi because torch adds attn_mask after multiplying q.k by scale = 1/tau.")
+    ev.notes.append(r"The wrong scale attn_mask $= \tau\log\pi$ misses by " + f"{rw:.1e}" + r" round-off bounds: the "
+                    r"prior must enter as $\log\pi$ because torch adds attn_mask after multiplying $q \cdot k$ by scale "
+                    r"$= 1/\tau$.")
     return ev
 
 
 def sdpa_with_log_prior_mask_is_goat(ev: Evidence, Q, K, V, cases, *, mask_fn) -> None:
-    """SDPA with attn_mask = mask_fn(log pi, tau) (scale 1/tau) = softmax(s/tau + log pi) V on both kernels, for
-    every prior of ``cases`` and tau in {sqrt(d), 0.7}."""
+    r"""SDPA with attn_mask = mask_fn(log pi, tau) (scale :math:`1/\tau`) =
+    :math:`\operatorname{softmax}(s/\tau + \log\pi) V` on both kernels, for every prior of ``cases`` and
+    :math:`\tau \in \{\sqrt d, 0.7\}`."""
     d = Q.shape[-1]
     worst, rows = {"math": 0.0, "flash": 0.0}, []
     for label, pi in cases:
@@ -110,17 +118,18 @@ def sdpa_with_log_prior_mask_is_goat(ev: Evidence, Q, K, V, cases, *, mask_fn) -
         ev.at_most(f"torch-sdpa-{be}-with-attn-mask-log-pi-scale-1-tau-equals",
                    f"torch SDPA ({be}) with attn_mask = log pi, scale = 1/tau equals GOAT softmax(s/tau + log pi) V",
                    worst[be], 1.0,
-                   "the a-priori float64 bound of checks.eot_torch.sdpa_roundoff (the mask adds eps |x| per logit)",
+                   r"the a-priori float64 bound of checks.eot_torch.sdpa_roundoff (the mask adds $\varepsilon |x|$ per logit)",
                    method="torch",
                    metric="max |SDPA - reference| / round-off bound over priors (per key, per head, positional, with "
-                   "zeros) and tau in {sqrt(d), 0.7}",
+                   r"zeros) and $\tau \in \{\sqrt d, 0.7\}$",
                    numerical_class="roundoff", evidence="float")
-    ev.tables.append(Table("GOAT-PRIOR: torch SDPA with attn_mask = log pi against softmax(s/tau + log pi) V "
+    ev.tables.append(Table(r"GOAT-PRIOR: torch SDPA with attn_mask $= \log\pi$ against $\operatorname{softmax}(s/\tau + \log\pi) V$ "
                            "(ratio to the round-off bound)", ["prior", "tau", "math", "flash"], rows))
 
 
 def prior_logits_as_mask_equal_their_log_softmax(ev: Evidence, Q, K, V) -> None:
-    """Unnormalised prior logits w as the mask give the same SDPA as log softmax(w): row constants cancel."""
+    r"""Unnormalised prior logits w as the mask give the same SDPA as :math:`\log\operatorname{softmax}(w)`: row
+    constants cancel."""
     d = Q.shape[-1]
     rng = context.rng("goat-logits")
     wlog = rng.normal(size=(Q.shape[1], 1, K.shape[-2])) * 2
@@ -132,13 +141,14 @@ def prior_logits_as_mask_equal_their_log_softmax(ev: Evidence, Q, K, V) -> None:
     ev.at_most("prior-logits-w-as-the-mask-log-softmax-w-as-the",
                "prior logits w as the mask = log softmax(w) as the mask (row constants cancel)", r, 1.0,
                "softmax is invariant to a per-row constant; the bound allows for the rounding of log softmax",
-               method="torch", metric="max |SDPA(mask = w) - SDPA(mask = log softmax w)| / round-off bound",
+               method="torch", metric=r"$\max |\mathrm{SDPA}(\text{mask} = w) - \mathrm{SDPA}(\text{mask} = "
+                                      r"\log\operatorname{softmax} w)|$ / round-off bound",
                numerical_class="roundoff", evidence="float")
 
 
 def mask_scaled_by_tau_is_detected(ev: Evidence, Q, K, V, pi) -> float:
-    """The power of the comparison: attn_mask = tau log pi (a pre-scaling bias put after the scaling) fails it.
-    Returns its ratio to the round-off bound."""
+    r"""The power of the comparison: attn_mask = :math:`\tau\log\pi` (a pre-scaling bias put after the scaling) fails
+    it. Returns its ratio to the round-off bound."""
     d = Q.shape[-1]
     tau = math.sqrt(d)
     ref, _, x = attention_reference(Q, K, V, tau, bias=np.log(pi))
@@ -147,8 +157,8 @@ def mask_scaled_by_tau_is_detected(ev: Evidence, Q, K, V, pi) -> float:
     ev.at_least("the-same-comparison-detects-attn-mask-tau-log-pi",
                 "the same comparison detects attn_mask = tau log pi (a pre-scaling bias put after the scaling)",
                 rw, 1e3,
-                "the derivation shows tau log pi is the prior pi^tau/sum pi^tau; the check has the power to see it",
-                method="torch", metric="max |SDPA(mask = tau log pi) - GOAT| / round-off bound",
+                r"the derivation shows $\tau\log\pi$ is the prior $\pi^\tau/\sum \pi^\tau$; the check has the power to see it",
+                method="torch", metric=r"$\max |\mathrm{SDPA}(\text{mask} = \tau\log\pi) - \mathrm{GOAT}|$ / round-off bound",
                 strict=True, shown="> 1e3", numerical_class="roundoff", evidence="float")
     return rw
 
@@ -192,34 +202,38 @@ def learnable_prior() -> Evidence:
     ev.notes.append("Fused kernels: torch 2.13's CPU flash kernel computes the forward pass with a float attn_mask but "
                     "has no backward for it ('No available kernel'); the default dispatch falls back to the unfused "
                     "math kernel when the mask requires grad. A per-key prior (shared by all queries) needs no mask: "
-                    "it is one extra coordinate, q' = [q, 1], k'_j = [k_j, sqrt(d) log pi_j], v' = [v, 0] with scale "
-                    "1/sqrt(d), which the flash kernel trains forward and backward (checked above, also with "
+                    r"it is one extra coordinate, $q' = [q, 1]$, $k'_j = [k_j, \sqrt d \log\pi_j]$, $v' = [v, 0]$ with "
+                    r"scale $1/\sqrt d$, which the flash kernel trains forward and backward (checked above, also with "
                     "is_causal). A prior that depends on (i, j) jointly (positional) needs a mask or a low-rank "
                     "factorisation into extra coordinates.")
     return ev
 
 
 def prior_gradient_through_sdpa_is_correct(ev: Evidence, worst, analytic) -> None:
-    """autograd dL/dw through SDPA = central finite differences, and = sum over batch and queries of p (g - E_p g)."""
+    r"""autograd :math:`\partial L/\partial w` through SDPA = central finite differences, and = sum over batch and
+    queries of :math:`p (g - \mathbb{E}_p g)`."""
     ev.at_most("learnable-prior-pi-softmax-w-through-sdpa",
                "learnable prior pi = softmax(w) through SDPA: autograd = central finite differences (float64)",
                worst, 1.0,
-               "central differences at h = 1e-5: truncation h^2 |f'''|/6 (f''' from a third difference, x2) plus "
-             "rounding 4 eps |f| / (2h) with a factor 64 for the float64 evaluation of the SDPA loss",
+               r"central differences at $h = 10^{-5}$: truncation $h^2 |f'''|/6$ ($f'''$ from a third difference, $\times 2$) "
+               r"plus rounding $4\varepsilon |f| / (2h)$ with a factor 64 for the float64 evaluation of the SDPA loss",
                method="finite differences",
-               metric="max |autograd dL/dw - central difference| / (truncation + rounding bound)",
+               metric=r"$\max |\text{autograd } \partial L/\partial w - \text{central difference}|$ / (truncation + rounding "
+                      "bound)",
                numerical_class="roundoff", evidence="float")
     ev.at_most("dl-dw-sum-over-batch-and-queries-of-p-g-e-p-g-no",
                "dL/dw = sum over batch and queries of p (g - E_p g): no 1/tau, and the normaliser of pi gets no gradient",
                analytic, 1.0,
-               "both sides sum <= 48 (batch x queries) rows of n-term float64 sums; 64 eps per row is a generous "
-               "gamma bound for the chained sums",
-               method="torch autograd", metric="max |autograd - formula| / (64 * 48 eps max|dL/dw|)",
+               r"both sides sum $\le 48$ (batch $\times$ queries) rows of $n$-term float64 sums; $64\varepsilon$ per row is a "
+               r"generous $\gamma_n$ bound for the chained sums",
+               method="torch autograd", metric=r"$\max |\text{autograd} - \text{formula}| / (64 \cdot 48\,\varepsilon "
+                                               r"\max|\partial L/\partial w|)$",
                numerical_class="roundoff", evidence="float")
 
 
 def trained_prior_reaches_the_target_attention(ev: Evidence, torch) -> None:
-    """Flat scores (q = 0), target attention pi_t: GD (step 1) on KL(pi_t || p) through SDPA learns the prior."""
+    r"""Flat scores (q = 0), target attention :math:`\pi_t`: GD (step 1) on :math:`\mathrm{KL}(\pi_t \| p)` through SDPA
+    learns the prior."""
     rng = context.rng("goat-train")
     Lk = 6
     target = rng.dirichlet(5 * np.ones(Lk))
@@ -242,19 +256,21 @@ def trained_prior_reaches_the_target_attention(ev: Evidence, torch) -> None:
     final = float(np.abs(softmax(w.detach().numpy().ravel()) - target).sum())
     mono = bool(np.all(np.diff(hist) <= 1e-15))
     ev.check("a prior trained through SDPA (flat scores, GD on KL(pi_t || p)) reaches the target attention", "torch",
-             f"||softmax(w) - pi_t||_1 after {steps} steps of GD (step 1), and the loss never increases",
+             r"$\|\operatorname{softmax}(w) - \pi_t\|_1$ after " + f"{steps} steps of GD (step 1), and the loss never "
+             "increases",
              final, 1e-6, final <= 1e-6 and mono,
-             "KL(pi_t||softmax(w)) is convex and smooth in w (Hessian diag p - pp^T <= max p < 1): GD with step 1 "
-             "decreases it monotonically; the step count gives a contraction 1e-10 near the optimum, the tolerance "
-             f"1e-6 leaves 1e4 for the approach from w = 0; observed loss {hist[-1]:.1e}",
+             r"$\mathrm{KL}(\pi_t\|\operatorname{softmax}(w))$ is convex and smooth in $w$ (Hessian $\operatorname{diag} p "
+             r"- pp^\top \preceq \max p < 1$): GD with step 1 decreases it monotonically; the step count gives a "
+             r"contraction $10^{-10}$ near the optimum, the tolerance $10^{-6}$ leaves $10^4$ for the approach from "
+             f"w = 0; observed loss {hist[-1]:.1e}",
              key="a-prior-trained-through-sdpa-flat-scores-gd-on", numerical_class="iterative", evidence="float")
 
 
 @dataclass(frozen=True)
 class LearnableSetup:
-    """Queries, keys, values (B, H, L, d) as torch tensors, the loss weights W, the prior logits w0 (H, 1, Lk) and
-    loss(w, causal=False, be="math", via="mask") = <W, out> + sum sin(out), the prior entering as a mask or as an
-    extra q/k coordinate."""
+    r"""Queries, keys, values (B, H, L, d) as torch tensors, the loss weights W, the prior logits w0 (H, 1, Lk) and
+    loss(w, causal=False, be="math", via="mask") = :math:`\langle W, \mathrm{out}\rangle + \sum\sin(\mathrm{out})`,
+    the prior entering as a mask or as an extra q/k coordinate."""
 
     Q: object
     K: object
@@ -291,8 +307,9 @@ def _learnable_setup(torch) -> LearnableSetup:
 
 
 def _finite_difference_rows(torch, st: LearnableSetup, causal) -> list:
-    """autograd dL/dw against central differences (h = 1e-5, with its truncation and rounding bound), for the prior
-    as a mask (math kernel) and as an extra coordinate (flash and math): one table row each, ratio last."""
+    r"""autograd :math:`\partial L/\partial w` against central differences (:math:`h = 10^{-5}`, with its truncation and
+    rounding bound), for the prior as a mask (math kernel) and as an extra coordinate (flash and math): one table row
+    each, ratio last."""
     w0, loss = st.w0, st.loss
     h, h3 = 1e-5, 1e-2
     f = lambda w: float(loss(torch.as_tensor(w), causal, "math", "mask"))  # noqa: E731
@@ -314,7 +331,9 @@ def _finite_difference_rows(torch, st: LearnableSetup, causal) -> list:
 
 
 def _analytic_gradient_ratio(torch, st: LearnableSetup, causal) -> float:
-    """|autograd dL/dw - sum over batch and queries of p (g - E_p g)| / (64 * 48 eps max|dL/dw|), g_j = <dL/d out, v_j>."""
+    r""":math:`|\text{autograd } \partial L/\partial w - \sum_{\text{batch, queries}} p (g - \mathbb{E}_p g)| /
+    (64 \cdot 48\,\varepsilon \max|\partial L/\partial w|)`, :math:`g_j = \langle \partial L/\partial\,\mathrm{out},
+    v_j\rangle`."""
     Q, K, V, W, w0, loss = st.Q, st.K, st.V, st.W, st.w0, st.loss
     Mt = np.broadcast_to(np.log(softmax(w0, -1)), Q.shape[:-1] + (K.shape[-2],))
     mask = np.tril(np.ones((Q.shape[-2], K.shape[-2]), bool)) if causal else None
@@ -333,7 +352,7 @@ def _analytic_gradient_ratio(torch, st: LearnableSetup, causal) -> float:
 
 
 def uniform_numeric() -> Evidence:
-    """GOAT-UNIFORM numerically: attn_mask = log(1/n) (and no mask) give the same SDPA; solvers agree."""
+    r"""GOAT-UNIFORM numerically: attn_mask = :math:`\log(1/n)` (and no mask) give the same SDPA; solvers agree."""
     ev = Evidence()
     Q, K, V, _ = _mask_cases()
     d = Q.shape[-1]
@@ -347,8 +366,9 @@ def uniform_numeric() -> Evidence:
         worst = np.maximum(worst, float(np.max(np.abs(u - plain) / bound)))
     ev.at_most("sdpa-with-attn-mask-log-1-n-sdpa-without-a-mask",
                "SDPA with attn_mask = log(1/n) = SDPA without a mask (standard attention)", worst, 1.0,
-               "a constant shift of every logit cancels in the softmax; the bound covers the rounding of x + log(1/n)",
-               method="torch", metric="max |SDPA(mask = log 1/n) - SDPA| / round-off bound, both kernels",
+               r"a constant shift of every logit cancels in the softmax; the bound covers the rounding of $x + \log(1/n)$",
+               method="torch", metric=r"$\max |\mathrm{SDPA}(\text{mask} = \log 1/n) - \mathrm{SDPA}|$ / round-off bound, "
+                                      "both kernels",
                numerical_class="roundoff", evidence="float")
     rng = context.rng("goat-uniform")
     s = rng.normal(size=12) * 2
@@ -362,10 +382,11 @@ def uniform_numeric() -> Evidence:
     ev.at_most("the-uniform-prior-problem-solved-by-cvxpy-is",
                "the uniform-prior problem solved by CVXPY is softmax(s/tau) (no prior term in the closed form)",
                worst_c, 1.0,
-               "tau KL(.||u) is tau-strongly convex in l1 (Pinsker): the ratio is <= 1 exactly when "
-               "softmax(s/tau) is the minimiser",
+               r"$\tau\mathrm{KL}(\cdot\|u)$ is $\tau$-strongly convex in $\ell_1$ (Pinsker): the ratio is $\le 1$ exactly "
+               r"when $\operatorname{softmax}(s/\tau)$ is the minimiser",
                method="cvxpy",
-               metric="max ||p_cvxpy - softmax(s/tau)||_1 / sqrt(2 gap/tau), gap certified by weak duality",
+               metric=r"$\max \|p_{\mathrm{cvxpy}} - \operatorname{softmax}(s/\tau)\|_1 / \sqrt{2\,\mathrm{gap}/\tau}$, gap "
+                      "certified by weak duality",
                numerical_class="iterative", evidence="float")
     return ev
 
@@ -376,7 +397,8 @@ def uniform_numeric() -> Evidence:
 
 
 def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
-    """GOAT-SINK numerically: flat scores give p = pi; the logit bound; the score gap standard attention needs."""
+    r"""GOAT-SINK numerically: flat scores give :math:`p = \pi`; the logit bound; the score gap standard attention
+    needs."""
     ev = Evidence()
     rng = context.rng("goat-sink")
     n, d = 10, 10  # d = n: the flash kernel needs q, k, v of one width (V = I reads out the weights)
@@ -392,21 +414,22 @@ def sink_numeric(*, flat_target=lambda pi: pi) -> Evidence:
     m = pi[0]
     trows = standard_attention_needs_a_score_gap_goat_none(ev, m, tau)
     ev.part_finding("GOAT-SINK/prior-mass",
-                    "Holds, and follows from GOAT-PRIOR's p = softmax(s/tau + log pi) alone (not separate evidence): "
-                    "with flat scores a slot takes exactly its prior mass pi_1, through torch SDPA as through the "
-                    "formula; a prior moves the slot's logit by at most the score spread over tau; and standard "
-                    "attention needs a score gap tau(logit m + log(n - 1)), growing with log n, for the mass that "
-                    "GOAT's prior gives with none, for every sink mass m in [0.2, 0.95].")
-    ev.tables.append(Table("GOAT-SINK: logit shift of the sink slot vs the bound Delta/tau (last draw per spread)",
+                    r"Holds, and follows from GOAT-PRIOR's $p = \operatorname{softmax}(s/\tau + \log\pi)$ alone (not "
+                    r"separate evidence): with flat scores a slot takes exactly its prior mass $\pi_1$, through torch SDPA "
+                    r"as through the formula; a prior moves the slot's logit by at most the score spread over $\tau$; and "
+                    r"standard attention needs a score gap $\tau(\operatorname{logit} m + \log(n - 1))$, growing with "
+                    r"$\log n$, for the mass that GOAT's prior gives with none, for every sink mass $m \in [0.2, 0.95]$.")
+    ev.tables.append(Table(r"GOAT-SINK: logit shift of the sink slot vs the bound $\Delta/\tau$ (last draw per spread)",
                            ["spread", "|logit p_1 - logit pi_1|", "Delta/tau"], rows))
-    ev.tables.append(Table(f"GOAT-SINK: sink mass m = {m:g} as the context grows (tau = sqrt({d}))",
+    ev.tables.append(Table(rf"GOAT-SINK: sink mass $m = {m:g}$ as the context grows ($\tau = \sqrt{{{d}}}$)",
                            ["n", "score gap needed (uniform prior)", "p_1 (uniform prior)", "gap needed (GOAT)",
                             "p_1 (GOAT, flat scores)"], trows))
     return ev
 
 
 def flat_scores_give_the_prior(ev: Evidence, K, logpi, pi, *, flat_target) -> None:
-    """q = 0: SDPA with attn_mask = log pi returns p = pi on both kernels; the sink slot takes exactly pi_1."""
+    r"""q = 0: SDPA with attn_mask = :math:`\log\pi` returns :math:`p = \pi` on both kernels; the sink slot takes
+    exactly :math:`\pi_1`."""
     n, d = K.shape[-2], K.shape[-1]
     worst = 0.0
     for be in ("math", "flash"):
@@ -415,14 +438,16 @@ def flat_scores_give_the_prior(ev: Evidence, K, logpi, pi, *, flat_target) -> No
     ev.at_most("flat-scores-sdpa-with-attn-mask-log-pi-returns-p",
                "flat scores: SDPA with attn_mask = log pi returns p = pi, the sink slot takes exactly pi_1",
                worst, 1.0,
-               "softmax(log pi) = pi exactly; exp/log and the n-term normalisation round to a few n eps",
+               r"$\operatorname{softmax}(\log\pi) = \pi$ exactly; exp/log and the $n$-term normalisation round to a few "
+               r"$n\varepsilon$",
                method="torch",
-               metric="max |p - pi| / (8 n eps), p read out of SDPA with V = I, both kernels",
+               metric=r"$\max |p - \pi| / (8n\varepsilon)$, $p$ read out of SDPA with $V = I$, both kernels",
                numerical_class="roundoff", evidence="float")
 
 
 def prior_moves_the_sink_logit_by_at_most_the_spread(ev: Evidence, rng, K, logpi, pi, tau) -> list:
-    """|logit p_1 - logit pi_1| <= Delta/tau on 150 random score vectors realised through q. Returns the table rows."""
+    r""":math:`|\operatorname{logit} p_1 - \operatorname{logit}\pi_1| \le \Delta/\tau` on 150 random score vectors
+    realised through q. Returns the table rows."""
     d = K.shape[-1]
     viol, rows = 0.0, []
     for spread in (0.5, 2.0, 8.0):
@@ -440,14 +465,14 @@ def prior_moves_the_sink_logit_by_at_most_the_spread(ev: Evidence, rng, K, logpi
     ev.at_most("logit-p-1-logit-pi-1-delta-tau-delta-score",
                "|logit p_1 - logit pi_1| <= Delta/tau (Delta = score spread) on random scores", viol,
                1.0 + 1e-9,
-               "a proven bound (derivation); 1e-9 relative slack covers the rounding of the logits",
-               method="torch", metric="max over 150 random score vectors of |logit shift| / (Delta/tau)",
+               r"a proven bound (derivation); $10^{-9}$ relative slack covers the rounding of the logits",
+               method="torch", metric=r"max over 150 random score vectors of $|\text{logit shift}| / (\Delta/\tau)$",
                numerical_class="roundoff", evidence="float")
     return rows
 
 
 def logit_bound_is_attained_for_equal_scores(ev: Evidence, pi, tau) -> None:
-    """Tightness: with the other scores equal and s_1 = min, the shift is exactly (s_1 - c)/tau."""
+    r"""Tightness: with the other scores equal and :math:`s_1 = \min`, the shift is exactly :math:`(s_1 - c)/\tau`."""
     n = len(pi)
     s = np.full(n, 1.0)
     s[0] = 1.0 - 3.0
@@ -456,12 +481,13 @@ def logit_bound_is_attained_for_equal_scores(ev: Evidence, pi, tau) -> None:
     ev.at_most("the-bound-is-attained-when-the-other-scores-are",
                "the bound is attained when the other scores are equal", tight, 1e-13,
                "exact identity up to rounding of logit", method="numpy",
-               metric="|logit shift - (s_1 - c)/tau|", numerical_class="roundoff", evidence="float")
+               metric=r"$|\text{logit shift} - (s_1 - c)/\tau|$", numerical_class="roundoff", evidence="float")
 
 
 def standard_attention_needs_a_score_gap_goat_none(ev: Evidence, m, tau) -> list:
-    """For sink mass m a uniform prior needs the gap tau(logit m + log(n-1)), GOAT with pi_1 = m none (n up to 4096),
-    re-decided over the declared range of m (a judgement call). Returns the table rows."""
+    r"""For sink mass m a uniform prior needs the gap :math:`\tau(\operatorname{logit} m + \log(n-1))`, GOAT with
+    :math:`\pi_1 = m` none (n up to 4096), re-decided over the declared range of m (a judgement call). Returns the
+    table rows."""
     trows, worst_gap = [], 0.0
     for nn in (16, 256, 4096):
         gap_u = tau * (_logit(m) + math.log(nn - 1))
@@ -476,8 +502,8 @@ def standard_attention_needs_a_score_gap_goat_none(ev: Evidence, m, tau) -> list
     ev.at_most("sink-mass-m-uniform-prior-needs-gap-tau-logit-m",
                "sink mass m: uniform prior needs gap tau(logit m + log(n-1)); GOAT with pi_1 = m needs none",
                worst_gap, 1e-12,
-               "closed-form gaps from the derivation; 1e-12 covers exp/log rounding at n = 4096",
-               method="numpy", metric="max over n of |p_1 - m| at those gaps", numerical_class="roundoff",
+               r"closed-form gaps from the derivation; $10^{-12}$ covers exp/log rounding at $n = 4096$",
+               method="numpy", metric=r"max over $n$ of $|p_1 - m|$ at those gaps", numerical_class="roundoff",
                evidence="float")
 
     # what counts as a sink is a judgement call: the verdict is re-decided at every sink mass in the declared range
@@ -495,12 +521,12 @@ def standard_attention_needs_a_score_gap_goat_none(ev: Evidence, m, tau) -> list
     ev.judged("sink-mass-needs-a-gap-only-without-the-prior",
               "for every sink mass m in the declared range: the uniform prior needs a positive score gap "
               "tau(logit m + log(n-1)), GOAT with pi_1 = m none (n = 16, 256, 4096)", worst_gap, float(m),
-              "the same closed-form gaps and rounding bound (1e-12) as above, re-decided at each m",
+              r"the same closed-form gaps and rounding bound ($10^{-12}$) as above, re-decided at each $m$",
               parameter="sink mass m (the share of attention that makes a slot a sink)",
               declared_range=(0.2, 0.95),
               why_this_range="the abstract gives no threshold for a sink; any share from 0.2 (over 3 times the "
               "uniform 1/n at n = 16) to 0.95 (nearly all the attention) reads as 'a sink'",
-              verdict_at=sink_verdict, method="numpy", metric="max over n of |p_1 - m| at those gaps (at m = pi_1)",
+              verdict_at=sink_verdict, method="numpy", metric=r"max over $n$ of $|p_1 - m|$ at those gaps (at $m = \pi_1$)",
               tolerance=1e-12, numerical_class="roundoff", evidence="float")
     return trows
 
