@@ -399,7 +399,7 @@ def figure_3_certified() -> Evidence:
                                           ("cert-fig3-median", "ensemble median", [med[i] for i in idx], ensemble_at)):
         up_, low = max(b[1] for b in bounds), max(b[0] for b in bounds)
         ev.judged(key, f"(16) close to the exact h_hat at alpha = 0.5 and 1 ({name}, certified)", up_, fs.FIGURE_SCALE,
-                  "the float check's judgement ('close' = at most a quarter of the shift from mu, at the figure's scale), "
+                  r"the float check's judgement ('close' = at most a quarter of the shift from $\mu$, at the figure's scale), "
                   "passed only if the whole enclosure is below 0.25",
                   parameter="the scale of the instances (RMS template norm; the paper fixes none)",
                   declared_range=fs.SCALE_RANGE, why_this_range=fs.SCALE_RANGE_WHY, verdict_at=verdict_at,

@@ -1,4 +1,4 @@
-r"""EOT-OMEGA numerically: sparsemax and alpha-entmax from the template, against `entmax` and exact solves.
+r"""EOT-OMEGA numerically: sparsemax and :math:`\alpha`-entmax from the template, against `entmax` and exact solves.
 
 For :math:`\Omega = \sum_j \omega(p_j)`, :math:`\arg\max_{p \in \Delta} \langle p,s\rangle - \Omega(p)` is
 
@@ -10,7 +10,7 @@ For :math:`\Omega = \sum_j \omega(p_j)`, :math:`\arg\max_{p \in \Delta} \langle 
 * the closed forms of ``derivations.regularised`` implemented here by sorting (thresholds :math:`\tau^*_K`) and,
   for general :math:`\alpha`, by a bracketing root find (``scipy.optimize.brentq``) of :math:`\sum_j p_j(\tau) = 1`;
 * the `entmax` package (entmax.sparsemax, entmax.entmax15, entmax.entmax_bisect), float64;
-* an exact convex solve (CVXPY/Clarabel: a QP for sparsemax, power cones for alpha-entmax);
+* an exact convex solve (CVXPY/Clarabel: a QP for sparsemax, power cones for :math:`\alpha`-entmax);
 and a KKT certificate (feasibility, one threshold on the support, dual feasibility off it), which is
 sufficient for optimality because the objective is concave.
 """
@@ -219,8 +219,8 @@ def closed_forms_are_the_package_and_kkt_optimal(ev: Evidence, w: _Worst) -> Non
 
 
 def exact_solver_finds_no_better_point(ev: Evidence, w: _Worst) -> None:
-    """CVXPY finds no larger objective than the closed form, and its maximiser is within the strong-concavity
-    distance of it (alpha <= 2)."""
+    r"""CVXPY finds no larger objective than the closed form, and its maximiser is within the strong-concavity
+    distance of it (:math:`\alpha \le 2`)."""
     ev.at_least("cvxpy-clarabel-finds-no-p-with-a-larger",
                 "CVXPY (Clarabel) finds no p with a larger objective than the closed form", w.beat, -1,
                 "below -1 the solver would beat the closed form by more than rounding", method="cvxpy",
