@@ -25,14 +25,16 @@ def require(result):
 
 
 def solver_gaps(cases, J):
-    """The exact problem min_p J(p) over the simplex (J = -<p,s> + tau KL(p||prior), prior None =
-    uniform) solved per case by SciPy and CVXPY (attnverify.primal), against a closed form p*.
+    r"""The exact problem :math:`\min_p J(p)` over the simplex, :math:`J(p) = -\langle p, s\rangle + \tau
+    \mathrm{KL}(p \| \pi)` (prior :math:`\pi` None = uniform), solved per case by SciPy and CVXPY
+    (attnverify.primal), against a closed form :math:`p^*`.
 
     cases: (label, s (n,), tau, prior (n,) or None, p_star (n,)); J(p, s, tau, prior) -> float.
-    Returns beat {solver: min over cases of (J(p) - J(p*)) / floor}, floor = n eps (1 + |J(p*)|) the
-    rounding of a sum of n terms; ratio {solver: max of ||p - p*||_1 / sqrt(2 max(gap, floor) / tau)},
-    which is <= 1 when p* is the minimiser because J is tau-strongly convex in l1 (Pinsker); and the
-    table rows [label, then distance and gap per solver]."""
+    Returns beat {solver: min over cases of :math:`(J(p) - J(p^*)) / f`}, :math:`f = n\varepsilon(1 +
+    |J(p^*)|)` the rounding of a sum of n terms; ratio {solver: max of :math:`\|p - p^*\|_1 / \sqrt{2
+    \max(\mathrm{gap}, f)/\tau}`}, which is :math:`\le 1` when :math:`p^*` is the minimiser because J is
+    :math:`\tau`-strongly convex in :math:`\ell_1` (Pinsker); and the table rows [label, then distance and gap
+    per solver]."""
     rows, beat, ratio = [], {"scipy": np.inf, "cvxpy": np.inf}, {"scipy": 0.0, "cvxpy": 0.0}
     for label, s, tau, prior, p_star in cases:
         J_star = J(p_star, s, tau, prior)

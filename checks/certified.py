@@ -1,10 +1,10 @@
 r"""Certified versions of the finite-instance checks of 004: each verdict backed by ball arithmetic.
 
 The float checks (checks.primal_dual, closed_forms, mem, fig3, ot_numeric) compare a closed form
-or a solver's answer with lambda*, h_hat or the optimal value in float64. Here the same instances
-(taken from those modules' public helpers) are certified by :mod:`attnverify.certify`: the float
-lambda_hat of the solver is enclosed in a ball of certified radius rho around the exact lambda*
-((1/alpha)-strong concavity of (7)), so for any float vector c under test
+or a solver's answer with :math:`\lambda^*`, :math:`\hat h` or the optimal value in float64. Here the same
+instances (taken from those modules' public helpers) are certified by :mod:`attnverify.certify`: the float
+:math:`\hat\lambda` of the solver is enclosed in a ball of certified radius :math:`\rho` around the exact
+:math:`\lambda^*` (:math:`(1/\alpha)`-strong concavity of (7)), so for any float vector c under test
 
 .. math::
     \big|\,\|c - \lambda^*\| - \|c - \hat\lambda\|\,\big| \le \rho,
@@ -53,7 +53,7 @@ def _solved_certs():
 
 
 def primal_minimiser_certified() -> Evidence:
-    """FD-3 certified: the direct primal solves (SciPy, CVXPY) lie within a certified l1 distance of the
+    r"""FD-3 certified: the direct primal solves (SciPy, CVXPY) lie within a certified :math:`\ell_1` distance of the
     exact minimiser of (3), a bound from weak duality and Pinsker alone (attnverify.certify.primal_l1_distance)."""
     ev = Evidence()
     ds, dc, rows = [], [], []
@@ -62,14 +62,15 @@ def primal_minimiser_certified() -> Evidence:
         ds.append(_hi(C.primal_l1_distance(c, i.T, i.u, s.scipy.p)))
         dc.append(_hi(C.primal_l1_distance(c, i.T, i.u, s.cvxpy.p)))
         rows.append([i.label, ds[-1], dc[-1], list(c.value_interval)])
-    why = ("certified: ||q - p~||_1 <= ||q - q'||_1 + sqrt(2 (F(q') - D(lambda_hat))) in ball arithmetic (q' = q on supp u, "
-           "renormalised; F is 1-strongly convex in l1, F* >= D by weak duality). 2e-4 = sqrt(2 x 2e-8): a solver "
-           "stopping at a value gap of twice Clarabel's default 1e-8 (SciPy does far better); a different minimiser is "
-           "O(1e-2) to O(1) away")
+    why = (r"certified: $\|q - \tilde p\|_1 \le \|q - q'\|_1 + \sqrt{2 (F(q') - D(\hat\lambda))}$ in ball arithmetic "
+           r"($q' = q$ on $\operatorname{supp} u$, renormalised; $F$ is 1-strongly convex in $\ell_1$, $F^* \ge D$ by weak "
+           r"duality). $2\cdot10^{-4} = \sqrt{2 \times 2\cdot10^{-8}}$: a solver stopping at a value gap of twice "
+           r"Clarabel's default $10^{-8}$ (SciPy does far better); a different minimiser is $O(10^{-2})$ to $O(1)$ away")
     for key, name, v in (("cert-scipy-primal-l1", "SciPy", ds), ("cert-cvxpy-primal-l1", "CVXPY", dc)):
         ev.at_most(key, f"{name} primal minimiser within a certified l1 distance of the exact minimiser of (3)",
                    max(v), 2e-4, why, method="arb", numerical_class="iterative",
-                   metric=f"max over 20 instances of the certified upper bound of ||p_{name} - p~||_1", **CERT)
+                   metric="max over 20 instances of the certified upper bound of "
+                          + rf"$\|p_{{\mathrm{{{name}}}}} - \tilde p\|_1$", **CERT)
     ev.tables.append(Table("FD-3 (certified): upper bounds of the l1 distance of the direct primal solves from the "
                            "exact minimiser of (3), and the certified interval of min (3)",
                            ["instance", "SciPy", "CVXPY", "min (3) in"], rows))
@@ -77,8 +78,9 @@ def primal_minimiser_certified() -> Evidence:
 
 
 def strong_duality_certified() -> Evidence:
-    """FD-7 certified: min (3) - max (7) enclosed in [0, P(p(lambda_hat)) - D(lambda_hat)]; (9) at lambda_hat
-    within a certified l1 distance of the minimiser of (3); the Newton lambda_hat certified close to lambda*."""
+    r"""FD-7 certified: :math:`\min(3) - \max(7)` enclosed in :math:`[0, P(p(\hat\lambda)) - D(\hat\lambda)]`; (9) at
+    :math:`\hat\lambda` within a certified :math:`\ell_1` distance of the minimiser of (3); the Newton
+    :math:`\hat\lambda` certified close to :math:`\lambda^*`."""
     ev = Evidence()
     gap, rec, rad, rad_s, fval = [], [], [], [], []
     for s, c in _solved_certs():
@@ -92,39 +94,43 @@ def strong_duality_certified() -> Evidence:
         rad_s.append(_cert(i.T, i.u, i.z, i.alpha, s.lam_scipy).radius_lambda / nl)
     ev.at_most("cert-duality-gap", "strong duality: min (3) - max (7) certified below 1e-12 (1 + |D|)",
                max(gap), 1e-12,
-               "weak duality (a theorem) gives 0 <= min (3) - max (7) <= P(p(lambda_hat)) - D(lambda_hat) "
-               "= (alpha/2) ||grad D(lambda_hat)||^2, enclosed in ball arithmetic; at the solver's gradient norm "
-               "<= 1e-12 ||b|| this is ~1e-24, so 1e-12 is what the float check asks, met with room",
+               r"weak duality (a theorem) gives $0 \le \min(3) - \max(7) \le P(p(\hat\lambda)) - D(\hat\lambda) "
+               r"= \frac{\alpha}{2} \|\nabla D(\hat\lambda)\|^2$, enclosed in ball arithmetic; at the solver's gradient "
+               r"norm $\le 10^{-12}\|b\|$ this is $\sim 10^{-24}$, so $10^{-12}$ is what the float check asks, met with room",
                method="arb", numerical_class="iterative",
-               metric="max over 20 instances of (width of the certified interval of the optimum) / (1 + |D|)", **CERT)
+               metric=r"max over 20 instances of (width of the certified interval of the optimum) / $(1 + |D|)$", **CERT)
     ev.at_most("cert-scipy-primal-value", "the directly solved primal value lies within 1e-10 (1 + |D|) of the certified optimum",
                max(fval), 1e-10,
-               "the float check's tolerance: SciPy's primal solve to gradient norm 1e-10 has a value error O(grad^2); "
-               "here measured against the certified interval instead of the float dual value",
+               r"the float check's tolerance: SciPy's primal solve to gradient norm $10^{-10}$ has a value error "
+               r"$O(\|\nabla\|^2)$; here measured against the certified interval instead of the float dual value",
                method="arb", numerical_class="iterative",
-               metric="max |F(p_scipy) - v| / (1 + |D|) over v in the certified interval of min (3)", **CERT)
+               metric=r"$\max |F(p_{\mathrm{scipy}}) - v| / (1 + |D|)$ over $v$ in the certified interval of $\min(3)$",
+               **CERT)
     ev.at_most("cert-recovery-9", "(9) at lambda_hat is within a certified l1 distance 1e-8 of the minimiser of (3)",
                max(rec), 1e-8,
-               "bound: ||p_float - p(lambda_hat)||_1 + sqrt(2 (P(p) - D(lambda_hat))) = ... + sqrt(alpha) ||grad D||, by "
-               "weak duality and Pinsker (no Theorem 1); at ||grad D|| <= 1e-12 ||b||, alpha <= 10 it is <= ~1e-11; "
-               "a wrong recovery formula is O(1e-2) or more away",
+               r"bound: $\|p_{\mathrm{float}} - p(\hat\lambda)\|_1 + \sqrt{2 (P(p) - D(\hat\lambda))} = \dots + "
+               r"\sqrt{\alpha} \|\nabla D\|$, by weak duality and Pinsker (no Theorem 1); at $\|\nabla D\| \le "
+               r"10^{-12}\|b\|$, $\alpha \le 10$ it is $\lesssim 10^{-11}$; a wrong recovery formula is $O(10^{-2})$ or "
+               "more away",
                method="arb", numerical_class="iterative",
-               metric="max over 20 instances of the certified upper bound of ||p~(lambda_hat) - p_(3)||_1", **CERT)
+               metric=r"max over 20 instances of the certified upper bound of $\|\tilde p(\hat\lambda) - p_{(3)}\|_1$",
+               **CERT)
     ev.at_most("cert-newton-radius", "the Newton lambda_hat used as lambda* is certified within 1e-9 ||lambda_hat|| of lambda*",
                max(rad), 1e-9,
-               "rho = alpha ||grad D(lambda_hat)|| enclosed in ball arithmetic; Newton stops at a gradient norm "
-               "<= 1e-12 ||b||, i.e. rho/||lambda|| <= ~1e-11: 1e-9 is the default tolerance of `attnverify solve --certify`",
+               r"$\rho = \alpha \|\nabla D(\hat\lambda)\|$ enclosed in ball arithmetic; Newton stops at a gradient norm "
+               r"$\le 10^{-12}\|b\|$, i.e. $\rho/\|\lambda\| \lesssim 10^{-11}$: $10^{-9}$ is the default tolerance of "
+               "`attnverify solve --certify`",
                method="arb", numerical_class="iterative",
-               metric="max over 20 instances of rho / ||lambda_hat|| (Newton on (7))", **CERT)
-    ev.notes.append(f"FD-7 (certified): SciPy's trust-exact lambda is certified to {max(rad_s):.1e} relative (it stops "
-                    "short of its gtol = 1e-13 on some instances); the Newton lambda to "
-                    f"{max(rad):.1e}. Both balls contain lambda*.")
+               metric=r"max over 20 instances of $\rho / \|\hat\lambda\|$ (Newton on (7))", **CERT)
+    ev.notes.append(r"FD-7 (certified): SciPy's trust-exact $\lambda$ is certified to " + f"{max(rad_s):.1e}"
+                    r" relative (it stops short of its gtol $= 10^{-13}$ on some instances); the Newton $\lambda$ to "
+                    f"{max(rad):.1e}" + r". Both balls contain $\lambda^*$.")
     return ev
 
 
 def h_hat_through_lambda_certified() -> Evidence:
-    """FD-10 certified: (10) evaluated at lambda_hat (attnverify.dual.h_hat) is within a certified distance of
-    the mean of the exact minimiser of (3), and of b - lambda*/alpha."""
+    r"""FD-10 certified: (10) evaluated at :math:`\hat\lambda` (attnverify.dual.h_hat) is within a certified distance
+    of the mean of the exact minimiser of (3), and of :math:`b - \lambda^*/\alpha`."""
     ev = Evidence()
     mean, stat = [], []
     for s, c in _solved_certs():
@@ -137,15 +143,18 @@ def h_hat_through_lambda_certified() -> Evidence:
         stat.append(_hi(c.h_distance(h10)[1]) / (1 + np.linalg.norm(i.b)))
     ev.at_most("cert-h10-primal-mean", "(10) at lambda_hat equals the mean of the exact minimiser of (3) (certified)",
                max(mean), 1e-9,
-               "bound ||h_(10) - T^T p(lambda_hat)|| + L sqrt(alpha) ||grad D(lambda_hat)|| in ball arithmetic, L = half the "
-               "templates' diameter; at ||grad D|| <= 1e-12 ||b|| it is <= ~1e-11 (1 + ||b||); a wrong (10) is O(1e-2) off",
+               r"bound $\|h_{(10)} - T^\top p(\hat\lambda)\| + L\sqrt{\alpha}\, \|\nabla D(\hat\lambda)\|$ in ball "
+               r"arithmetic, $L$ = half the templates' diameter; at $\|\nabla D\| \le 10^{-12}\|b\|$ it is $\lesssim "
+               r"10^{-11}(1 + \|b\|)$; a wrong (10) is $O(10^{-2})$ off",
                method="arb", numerical_class="iterative",
-               metric="max over 20 instances of the certified ||h_(10)(lambda_hat) - E_{p_(3)}[t]|| / (1 + ||b||)", **CERT)
+               metric=r"max over 20 instances of the certified $\|h_{(10)}(\hat\lambda) - \mathbb{E}_{p_{(3)}}[t]\| / "
+                      r"(1 + \|b\|)$", **CERT)
     ev.at_most("cert-h10-stationarity", "h_(10) = b - lambda*/alpha (certified)", max(stat), 1e-11,
-               "||h - (b - lambda*/alpha)|| <= ||h - (b - lambda_hat/alpha)|| + rho/alpha, enclosed; the float check's "
-               "tolerance (the gradient of D at lambda_hat, solved to <= 1e-12 ||b||)",
+               r"$\|h - (b - \lambda^*/\alpha)\| \le \|h - (b - \hat\lambda/\alpha)\| + \rho/\alpha$, enclosed; the float "
+               r"check's tolerance (the gradient of $D$ at $\hat\lambda$, solved to $\le 10^{-12}\|b\|$)",
                method="arb", numerical_class="iterative",
-               metric="max over 20 instances of the certified ||h_(10)(lambda_hat) - (b - lambda*/alpha)|| / (1 + ||b||)", **CERT)
+               metric=r"max over 20 instances of the certified $\|h_{(10)}(\hat\lambda) - (b - \lambda^*/\alpha)\| / "
+                      r"(1 + \|b\|)$", **CERT)
     return ev
 
 
@@ -196,26 +205,29 @@ def _order_certified(claim, err_bounds, order, coef_fn, label) -> Evidence:
                      f"[{bounds[0][0]:.6e}, {bounds[0][1]:.6e}]", cf])
     ev.at_most(f"cert-slope-{claim.lower()}", f"every consecutive log-log slope of {label} is {order} (certified)",
                worst, SLOPE_TOL,
-               "each slope interval [log(lo_{k+1}/hi_k), log(hi_{k+1}/lo_k)] / log(alpha_{k+1}/alpha_k) from error "
-               "enclosures (|closed form - lambda*| within |closed form - lambda_hat| +- rho, ball arithmetic); the float "
-               "check's tolerance, which bounds the next-order term's effect on the local slope over alpha <= 1e-2",
+               r"each slope interval $[\log(\mathrm{lo}_{k+1}/\mathrm{hi}_k), \log(\mathrm{hi}_{k+1}/\mathrm{lo}_k)] / "
+               r"\log(\alpha_{k+1}/\alpha_k)$ from error enclosures ($|\text{closed form} - \lambda^*|$ within "
+               r"$|\text{closed form} - \hat\lambda| \pm \rho$, ball arithmetic); the float check's tolerance, which bounds "
+               r"the next-order term's effect on the local slope over $\alpha \le 10^{-2}$",
                method="arb", numerical_class="roundoff",
-               metric=f"max over {len(rows)} instances and 8 consecutive pairs of alpha in [1e-4, 1e-2] of the distance "
-                      f"of the slope interval's ends from {order}", **CERT)
+               metric=f"max over {len(rows)} instances and 8 consecutive pairs of " + r"$\alpha \in [10^{-4}, 10^{-2}]$"
+                      f" of the distance of the slope interval's ends from {order}", **CERT)
     ev.at_most(f"cert-coef-{claim.lower()}", f"leading coefficient of {label} matches the derivation (certified)",
                worst_coef, COEF_TOL,
-               "upper bound of ||error/alpha^k - predicted|| / ||predicted|| at alpha = 1e-4 in ball arithmetic; the "
-               "float check's tolerance (next-order term O(alpha) times instance constants)",
+               r"upper bound of $\|\mathrm{error}/\alpha^k - \text{predicted}\| / \|\text{predicted}\|$ at "
+               r"$\alpha = 10^{-4}$ in ball arithmetic; the float check's tolerance (next-order term $O(\alpha)$ times "
+               "instance constants)",
                method="arb", numerical_class="roundoff",
-               metric=f"max over instances of the certified relative coefficient error at alpha = 1e-4", **CERT)
+               metric=r"max over instances of the certified relative coefficient error at $\alpha = 10^{-4}$", **CERT)
     ev.tables.append(Table(f"{claim} (certified): range of the consecutive log-log slope intervals, the error enclosure "
-                           "at alpha = 1e-4, and the certified relative coefficient error",
+                           r"at $\alpha = 10^{-4}$, and the certified relative coefficient error",
                            ["instance", "slopes within", "error at alpha = 1e-4 in", "coef. error <="], rows))
     return ev
 
 
 def _lambda_bounds(cf_fn):
-    """err_bounds for a closed form of lambda*: (lo, hi) of ||lambda* - cf|| and a coefficient bound."""
+    r"""err_bounds for a closed form of :math:`\lambda^*`: (lo, hi) of :math:`\|\lambda^* - c_f\|` and a coefficient
+    bound."""
 
     def bounds(inst, a, cert):
         cf = cf_fn(inst, a)
@@ -234,7 +246,8 @@ def _lambda_bounds(cf_fn):
 
 
 def _h_bounds(inst, a, cert):
-    """err_bounds for (16): ||h_hat* - (16)||, h_hat* = b - lambda*/alpha within rho/alpha of b - lambda_hat/alpha."""
+    r"""err_bounds for (16): :math:`\|\hat h^* - (16)\|`, :math:`\hat h^* = b - \lambda^*/\alpha` within
+    :math:`\rho/\alpha` of :math:`b - \hat\lambda/\alpha`."""
     cf = dual.attention_16(inst.T, inst.u, inst.z, a)
     lo, hi = cert.h_distance(cf)
 
@@ -250,7 +263,8 @@ def _h_bounds(inst, a, cert):
 
 
 def order_of_14_certified() -> Evidence:
-    """FD-14 certified: ||lambda* - alpha z|| = O(alpha^2) with coefficient -Sigma z, on enclosures."""
+    r"""FD-14 certified: :math:`\|\lambda^* - \alpha z\| = O(\alpha^2)` with coefficient :math:`-\Sigma z`, on
+    enclosures."""
     from .closed_forms import coefficient_14
 
     return _order_certified("FD-14", _lambda_bounds(lambda i, a: dual.lambda_linear_14(i.z, a)), 2, coefficient_14,
@@ -258,7 +272,8 @@ def order_of_14_certified() -> Evidence:
 
 
 def order_of_13_certified() -> Evidence:
-    """FD-13 certified: ||lambda* - (13)|| = O(alpha^3) with coefficient -kappa3[z, z]/2, on enclosures."""
+    r"""FD-13 certified: :math:`\|\lambda^* - (13)\| = O(\alpha^3)` with coefficient :math:`-\kappa_3[z, z]/2`, on
+    enclosures."""
     from .closed_forms import coefficient_13
 
     return _order_certified("FD-13", _lambda_bounds(lambda i, a: dual.lambda_quadratic_13(i.T, i.u, i.z, a)), 3,
@@ -266,7 +281,8 @@ def order_of_13_certified() -> Evidence:
 
 
 def order_of_16_certified() -> Evidence:
-    """FD-16 certified: ||h_hat(lambda*) - (16)|| = O(alpha^2) with coefficient -Sigma^2 z, on enclosures."""
+    r"""FD-16 certified: :math:`\|\hat h(\lambda^*) - (16)\| = O(\alpha^2)` with coefficient :math:`-\Sigma^2 z`, on
+    enclosures."""
     from .closed_forms import coefficient_16
 
     return _order_certified("FD-16", _h_bounds, 2, coefficient_16, "||h_hat - (16)||")
@@ -281,7 +297,7 @@ def mem_radius_certified() -> Evidence:
 
     Why that decides it: the MEM minimiser :math:`p_r` is unique (KL strictly convex, convex feasible set). If
     :math:`p_r = \tilde p` then :math:`\tilde p` is feasible, :math:`\|b - \hat h\| \le r`; were the constraint
-    slack, :math:`p_r` would minimise KL(p||u) alone, i.e. equal u, excluded by :math:`\tilde p \ne u`; so
+    slack, :math:`p_r` would minimise :math:`\mathrm{KL}(p \| u)` alone, i.e. equal u, excluded by :math:`\tilde p \ne u`; so
     :math:`r = \|b - \hat h\| = \|\lambda^*\|/\alpha` (by (10)). Hence disjoint enclosures prove that
     :math:`\tilde p` does not solve MEM with the printed radius.
     """
@@ -314,21 +330,22 @@ def mem_radius_certified() -> Evidence:
         rows.append([inst.label, _lo(r_pr), _hi(r_pr), _lo(r_lo), _hi(r_hi), "yes" if sep else "no"])
     ev.equal("cert-mem-printed-radius", "printed radius: (2 alpha)^-1/2 is the radius for which p~ solves MEM (certified)",
              max(gaps), 0.0,
-               "p~ solves MEM with radius r exactly when r = ||lambda*||/alpha (docstring; needs p~ != u, next check), so "
-               "the printed statement holds on an instance only if (2 alpha)^-1/2 lies in the enclosure of ||lambda*||/alpha: "
-             "the certified lower bound of their distance must be exactly 0 (no deviation allowed: an exact equality "
-             "is claimed). A positive value proves the statement false there",
+             r"$\tilde p$ solves MEM with radius $r$ exactly when $r = \|\lambda^*\|/\alpha$ (docstring; needs "
+             r"$\tilde p \ne u$, next check), so the printed statement holds on an instance only if $(2\alpha)^{-1/2}$ "
+             r"lies in the enclosure of $\|\lambda^*\|/\alpha$: the certified lower bound of their distance must be "
+             "exactly 0 (no deviation allowed: an exact equality is claimed). A positive value proves the statement "
+             "false there",
              method="arb", numerical_class="roundoff",
              metric=f"max over the {len(insts)} FD-MEM instances of the certified lower bound of "
-                    "|(2 alpha)^-1/2 - ||lambda*||/alpha|", **CERT)
+                    r"$|(2\alpha)^{-1/2} - \|\lambda^*\|/\alpha|$", **CERT)
     if disjoint:
         ev.notes.append(f"FD-MEM (certified): on {disjoint} of {len(insts)} instances the printed radius lies outside the "
-                        "certified enclosure of ||lambda*||/alpha: the erratum is certified there.")
+                        r"certified enclosure of $\|\lambda^*\|/\alpha$: the erratum is certified there.")
     ev.equal("cert-mem-p-not-u", "p~ != u certified on every instance", not_u, len(insts),
-             "lower bound ||p_float - u||_1 - (radius of p_float) - L rho > 0 in ball arithmetic; needed by the "
-             "uniqueness argument of the docstring",
+             r"lower bound $\|p_{\mathrm{float}} - u\|_1 - (\text{radius of } p_{\mathrm{float}}) - L\rho > 0$ in ball "
+             "arithmetic; needed by the uniqueness argument of the docstring",
              method="arb", metric=f"number of the {len(insts)} instances with a positive certified lower bound", **CERT)
-    ev.tables.append(Table("FD-MEM (certified): the printed radius and the enclosure of the true radius ||lambda*||/alpha",
+    ev.tables.append(Table(r"FD-MEM (certified): the printed radius and the enclosure of the true radius $\|\lambda^*\|/\alpha$",
                            ["instance", "printed r >=", "printed r <=", "true r >=", "true r <=", "disjoint"], rows))
     return ev
 
@@ -337,7 +354,8 @@ def mem_radius_certified() -> Evidence:
 # FD-FIG3: e(alpha) enclosed on the drawn instance and the ensemble
 # =============================================================================================
 def _enclose_e(T, u, z, a) -> tuple[float, float]:
-    """A certified enclosure [lo, hi] of e = ||h_(16) - h_hat|| / ||h_hat - mu|| for one instance at alpha = a."""
+    r"""A certified enclosure [lo, hi] of :math:`e = \|h_{(16)} - \hat h\| / \|\hat h - \mu\|` for one instance at
+    :math:`\alpha = a`."""
     sol = solve_dual_instance(T, u, z, a, rtol=1e-12)
     c = _cert(T, u, z, a, sol.lam)
     n_lo, n_hi = c.h_distance(dual.attention_16(T, u, z, a))
@@ -358,11 +376,12 @@ def _median_bounds(base, a):
 
 
 def figure_3_certified() -> Evidence:
-    """FD-FIG3 certified: e(alpha) enclosed for the drawn instance and the 200 ensemble instances (checks.fig3's,
-    at the figure's scale). 'Close' is the same judgement call as the float check's: at most a quarter of the
-    shift, at a scale the paper does not fix, so the certified checks carry the same sensitivity over the scale
-    (by the exact scaling law e(sigma T, sigma z, alpha) = e(T, z, alpha sigma^2), checks.fig3_scale), with the
-    certified verdict "the upper end of the enclosure is <= 0.25" at each scale."""
+    r"""FD-FIG3 certified: :math:`e(\alpha)` enclosed for the drawn instance and the 200 ensemble instances
+    (checks.fig3's, at the figure's scale). 'Close' is the same judgement call as the float check's: at most a
+    quarter of the shift, at a scale the paper does not fix, so the certified checks carry the same sensitivity over
+    the scale (by the exact scaling law :math:`e(\sigma T, \sigma z, \alpha) = e(T, z, \alpha\sigma^2)`,
+    checks.fig3_scale), with the certified verdict "the upper end of the enclosure is :math:`\le 0.25`" at each
+    scale."""
     from attnverify import context
 
     from . import fig3_scale as fs
@@ -380,12 +399,13 @@ def figure_3_certified() -> Evidence:
                                           ("cert-fig3-median", "ensemble median", [med[i] for i in idx], ensemble_at)):
         up_, low = max(b[1] for b in bounds), max(b[0] for b in bounds)
         ev.judged(key, f"(16) close to the exact h_hat at alpha = 0.5 and 1 ({name}, certified)", up_, fs.FIGURE_SCALE,
-                  "the float check's judgement ('close' = at most a quarter of the shift from mu, at the figure's scale), "
+                  r"the float check's judgement ('close' = at most a quarter of the shift from $\mu$, at the figure's scale), "
                   "passed only if the whole enclosure is below 0.25",
                   parameter="the scale of the instances (RMS template norm; the paper fixes none)",
                   declared_range=fs.SCALE_RANGE, why_this_range=fs.SCALE_RANGE_WHY, verdict_at=verdict_at,
                   grid=5, log=True, bisect=8, tolerance=CLOSE, method="arb",
-                  metric="upper end of the enclosure of max over alpha in {0.5, 1} of ||h_(16) - h_hat|| / ||h_hat - mu||",
+                  metric=r"upper end of the enclosure of $\max_{\alpha \in \{0.5, 1\}} \|h_{(16)} - \hat h\| / "
+                         r"\|\hat h - \mu\|$",
                   numerical_class="iterative", **CERT)
         if low > CLOSE:
             ev.notes.append(f"FD-FIG3 ({name}, figure scale): the failure is certified: the enclosure's lower end "
@@ -393,10 +413,11 @@ def figure_3_certified() -> Evidence:
     med_lo, med_hi = np.array([m[0] for m in med]), np.array([m[1] for m in med])
     inc = float(np.min(med_lo[1:] - med_hi[:-1]))
     ev.at_least("cert-fig3-monotone", "the ensemble median error grows with alpha (certified)", inc, 0.0,
-                "lower end of median e(alpha_{k+1}) minus upper end of median e(alpha_k), so a positive value proves "
-                "the increase", method="arb", numerical_class="iterative", strict=True,
-                metric="min over consecutive alphas of med_lo(alpha_{k+1}) - med_hi(alpha_k)", **CERT)
-    ev.tables.append(Table("FD-FIG3 (certified): enclosures of e(alpha) (drawn instance) and of its ensemble median",
+                r"lower end of median $e(\alpha_{k+1})$ minus upper end of median $e(\alpha_k)$, so a positive value "
+                "proves the increase", method="arb", numerical_class="iterative", strict=True,
+                metric=r"min over consecutive $\alpha$ of $\mathrm{med}_{\mathrm{lo}}(\alpha_{k+1}) - "
+                       r"\mathrm{med}_{\mathrm{hi}}(\alpha_k)$", **CERT)
+    ev.tables.append(Table(r"FD-FIG3 (certified): enclosures of $e(\alpha)$ (drawn instance) and of its ensemble median",
                            ["", *[f"alpha={a:g}" for a in ALPHAS]],
                            [["drawn: e in"] + [f"[{a:.6f}, {b:.6f}]" for a, b in fig],
                             ["median: in"] + [f"[{a:.6f}, {b:.6f}]" for a, b in med]]))
@@ -454,8 +475,9 @@ def erratum_33_certified() -> Evidence:
 
 
 def covariance_42(Q, a, printed: bool) -> arb:
-    """(42) on N = 2 in ball arithmetic at t = t_1: sum over t' of q_{t_1}(t')(a_{t'} - mu_{t_1})^2 (corrected), or
-    as printed, summed over t with t' = t_1 left free: sum_t q_t(t_1)(a_{t_1} - mu_t)^2."""
+    r"""(42) on N = 2 in ball arithmetic at :math:`t = t_1`: :math:`\sum_{t'} q_{t_1}(t')(a_{t'} - \mu_{t_1})^2`
+    (corrected), or as printed, summed over t with :math:`t' = t_1` left free:
+    :math:`\sum_t q_t(t_1)(a_{t_1} - \mu_t)^2`."""
     Q = [[arb(float(x)) for x in row] for row in Q]
     a = [arb(float(x)) for x in a]
     n = len(a)

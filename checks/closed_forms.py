@@ -1,16 +1,20 @@
-"""FD-13, FD-14, FD-16: the error of each closed form against the exact lambda*, as alpha -> 0.
+r"""FD-13, FD-14, FD-16: the error of each closed form against the exact :math:`\lambda^*`, as :math:`\alpha \to 0`.
 
-The ground truth is lambda* from Newton on the exact dual (7).  The derivation
-(derivations.cumulant:first_order_lambda) predicts, for alpha -> 0,
+The ground truth is :math:`\lambda^*` from Newton on the exact dual (7).  The derivation
+(derivations.cumulant:first_order_lambda) predicts, for :math:`\alpha \to 0`,
 
-    lambda* = alpha z - alpha^2 Sigma z + alpha^3 (Sigma^2 z - 1/2 kappa3[z, z]) + O(alpha^4)
+.. math::
+    \lambda^* = \alpha z - \alpha^2 \Sigma z + \alpha^3 \big(\Sigma^2 z - \tfrac12 \kappa_3[z, z]\big) + O(\alpha^4)
 
-so ||lambda* - alpha z|| ~ alpha^2 ||Sigma z||              (FD-14, slope 2)
-   ||lambda* - (13)||    ~ alpha^3 ||kappa3[z, z]|| / 2      (FD-13, slope 3)
-   ||h(lambda*) - (16)|| ~ alpha^2 ||Sigma^2 z||             (FD-16, slope 2)
+so
 
-Each check fits the log-log slope over alpha in [1e-4, 1e-2] AND compares the measured
-leading coefficient with the predicted one; a table reports the error up to alpha = 10.
+.. math::
+    \|\lambda^* - \alpha z\| &\sim \alpha^2 \|\Sigma z\| && \text{(FD-14, slope 2)}\\
+    \|\lambda^* - (13)\| &\sim \alpha^3 \|\kappa_3[z, z]\| / 2 && \text{(FD-13, slope 3)}\\
+    \|\hat h(\lambda^*) - (16)\| &\sim \alpha^2 \|\Sigma^2 z\| && \text{(FD-16, slope 2)}
+
+Each check fits the log-log slope over :math:`\alpha \in [10^{-4}, 10^{-2}]` AND compares the measured
+leading coefficient with the predicted one; a table reports the error up to :math:`\alpha = 10`.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from .instances import random_instance
 FIT_ALPHAS = np.geomspace(1e-4, 1e-2, 9)
 WIDE_ALPHAS = np.array([1e-3, 1e-2, 1e-1, 0.5, 1.0, 2.0, 10.0])
 SLOPE_TOL = 0.05
-SLOPE_WHY = ("over alpha <= 1e-2 the next-order term changes the local slope by O(alpha ||t||^2) <= ~0.02 "
-             "for templates of norm ~1; a wrong order changes it by >= 1")
+SLOPE_WHY = (r"over $\alpha \le 10^{-2}$ the next-order term changes the local slope by $O(\alpha \|t\|^2) \lesssim 0.02$ "
+             r"for templates of norm $\sim 1$; a wrong order changes it by $\ge 1$")
 COEF_TOL = 0.02
-COEF_WHY = "at alpha = 1e-4 the relative size of the next-order term is O(alpha) ~ 1e-4 times instance constants; 2e-2 leaves room for those constants"
+COEF_WHY = (r"at $\alpha = 10^{-4}$ the relative size of the next-order term is $O(\alpha) \sim 10^{-4}$ times instance "
+            r"constants; $2\cdot10^{-2}$ leaves room for those constants")
 SIZES = [(8, 2), (64, 16), (256, 64), (16, 64)]
 
 
@@ -41,7 +46,7 @@ def instances():
 
 
 def _third_cumulant_zz(T, u, z):
-    """kappa3[z, z]_a = sum_i u_i (t_i - mu)_a <t_i - mu, z>^2."""
+    r""":math:`\kappa_3[z, z]_a = \sum_i u_i (t_i - \mu)_a \langle t_i - \mu, z\rangle^2`."""
     Tc = T - T.T @ u
     return Tc.T @ (u * (Tc @ z) ** 2)
 
@@ -54,9 +59,10 @@ def _exact(inst, alpha):
 
 
 def _order_check(claim, err_fn, coef_fn, relative=True) -> Evidence:
-    """The error law of ``claim`` in derivations.cumulant.predictions(): fitted slope = its order, and
-    err/alpha^order -> ``coef_fn`` (its leading coefficient, evaluated for general d). The table shows the
-    error relative to ||lambda*|| (``relative``) or as it is (h_hat - (16), a difference of means)."""
+    r"""The error law of ``claim`` in derivations.cumulant.predictions(): fitted slope = its order, and
+    :math:`\mathrm{err}/\alpha^{\mathrm{order}} \to` ``coef_fn`` (its leading coefficient, evaluated for general d).
+    The table shows the error relative to :math:`\|\lambda^*\|` (``relative``) or as it is
+    (:math:`\hat h - (16)`, a difference of means)."""
     pred = cumulant.predictions()[claim]
     pred_order, label = pred.order, pred.quantity
     ev = Evidence()
@@ -80,16 +86,17 @@ def _order_check(claim, err_fn, coef_fn, relative=True) -> Evidence:
     ev.at_most(f"fitted-log-log-slope-of-{slug(label)}-is-{pred_order}",
                f"fitted log-log slope of {label} is {pred_order}", worst_slope, SLOPE_TOL, SLOPE_WHY,
                method="newton",
-               metric=f"max over {len(slopes)} instances of |slope - {pred_order}|, alpha in [1e-4, 1e-2]",
+               metric=f"max over {len(slopes)} instances of |slope - {pred_order}|, " + r"$\alpha \in [10^{-4}, 10^{-2}]$",
                numerical_class="iterative", evidence="float")
     worst_coef = float(np.max(coef_err))
     ev.at_most(f"leading-coefficient-of-{slug(label)}-matches-the-derivation",
                f"leading coefficient of {label} matches the derivation", worst_coef, COEF_TOL, COEF_WHY,
                method="newton",
-               metric=f"max relative difference between error/alpha^{pred_order} at alpha = 1e-4 and the predicted coefficient",
+               metric=rf"max relative difference between $\mathrm{{error}}/\alpha^{pred_order}$ at $\alpha = 10^{{-4}}$ and "
+                      "the predicted coefficient",
                numerical_class="iterative", evidence="float")
-    what = "||error|| / ||lambda*||" if relative else "||error||"
-    ev.tables.append(Table(f"{claim}: fitted slope, and {what} for larger alpha (where the approximation is used)",
+    what = r"$\|\mathrm{error}\| / \|\lambda^*\|$" if relative else r"$\|\mathrm{error}\|$"
+    ev.tables.append(Table(f"{claim}: fitted slope, and {what} for larger " + r"$\alpha$ (where the approximation is used)",
                            ["instance", "slope"] + [f"alpha={a:g}" for a in WIDE_ALPHAS], rows))
     ev.figures.append(_plot(claim, curves, pred_order, label))
     return ev
@@ -108,38 +115,41 @@ def _plot(claim, curves, order, label) -> Figure:
     ax.legend(fontsize=7)
     ax.grid(True, which="both", lw=0.3)
     path = context.save_figure(fig, f"{claim.lower()}-order")
-    return Figure(path, f"{claim}: {label} against alpha (log-log), exact lambda* from Newton on (7).")
+    return Figure(path, f"{claim}: {label} against " + r"$\alpha$ (log-log), exact $\lambda^*$ from Newton on (7).")
 
 
 def coefficient_14(T, u, z):
-    """The predicted leading coefficient of lambda* - alpha z: -Sigma z (times alpha^2)."""
+    r"""The predicted leading coefficient of :math:`\lambda^* - \alpha z`: :math:`-\Sigma z` (times :math:`\alpha^2`)."""
     return -dual.covariance(T, u) @ z
 
 
 def coefficient_13(T, u, z):
-    """The predicted leading coefficient of lambda* - (13): -kappa3[z, z] / 2 (times alpha^3)."""
+    r"""The predicted leading coefficient of :math:`\lambda^* - (13)`: :math:`-\kappa_3[z, z]/2` (times
+    :math:`\alpha^3`)."""
     return -0.5 * _third_cumulant_zz(T, u, z)
 
 
 def coefficient_16(T, u, z):
-    """The predicted leading coefficient of h_hat - (16): -Sigma^2 z (times alpha^2)."""
+    r"""The predicted leading coefficient of :math:`\hat h - (16)`: :math:`-\Sigma^2 z` (times :math:`\alpha^2`)."""
     S = dual.covariance(T, u)
     return -S @ S @ z
 
 
 def order_of_14() -> Evidence:
-    """FD-14: ||lambda* - alpha z|| = O(alpha^2), coefficient -Sigma z."""
+    r"""FD-14: :math:`\|\lambda^* - \alpha z\| = O(\alpha^2)`, coefficient :math:`-\Sigma z`."""
     # the closed form under test is the library's (14), the one `attnverify solve` reports (as for (13), (16))
     return _order_check("FD-14", lambda i, a, lam: lam - dual.lambda_linear_14(i.z, a), coefficient_14)
 
 
 def order_of_13() -> Evidence:
-    """FD-13: ||lambda* - alpha (I + alpha Sigma)^{-1} z|| = O(alpha^3), coefficient -kappa3[z,z]/2."""
+    r"""FD-13: :math:`\|\lambda^* - \alpha (I + \alpha\Sigma)^{-1} z\| = O(\alpha^3)`, coefficient
+    :math:`-\kappa_3[z,z]/2`."""
     return _order_check("FD-13", lambda i, a, lam: lam - dual.lambda_quadratic_13(i.T, i.u, i.z, a), coefficient_13)
 
 
 def order_of_16() -> Evidence:
-    """FD-16: ||h_hat(lambda*) - (16)|| = O(alpha^2), coefficient -Sigma^2 z; uniform u is softmax attention."""
+    r"""FD-16: :math:`\|\hat h(\lambda^*) - (16)\| = O(\alpha^2)`, coefficient :math:`-\Sigma^2 z`; uniform u is
+    softmax attention."""
     ev = _order_check("FD-16", lambda i, a, lam: dual.h_hat(i.T, i.u, lam) - dual.attention_16(i.T, i.u, i.z, a),
                       coefficient_16, relative=False)
     ev.extend(_uniform_is_dot_product())
@@ -147,7 +157,8 @@ def order_of_16() -> Evidence:
 
 
 def _uniform_is_dot_product() -> Evidence:
-    """(16) with u_i = 1/n against an independent dot-product attention: softmax(alpha T z)^T T."""
+    r"""(16) with :math:`u_i = 1/n` against an independent dot-product attention:
+    :math:`\operatorname{softmax}(\alpha T z)^\top T`."""
     from scipy.special import softmax
 
     ev = Evidence()
@@ -162,8 +173,9 @@ def _uniform_is_dot_product() -> Evidence:
             worst = max(worst, float(np.linalg.norm(h16 - att) / np.linalg.norm(att)))
     ev.at_most("uniform-u-16-equals-dot-product-attention", "uniform u: (16) equals dot-product attention",
                worst, 1e-13,
-               "the two are the same expression up to the constant 1/n that cancels; only rounding separates them",
+               r"the two are the same expression up to the constant $1/n$ that cancels; only rounding separates them",
                method="numeric",
-               metric="max ||(16) with u = 1/n - softmax(alpha T z)^T T|| / ||softmax(alpha T z)^T T||",
+               metric=r"$\max \|h_{(16)}|_{u = 1/n} - \operatorname{softmax}(\alpha T z)^\top T\| / "
+                      r"\|\operatorname{softmax}(\alpha T z)^\top T\|$",
                numerical_class="roundoff", evidence="float")
     return ev

@@ -1,7 +1,10 @@
-"""EOT-KKT and EOT-LSE numerically: the entropic problem of 003 solved without the closed form.
+r"""EOT-KKT and EOT-LSE numerically: the entropic problem of 003 solved without the closed form.
 
-J(p) = -<p, s> - tau H(p) over the simplex is solved by SciPy SLSQP directly on p and by CVXPY
-(exponential cone, Clarabel), and compared with softmax(s/tau).
+.. math::
+    J(p) = -\langle p, s\rangle - \tau H(p)
+
+over the simplex is solved by SciPy SLSQP directly on p and by CVXPY (exponential cone, Clarabel), and
+compared with :math:`\operatorname{softmax}(s/\tau)`.
 """
 
 from __future__ import annotations
@@ -39,22 +42,24 @@ def kkt_against_solvers() -> Evidence:
         ev.at_least(f"{name}-finds-no-point-with-lower-j-than-softmax-s-tau",
                     f"{name} finds no point with lower J than softmax(s/tau)", beat[name], -1,
                     "below -1 the solver would have beaten softmax by more than rounding", method=name,
-                    metric="min over cases of (J(p_solver) - J(softmax)) / (n eps (1 + |J|))",
+                    metric=r"min over cases of $(J(p_{\mathrm{solver}}) - J(\operatorname{softmax})) / (n\varepsilon(1 + |J|))$",
                     numerical_class="iterative", evidence="float")
         ev.at_most(f"{name}-minimiser-is-within-the-pinsker-distance-of",
                    f"{name} minimiser is within the Pinsker distance of softmax(s/tau)", ratio[name],
                    1.0,
-                   "J is tau-strongly convex in l1 on the simplex, so this ratio is <= 1 exactly "
+                   r"$J$ is $\tau$-strongly convex in $\ell_1$ on the simplex, so this ratio is $\le 1$ exactly "
                    "when softmax is the minimiser",
                    method=name,
-                   metric="max ||p_solver - softmax||_1 / sqrt(2 max(J gap, n eps (1+|J|)) / tau)",
+                   metric=r"$\max \|p_{\mathrm{solver}} - \operatorname{softmax}\|_1 / \sqrt{2\max(\text{J gap}, n\varepsilon(1+|J|))/\tau}$",
                    numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("EOT-KKT: direct solves of min -<p,s> - tau H(p) against softmax(s/tau)",
+    ev.tables.append(Table(r"EOT-KKT: direct solves of $\min -\langle p,s\rangle - \tau H(p)$ against $\operatorname{softmax}(s/\tau)$",
                            ["case", "||p_scipy - p*||_1", "J gap (scipy)", "||p_cvxpy - p*||_1", "J gap (cvxpy)"], rows))
     return ev
 
 
 def lse_value_and_gradient() -> Evidence:
+    r"""EOT-LSE numerically: the minimum of :math:`J` (CVXPY) is :math:`-\tau\operatorname{lse}(s/\tau)`, and
+    central differences of :math:`\tau\operatorname{lse}(s/\tau)` are :math:`\operatorname{softmax}(s/\tau)`."""
     ev = Evidence()
     val_err, grad_err = 0.0, 0.0
     for s, tau in _cases():
@@ -66,13 +71,13 @@ def lse_value_and_gradient() -> Evidence:
         g = np.array([(f(s + h * e) - f(s - h * e)) / (2 * h) for e in np.eye(len(s))])
         grad_err = np.maximum(grad_err, float(np.abs(g - softmax(s / tau)).max()))
     ev.at_most("optimal-value-tau-logsumexp-s-tau", "optimal value = -tau logsumexp(s/tau)", val_err, 1e-7,
-               "Clarabel's relative gap is <= 1e-8; evaluation at the renormalised point adds rounding",
-               method="cvxpy", metric="max |min J (CVXPY) + tau lse(s/tau)| / (1 + |lse|)",
+               r"Clarabel's relative gap is $\le 10^{-8}$; evaluation at the renormalised point adds rounding",
+               method="cvxpy", metric=r"$\max |\min J_{\mathrm{CVXPY}} + \tau\operatorname{lse}(s/\tau)| / (1 + |\operatorname{lse}|)$",
                numerical_class="iterative", evidence="float")
     ev.at_most("gradient-of-tau-logsumexp-s-tau-softmax-s-tau",
                "gradient of tau logsumexp(s/tau) = softmax(s/tau)", grad_err, 1e-8,
-               "central differences with step h = 1e-5 max(tau,1): truncation h^2 f'''/6 <= 1e-10/tau^2 (tau >= 0.1), "
-             "rounding eps |f| / h ~ 1e-10",
+               r"central differences with step $h = 10^{-5}\max(\tau, 1)$: truncation $h^2 f'''/6 \le 10^{-10}/\tau^2$ "
+               r"($\tau \ge 0.1$), rounding $\varepsilon |f| / h \sim 10^{-10}$",
                method="finite differences", metric="max |central difference - softmax| entrywise",
                numerical_class="roundoff", evidence="float")
     return ev

@@ -71,14 +71,15 @@ POLYTOPE = Hypothesis(
     corrected=r"U(p,u) = \{X\in\mathbb R_+^{|\mathcal A|\times|\mathcal A|};\ X\mathbf 1 = p,\ X^T\mathbf 1 = u\}",
     statement="the gamma -> 0 limit of (20) over U(p,u) is the Wasserstein value (as Sec 9 states)",
     violation=_v_transport_polytope, tol=1e-8, fail_at=1.0,
-    why="HiGHS and POT's network simplex each solve the N = 4 LP to ~1e-9 absolute on values O(1): 1e-8 bounds their "
-        "difference; without X >= 0 the LP is unbounded (the box only makes the gap finite, and it grows with the box)",
+    why=r"HiGHS and POT's network simplex each solve the $N = 4$ LP to $\sim 10^{-9}$ absolute on values $O(1)$: "
+        r"$10^{-8}$ bounds their difference; without $X \ge 0$ the LP is unbounded (the box only makes the gap finite, "
+        "and it grows with the box)",
     method="scipy+pot", numerical_class="iterative", evidence="float",
 )
 
 
 def fd20_polytope() -> Evidence:
-    """FD-20: the transport polytope of (20) needs X >= 0 for the gamma -> 0 statement of Sec 9."""
+    r"""FD-20: the transport polytope of (20) needs :math:`X \ge 0` for the :math:`\gamma \to 0` statement of Sec 9."""
     ev = Evidence()
     record(ev, POLYTOPE)
     return ev
@@ -118,9 +119,9 @@ VIT_COST = Hypothesis(
     statement="the experiment's cost satisfies footnote 9, so that the true preference u~ tends to u as gamma -> 0 "
               "(Prop 1, Appx D)",
     violation=_v_vit_cost, tol=1e-12, fail_at=0.05,
-    why="with footnote 9's strict diagonal minimum, ||u~ - u||_1 <= 2 (N-1) exp(-gap/gamma) (FD-37), far below 1e-12 "
-        "at gamma = 1e-3 max M, plus round-off of a 6-term log-sum-exp; a cost that breaks it moves O(1) mass "
-        "(0.05 is far above round-off and far below the mass of any template here)",
+    why=r"with footnote 9's strict diagonal minimum, $\|\tilde u - u\|_1 \le 2 (N-1) e^{-\mathrm{gap}/\gamma}$ (FD-37), "
+        r"far below $10^{-12}$ at $\gamma = 10^{-3}\max M$, plus round-off of a 6-term log-sum-exp; a cost that breaks "
+        "it moves $O(1)$ mass (0.05 is far above round-off and far below the mass of any template here)",
     method="numpy", numerical_class="roundoff", evidence="float",
 )
 
@@ -165,8 +166,8 @@ BAHDANAU = Hypothesis(
               r"\ \text{Bahdanau's } e_i = v^\top\tanh(W\mathbf s + U\mathbf h_i) \text{ is not affine in } \mathbf h_i",
     statement="the model's scores are logits alpha <t_i, z> + const of (16) with uniform u, t_i = h_i",
     violation=_v_bahdanau, tol=1e-12, fail_at=1e-2,
-    why="a least-squares fit of 9 scores by 4 coordinates: an exact affine model leaves only round-off (~1e-15 "
-        "relative); a generic tanh score leaves an O(1) fraction unexplained",
+    why=r"a least-squares fit of 9 scores by 4 coordinates: an exact affine model leaves only round-off "
+        r"($\sim 10^{-15}$ relative); a generic tanh score leaves an $O(1)$ fraction unexplained",
     method="numpy", numerical_class="roundoff", evidence="float",
 )
 
@@ -214,8 +215,8 @@ T5_SCALE = Hypothesis(
               r"\ (\text{T5 has no } 1/\sqrt{d'}\text{: } \langle\mathbf t_i,\mathbf z\rangle = \langle K\mathbf x_i, Q\mathbf y_k\rangle)",
     statement="(16) with this setting and u of (17) gives transformers' T5 attention weights",
     violation=_v_t5_scale, tol=1.0, fail_at=10.0,
-    why="ratio to the float64 round-off bound of two evaluations of one softmax attention (attention_tol, FD-17): "
-        "<= 1 is agreement; the missing sqrt(d') changes the logits by O(1)",
+    why=r"ratio to the float64 round-off bound of two evaluations of one softmax attention (attention_tol, FD-17): "
+        r"$\le 1$ is agreement; the missing $\sqrt{d'}$ changes the logits by $O(1)$",
     method="transformers", numerical_class="roundoff", evidence="float",
 )
 
@@ -243,7 +244,8 @@ T5_CROSS_U = Hypothesis(
               r"\text{ in the cross-attention (T5 adds no position bias there)}",
     statement="(16) with this u gives transformers' T5 cross-attention weights",
     violation=_v_t5_cross_u, tol=1.0, fail_at=10.0,
-    why="ratio to the float64 round-off bound (attention_tol, FD-17); a position-dependent u changes the weights by O(1)",
+    why=r"ratio to the float64 round-off bound (attention_tol, FD-17); a position-dependent $u$ changes the weights by "
+        "$O(1)$",
     method="transformers", numerical_class="roundoff", evidence="float",
 )
 
@@ -310,8 +312,9 @@ MASKED_WORDS = Hypothesis(
     statement="the words the form gives u_i = 0 receive no attention weight in BERT trained for filling in the blanks "
               "(MiniLM, inputs from transformers' DataCollatorForLanguageModeling)",
     violation=_v_masked_words, tol=1e-12, fail_at=1e-3,
-    why="transformers adds the dtype minimum to masked logits, so their weight is exactly 0 up to float64 round-off "
-        "(1e-12 is far above it); a word that is attended has weight far above 1e-3 in a softmax over <= 62 words",
+    why=r"transformers adds the dtype minimum to masked logits, so their weight is exactly 0 up to float64 round-off "
+        r"($10^{-12}$ is far above it); a word that is attended has weight far above $10^{-3}$ in a softmax over "
+        r"$\le 62$ words",
     method="transformers", numerical_class="roundoff", evidence="float",
 )
 

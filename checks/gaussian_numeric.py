@@ -1,9 +1,10 @@
-"""FD-5 numerically: u = N(mu, I) in d = 2, the dual (7) solved by Gauss-Hermite quadrature.
+r"""FD-5 numerically: :math:`u = \mathcal N(\mu, I)` in d = 2, the dual (7) solved by Gauss-Hermite quadrature.
 
 The continuous u is replaced by the tensor Gauss-Hermite rule with N nodes per axis (a discrete
-distribution with weights w_k at nodes a_k = mu + sqrt(2) x_k), and the exact dual of that
+distribution with weights :math:`w_k` at nodes :math:`a_k = \mu + \sqrt 2\, x_k`), and the exact dual of that
 discretised problem is solved by Newton.  As N grows it must converge to the closed form
-lambda* = alpha/(1+alpha) (b - mu), and the tilted distribution (9) to N(mu + lambda*, I).
+:math:`\lambda^* = \frac{\alpha}{1+\alpha}(b - \mu)`, and the tilted distribution (9) to
+:math:`\mathcal N(\mu + \lambda^*, I)`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _rule(mu, N):
 
 
 def gaussian_by_quadrature() -> Evidence:
+    r"""FD-5 numerically: the quadrature :math:`\lambda^*_N` tends to :math:`\frac{\alpha}{1+\alpha}(b - \mu)`, and
+    :math:`\tilde p` has the printed mean and identity covariance."""
     ev = Evidence()
     rng = context.rng("gaussian")
     rows, worst_lam, worst_mean, worst_cov = [], 0.0, 0.0, 0.0
@@ -48,19 +51,22 @@ def gaussian_by_quadrature() -> Evidence:
         rows.append([alpha] + errs)
     ev.at_most("quadrature-lambda-converges-to-alpha-1-alpha-b",
                "quadrature lambda* converges to alpha/(1+alpha)(b - mu)", worst_lam, 1e-10,
-               "Gauss-Hermite with N nodes integrates e^{<a,lambda>} against N(mu, I) with error ~ |lambda|^{2N}/(2N)!, "
-               "below 1e-20 at N = 32 for |lambda| < 2; 1e-10 leaves room for the Newton stop",
+               r"Gauss-Hermite with $N$ nodes integrates $e^{\langle a,\lambda\rangle}$ against $\mathcal N(\mu, I)$ with "
+               r"error $\sim |\lambda|^{2N}/(2N)!$, below $10^{-20}$ at $N = 32$ for $|\lambda| < 2$; $10^{-10}$ leaves room "
+               "for the Newton stop",
                method="quadrature+newton",
-               metric=f"max ||lambda*_N - closed form|| / ||closed form|| at N = {NODES[-1]}^2 nodes",
+               metric=r"$\max \|\lambda^*_N - \text{closed form}\| / \|\text{closed form}\|$ at $N = " + f"{NODES[-1]}^2$ nodes",
                numerical_class="iterative", evidence="float")
     ev.at_most("p-has-the-printed-mean-mu-1-alpha-alpha-b-1",
                "p~ has the printed mean mu/(1+alpha) + alpha b/(1+alpha)", worst_mean, 1e-10, "as above",
-               method="quadrature+newton", metric="max ||E_p~[a] - printed mean||",
+               method="quadrature+newton", metric=r"$\max \|\mathbb{E}_{\tilde p}[a] - \text{printed mean}\|$",
                numerical_class="iterative", evidence="float")
     ev.at_most("p-has-identity-covariance", "p~ has identity covariance", worst_cov, 1e-10,
-               "the tilt of N(mu, I) by e^{<a,lambda>} is N(mu + lambda, I); quadrature error as above",
-               method="quadrature+newton", metric="max |Cov_p~ - I| entrywise", numerical_class="iterative",
+               r"the tilt of $\mathcal N(\mu, I)$ by $e^{\langle a,\lambda\rangle}$ is $\mathcal N(\mu + \lambda, I)$; "
+               "quadrature error as above",
+               method="quadrature+newton", metric=r"$\max |\operatorname{Cov}_{\tilde p} - I|$ entrywise",
+               numerical_class="iterative",
                evidence="float")
-    ev.tables.append(Table("FD-5: ||lambda*_N - alpha/(1+alpha)(b-mu)|| against the number of nodes per axis",
+    ev.tables.append(Table(r"FD-5: $\|\lambda^*_N - \frac{\alpha}{1+\alpha}(b-\mu)\|$ against the number of nodes per axis",
                            ["alpha"] + [f"N={N}" for N in NODES], rows))
     return ev

@@ -1,8 +1,9 @@
-"""Random instances of (3)/(7) shared by the numeric checks, and the exact solves on them.
+r"""Random instances of (3)/(7) shared by the numeric checks, and the exact solves on them.
 
-Sizes cover n up to 256 and d up to 64 (n >> d and n < d), alpha from 1e-3 to 10, and a
-preference u with zeros (a quarter of the templates outside the support).  Templates are
-N(0, I/d) so that ||t_i|| ~ 1 whatever d is, and z ~ N(0, I/d) (||z|| ~ 1).
+Sizes cover n up to 256 and d up to 64 (:math:`n \gg d` and :math:`n < d`), :math:`\alpha` from
+:math:`10^{-3}` to 10, and a preference u with zeros (a quarter of the templates outside the support).
+Templates are :math:`\mathcal N(0, I/d)` so that :math:`\|t_i\| \sim 1` whatever d is, and
+:math:`z \sim \mathcal N(0, I/d)` (:math:`\|z\| \sim 1`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Solved:
 
 
 def solve_dual_scipy(inst: Instance):
-    """(7) by SciPy's trust-exact on -D (SciPy's own trust-region code, analytic derivatives)."""
+    """(7) by SciPy's trust-exact on :math:`-D` (SciPy's own trust-region code, analytic derivatives)."""
     from scipy.optimize import minimize
 
     T, u, z, a = inst.T, inst.u, inst.z, inst.alpha
@@ -117,11 +118,14 @@ def solved_instances() -> tuple[Solved, ...]:
 
 
 def pinsker_bound(F_p: float, F_q: float, lower: float, n: int) -> float:
-    """Bound on ||p - q||_1 for two approximate minimisers of (3).
+    r"""Bound on :math:`\|p - q\|_1` for two approximate minimisers of (3).
 
-    F(p) = alpha/2||b - T^T p||^2 + KL(p||u) is 1-strongly convex in ||.||_1 on the simplex
-    (Pinsker), so ||p - p*||_1 <= sqrt(2 (F(p) - F*)), and F* >= lower (any dual value, by weak
-    duality).  A gap below the float64 resolution of F is floored at n eps (1 + |F|), the
+    .. math::
+        F(p) = \frac{\alpha}{2}\|b - T^\top p\|^2 + \mathrm{KL}(p \| u)
+
+    is 1-strongly convex in :math:`\|\cdot\|_1` on the simplex (Pinsker), so
+    :math:`\|p - p^*\|_1 \le \sqrt{2 (F(p) - F^*)}`, and :math:`F^* \ge` lower (any dual value, by weak
+    duality).  A gap below the float64 resolution of F is floored at :math:`n\varepsilon(1 + |F|)`, the
     standard bound on the rounding error of a sum of n terms.
     """
     floor = n * EPS * (1 + abs(lower))

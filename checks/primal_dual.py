@@ -16,9 +16,9 @@ from attnverify.checks._common import require
 
 from .instances import EPS, Instance, pinsker_bound, solved_instances
 
-PINSKER_WHY = ("F is 1-strongly convex in the l1 norm on the simplex (Pinsker), so two minimisers whose "
-               "values are within g1, g2 of the dual bound differ by at most sqrt(2 g1) + sqrt(2 g2); the "
-               "tolerance is that bound, computed per instance (round-off floor n eps (1 + |F|))")
+PINSKER_WHY = (r"$F$ is 1-strongly convex in the $\ell_1$ norm on the simplex (Pinsker), so two minimisers whose "
+               r"values are within $g_1, g_2$ of the dual bound differ by at most $\sqrt{2 g_1} + \sqrt{2 g_2}$; the "
+               r"tolerance is that bound, computed per instance (round-off floor $n\varepsilon(1 + |F|)$)")
 
 
 def _worst(values):
@@ -37,12 +37,12 @@ def primal_minimiser() -> Evidence:
         rows.append([s.inst.label, s.scipy.value, s.cvxpy.value, d1, bound])
     ev.at_most("scipy-and-cvxpy-primal-minimisers-agree", "SciPy and CVXPY primal minimisers agree",
                _worst(ratio), 1.0, PINSKER_WHY, method="scipy+cvxpy",
-               metric="max over instances of ||p_scipy - p_cvxpy||_1 / Pinsker bound",
+               metric=r"max over instances of $\|p_{\mathrm{scipy}} - p_{\mathrm{cvxpy}}\|_1$ / Pinsker bound",
                numerical_class="iterative", evidence="float")
     ev.at_most("scipy-and-cvxpy-primal-values-agree", "SciPy and CVXPY primal values agree", _worst(val), 1e-6,
-               "Clarabel stops at a relative duality gap of 1e-12, or 1e-8 where that stalls; 1e-6 leaves "
-               "room for evaluating F at its clipped, renormalised solution",
-               method="scipy+cvxpy", metric="max |F_scipy - F_cvxpy| / (1 + |F|)",
+               r"Clarabel stops at a relative duality gap of $10^{-12}$, or $10^{-8}$ where that stalls; $10^{-6}$ leaves "
+               r"room for evaluating $F$ at its clipped, renormalised solution",
+               method="scipy+cvxpy", metric=r"$\max |F_{\mathrm{scipy}} - F_{\mathrm{cvxpy}}| / (1 + |F|)$",
                numerical_class="iterative", evidence="float")
     ev.tables.append(Table("FD-3: the primal (3) solved directly, two ways (20 instances)",
                            ["instance", "F (SciPy)", "F (CVXPY)", "||p_S - p_C||_1", "Pinsker bound"], rows))
@@ -51,8 +51,9 @@ def primal_minimiser() -> Evidence:
 
 
 def _support_limit() -> Evidence:
-    """supp p~ ⊆ supp u, tested without assuming it: give the zero entries of u a weight eps and
-    solve over all n templates; the mass p~ puts there must vanish linearly as eps -> 0."""
+    r""":math:`\operatorname{supp}\tilde p \subseteq \operatorname{supp} u`, tested without assuming it: give the zero
+    entries of u a weight :math:`\epsilon` and solve over all n templates; the mass :math:`\tilde p` puts there must
+    vanish linearly as :math:`\epsilon \to 0`."""
     from .instances import random_instance
     from attnverify import context
 
@@ -69,21 +70,23 @@ def _support_limit() -> Evidence:
     slope = float(np.polyfit(np.log(epss), np.log(mass), 1)[0])
     ev.within("mass-outside-supp-u-vanishes-linearly-as-u-is",
               "mass outside supp(u) vanishes linearly as u is perturbed onto it", slope, 1, 0.05,
-              "p~_i ∝ u_i e^{<t_i,lambda>} predicts mass ∝ eps to first order; a minimiser that kept mass "
-              "off the support as eps -> 0 would give slope 0",
+              r"$\tilde p_i \propto u_i e^{\langle t_i,\lambda\rangle}$ predicts mass $\propto \epsilon$ to first order; "
+              r"a minimiser that kept mass off the support as $\epsilon \to 0$ would give slope 0",
               method="scipy",
-              metric="fitted slope of log(mass of p~ outside supp u) against log eps, eps = 1e-2 ... 1e-8",
+              metric=r"fitted slope of $\log(\text{mass of } \tilde p \text{ outside } \operatorname{supp} u)$ against "
+                     r"$\log\epsilon$, $\epsilon = 10^{-2} \dots 10^{-8}$",
               numerical_class="iterative", evidence="float")
     ev.at_most("no-mass-outside-supp-u-at-eps-1e-8", "no mass outside supp(u) at eps = 1e-8", mass[-1], 1e-6,
-               "mass ≈ eps·e^{O(alpha)} at eps = 1e-8, well under 1e-6", method="scipy",
-               metric="mass of p~ outside supp u", numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("FD-3: mass of the minimiser outside supp(u) when u is given weight eps there "
-                           f"({inst.label})", ["eps", "mass outside supp u"], [[e, m] for e, m in zip(epss, mass)]))
+               r"mass $\approx \epsilon e^{O(\alpha)}$ at $\epsilon = 10^{-8}$, well under $10^{-6}$", method="scipy",
+               metric=r"mass of $\tilde p$ outside $\operatorname{supp} u$", numerical_class="iterative", evidence="float")
+    ev.tables.append(Table(r"FD-3: mass of the minimiser outside $\operatorname{supp}(u)$ when $u$ is given weight "
+                           rf"$\epsilon$ there ({inst.label})", ["eps", "mass outside supp u"],
+                           [[e, m] for e, m in zip(epss, mass)]))
     return ev
 
 
 def strong_duality() -> Evidence:
-    """FD-7: primal min = dual max, and (9) at lambda* is the primal minimiser."""
+    r"""FD-7: primal min = dual max, and (9) at :math:`\lambda^*` is the primal minimiser."""
     ev = Evidence()
     gap, gap_direct, lam_ratio, rec_s, rec_c, rows = [], [], [], [], [], []
     for s in solved_instances():
@@ -99,29 +102,31 @@ def strong_duality() -> Evidence:
         rows.append([i.label, s.scipy.value, s.dual_value, s.scipy.value - s.dual_value,
                      float(np.abs(s.p9 - s.scipy.p).sum())])
     ev.at_most("two-dual-solvers-agree", "two dual solvers agree", _worst(lam_ratio), 1.0,
-               "-D is (1/alpha)-strongly convex, so ||lam - lam*|| <= alpha ||grad D(lam)|| for each solver; each "
-               "gradient carries a rounding error up to n eps (1 + ||b||)",
+               r"$-D$ is $(1/\alpha)$-strongly convex, so $\|\lambda - \lambda^*\| \le \alpha \|\nabla D(\lambda)\|$ for "
+               r"each solver; each gradient carries a rounding error up to $n\varepsilon(1 + \|b\|)$",
                method="newton+scipy",
-               metric="max ||lam_newton - lam_scipy|| / (alpha (|grad_N| + |grad_S| + n eps (1+||b||)))",
+               metric=r"$\max \|\lambda_{\mathrm{newton}} - \lambda_{\mathrm{scipy}}\| / (\alpha (|\nabla_N| + |\nabla_S| "
+                      r"+ n\varepsilon(1+\|b\|)))$",
                numerical_class="iterative", evidence="float")
     ev.at_most("strong-duality-directly-solved-primal-min-dual",
                "strong duality: directly solved primal min = dual max", _worst(gap_direct), 1e-10,
-               "both sides solved to gradient norm <= 1e-10; their value errors are O(grad^2), far below 1e-10",
-               method="scipy+newton", metric="max |F(p_scipy) - D(lambda*)| / (1 + |D|)",
+               r"both sides solved to gradient norm $\le 10^{-10}$; their value errors are $O(\|\nabla\|^2)$, far below "
+               r"$10^{-10}$",
+               method="scipy+newton", metric=r"$\max |F(p_{\mathrm{scipy}}) - D(\lambda^*)| / (1 + |D|)$",
                numerical_class="iterative", evidence="float")
     ev.at_most("duality-gap-at-p-lambda-lambda", "duality gap at (p~(lambda*), lambda*)", _worst(np.abs(gap)),
                1e-12,
-               "the gap equals (1/(2 alpha))||grad D||^2-order terms at a gradient norm <= 1e-12 ||b||; 1e-12 "
-               "is the float64 resolution of F at these magnitudes",
-               method="newton", metric="max (F(p~(lambda*)) - D(lambda*)) / (1 + |D|)",
+               r"the gap equals $\frac{1}{2\alpha}\|\nabla D\|^2$-order terms at a gradient norm $\le 10^{-12}\|b\|$; "
+               r"$10^{-12}$ is the float64 resolution of $F$ at these magnitudes",
+               method="newton", metric=r"$\max (F(\tilde p(\lambda^*)) - D(\lambda^*)) / (1 + |D|)$",
                numerical_class="iterative", evidence="float")
     ev.at_most("9-recovers-the-scipy-primal-minimiser", "(9) recovers the SciPy primal minimiser",
                _worst(rec_s), 1.0, PINSKER_WHY, method="scipy",
-               metric="max ||p~(lambda*) - p_scipy||_1 / Pinsker bound", numerical_class="iterative",
+               metric=r"$\max \|\tilde p(\lambda^*) - p_{\mathrm{scipy}}\|_1$ / Pinsker bound", numerical_class="iterative",
                evidence="float")
     ev.at_most("9-recovers-the-cvxpy-primal-minimiser", "(9) recovers the CVXPY primal minimiser",
                _worst(rec_c), 1.0, PINSKER_WHY, method="cvxpy",
-               metric="max ||p~(lambda*) - p_cvxpy||_1 / Pinsker bound", numerical_class="iterative",
+               metric=r"$\max \|\tilde p(\lambda^*) - p_{\mathrm{cvxpy}}\|_1$ / Pinsker bound", numerical_class="iterative",
                evidence="float")
     ev.tables.append(Table("FD-7: primal minimum (SciPy, direct) against dual maximum (Newton on (7))",
                            ["instance", "min F", "max D", "gap", "||p~(lam*) - p_scipy||_1"], rows))
@@ -129,7 +134,8 @@ def strong_duality() -> Evidence:
 
 
 def h_hat_through_lambda() -> Evidence:
-    """FD-10: h_hat = E_{p~}[t] computed from the directly solved primal equals (10) at lambda*."""
+    r"""FD-10: :math:`\hat h = \mathbb{E}_{\tilde p}[t]` computed from the directly solved primal equals (10) at
+    :math:`\lambda^*`."""
     ev = Evidence()
     err, err_b = [], []
     for s in solved_instances():
@@ -143,12 +149,13 @@ def h_hat_through_lambda() -> Evidence:
         err_b.append(np.linalg.norm(h10 - (i.b - s.lam / i.alpha)) / (1 + np.linalg.norm(i.b)))
     ev.at_most("10-at-lambda-equals-the-mean-of-the-primal",
                "(10) at lambda* equals the mean of the primal minimiser", _worst(err), 1.0,
-               "||T^T(p - q)|| <= max_i ||t_i|| ||p - q||_1, and ||p - q||_1 is bounded by Pinsker",
+               r"$\|T^\top(p - q)\| \le \max_i \|t_i\|\, \|p - q\|_1$, and $\|p - q\|_1$ is bounded by Pinsker",
                method="scipy+newton",
-               metric="max ||E_p_scipy[t] - h_(10)(lambda*)|| / (max||t_i|| × Pinsker bound)",
+               metric=r"$\max \|\mathbb{E}_{p_{\mathrm{scipy}}}[t] - h_{(10)}(\lambda^*)\| / (\max_i \|t_i\| \times$ "
+                      "Pinsker bound)",
                numerical_class="iterative", evidence="float")
     ev.at_most("h-hat-b-lambda-alpha-dual-stationarity", "h_hat = b - lambda*/alpha (dual stationarity)",
-               _worst(err_b), 1e-11, "this is the gradient of D at lambda*, solved to <= 1e-12 ||b||",
-               method="newton", metric="max ||h_(10) - (b - lambda*/alpha)|| / (1 + ||b||)",
+               _worst(err_b), 1e-11, r"this is the gradient of $D$ at $\lambda^*$, solved to $\le 10^{-12}\|b\|$",
+               method="newton", metric=r"$\max \|h_{(10)} - (b - \lambda^*/\alpha)\| / (1 + \|b\|)$",
                numerical_class="iterative", evidence="float")
     return ev

@@ -1,11 +1,16 @@
-"""EOT-OMEGA numerically: sparsemax and alpha-entmax from the template, against `entmax` and exact solves.
+r"""EOT-OMEGA numerically: sparsemax and :math:`\alpha`-entmax from the template, against `entmax` and exact solves.
 
-For Omega = sum omega(p_j), argmax_{p in simplex} <p,s> - Omega(p) is p_j = [(alpha-1) s_j - tau*]_+^{1/(alpha-1)}
-(Tsallis; alpha = 2 sparsemax).  Three independent routes:
-* the closed forms of ``derivations.regularised`` implemented here by sorting (thresholds tau*_K) and, for
-  general alpha, by a bracketing root find (``scipy.optimize.brentq``) of sum_j p_j(tau) = 1;
+For :math:`\Omega = \sum_j \omega(p_j)`, :math:`\arg\max_{p \in \Delta} \langle p,s\rangle - \Omega(p)` is
+
+.. math::
+    p_j = [(\alpha-1) s_j - \tau^*]_+^{1/(\alpha-1)}
+
+(Tsallis; :math:`\alpha = 2` sparsemax).  Three independent routes:
+
+* the closed forms of ``derivations.regularised`` implemented here by sorting (thresholds :math:`\tau^*_K`) and,
+  for general :math:`\alpha`, by a bracketing root find (``scipy.optimize.brentq``) of :math:`\sum_j p_j(\tau) = 1`;
 * the `entmax` package (entmax.sparsemax, entmax.entmax15, entmax.entmax_bisect), float64;
-* an exact convex solve (CVXPY/Clarabel: a QP for sparsemax, power cones for alpha-entmax);
+* an exact convex solve (CVXPY/Clarabel: a QP for sparsemax, power cones for :math:`\alpha`-entmax);
 and a KKT certificate (feasibility, one threshold on the support, dual feasibility off it), which is
 sufficient for optimality because the objective is concave.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
@@ -25,7 +31,7 @@ EPS = np.finfo(np.float64).eps
 
 
 def sparsemax_threshold(cumsum_K, K):
-    """tau* = (sum_{i<=K} s_(i) - 1)/K (derivation)."""
+    r""":math:`\tau^* = (\sum_{i\le K} s_{(i)} - 1)/K` (derivation)."""
     return (cumsum_K - 1) / K
 
 
@@ -38,7 +44,8 @@ def sparsemax(s, thr=sparsemax_threshold):
 
 
 def entmax15(s):
-    """alpha = 3/2: p = [s/2 - tau*]_+^2, tau* the smaller root of sum_{i<=K} (a_i - tau)^2 = 1, a = s/2."""
+    r""":math:`\alpha = 3/2`: :math:`p = [s/2 - \tau^*]_+^2`, :math:`\tau^*` the smaller root of
+    :math:`\sum_{i\le K} (a_i - \tau)^2 = 1`, :math:`a = s/2`."""
     a = np.sort(s / 2)[::-1]
     k = np.arange(1, len(s) + 1)
     mean, msq = np.cumsum(a) / k, np.cumsum(a**2) / k
@@ -49,7 +56,7 @@ def entmax15(s):
 
 
 def entmax_root(s, alpha):
-    """alpha-entmax by a bracketing root find of sum_j [(alpha-1) s_j - tau]_+^{1/(alpha-1)} = 1."""
+    r""":math:`\alpha`-entmax by a bracketing root find of :math:`\sum_j [(\alpha-1) s_j - \tau]_+^{1/(\alpha-1)} = 1`."""
     x = (alpha - 1) * np.asarray(s, float)
     f = lambda t: np.sum(np.maximum(x - t, 0) ** (1 / (alpha - 1))) - 1  # noqa: E731
     lo, hi = x.max() - 1, x.max() - (1 / len(x)) ** (alpha - 1)  # f(lo) >= 0 >= f(hi)
@@ -58,7 +65,8 @@ def entmax_root(s, alpha):
 
 
 def objective(p, s, alpha):
-    """<p,s> - Omega_alpha(p), Omega_alpha = sum (p^alpha - p)/(alpha(alpha-1)); alpha = 1: Shannon."""
+    r""":math:`\langle p,s\rangle - \Omega_\alpha(p)`, :math:`\Omega_\alpha = \sum (p^\alpha - p)/(\alpha(\alpha-1))`;
+    :math:`\alpha = 1`: Shannon."""
     if alpha == 1:
         q = p[p > 0]
         return float(p @ s - np.sum(q * np.log(q)))
@@ -66,10 +74,10 @@ def objective(p, s, alpha):
 
 
 def kkt_residual(p, s, alpha):
-    """Largest violation of the KKT conditions in threshold form (exact optimality certificate).
+    r"""Largest violation of the KKT conditions in threshold form (exact optimality certificate).
 
-    sum p = 1, p >= 0; on the support (alpha-1) s_j - p_j^{alpha-1} is one constant tau*; off it
-    (alpha-1) s_j <= tau*.  Returned relative to 1 + max |(alpha-1) s|.
+    :math:`\sum p = 1`, :math:`p \ge 0`; on the support :math:`(\alpha-1) s_j - p_j^{\alpha-1}` is one constant
+    :math:`\tau^*`; off it :math:`(\alpha-1) s_j \le \tau^*`.  Returned relative to :math:`1 + \max |(\alpha-1) s|`.
     """
     x = (alpha - 1) * s
     S = p > 0
@@ -103,6 +111,146 @@ def _cvxpy_solve(s, alpha):
     return v / v.sum()
 
 
+def omega_numeric(*, sparse_thr=sparsemax_threshold) -> Evidence:
+    r"""EOT-OMEGA numerically: sparsemax and :math:`\alpha`-entmax closed forms vs `entmax`, CVXPY and a KKT
+    certificate."""
+    torch, entmax = _torch_entmax()
+    ev = Evidence()
+    spm = lambda s: sparsemax(s, sparse_thr)  # noqa: E731
+    w = _Worst()
+    for s in _cases():
+        ours = _closed_forms_against_package(w, s, spm, torch, entmax)
+        _root_find_against_bisection(w, s, ours, torch, entmax)
+        _exact_solve_against_closed_form(w, s, ours)
+    closed_forms_are_the_package_and_kkt_optimal(ev, w)
+    exact_solver_finds_no_better_point(ev, w)
+    package_docstring_states_the_wrong_sign(ev, torch, entmax)
+    ev.figures.append(_figure(spm))
+    return ev
+
+
+@dataclass
+class _Worst:
+    """The running worst ratios of omega_numeric over the cases, and the table rows of the exact solves."""
+
+    r_pkg: float = 0.0  # closed forms against the package and the root find
+    r_bis: float = 0.0  # root find against entmax_bisect
+    kkt: float = 0.0  # KKT violation
+    beat: float = np.inf  # how far CVXPY beats the closed form
+    dist: float = 0.0  # CVXPY's distance from the closed form
+    rows: list = field(default_factory=list)
+
+
+def _closed_forms_against_package(w: _Worst, s, spm, torch, entmax) -> dict:
+    """Sort-and-threshold sparsemax and 1.5-entmax against entmax.sparsemax / entmax15; their KKT residuals."""
+    n = len(s)
+    st = torch.as_tensor(s)[None]
+    ours = {2.0: spm(s), 1.5: entmax15(s)}
+    pkg = {2.0: entmax.sparsemax(st, dim=-1)[0].numpy(), 1.5: entmax.entmax15(st, dim=-1)[0].numpy()}
+    sc = (1 + np.abs(s).max()) ** 2
+    for a in (1.5, 2.0):
+        # both are sort-and-threshold algorithms: cumulative sums of <= n terms, and for alpha = 3/2 a square
+        # root of a discriminant >= 1/K^2 (Cauchy-Schwarz), which amplifies its rounding by <= K/2
+        w.r_pkg = np.maximum(w.r_pkg, float(np.abs(ours[a] - pkg[a]).max()) / (4 * n**2 * EPS * sc))
+        w.kkt = np.max([w.kkt, kkt_residual(ours[a], s, a) / (8 * n * EPS), kkt_residual(pkg[a], s, a) / (8 * n * EPS)])
+    return ours
+
+
+def _root_find_against_bisection(w: _Worst, s, ours, torch, entmax) -> None:
+    r""":math:`\alpha`-entmax by brentq against entmax.entmax_bisect (:math:`\alpha` = 1.25, 1.5, 2, 3), and against
+    the closed forms."""
+    n = len(s)
+    st = torch.as_tensor(s)[None]
+    sc = (1 + np.abs(s).max()) ** 2
+    for a in (1.25, 1.5, 2.0, 3.0):
+        root = entmax_root(s, a)
+        bis = entmax.entmax_bisect(st, alpha=a, dim=-1)[0].numpy()
+        w.r_bis = np.maximum(w.r_bis, float(np.abs(root - bis).max()) / (_bisect_bound(n, a, (a - 1) * np.abs(s).max())
+                                                                       + 8 * n * EPS))
+        w.kkt = np.maximum(w.kkt, kkt_residual(root, s, a) / (8 * n * EPS))
+        if a in ours:
+            w.r_pkg = np.maximum(w.r_pkg, float(np.abs(root - ours[a]).max()) / (4 * n**2 * EPS * sc))
+
+
+def _exact_solve_against_closed_form(w: _Worst, s, ours) -> None:
+    r"""CVXPY (Clarabel) on :math:`\max \langle p,s\rangle - \Omega_\alpha(p)`, :math:`\alpha` = 1.25, 1.5, 2: its value
+    gap and distance."""
+    n = len(s)
+    for a in (1.25, 1.5, 2.0):
+        p_star = ours.get(a, entmax_root(s, a))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p_cvx = _cvxpy_solve(s, a)
+        f_star = objective(p_star, s, a)
+        floor = n * EPS * (1 + abs(f_star))
+        gap = f_star - objective(p_cvx, s, a)
+        w.beat = np.minimum(w.beat, gap / floor)
+        # for alpha <= 2, omega'' = p^{alpha-2} >= 1 on [0,1]: the objective is 1-strongly concave in l2
+        w.dist = np.maximum(w.dist, float(np.linalg.norm(p_cvx - p_star)) / math.sqrt(2 * max(gap, floor)))
+        w.rows.append([f"n={n}", a, int((p_star > 0).sum()), float(np.linalg.norm(p_cvx - p_star)), gap])
+
+
+def closed_forms_are_the_package_and_kkt_optimal(ev: Evidence, w: _Worst) -> None:
+    """Closed forms = entmax package = root find, to an a-priori bound; every output satisfies the KKT conditions."""
+    ev.at_most("closed-forms-sort-threshold-tau-entmax-sparsemax",
+               "closed forms (sort + threshold tau*) = entmax.sparsemax / entmax.entmax15 = root-find",
+               w.r_pkg, 1.0,
+               r"cumulative sums of $\le n$ terms plus a square root whose argument is $\ge 1/K^2$ (so rounding is "
+               r"amplified by $\le K/2$): an a-priori float64 bound",
+               method="torch/entmax",
+               metric=r"$\max |\text{ours} - \text{package}|$ and $|\text{ours} - \text{brentq}|$ / $(4 n^2 \varepsilon "
+                      r"(1 + \max|s|)^2)$",
+               numerical_class="roundoff", evidence="float")
+    ev.at_most("alpha-entmax-by-brentq-entmax-entmax-bisect",
+               "alpha-entmax by brentq = entmax.entmax_bisect (alpha = 1.25, 1.5, 2, 3)", w.r_bis, 1.0,
+               r"50 bisection halvings of a bracket of width $\le 1$ leave $|d\tau| \le 2^{-49}$; propagated through "
+               r"$p = (x - \tau)^{1/(\alpha-1)}$ (Lipschitz for $\alpha \le 2$, Hoelder for $\alpha > 2$) and the "
+               "renormalisation",
+               method="torch/entmax", metric="max |brentq - entmax_bisect| / bisection error bound",
+               numerical_class="iterative", evidence="float")
+    ev.at_most("kkt-certificate-every-closed-form-and-package",
+               "KKT certificate: every closed-form and package output is optimal for <p,s> - Omega_alpha(p)",
+               w.kkt, 1.0,
+               r"the KKT conditions are sufficient for a concave objective; each quantity is computed to a few $n\varepsilon$",
+               method="numpy",
+               metric=r"max over outputs of the KKT violation ($\sum p - 1$, one threshold on the support, "
+                      r"$(\alpha-1)s_j \le \tau^*$ off it) / $(8n\varepsilon)$, relative to $1 + \max|(\alpha-1) s|$",
+               numerical_class="roundoff", evidence="float")
+
+
+def exact_solver_finds_no_better_point(ev: Evidence, w: _Worst) -> None:
+    r"""CVXPY finds no larger objective than the closed form, and its maximiser is within the strong-concavity
+    distance of it (:math:`\alpha \le 2`)."""
+    ev.at_least("cvxpy-clarabel-finds-no-p-with-a-larger",
+                "CVXPY (Clarabel) finds no p with a larger objective than the closed form", w.beat, -1,
+                "below -1 the solver would beat the closed form by more than rounding", method="cvxpy",
+                metric=r"min over cases of $(f(\text{closed form}) - f(p_{\mathrm{cvxpy}})) / (n\varepsilon(1 + |f|))$",
+                numerical_class="iterative", evidence="float")
+    ev.at_most("cvxpy-maximiser-within-the-strong-concavity",
+               "CVXPY maximiser within the strong-concavity distance of the closed form (alpha <= 2)", w.dist,
+               1.0,
+               r"$\omega'' = p^{\alpha-2} \ge 1$ on $[0,1]$ for $\alpha \le 2$, so the objective is 1-strongly concave in "
+               r"$\ell_2$ and $\|p - p^*\|_2^2 \le 2 (f(p^*) - f(p))$ exactly when $p^*$ is the maximiser",
+               method="cvxpy", metric=r"$\max \|p_{\mathrm{cvxpy}} - p^*\|_2 / \sqrt{2\max(\mathrm{gap}, n\varepsilon(1+|f|))}$",
+               numerical_class="iterative", evidence="float")
+    ev.tables.append(Table("EOT-OMEGA: exact solves (CVXPY) against the closed forms", ["case", "alpha",
+                           "support size", "||p_cvxpy - p*||_2", "f(p*) - f(p_cvxpy)"], w.rows))
+
+
+def package_docstring_states_the_wrong_sign(ev: Evidence, torch, entmax) -> None:
+    r"""The entmax docstrings write :math:`\max \langle x,p\rangle - H_\alpha(p)`; the code maximises
+    :math:`\langle x,p\rangle + H_\alpha(p)` (a note)."""
+    s = _cases()[0]
+    p = entmax.entmax15(torch.as_tensor(s)[None], dim=-1)[0].numpy()
+    H = lambda q: np.sum(q - q**1.5) / (1.5 * 0.5)  # noqa: E731  Tsallis entropy, alpha = 3/2
+    e = np.eye(len(s))[np.argmax(s)]
+    ev.notes.append(r"The `entmax` docstrings state '$\max_p \langle x, p\rangle - H_\alpha(p)$' with $H$ the Tsallis "
+                    r"entropy; the code solves $\max \langle x,p\rangle + H_\alpha(p) = \langle x,p\rangle - \Omega_\alpha(p)$ "
+                    r"(the KKT certificate above). With the printed sign the problem is convex maximisation and a vertex "
+                    rf"wins: $\langle x,e\rangle - H(e) = {s @ e - H(e):.4f} > \langle x,p\rangle - H(p) = "
+                    rf"{s @ p - H(p):.4f}$ at the package output.")
+
+
 def _cases():
     rng = context.rng("eot-omega")
     out = []
@@ -125,101 +273,17 @@ def _torch_entmax():
 
 
 def _bisect_bound(n, alpha, x_abs):
-    """Error bound of entmax_bisect (n_iter = 50, ensure_sum_one) in float64.
+    r"""Error bound of entmax_bisect (n_iter = 50, ensure_sum_one) in float64.
 
-    The threshold is bisected on [max x - 1, max x - n^{1-alpha}] (width <= 1) for 50 halvings: |d tau| <=
-    2^-49 + 4 eps (1 + max|x|).  p = (x - tau)^{1/(alpha-1)} with x - tau <= 1 moves by <= |d tau|/(alpha-1)
-    for alpha <= 2 and by <= |d tau|^{1/(alpha-1)} (Hoelder) for alpha > 2; renormalising multiplies by a sum
-    within n max|dp| of 1.
+    The threshold is bisected on :math:`[\max x - 1, \max x - n^{1-\alpha}]` (width :math:`\le 1`) for 50 halvings:
+    :math:`|d\tau| \le 2^{-49} + 4\varepsilon (1 + \max|x|)`.  :math:`p = (x - \tau)^{1/(\alpha-1)}` with
+    :math:`x - \tau \le 1` moves by :math:`\le |d\tau|/(\alpha-1)` for :math:`\alpha \le 2` and by
+    :math:`\le |d\tau|^{1/(\alpha-1)}` (Hoelder) for :math:`\alpha > 2`; renormalising multiplies by a sum within
+    :math:`n \max|dp|` of 1.
     """
     dt = 2.0**-49 + 4 * EPS * (1 + x_abs)
     dp = dt / (alpha - 1) if alpha <= 2 else dt ** (1 / (alpha - 1))
     return (n + 1) * dp + 8 * n * EPS
-
-
-def _omega_evidence(sparse_thr=sparsemax_threshold) -> Evidence:
-    torch, entmax = _torch_entmax()
-    ev = Evidence()
-    spm = lambda s: sparsemax(s, sparse_thr)  # noqa: E731
-    r_pkg, r_bis, kkt, beat, dist, rows = 0.0, 0.0, 0.0, np.inf, 0.0, []
-    for s in _cases():
-        n = len(s)
-        st = torch.as_tensor(s)[None]
-        ours = {2.0: spm(s), 1.5: entmax15(s)}
-        pkg = {2.0: entmax.sparsemax(st, dim=-1)[0].numpy(), 1.5: entmax.entmax15(st, dim=-1)[0].numpy()}
-        sc = (1 + np.abs(s).max()) ** 2
-        for a in (1.5, 2.0):
-            # both are sort-and-threshold algorithms: cumulative sums of <= n terms, and for alpha = 3/2 a square
-            # root of a discriminant >= 1/K^2 (Cauchy-Schwarz), which amplifies its rounding by <= K/2
-            r_pkg = np.maximum(r_pkg, float(np.abs(ours[a] - pkg[a]).max()) / (4 * n**2 * EPS * sc))
-            kkt = np.max([kkt, kkt_residual(ours[a], s, a) / (8 * n * EPS), kkt_residual(pkg[a], s, a) / (8 * n * EPS)])
-        for a in (1.25, 1.5, 2.0, 3.0):
-            root = entmax_root(s, a)
-            bis = entmax.entmax_bisect(st, alpha=a, dim=-1)[0].numpy()
-            r_bis = np.maximum(r_bis, float(np.abs(root - bis).max()) / (_bisect_bound(n, a, (a - 1) * np.abs(s).max())
-                                                                   + 8 * n * EPS))
-            kkt = np.maximum(kkt, kkt_residual(root, s, a) / (8 * n * EPS))
-            if a in ours:
-                r_pkg = np.maximum(r_pkg, float(np.abs(root - ours[a]).max()) / (4 * n**2 * EPS * sc))
-        for a in (1.25, 1.5, 2.0):
-            p_star = ours.get(a, entmax_root(s, a))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                p_cvx = _cvxpy_solve(s, a)
-            f_star = objective(p_star, s, a)
-            floor = n * EPS * (1 + abs(f_star))
-            gap = f_star - objective(p_cvx, s, a)
-            beat = np.minimum(beat, gap / floor)
-            # for alpha <= 2, omega'' = p^{alpha-2} >= 1 on [0,1]: the objective is 1-strongly concave in l2
-            dist = np.maximum(dist, float(np.linalg.norm(p_cvx - p_star)) / math.sqrt(2 * max(gap, floor)))
-            rows.append([f"n={n}", a, int((p_star > 0).sum()), float(np.linalg.norm(p_cvx - p_star)), gap])
-    ev.at_most("closed-forms-sort-threshold-tau-entmax-sparsemax",
-               "closed forms (sort + threshold tau*) = entmax.sparsemax / entmax.entmax15 = root-find",
-               r_pkg, 1.0,
-               "cumulative sums of <= n terms plus a square root whose argument is >= 1/K^2 (so rounding is "
-               "amplified by <= K/2): an a-priori float64 bound",
-               method="torch/entmax",
-               metric="max |ours - package| and |ours - brentq| / (4 n^2 eps (1 + max|s|)^2)",
-               numerical_class="roundoff", evidence="float")
-    ev.at_most("alpha-entmax-by-brentq-entmax-entmax-bisect",
-               "alpha-entmax by brentq = entmax.entmax_bisect (alpha = 1.25, 1.5, 2, 3)", r_bis, 1.0,
-               "50 bisection halvings of a bracket of width <= 1 leave |d tau| <= 2^-49; propagated through "
-               "p = (x - tau)^{1/(alpha-1)} (Lipschitz for alpha <= 2, Hoelder for alpha > 2) and the renormalisation",
-               method="torch/entmax", metric="max |brentq - entmax_bisect| / bisection error bound",
-               numerical_class="iterative", evidence="float")
-    ev.at_most("kkt-certificate-every-closed-form-and-package",
-               "KKT certificate: every closed-form and package output is optimal for <p,s> - Omega_alpha(p)",
-               kkt, 1.0,
-               "the KKT conditions are sufficient for a concave objective; each quantity is computed to a few n eps",
-               method="numpy",
-               metric="max over outputs of the KKT violation (sum p - 1, one threshold on the support, (alpha-1)s_j <= tau* "
-               "off it) / (8 n eps), relative to 1 + max|(alpha-1) s|",
-               numerical_class="roundoff", evidence="float")
-    ev.at_least("cvxpy-clarabel-finds-no-p-with-a-larger",
-                "CVXPY (Clarabel) finds no p with a larger objective than the closed form", beat, -1,
-                "below -1 the solver would beat the closed form by more than rounding", method="cvxpy",
-                metric="min over cases of (f(closed form) - f(p_cvxpy)) / (n eps (1 + |f|))",
-                numerical_class="iterative", evidence="float")
-    ev.at_most("cvxpy-maximiser-within-the-strong-concavity",
-               "CVXPY maximiser within the strong-concavity distance of the closed form (alpha <= 2)", dist,
-               1.0,
-               "omega'' = p^{alpha-2} >= 1 on [0,1] for alpha <= 2, so the objective is 1-strongly concave in l2 and "
-               "||p - p*||_2^2 <= 2 (f(p*) - f(p)) exactly when p* is the maximiser",
-               method="cvxpy", metric="max ||p_cvxpy - p*||_2 / sqrt(2 max(gap, n eps (1+|f|)))",
-               numerical_class="iterative", evidence="float")
-    ev.tables.append(Table("EOT-OMEGA: exact solves (CVXPY) against the closed forms", ["case", "alpha",
-                           "support size", "||p_cvxpy - p*||_2", "f(p*) - f(p_cvxpy)"], rows))
-    # the entmax package docstrings write "max <x,p> - H_alpha(p)"; the code maximises <x,p> + H_alpha(p)
-    s = _cases()[0]
-    p = entmax.entmax15(torch.as_tensor(s)[None], dim=-1)[0].numpy()
-    H = lambda q: np.sum(q - q**1.5) / (1.5 * 0.5)  # noqa: E731  Tsallis entropy, alpha = 3/2
-    e = np.eye(len(s))[np.argmax(s)]
-    ev.notes.append("The `entmax` docstrings state 'max_p <x, p> - H_alpha(p)' with H the Tsallis entropy; the code "
-                    "solves max <x,p> + H_alpha(p) = <x,p> - Omega_alpha(p) (the KKT certificate above). With the "
-                    f"printed sign the problem is convex maximisation and a vertex wins: <x,e> - H(e) = "
-                    f"{s @ e - H(e):.4f} > <x,p> - H(p) = {s @ p - H(p):.4f} at the package output.")
-    ev.figures.append(_figure(spm))
-    return ev
 
 
 def _figure(spm) -> Figure:
@@ -234,10 +298,7 @@ def _figure(spm) -> Figure:
     ax.set_ylabel("p_1")
     ax.legend(fontsize=7)
     path = context.save_figure(fig, "eot-omega")
-    return Figure(path, "EOT-OMEGA: the attention weight p_1 for two keys under three regularisers of the same "
-                        "template argmax <p,s> - Omega(p); Tsallis alpha > 1 reaches exactly 0 and 1 at finite scores.")
+    return Figure(path, r"EOT-OMEGA: the attention weight $p_1$ for two keys under three regularisers of the same "
+                        r"template $\arg\max \langle p,s\rangle - \Omega(p)$; Tsallis $\alpha > 1$ reaches exactly 0 and 1 "
+                        "at finite scores.")
 
-
-def omega_numeric(*, sparse_thr=sparsemax_threshold) -> Evidence:
-    """EOT-OMEGA numerically: sparsemax and alpha-entmax closed forms vs `entmax`, CVXPY and a KKT certificate."""
-    return _omega_evidence(sparse_thr=sparse_thr)

@@ -1,8 +1,8 @@
 """Tests for EOT-SDPA, EOT-PG, EOT-FISHER, EOT-LIMITS: derivations.eot_gradients and checks.eot_torch.
 
 Every derivation and check must pass; each wrong closed form (tau instead of sqrt(d), a missing baseline, a
-flipped sign, the one-hot limit under ties) injected through the internal ``_..._evidence`` functions must make a
-check fail.
+flipped sign, the one-hot limit under ties) injected through the internal ``_..._evidence`` functions of the
+derivation, or the keyword arguments of the public checks of checks.eot_torch, must make a check fail.
 """
 
 import time
@@ -77,31 +77,31 @@ def test_numeric_checks_pass(et, name):
 
 
 def test_sdpa_tau_instead_of_sqrt_d_detected(et):
-    ev = et._sdpa_evidence(tau_fn=lambda d: d)
+    ev = et.sdpa_equivalence(tau_fn=lambda d: d)
     assert {f"eot-solution-x-v-torch-sdpa-{be}-kernel-all-cases" for be in ("math", "flash")} <= set(ev.failed())
 
 
 def test_sdpa_backward_missing_baseline_detected(et):
-    ev = et._pg_evidence(dS_fn=lambda p, g, t: p * g / t)
+    ev = et.policy_gradient_autograd(dS_fn=lambda p, g, t: p * g / t)
     assert len(ev.failed()) == 3  # scores level, SDPA math, SDPA flash
 
 
 def test_sdpa_backward_tau_instead_of_sqrt_d_detected(et):
-    ev = et._pg_evidence(tau_fn=lambda d: d)
+    ev = et.policy_gradient_autograd(tau_fn=lambda d: d)
     assert {f"autograd-through-torch-{be}-advantage-formula-for-dq-dk" for be in ("math", "flash")} <= set(ev.failed())
 
 
 def test_fisher_wrong_matrix_detected(et):
-    ev = et._fisher_evidence(fisher_fn=lambda p: np.diag(p))  # dropped the -pp^T term
+    ev = et.fisher_numeric(fisher_fn=lambda p: np.diag(p))  # dropped the -pp^T term
     assert ev.failed()
 
 
 def test_limits_one_hot_detected(et):
-    ev = et._limits_evidence(zero_target=lambda s: np.eye(len(s))[np.argmax(s)])
+    ev = et.limits_numeric(zero_target=lambda s: np.eye(len(s))[np.argmax(s)])
     assert ev.failed()
 
 
 def test_reinforce_without_baseline_shows_no_difference(et):
     # with b = 0 both estimators coincide: the predicted and measured variance change is 0, not significant
-    ev = et._reinforce_evidence(baseline=lambda p, g: 0.0, N=20_000)
+    ev = et.reinforce_variance(baseline=lambda p, g: 0.0, N=20_000)
     assert "the-sign-of-the-variance-change-is-significant" in ev.failed()

@@ -73,16 +73,16 @@ def test_numeric_checks_pass(gt, name):
 
 
 def test_sdpa_mask_with_wrong_scale_detected(gt):
-    ev = gt._sdpa_evidence(mask_fn=lambda logpi, t: t * logpi)
+    ev = gt.prior_sdpa(mask_fn=lambda logpi, t: t * logpi)
     failed = ev.failed()
     assert {f"torch-sdpa-{be}-with-attn-mask-log-pi-scale-1-tau-equals" for be in ("math", "flash")} <= set(failed)
 
 
 def test_solvers_reject_wrong_closed_form(gt):
     wrong = lambda s, t, pi: gt.goat_closed_form(s, t, pi ** t)  # noqa: E731  the prior tempered by tau
-    assert gt._prior_solver_evidence(closed=wrong).failed()
+    assert gt.prior_against_solvers(closed=wrong).failed()
 
 
 def test_sink_flat_scores_uniform_detected(gt):
-    ev = gt._sink_evidence(flat_target=lambda pi: np.full_like(pi, 1 / len(pi)))
+    ev = gt.sink_numeric(flat_target=lambda pi: np.full_like(pi, 1 / len(pi)))
     assert "flat-scores-sdpa-with-attn-mask-log-pi-returns-p" in ev.failed()

@@ -56,5 +56,5 @@ def test_numeric_checks_pass(cr):
 
 @pytest.mark.parametrize("thr", [lambda cs, K: (cs - 1) / (K + 1), lambda cs, K: cs / K], ids=["K+1", "no -1"])
 def test_wrong_sparsemax_threshold_detected_numerically(cr, thr):
-    failed = cr._omega_evidence(sparse_thr=thr).failed()
+    failed = cr.omega_numeric(sparse_thr=thr).failed()
     assert {"closed-forms-sort-threshold-tau-entmax-sparsemax", "kkt-certificate-every-closed-form-and-package"} <= set(failed)
