@@ -83,3 +83,45 @@ def test_single_template_support():
 def test_bad_arguments_raise_a_value_error_naming_them(T, u, Z, alpha, field):
     with pytest.raises(ValueError, match=rf"^{field}: "):
         solve_dual_batched(T, u, Z, alpha)
+
+
+@pytest.mark.parametrize("seed", [0, 48, 68])
+def test_rows_the_s_certificate_leaves_open_are_certified_in_full_space(seed, monkeypatch):
+    """alpha = 1000, logits of size 1, ||lambda|| ~ 0.1: the S-coordinate certificate's bound on the gradient
+    outside the basis (alpha ||E||, E the basis's rounding) exceeds rtol ||lambda||, so those rows stop
+    uncertified although lambda is accurate.  The R^d certificate of certify_points holds for the same lambda;
+    the solver keeps the smaller bound.  Without that step these seeds leave rows unconverged."""
+    from attnverify import batched
+
+    rng = np.random.default_rng(seed)
+    T = rng.normal(size=(10, 14))
+    u = rng.dirichlet(np.ones(10))
+    Z = rng.normal(size=(3, 14))
+    alpha = 1000.0
+    Z *= (1.0 / (alpha * np.abs(Z @ T.T).max(axis=1)))[:, None]
+    sol = batched.solve_dual_batched(T, u, Z, alpha)
+    assert sol.converged.all()
+    again = batched.certify_points(T, u, Z, sol.lam, alpha)  # the certificate, recomputed independently
+    assert again["converged"].all() and np.all(sol.rel_bound <= 1e-10)
+    monkeypatch.setattr(batched, "_recertify_in_full_space", lambda ts, o, rtol: None)
+    without = batched.solve_dual_batched(T, u, Z, alpha)
+    assert not without.converged.all()
+    assert np.array_equal(without.lam, sol.lam)  # the answer is the same; only its certificate differs
+
+
+def test_float64_floor_is_reported_not_hidden():
+    """alpha = 1e3, logits up to 1e4: the float64 error bounds of the gradient alone exceed 1e-10 ||lambda||, so
+    neither the batched solver nor the full-space Newton can certify rtol = 1e-10.  Both say so (converged False,
+    the bound they reached, ~1.1e-10 ||lambda||), and their answers agree within the sum of the two bounds."""
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(4, 20))
+    u = rng.dirichlet(np.ones(4))
+    Z = rng.normal(size=(3, 20))
+    alpha = 1e3
+    Z *= (1e4 / (alpha * np.abs(Z @ T.T).max(axis=1)))[:, None]
+    sol = solve_dual_batched(T, u, Z, alpha)
+    for k, z in enumerate(Z):
+        ref = dual.solve_dual_newton(T, u, z, alpha)
+        assert not sol.converged[k] and not ref.converged
+        assert 1e-10 < sol.rel_bound[k] < 2e-10 and "not converged" in sol.message
+        assert np.linalg.norm(sol.lam[k] - ref.lam) <= sol.bound[k] + ref.bound
