@@ -658,9 +658,30 @@ def _run_cluster(todo, finish, scheduler, n_workers):
         with client:
             _run_dask(client, todo, finish)
         return
-    with LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    import dask
+
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}), \
+            LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                         dashboard_address=None) as cluster, Client(cluster) as client:
         _run_dask(client, todo, finish)
+
+
+# glibc's mmap threshold for the worker processes.  Dask's nanny sets MALLOC_TRIM_THRESHOLD_ before a worker
+# starts, and setting it switches off glibc's dynamic mmap threshold: then every temporary array above 128 KiB
+# is mmap'ed and unmapped again, and its pages fault in anew on each use.  Measured on one sweep task (53,136
+# queries): 23.1 us per query in a plain process, 32.4 with Dask's setting (page faults 122k -> 643k, system
+# time 0.19 -> 0.72 s), 23.3 with this threshold added.  32 MiB is glibc's largest allowed value on 64 bits.
+WORKER_MMAP_THRESHOLD = 32 * 2**20
+
+
+def _worker_environ() -> dict:
+    """The environment Dask's nanny sets before it starts a worker, plus the mmap threshold above."""
+    import dask
+    import distributed  # noqa: F401  (registers the distributed.* config defaults)
+
+    env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", WORKER_MMAP_THRESHOLD)
+    return env
 
 
 def _write_manifest(cfg, out, todo_all):
