@@ -353,7 +353,7 @@ SWEEP_SENTENCES = 40  # a fixed subset of the FD-FIG4 corpus: every 500 / 40-th 
 
 
 def sweep_workload(n_sentences: int = SWEEP_SENTENCES, corpus_size: int = 500):
-    """MiniLM's actual (T, u, Z) per (sentence, layer) for every (corpus_size / n_sentences)-th sentence of the
+    r"""MiniLM's actual (T, u, Z) per (sentence, layer) for every (corpus_size / n_sentences)-th sentence of the
     FD-FIG4 corpus (the real sentence lengths; 6 layers, 12 heads, :math:`\alpha = 1`): a list of problems."""
     from . import models, sweep
 

@@ -124,7 +124,9 @@ def _sensitivity(ch: dict) -> list:
         return [Strong(plain("Judgement call")), Text(" (no sensitivity recorded). ")]
     lo, hi = (list(s.get("declared_range") or []) + [None, None])[:2]
     nominal = f", nominal {fmt(s['nominal'])}" if s.get("nominal") is not None else ""
-    runs = [Strong(plain("Judgement call")), Text(f" over {s.get('parameter', '?')} in [{fmt(lo)}, {fmt(hi)}]{nominal}: ")]
+    # the parameter is report text (it may hold $...$ maths): parsed like the other texts
+    runs = ([Strong(plain("Judgement call")), Text(" over ")] + text(s.get("parameter", "?"))
+            + [Text(f" in [{fmt(lo)}, {fmt(hi)}]{nominal}: ")])
     if s.get("verdict_over_range") == "flips" or s.get("flips_at") is not None:
         runs.append(Strong(plain(f"flips at {fmt(s.get('flips_at'))}")))
     else:
