@@ -36,7 +36,7 @@ LEVELS = (0.01, 0.10)  # declared range of the two-sided significance level
 
 # Table 1 (CIFAR100, by learning rate) and Table 2 as printed in the seed (markdown transcription)
 PRINTED_ROWS = {
-    # the header as the seed holds it: its transcription turned "\\times" into a TAB followed by "imes"
+    # the header as the seed holds it: its transcription turned "\times" into a TAB followed by "imes"
     "table1": ["| LR | $3 \times 10^{-3}$ | $3 \times 10^{-4}$ | $3 \times 10^{-5}$ |",
                r"| ViT | 0.228 ± 0.01 | $\textbf{0.463} \pm 0.01$ | 0.452 ± 0.01 |",
                r"| OT-ViT | 0.175 ± 0.01 | $\textbf{0.491} \pm 0.01$ | 0.412 ± 0.01 |"],
