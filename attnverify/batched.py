@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -542,7 +542,6 @@ def one_blas_thread():
 # ------------------------------------------------------------------ the stacked core
 def _solve_sets(sets, Zs, alphas, rtol, maxiter):
     """Solve the query blocks Zs[b] (m_b, d) of template sets sets[b] together; one dict per block."""
-    d = sets[0].d
     out = []
     for ts, Z, a in zip(sets, Zs, alphas):
         zn = certificate.norm_rows(Z)
@@ -853,14 +852,6 @@ def _hsq(w, alpha):
     r""":math:`\|w\|^2 / (2\alpha)` per row of (B, K, r), alpha (B,): no under/overflow at extreme :math:`\alpha`."""
     s = w * (1.0 / np.sqrt(2.0 * alpha))[:, None, None]
     return np.vecdot(s, s)
-
-
-def _shifted_exp(L):
-    r"""Row max m, :math:`E = \exp(L - m)` and its row sums s: softmax :math:`= E / s`,
-    logsumexp :math:`= m + \log s`."""
-    mx = L.max(axis=-1)
-    E = np.exp(L - mx[..., None])
-    return mx, E, E.sum(axis=-1)
 
 
 def _repack_index(act):

@@ -87,6 +87,15 @@ def compare(old: dict, new: dict) -> tuple[list[str], dict]:
     return diffs, stats
 
 
+def read_pair(paths, prog: str):
+    """The two results.json files as dicts, or None after a one-line error naming the file (exit status 2)."""
+    try:
+        return tuple(json.load(open(p)) for p in paths)
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"{prog}: cannot read {e}", file=sys.stderr)
+        return None
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--ignore" in argv:
@@ -99,11 +108,10 @@ def main(argv=None) -> int:
     if len(argv) != 2:
         print("usage: python tools/compare_results.py OLD NEW [--ignore FIELD,FIELD...]", file=sys.stderr)
         return 2
-    try:
-        old, new = (json.load(open(p)) for p in argv)
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"compare_results: cannot read {e}", file=sys.stderr)
+    pair = read_pair(argv, "compare_results")
+    if pair is None:
         return 2
+    old, new = pair
     diffs, st = compare(old, new)
     for d in diffs:
         print(d)

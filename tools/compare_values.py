@@ -18,10 +18,11 @@ Prints one line per difference and a summary; exit status 1 if a value differs.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections import Counter
+
+from compare_results import read_pair  # tools/ is the script's folder, first on sys.path
 
 TEXT = {"why", "metric", "text", "caption", "finding", "reason", "decided", "conclusion", "transformation",
         "leaves_unchanged", "parameter", "why_this_range", "problem", "note", "title_latex"}
@@ -80,11 +81,10 @@ def main(argv=None) -> int:
     if len(argv) != 2:
         print("usage: python tools/compare_values.py OLD NEW", file=sys.stderr)
         return 2
-    try:
-        old, new = (json.load(open(p)) for p in argv)
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"compare_values: cannot read {e}", file=sys.stderr)
+    pair = read_pair(argv, "compare_values")
+    if pair is None:
         return 2
+    old, new = pair
     out: list[str] = []
     oc = {c["id"]: c for c in old.get("claims", [])}
     nc = {c["id"]: c for c in new.get("claims", [])}
